@@ -1,0 +1,42 @@
+# Corral — build, run, test. See README.md.
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+CONFIG   ?= config.example.toml
+
+.PHONY: all build run test test-short bench fuzz vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/corrald ./cmd/node
+	$(GO) build -o $(BIN)/corralctl ./cmd/ctl
+	$(GO) build -o $(BIN)/encoder-demo ./examples/encoder-demo
+	$(GO) build -o $(BIN)/consumer-demo ./examples/consumer-demo
+
+# Build and start a node with the embedded NATS server and the example config.
+run: build
+	./$(BIN)/corrald --config $(CONFIG)
+
+# Every test, with the race detector. Tests build what they need themselves.
+test: vet
+	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+# Benchmarks: throughput, latency, spawn time (figures go in issue notes).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
+
+# A short fuzzing pass over the parsers of untrusted input.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./client/wire
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN) .corral

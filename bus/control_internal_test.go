@@ -1,0 +1,108 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/corral-run/corral/node"
+)
+
+// fakeSupervisor is a Supervisor whose methods the test sets; unset ones
+// fail the test.
+type fakeSupervisor struct {
+	t   *testing.T
+	get func(id string) (node.ManagedProcess, bool)
+}
+
+var _ Supervisor = (*fakeSupervisor)(nil)
+
+func (f *fakeSupervisor) unexpected(what string) error {
+	f.t.Errorf("unexpected call to %s", what)
+	return errors.New("unexpected")
+}
+
+func (f *fakeSupervisor) Spawn(context.Context, string, node.SpawnOptions) (node.ManagedProcess, error) {
+	return node.ManagedProcess{}, f.unexpected("Spawn")
+}
+func (f *fakeSupervisor) Get(id string) (node.ManagedProcess, bool) { return f.get(id) }
+func (f *fakeSupervisor) GetAll() []node.ManagedProcess             { return nil }
+func (f *fakeSupervisor) Stop(context.Context, string, syscall.Signal) (node.ManagedProcess, error) {
+	return node.ManagedProcess{}, f.unexpected("Stop")
+}
+func (f *fakeSupervisor) StopAll(context.Context, syscall.Signal, string) ([]node.ManagedProcess, error) {
+	return nil, f.unexpected("StopAll")
+}
+func (f *fakeSupervisor) Restart(context.Context, string) (node.ManagedProcess, error) {
+	return node.ManagedProcess{}, f.unexpected("Restart")
+}
+func (f *fakeSupervisor) Send(string, json.RawMessage) error { return f.unexpected("Send") }
+func (f *fakeSupervisor) Define(node.Definition) error       { return f.unexpected("Define") }
+func (f *fakeSupervisor) Definitions() []node.Definition     { return nil }
+func (f *fakeSupervisor) LogTail(string, int) (string, error) {
+	return "", f.unexpected("LogTail")
+}
+
+// A request with a field the service does not know is refused with 400,
+// which Control reports as ErrBadRequest, and the supervisor never sees it.
+func TestBadRequestIsErrBadRequest(t *testing.T) {
+	srv, err := StartServer(ServerConfig{Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := ConnectInProcess(srv, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	svc := NewService(nc, ServiceConfig{NodeID: "f"})
+	defer svc.Close()
+	const id = "proc_fake"
+	sup := &fakeSupervisor{t: t, get: func(got string) (node.ManagedProcess, bool) {
+		return node.ManagedProcess{ID: got, Name: "fake", Node: "f", Status: node.StatusRunning}, got == id
+	}}
+	if err := svc.Serve(sup); err != nil {
+		t.Fatal(err)
+	}
+	// As the supervisor does on a spawn: the service starts answering for id.
+	if err := svc.Publish(node.Report{Kind: node.KindSpawned, ProcessID: id, Name: "fake",
+		Payload: node.Spawned{ProcessID: id, Name: "fake", PID: 1, Node: "f"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := NewControl(cc, WithTimeout(5*time.Second))
+	ctx := t.Context()
+
+	for _, tt := range []struct{ subject, body string }{
+		{NodeSubject("f", VerbSpawn), `{"nmae":"fake"}`},
+		{NodeSubject("f", VerbStopAll), `{"signal":"TERM","names":"x"}`},
+		{ProcSubject(id, VerbStop), `{"sig":"TERM"}`},
+		{ProcSubject(id, VerbLogs), `{"lines":"ten"}`},
+	} {
+		var reply json.RawMessage
+		err := c.request(ctx, tt.subject, json.RawMessage(tt.body), &reply)
+		var se *ServiceError
+		if !errors.As(err, &se) || se.Code != 400 || !errors.Is(err, ErrBadRequest) {
+			t.Errorf("%s %s: err = %#v, want a 400 ServiceError matching ErrBadRequest", tt.subject, tt.body, err)
+		}
+	}
+
+	// The same service answers a good request.
+	mp, err := c.Get(ctx, id)
+	if err != nil || mp.ID != id {
+		t.Errorf("Get = %+v, %v", mp, err)
+	}
+}

@@ -1,0 +1,237 @@
+package bus_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/client/wire"
+	"github.com/corral-run/corral/node"
+	"github.com/corral-run/corral/schema"
+)
+
+func compileSchemas(t *testing.T) map[string]*schema.Schema {
+	t.Helper()
+	all := bus.Schemas()
+	out := make(map[string]*schema.Schema, len(all))
+	for i, ns := range all {
+		if i > 0 && all[i-1].Name >= ns.Name {
+			t.Errorf("Schemas not sorted or not unique: %q before %q", all[i-1].Name, ns.Name)
+		}
+		s, err := schema.Compile(ns.Name, ns.Schema)
+		if err != nil {
+			t.Errorf("%s: %v", ns.Name, err)
+			continue
+		}
+		out[ns.Name] = s
+	}
+	return out
+}
+
+// nullChecker validates data against named schemas. Failures that are only
+// about null values (a pointer field such as exitCode, or an unreadable
+// wire id) are a known bug of the generated schemas (see
+// TestSchemasAcceptNulls); it records them instead of failing, so the
+// other checks keep running.
+type schemaChecker struct {
+	t       *testing.T
+	schemas map[string]*schema.Schema
+}
+
+func (c *schemaChecker) check(name string, data []byte) {
+	c.t.Helper()
+	s := c.schemas[name]
+	if s == nil {
+		c.t.Errorf("no schema named %q", name)
+		return
+	}
+	if err := s.Validate(data); err != nil {
+		c.t.Errorf("%s: %s does not validate: %v", name, data, err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSchemasCompileAndValidateSamples(t *testing.T) {
+	schemas := compileSchemas(t)
+	now := time.Now()
+	zero, one := 0, 1
+	hb := 30000
+	hbMs := int64(hb)
+	mp := bus.ManagedProcess{
+		ID: "proc_0123456789abcdef", Name: "encoder", Node: "n1", Status: node.StatusStopped, PID: 4242,
+		StartedAt: now.Add(-time.Minute), LastHeartbeat: &now, Metadata: json.RawMessage(`{"job":7}`),
+		Restarts: 1, ExitCode: &zero, EndedAt: &now, Connected: false, SocketPath: "/run/corral/proc_0123456789abcdef.sock",
+	}
+	def := bus.DefinitionInfo{
+		Name: "encoder", Command: "ffmpeg", Args: []string{"-i", "x"}, Env: map[string]string{"A": "b"},
+		Events:             map[string]json.RawMessage{"progress": json.RawMessage(`{"type":"object"}`), "done": nil},
+		HeartbeatTimeoutMs: &hbMs, AutoRestart: true, MaxRestarts: 3, StopSignal: "SIGTERM", StopTimeoutMs: 5000,
+		Limits: node.LimitsInfo{MaxRuntimeMs: 60000, MaxMemoryMb: 512},
+	}
+	stats := wire.Stats{CPU: wire.CPUStats{User: 1200, System: 300, Percent: 12.5},
+		Memory: wire.MemoryStats{RSS: 1 << 20, HeapTotal: 1 << 19, HeapUsed: 1 << 18}, Uptime: 12.5}
+	list := bus.ListReply{Node: "n1", Processes: []bus.ManagedProcess{mp}}
+	samples := map[string][]byte{
+		"process.spawned":         mustJSON(t, node.Spawned{ProcessID: mp.ID, Name: "encoder", PID: 4242, Node: "n1"}),
+		"process.connected":       mustJSON(t, node.ProcessRef{ProcessID: mp.ID, Name: "encoder"}),
+		"process.reconnected":     mustJSON(t, node.Reconnected{ProcessID: mp.ID, Name: "encoder", PID: 4242}),
+		"process.heartbeat":       mustJSON(t, node.ProcessRef{ProcessID: mp.ID, Name: "encoder"}),
+		"process.stats":           mustJSON(t, node.StatsReport{ProcessID: mp.ID, Name: "encoder", Stats: stats, Source: "node"}),
+		"process.<name>.stats":    mustJSON(t, node.StatsReport{ProcessID: mp.ID, Name: "encoder", Stats: stats, Source: "client"}),
+		"process.stale":           mustJSON(t, node.Stale{ProcessID: mp.ID, Name: "encoder", TimeSince: 31000}),
+		"process.stopped":         mustJSON(t, node.Stopped{ProcessID: mp.ID, Name: "encoder", ExitCode: &zero}),
+		"process.crashed":         mustJSON(t, node.Crashed{ProcessID: mp.ID, Name: "encoder", ExitCode: &one, Error: "exited with code 1"}),
+		"process.restarted":       mustJSON(t, node.Restarted{OldProcessID: mp.ID, NewProcessID: "proc_x", Name: "encoder", Attempt: 1}),
+		"process.restart_limit":   mustJSON(t, node.RestartLimit{ProcessID: mp.ID, Name: "encoder", Restarts: 3}),
+		"process.limits_exceeded": mustJSON(t, node.LimitsExceeded{ProcessID: mp.ID, Name: "encoder", Reason: "maxMemoryMb", Limit: 512, Value: 700}),
+		"process.watchdog.stale":  mustJSON(t, node.WatchdogStale{ProcessID: mp.ID, Name: "encoder", Reason: "heartbeat", TimeoutMs: 30000}),
+		"process.watchdog.killed": mustJSON(t, node.WatchdogKilled{ProcessID: mp.ID, Name: "encoder", Reason: "maxMemoryMb", Value: 700}),
+		"process.<name>.<event>":  []byte(`{"processId":"proc_0123456789abcdef","name":"encoder","percent":50}`),
+		"process.node_lost":       mustJSON(t, bus.NodeLost{Node: "n2"}),
+
+		"corral.node.<node>.spawn request":     mustJSON(t, bus.SpawnRequest{Name: "encoder", Metadata: json.RawMessage(`{"job":7}`), Env: map[string]string{"A": "b"}, Cwd: "/tmp"}),
+		"corral.node.<node>.spawn reply":       mustJSON(t, mp),
+		"corral.node.<node>.list request":      mustJSON(t, bus.ListRequest{Name: "encoder", All: true}),
+		"corral.node.<node>.list reply":        mustJSON(t, list),
+		"corral.node.<node>.define request":    mustJSON(t, def),
+		"corral.node.<node>.define reply":      mustJSON(t, def),
+		"corral.node.<node>.definitions reply": mustJSON(t, bus.DefinitionsReply{Node: "n1", Definitions: []bus.DefinitionInfo{def}}),
+		"corral.node.<node>.stopall request":   mustJSON(t, bus.StopAllRequest{Signal: "SIGINT", Name: "encoder"}),
+		"corral.node.<node>.stopall reply":     mustJSON(t, list),
+		"corral.node.<node>.info reply":        mustJSON(t, bus.NodeInfo{ID: "n1", Version: bus.Version, Labels: map[string]string{"zone": "a"}, StartedAt: now, Processes: 2, Running: 1, Definitions: []string{"encoder"}}),
+		"corral.spawn.<name> request":          mustJSON(t, bus.SpawnRequest{}),
+		"corral.spawn.<name> reply":            mustJSON(t, mp),
+		"corral.list request":                  mustJSON(t, bus.ListRequest{}),
+		"corral.list reply":                    mustJSON(t, bus.ListReply{Node: "n1", Processes: []bus.ManagedProcess{}}),
+		"corral.proc.<id>.get reply":           mustJSON(t, mp),
+		"corral.proc.<id>.stop request":        mustJSON(t, bus.StopRequest{Signal: "SIGTERM"}),
+		"corral.proc.<id>.stop reply":          mustJSON(t, mp),
+		"corral.proc.<id>.restart reply":       mustJSON(t, mp),
+		"corral.proc.<id>.send reply":          mustJSON(t, bus.OK{OK: true}),
+		"corral.proc.<id>.logs request":        mustJSON(t, bus.LogsRequest{Lines: 10}),
+		"corral.proc.<id>.logs reply":          mustJSON(t, bus.LogsReply{ProcessID: mp.ID, Log: "hello\n"}),
+		bus.SchemaWireMessage:                  []byte(`{"type":"event","processId":"proc_0123456789abcdef","timestamp":1700000000000,"id":"e1","event":"progress","data":{"percent":50}}`),
+		bus.SchemaWireReply:                    wire.AppendError(nil, json.RawMessage(`7`), wire.CodeUnknownEvent, "unknown event"),
+	}
+	for name := range schemas {
+		if _, ok := samples[name]; !ok {
+			t.Errorf("schema %q has no sample in this test", name)
+		}
+	}
+	c := &schemaChecker{t: t, schemas: schemas}
+	for name, data := range samples {
+		c.check(name, data)
+	}
+
+	// A few more real lines of the wire protocol.
+	for _, line := range []string{
+		`{"type":"connected","processId":"p","timestamp":1}`,
+		`{"type":"heartbeat","processId":"p","timestamp":1.5,"id":3}`,
+		`{"type":"stats","processId":"p","timestamp":1,"stats":` + string(mustJSON(t, stats)) + `}`,
+	} {
+		c.check(bus.SchemaWireMessage, []byte(line))
+	}
+	c.check(bus.SchemaWireReply, wire.AppendAck(nil, json.RawMessage(`"e1"`)))
+
+	// And what the schemas must refuse.
+	for _, bad := range []struct{ name, data string }{
+		{"process.spawned", `{"processId":"p","name":"x","pid":"12","node":"n1"}`},
+		{"process.stats", `{"processId":"p","name":"x","stats":{},"source":"node"}`},
+		{"corral.proc.<id>.get reply", `{"id":"p","status":"running"}`},
+		{bus.SchemaWireMessage, `{"type":"shout","processId":"p","timestamp":1}`},
+		{bus.SchemaWireMessage, `{"type":"event","processId":"p","timestamp":1,"data":[1]}`},
+		{bus.SchemaWireReply, `{"type":"ack","id":true}`},
+	} {
+		if s := schemas[bad.name]; s != nil && s.Validate([]byte(bad.data)) == nil {
+			t.Errorf("%s accepts %s", bad.name, bad.data)
+		}
+	}
+}
+
+// The payloads and replies a real node sends validate against their
+// schemas.
+func TestSchemasValidateRealMessages(t *testing.T) {
+	schemas := compileSchemas(t)
+	n := startTestNode(t)
+	ctx := testContext(t)
+	c := &schemaChecker{t: t, schemas: schemas}
+
+	events := make(chan bus.Event, 64)
+	sub, err := bus.Subscribe(n.nc, bus.SubjectAll, func(_ json.RawMessage, e bus.Event) { events <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := n.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	request := func(name, subject, body string) []byte {
+		t.Helper()
+		m, err := n.nc.RequestWithContext(ctx, subject, []byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		if code := m.Header.Get("Nats-Service-Error-Code"); code != "" {
+			t.Fatalf("%s: error %s %s", subject, code, m.Header.Get("Nats-Service-Error"))
+		}
+		c.check(name, m.Data)
+		return m.Data
+	}
+	var mp bus.ManagedProcess
+	if err := json.Unmarshal(request("corral.spawn.<name> reply", bus.SpawnSubject("sleeper"), `{"metadata":{"k":1}}`), &mp); err != nil {
+		t.Fatal(err)
+	}
+	request("corral.node.<node>.spawn reply", bus.NodeSubject("n1", bus.VerbSpawn), `{"name":"sleeper"}`)
+	request("corral.proc.<id>.get reply", bus.ProcSubject(mp.ID, bus.VerbGet), ``)
+	request("corral.node.<node>.list reply", bus.NodeSubject("n1", bus.VerbList), `{}`)
+	request("corral.list reply", bus.SubjectList, `{"all":true}`)
+	request("corral.node.<node>.info reply", bus.NodeSubject("n1", bus.VerbInfo), ``)
+	request("corral.node.<node>.definitions reply", bus.NodeSubject("n1", bus.VerbDefinitions), ``)
+	request("corral.node.<node>.define reply", bus.NodeSubject("n1", bus.VerbDefine), `{"name":"echo","command":"echo","autoRestart":false,"maxRestarts":0,"stopSignal":"","stopTimeoutMs":0,"limits":{}}`)
+	request("corral.proc.<id>.logs reply", bus.ProcSubject(mp.ID, bus.VerbLogs), `{"lines":5}`)
+	request("corral.proc.<id>.stop reply", bus.ProcSubject(mp.ID, bus.VerbStop), `{}`)
+	request("corral.proc.<id>.restart reply", bus.ProcSubject(mp.ID, bus.VerbRestart), ``)
+	request("corral.node.<node>.stopall reply", bus.NodeSubject("n1", bus.VerbStopAll), `{}`)
+
+	// Events: spawned ×3, stopped ×3, restarted, at least.
+	seen := map[string]int{}
+	deadline := time.After(5 * time.Second)
+	for seen[bus.SubjectSpawned] < 3 || seen[bus.SubjectStopped] < 3 || seen[bus.SubjectRestarted] < 1 {
+		select {
+		case e := <-events:
+			seen[e.Subject]++
+			c.check(e.Subject, e.Data)
+			for _, h := range []string{bus.HeaderNode, bus.HeaderProcessID, bus.HeaderProcessName, bus.HeaderMsgID} {
+				if e.Header(h) == "" {
+					t.Errorf("%s has no %s header", e.Subject, h)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("events seen: %v", seen)
+		}
+	}
+}
+
+// TestSchemasAcceptNulls pins the known bug on its own: the code sends null
+// for a pointer field without omitempty (exitCode of a process killed by a
+// signal, lastHeartbeat before the first heartbeat) and for the id of a
+// wire error answering an unreadable id, but the generated schemas require
+// a non-null value there.
+func TestSchemasAcceptNulls(t *testing.T) {
+	schemas := compileSchemas(t)
+	c := &schemaChecker{t: t, schemas: schemas}
+	c.check("process.stopped", mustJSON(t, node.Stopped{ProcessID: "p", Name: "x"}))
+	c.check("process.crashed", mustJSON(t, node.Crashed{ProcessID: "p", Name: "x", Error: "killed by signal SIGKILL"}))
+	c.check("corral.proc.<id>.get reply", mustJSON(t, bus.ManagedProcess{ID: "p", Name: "x", Node: "n1", Status: node.StatusRunning, Metadata: json.RawMessage(`{}`), StartedAt: time.Now()}))
+	c.check(bus.SchemaWireReply, wire.AppendError(nil, nil, wire.CodeLineTooLong, "line too long"))
+}

@@ -1,0 +1,126 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ServerConfig configures the embedded nats-server.
+type ServerConfig struct {
+	// Name is the server name (the node id).
+	Name string
+	// Listen is the client address, host:port. Port 0 or -1 picks a random
+	// port. Empty means 127.0.0.1:4222.
+	Listen string
+	// JetStream turns JetStream on, storing under StoreDir.
+	JetStream bool
+	StoreDir  string
+	// Logger receives the server's log lines.
+	Logger *slog.Logger
+}
+
+// StartServer starts an embedded nats-server that leaves signals to the
+// node (NoSigs) and logs through slog. Call Shutdown and WaitForShutdown.
+func StartServer(cfg ServerConfig) (*server.Server, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:4222"
+	}
+	host, portText, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start NATS server: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < -1 || port > 65535 {
+		return nil, fmt.Errorf("cannot start NATS server: listen address %q has no valid port", cfg.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT // 0 would mean 4222 to nats-server
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	opts := &server.Options{
+		ServerName:             cfg.Name,
+		Host:                   host,
+		Port:                   port,
+		NoSigs:                 true,
+		DisableJetStreamBanner: true,
+		MaxPayload:             8 << 20,
+	}
+	if cfg.JetStream {
+		if cfg.StoreDir == "" {
+			return nil, errors.New("cannot start NATS server: JetStream needs a store directory")
+		}
+		opts.JetStream = true
+		opts.StoreDir = filepath.Clean(cfg.StoreDir)
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start NATS server: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s.SetLoggerV2(&serverLogger{log: logger.With("component", "nats-server")}, false, false, false)
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("cannot start NATS server on %s: not ready after 10s", cfg.Listen)
+	}
+	return s, nil
+}
+
+// serverLogger routes nats-server's log into slog.
+type serverLogger struct{ log *slog.Logger }
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// ConnectInProcess connects to an embedded server without TCP.
+func ConnectInProcess(s *server.Server, name string, opts ...nats.Option) (*nats.Conn, error) {
+	all := append([]nats.Option{nats.InProcessServer(s), nats.Name(name), nats.MaxReconnects(-1)}, opts...)
+	nc, err := nats.Connect("", all...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
+	}
+	return nc, nil
+}
+
+// Connect connects to external NATS servers (a comma-separated list of
+// URLs), reconnecting forever, retrying the first connection too.
+func Connect(urls, name string, logger *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	all := append([]nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("disconnected from NATS", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("reconnected to NATS", "url", nc.ConnectedUrl())
+		}),
+	}, opts...)
+	nc, err := nats.Connect(strings.TrimSpace(urls), all...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to NATS at %s: %w", urls, err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,461 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/corral-run/corral/node"
+)
+
+// Version is Corral's version, announced by the control service.
+const Version = "0.1.0"
+
+// Supervisor is what the control service needs of a node's supervisor.
+type Supervisor interface {
+	Spawn(ctx context.Context, name string, opts node.SpawnOptions) (node.ManagedProcess, error)
+	Get(id string) (node.ManagedProcess, bool)
+	GetAll() []node.ManagedProcess
+	Stop(ctx context.Context, id string, sig syscall.Signal) (node.ManagedProcess, error)
+	StopAll(ctx context.Context, sig syscall.Signal, name string) ([]node.ManagedProcess, error)
+	Restart(ctx context.Context, id string) (node.ManagedProcess, error)
+	Send(id string, msg json.RawMessage) error
+	Define(d node.Definition) error
+	Definitions() []node.Definition
+	LogTail(id string, lines int) (string, error)
+}
+
+var _ Supervisor = (*node.Supervisor)(nil)
+
+// ServiceConfig configures a node's control service.
+type ServiceConfig struct {
+	NodeID string
+	Labels map[string]string
+	// RequestTimeout bounds the work of one request (stop waits for the
+	// exit). Default 30 s.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Service is one node's presence on NATS: it relays the supervisor's
+// reports (it is the node.Reporter) and answers the control plane.
+//
+// Create it with NewService, give it to node.New as the Reporter, then call
+// Serve with the supervisor. Close stops answering and waits for requests
+// in flight.
+type Service struct {
+	*Relay
+	nc        *nats.Conn
+	cfg       ServiceConfig
+	log       *slog.Logger
+	startedAt time.Time
+
+	mu       sync.Mutex
+	sup      Supervisor
+	svc      micro.Service
+	procSubs map[string]*nats.Subscription
+	spawnFor map[string]bool // names with a corral.spawn.<name> endpoint
+	closed   bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // requests handled off the subscription goroutine
+}
+
+// NewService returns a Service for the node cfg.NodeID on nc.
+func NewService(nc *nats.Conn, cfg ServiceConfig) *Service {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		Relay: NewRelay(nc, cfg.NodeID), nc: nc, cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID),
+		startedAt: time.Now(), procSubs: make(map[string]*nats.Subscription), spawnFor: make(map[string]bool),
+		ctx: ctx, cancel: cancel,
+	}
+}
+
+// Publish implements node.Reporter: it relays the report and, for a new
+// process, starts answering corral.proc.<id>.*.
+func (s *Service) Publish(r node.Report) error {
+	if r.Kind == node.KindSpawned || r.Kind == node.KindReconnected {
+		if err := s.watchProcess(r.ProcessID); err != nil {
+			s.log.Error("cannot serve process control subjects", "process", r.ProcessID, "err", err)
+		}
+	}
+	return s.Relay.Publish(r)
+}
+
+// Serve registers the micro service "corral" and its endpoints.
+func (s *Service) Serve(sup Supervisor) error {
+	meta := map[string]string{"node": s.cfg.NodeID}
+	for k, v := range s.cfg.Labels {
+		meta["label."+k] = v
+	}
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name: ServiceName, Version: Version, Metadata: meta,
+		Description: "Corral node " + s.cfg.NodeID,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot register control service: %w", err)
+	}
+	s.mu.Lock()
+	s.sup, s.svc = sup, svc
+	s.mu.Unlock()
+
+	g := svc.AddGroup(nodeGroup(s.cfg.NodeID), micro.WithGroupQueueGroupDisabled())
+	endpoints := []struct {
+		verb string
+		h    func(micro.Request)
+	}{
+		{VerbSpawn, s.handleSpawn}, {VerbList, s.handleList}, {VerbDefine, s.handleDefine},
+		{VerbDefinitions, s.handleDefinitions}, {VerbStopAll, s.handleStopAll}, {VerbInfo, s.handleInfo},
+	}
+	for _, e := range endpoints {
+		if err := g.AddEndpoint(e.verb, micro.HandlerFunc(e.h)); err != nil {
+			return fmt.Errorf("cannot add endpoint %s: %w", e.verb, err)
+		}
+	}
+	if err := svc.AddEndpoint("list-all", micro.HandlerFunc(s.handleList),
+		micro.WithEndpointSubject(SubjectList), micro.WithEndpointQueueGroupDisabled()); err != nil {
+		return fmt.Errorf("cannot add endpoint %s: %w", SubjectList, err)
+	}
+	for _, d := range sup.Definitions() {
+		if err := s.serveSpawn(d.Name); err != nil {
+			return err
+		}
+	}
+	// Subscribing only queues the SUBs on the connection: flush, so that a
+	// client on another connection told the node is up finds its endpoints.
+	// A connection still waiting to connect sends them when it does.
+	if s.nc.IsConnected() {
+		if err := s.nc.Flush(); err != nil {
+			s.log.Warn("cannot flush control subscriptions", "err", err)
+		}
+	}
+	return nil
+}
+
+// serveSpawn joins the corral.spawn.<name> queue group.
+func (s *Service) serveSpawn(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spawnFor[name] || s.svc == nil {
+		return nil
+	}
+	err := s.svc.AddEndpoint("spawn-"+name, micro.HandlerFunc(func(r micro.Request) { s.spawn(r, name) }),
+		micro.WithEndpointSubject(SpawnSubject(name)), micro.WithEndpointQueueGroup("spawn"))
+	if err != nil {
+		return fmt.Errorf("cannot add endpoint %s: %w", SpawnSubject(name), err)
+	}
+	s.spawnFor[name] = true
+	return nil
+}
+
+// watchProcess subscribes to corral.proc.<id>.* so that only the owning
+// node answers, and nobody at all once the node is gone.
+func (s *Service) watchProcess(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.procSubs[id] != nil {
+		return nil
+	}
+	sub, err := s.nc.Subscribe(procWildcard(id), func(m *nats.Msg) { s.handleProc(id, m) })
+	if err != nil {
+		return err
+	}
+	s.procSubs[id] = sub
+	return nil
+}
+
+// Forget stops answering for a process whose record is gone.
+func (s *Service) Forget(id string) {
+	s.mu.Lock()
+	sub := s.procSubs[id]
+	delete(s.procSubs, id)
+	s.mu.Unlock()
+	if sub != nil {
+		_ = sub.Unsubscribe()
+	}
+}
+
+// Close stops the control service and waits for requests in flight.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	svc := s.svc
+	subs := s.procSubs
+	s.procSubs = map[string]*nats.Subscription{}
+	s.mu.Unlock()
+	var errs []error
+	for _, sub := range subs {
+		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if svc != nil {
+		if err := svc.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Service) supervisor() Supervisor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sup
+}
+
+// async runs a slow request (one that waits for exits) off the
+// subscription's goroutine, so one stop does not hold up the others.
+func (s *Service) async(fn func(ctx context.Context)) {
+	s.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
+		defer cancel()
+		fn(ctx)
+	})
+}
+
+// --- node-addressed handlers ---
+
+func (s *Service) handleSpawn(r micro.Request) { s.spawn(r, "") }
+
+func (s *Service) spawn(r micro.Request, name string) {
+	var req SpawnRequest
+	if err := decodeRequest(r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	if name == "" {
+		name = req.Name
+	}
+	if name == "" {
+		respondError(r, fmt.Errorf("cannot spawn: %w: no process name given", node.ErrInvalid))
+		return
+	}
+	mp, err := s.supervisor().Spawn(s.ctx, name, node.SpawnOptions{Metadata: req.Metadata, Env: req.Env, Cwd: req.Cwd})
+	respond(r, mp, err)
+}
+
+func (s *Service) handleList(r micro.Request) {
+	var req ListRequest
+	if err := decodeRequest(r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	all := s.supervisor().GetAll()
+	out := make([]node.ManagedProcess, 0, len(all))
+	for _, p := range all {
+		if (req.Name == "" || p.Name == req.Name) && (req.All || !p.Status.Finished()) {
+			out = append(out, p)
+		}
+	}
+	_ = r.RespondJSON(ListReply{Node: s.cfg.NodeID, Processes: out})
+}
+
+func (s *Service) handleDefine(r micro.Request) {
+	var info node.DefinitionInfo
+	if err := decodeRequest(r.Data(), &info); err != nil {
+		respondError(r, err)
+		return
+	}
+	d, err := node.DefinitionFromInfo(info)
+	if err == nil {
+		err = s.supervisor().Define(d)
+	}
+	if err == nil {
+		err = s.serveSpawn(d.Name)
+	}
+	respond(r, d.Info(), err)
+}
+
+func (s *Service) handleDefinitions(r micro.Request) {
+	defs := s.supervisor().Definitions()
+	out := DefinitionsReply{Node: s.cfg.NodeID, Definitions: make([]node.DefinitionInfo, 0, len(defs))}
+	for _, d := range defs {
+		out.Definitions = append(out.Definitions, d.Info())
+	}
+	_ = r.RespondJSON(out)
+}
+
+func (s *Service) handleStopAll(r micro.Request) {
+	var req StopAllRequest
+	if err := decodeRequest(r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	sig, err := parseSignal(req.Signal)
+	if err != nil {
+		respondError(r, err)
+		return
+	}
+	s.async(func(ctx context.Context) {
+		ps, err := s.supervisor().StopAll(ctx, sig, req.Name)
+		respond(r, ListReply{Node: s.cfg.NodeID, Processes: ps}, err)
+	})
+}
+
+func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
+
+// Info describes this node.
+func (s *Service) Info() NodeInfo {
+	sup := s.supervisor()
+	info := NodeInfo{ID: s.cfg.NodeID, Version: Version, Labels: s.cfg.Labels, StartedAt: s.startedAt, Definitions: []string{}}
+	if sup == nil {
+		return info
+	}
+	for _, p := range sup.GetAll() {
+		info.Processes++
+		if !p.Status.Finished() {
+			info.Running++
+		}
+	}
+	for _, d := range sup.Definitions() {
+		info.Definitions = append(info.Definitions, d.Name)
+	}
+	return info
+}
+
+// --- process-addressed handlers (plain subscription, micro error headers) ---
+
+func (s *Service) handleProc(id string, m *nats.Msg) {
+	verb := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	r := msgRequest{m}
+	sup := s.supervisor()
+	if sup == nil {
+		respondError(r, fmt.Errorf("node %s is starting", s.cfg.NodeID))
+		return
+	}
+	switch verb {
+	case VerbGet:
+		mp, ok := sup.Get(id)
+		if !ok {
+			respondError(r, fmt.Errorf("process %q: %w", id, node.ErrNotFound))
+			return
+		}
+		_ = r.RespondJSON(mp)
+	case VerbStop:
+		var req StopRequest
+		if err := decodeRequest(m.Data, &req); err != nil {
+			respondError(r, err)
+			return
+		}
+		sig, err := parseSignal(req.Signal)
+		if err != nil {
+			respondError(r, err)
+			return
+		}
+		s.async(func(ctx context.Context) {
+			mp, err := sup.Stop(ctx, id, sig)
+			respond(r, mp, err)
+		})
+	case VerbRestart:
+		s.async(func(ctx context.Context) {
+			mp, err := sup.Restart(ctx, id)
+			respond(r, mp, err)
+		})
+	case VerbSend:
+		respond(r, OK{OK: true}, sup.Send(id, m.Data))
+	case VerbLogs:
+		var req LogsRequest
+		if err := decodeRequest(m.Data, &req); err != nil {
+			respondError(r, err)
+			return
+		}
+		text, err := sup.LogTail(id, req.Lines)
+		respond(r, LogsReply{ProcessID: id, Log: text}, err)
+	default:
+		respondError(r, fmt.Errorf("%w: unknown verb %q (expected get, stop, restart, send or logs)", node.ErrInvalid, verb))
+	}
+}
+
+// --- replies ---
+
+// replier is what micro.Request and msgRequest share.
+type replier interface {
+	RespondJSON(v any, opts ...micro.RespondOpt) error
+	Error(code, description string, data []byte, opts ...micro.RespondOpt) error
+}
+
+// msgRequest answers a plain NATS message the way micro does.
+type msgRequest struct{ m *nats.Msg }
+
+func (r msgRequest) RespondJSON(v any, _ ...micro.RespondOpt) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return r.m.Respond(b)
+}
+
+func (r msgRequest) Error(code, description string, data []byte, _ ...micro.RespondOpt) error {
+	reply := nats.NewMsg(r.m.Reply)
+	reply.Header.Set(micro.ErrorHeader, description)
+	reply.Header.Set(micro.ErrorCodeHeader, code)
+	reply.Data = data
+	return r.m.RespondMsg(reply)
+}
+
+func respond(r replier, v any, err error) {
+	if err != nil {
+		respondError(r, err)
+		return
+	}
+	_ = r.RespondJSON(v)
+}
+
+func respondError(r replier, err error) {
+	_ = r.Error(strconv.Itoa(errorCode(err)), err.Error(), nil)
+}
+
+// errorCode maps the supervisor's errors onto the micro error codes.
+func errorCode(err error) int {
+	switch {
+	case errors.Is(err, node.ErrNotFound):
+		return 404
+	case errors.Is(err, node.ErrInvalid):
+		return 400
+	case errors.Is(err, node.ErrConflict):
+		return 409
+	case errors.Is(err, context.DeadlineExceeded):
+		return 504
+	}
+	return 500
+}
+
+// decodeRequest reads a JSON request body; an empty body is an empty
+// request. Unknown fields are refused so typos are not silently ignored.
+func decodeRequest(data []byte, v any) error {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: cannot decode request: %v", node.ErrInvalid, err)
+	}
+	return nil
+}
+
+func parseSignal(name string) (syscall.Signal, error) {
+	if name == "" {
+		return 0, nil
+	}
+	return node.ParseSignal(name)
+}

@@ -1,0 +1,82 @@
+package bus
+
+import "github.com/corral-run/corral/node"
+
+// Every subject Corral uses is built here and nowhere else.
+
+// Event subjects (DESIGN.md "Subjects and payloads").
+const (
+	SubjectAll            = "process.>"
+	SubjectSpawned        = "process.spawned"
+	SubjectConnected      = "process.connected"
+	SubjectReconnected    = "process.reconnected"
+	SubjectHeartbeat      = "process.heartbeat"
+	SubjectStats          = "process.stats"
+	SubjectStale          = "process.stale"
+	SubjectStopped        = "process.stopped"
+	SubjectCrashed        = "process.crashed"
+	SubjectRestarted      = "process.restarted"
+	SubjectRestartLimit   = "process.restart_limit"
+	SubjectLimitsExceeded = "process.limits_exceeded"
+	SubjectWatchdogStale  = "process.watchdog.stale"
+	SubjectWatchdogKilled = "process.watchdog.killed"
+	SubjectNodeLost       = "process.node_lost"
+)
+
+// ProcessEventSubject is process.<name>.<event>.
+func ProcessEventSubject(name, event string) string { return "process." + name + "." + event }
+
+// ProcessStatsSubject is process.<name>.stats.
+func ProcessStatsSubject(name string) string { return "process." + name + ".stats" }
+
+var kindSubjects = map[node.Kind]string{
+	node.KindSpawned: SubjectSpawned, node.KindConnected: SubjectConnected,
+	node.KindReconnected: SubjectReconnected, node.KindHeartbeat: SubjectHeartbeat,
+	node.KindStats: SubjectStats, node.KindStale: SubjectStale, node.KindStopped: SubjectStopped,
+	node.KindCrashed: SubjectCrashed, node.KindRestarted: SubjectRestarted,
+	node.KindRestartLimit: SubjectRestartLimit, node.KindLimitsExceeded: SubjectLimitsExceeded,
+	node.KindWatchdogStale: SubjectWatchdogStale, node.KindWatchdogKilled: SubjectWatchdogKilled,
+}
+
+// Control-plane subjects.
+const (
+	controlPrefix = "corral"
+	// ServiceName is the micro service every node registers.
+	ServiceName = "corral"
+	// SubjectList is answered by every node (scatter-gather).
+	SubjectList = "corral.list"
+)
+
+// Node-addressed verbs: corral.node.<node>.<verb>.
+const (
+	VerbSpawn       = "spawn"
+	VerbList        = "list"
+	VerbDefine      = "define"
+	VerbDefinitions = "definitions"
+	VerbStopAll     = "stopall"
+	VerbInfo        = "info"
+)
+
+// Process-addressed verbs: corral.proc.<id>.<verb>.
+const (
+	VerbGet     = "get"
+	VerbStop    = "stop"
+	VerbRestart = "restart"
+	VerbSend    = "send"
+	VerbLogs    = "logs"
+)
+
+// NodeSubject is corral.node.<node>.<verb>.
+func NodeSubject(nodeID, verb string) string { return nodeGroup(nodeID) + "." + verb }
+
+func nodeGroup(nodeID string) string { return controlPrefix + ".node." + nodeID }
+
+// ProcSubject is corral.proc.<id>.<verb>.
+func ProcSubject(id, verb string) string { return controlPrefix + ".proc." + id + "." + verb }
+
+// procWildcard is corral.proc.<id>.*, what the owning node subscribes to.
+func procWildcard(id string) string { return controlPrefix + ".proc." + id + ".*" }
+
+// SpawnSubject is corral.spawn.<name>, a queue group of every node that
+// defines name.
+func SpawnSubject(name string) string { return controlPrefix + ".spawn." + name }

@@ -1,0 +1,90 @@
+package bus
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/corral-run/corral/node"
+)
+
+// Types of the control plane's requests and replies. Process records and
+// definitions are node's types, re-exported so bus users need not import
+// node.
+type (
+	ManagedProcess = node.ManagedProcess
+	DefinitionInfo = node.DefinitionInfo
+	Status         = node.Status
+)
+
+// Headers every published message carries.
+const (
+	HeaderNode        = "Corral-Node"
+	HeaderProcessID   = "Corral-Process-Id"
+	HeaderProcessName = "Corral-Process-Name"
+	HeaderMsgID       = "Nats-Msg-Id"
+)
+
+// SpawnRequest asks a node to spawn. Name may be empty on
+// corral.spawn.<name>, where the subject names the definition.
+type SpawnRequest struct {
+	Name     string            `json:"name,omitempty"`
+	Metadata json.RawMessage   `json:"metadata,omitempty" jsonschema:"type=object"`
+	Env      map[string]string `json:"env,omitempty"`
+	Cwd      string            `json:"cwd,omitempty"`
+}
+
+// StopRequest asks for a stop with a signal (default: the definition's).
+type StopRequest struct {
+	Signal string `json:"signal,omitempty"`
+}
+
+// StopAllRequest stops every running process of a node, or of one name.
+type StopAllRequest struct {
+	Signal string `json:"signal,omitempty"`
+	Name   string `json:"name,omitempty"`
+}
+
+// ListRequest filters a listing. Without All, finished processes are left out.
+type ListRequest struct {
+	Name string `json:"name,omitempty"`
+	All  bool   `json:"all,omitempty"`
+}
+
+// ListReply is one node's answer to a list.
+type ListReply struct {
+	Node      string           `json:"node"`
+	Processes []ManagedProcess `json:"processes"`
+}
+
+// DefinitionsReply is one node's definitions.
+type DefinitionsReply struct {
+	Node        string           `json:"node"`
+	Definitions []DefinitionInfo `json:"definitions"`
+}
+
+// LogsRequest asks for the last Lines lines of a process's output.
+type LogsRequest struct {
+	Lines int `json:"lines,omitempty"`
+}
+
+// LogsReply holds a process's output tail.
+type LogsReply struct {
+	ProcessID string `json:"processId"`
+	Log       string `json:"log"`
+}
+
+// NodeInfo describes one node.
+type NodeInfo struct {
+	ID          string            `json:"id"`
+	Version     string            `json:"version"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	StartedAt   time.Time         `json:"startedAt"`
+	Processes   int               `json:"processes"`
+	Running     int               `json:"running"`
+	Definitions []string          `json:"definitions"`
+}
+
+// OK is the reply to requests that return nothing else.
+type OK struct {
+	OK bool `json:"ok"`
+}

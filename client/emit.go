@@ -1,0 +1,217 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/corral-run/corral/client/wire"
+)
+
+// maxQueuedBytes bounds the output queued for the writer: an Emit that
+// would grow it past this waits for the writer to take the queue.
+const maxQueuedBytes = 1 << 20
+
+// idTailBytes is the longest `,"id":<uint64>}` tail.
+const idTailBytes = len(`,"id":}`) + 20
+
+// reservedEvent is the event name the protocol keeps for stats messages.
+const reservedEvent = "stats"
+
+// pendingEmit is an event sent with an id and not yet answered.
+type pendingEmit struct {
+	// head is the line up to the id: `{"type":"event",…,"timestamp":N`,
+	// kept to resend the event after a reconnect.
+	head []byte
+	// done receives the answer: nil for an ack, a *NodeError, or why the
+	// client stopped. Capacity 1, written once.
+	done chan error
+	// abandoned is set when the Emit stopped waiting (its ctx ended), so an
+	// answer that comes later is logged instead.
+	abandoned atomic.Bool
+	event     string
+}
+
+// Emit sends the event to the node. data is marshalled with encoding/json
+// and must give a JSON object (nil gives {}); it may not use the keys
+// "processId" or "name", which the node sets. The event name is 1 to 64 of
+// A-Z a-z 0-9 _ -, and not "stats".
+//
+// With acks on (the default), Emit returns nil once the node has accepted
+// the event, or an error wrapping a [*NodeError] (and [ErrRejected]) when it
+// refused it. With acks off it returns once the event is queued.
+//
+// While the client is reconnecting, Emit waits for the connection, and
+// while 1 MiB of output is queued for the socket, for room. It fails
+// with [ErrGaveUp] once the reconnect attempts are exhausted and [ErrClosed]
+// after Disconnect. When ctx ends first Emit returns ctx's error; if the
+// event had already been sent, the client still keeps it and resends it
+// after a reconnect until the node answers, so it is not lost (an answer
+// that comes after Emit returned is logged when it is a refusal).
+//
+// Emit is safe for concurrent use; concurrent Emits are pipelined over the
+// one connection and each gets its own answer.
+func (c *Client) Emit(ctx context.Context, event string, data any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cannot emit %q: %w", event, err)
+	}
+	if err := checkEventName(event); err != nil {
+		return fmt.Errorf("cannot emit %q: %w", event, err)
+	}
+	payload, err := marshalData(data)
+	if err != nil {
+		return fmt.Errorf("cannot emit %q: %w", event, err)
+	}
+	head := make([]byte, 0, len(`{"type":"event","event":"","data":`)+len(event)+len(payload)+len(c.envelope)+13+idTailBytes+1)
+	head = c.appendEventHead(head, event, payload)
+	if n := len(head) + idTailBytes; n > c.opts.maxLineBytes {
+		return fmt.Errorf("cannot emit %q: %w: the line would be about %d bytes, the limit is %d", event, ErrLineTooLong, n, c.opts.maxLineBytes)
+	}
+
+	var p *pendingEmit
+	for p == nil {
+		c.mu.Lock()
+		switch c.state {
+		case stateConnected:
+			if len(c.out) > 0 && len(c.out)+len(head)+idTailBytes > maxQueuedBytes {
+				if err := c.waitLocked(ctx); err != nil {
+					return fmt.Errorf("cannot emit %q: the send queue is full: %w", event, err)
+				}
+				continue
+			}
+			wasEmpty := len(c.out) == 0
+			c.out = append(c.out, head...)
+			if !c.opts.acks {
+				c.out = append(c.out, "}\n"...)
+				c.mu.Unlock()
+				if wasEmpty {
+					c.signalWriter()
+				}
+				return nil
+			}
+			c.nextID++
+			c.out = appendIDTail(c.out, c.nextID)
+			p = &pendingEmit{head: head, done: make(chan error, 1), event: event}
+			c.pending[c.nextID] = p
+			c.mu.Unlock()
+			if wasEmpty {
+				c.signalWriter()
+			}
+		case stateConnecting, stateReconnecting:
+			if err := c.waitLocked(ctx); err != nil {
+				return fmt.Errorf("cannot emit %q: not connected to the node: %w", event, err)
+			}
+		case stateIdle:
+			c.mu.Unlock()
+			return fmt.Errorf("cannot emit %q: %w", event, ErrNotConnected)
+		default: // gaveUp, closed
+			err := c.err
+			c.mu.Unlock()
+			return fmt.Errorf("cannot emit %q: %w", event, err)
+		}
+	}
+
+	select {
+	case err := <-p.done:
+		return emitResult(event, err)
+	case <-ctx.Done():
+		p.abandoned.Store(true)
+		select {
+		case err := <-p.done: // answered meanwhile
+			return emitResult(event, err)
+		default:
+		}
+		return fmt.Errorf("cannot emit %q: no answer from the node yet (the event stays queued): %w", event, ctx.Err())
+	}
+}
+
+func emitResult(event string, err error) error {
+	if err != nil {
+		return fmt.Errorf("cannot emit %q: %w", event, err)
+	}
+	return nil
+}
+
+// appendEventHead appends an event line up to and including its timestamp.
+// event is a checked name, so needs no escaping.
+func (c *Client) appendEventHead(dst []byte, event string, data []byte) []byte {
+	dst = append(dst, `{"type":"event","event":"`...)
+	dst = append(dst, event...)
+	dst = append(dst, `","data":`...)
+	dst = append(dst, data...)
+	dst = append(dst, c.envelope...)
+	return strconv.AppendInt(dst, time.Now().UnixMilli(), 10)
+}
+
+// appendIDTail ends an event line with its id.
+func appendIDTail(dst []byte, id uint64) []byte {
+	dst = append(dst, `,"id":`...)
+	dst = strconv.AppendUint(dst, id, 10)
+	return append(dst, "}\n"...)
+}
+
+// appendControl appends a complete line of type typ; field, when not nil,
+// is `,"key":value` inserted after the type.
+func (c *Client) appendControl(dst []byte, typ string, field []byte) []byte {
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, '"')
+	dst = append(dst, field...)
+	dst = append(dst, c.envelope...)
+	dst = strconv.AppendInt(dst, time.Now().UnixMilli(), 10)
+	return append(dst, "}\n"...)
+}
+
+func checkEventName(event string) error {
+	if event == "" || len(event) > 64 {
+		return fmt.Errorf("%w: the name must be 1 to 64 characters of A-Z a-z 0-9 _ -", ErrInvalidEvent)
+	}
+	for i := 0; i < len(event); i++ {
+		switch b := event[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '_', b == '-':
+		default:
+			return fmt.Errorf("%w: the name must be 1 to 64 characters of A-Z a-z 0-9 _ -", ErrInvalidEvent)
+		}
+	}
+	if event == reservedEvent {
+		return fmt.Errorf("%w: the name %q is reserved (enable stats with WithStats instead)", ErrInvalidEvent, event)
+	}
+	return nil
+}
+
+// marshalData encodes an event's data, which must be a JSON object, and
+// checks it does not use a key the node sets.
+func marshalData(data any) ([]byte, error) {
+	if data == nil {
+		return []byte("{}"), nil
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot marshal data: %w", ErrInvalidEvent, err)
+	}
+	if string(b) == "null" {
+		return []byte("{}"), nil
+	}
+	var reserved string
+	if !wire.ObjectKeys(b, func(key []byte) {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k) == nil {
+				key = []byte(k)
+			}
+		}
+		if string(key) == "processId" || string(key) == "name" {
+			reserved = string(key)
+		}
+	}) {
+		return nil, fmt.Errorf("%w: data must be a JSON object, got %s", ErrInvalidEvent, clip(b))
+	}
+	if reserved != "" {
+		return nil, fmt.Errorf("%w: data may not use the key %q (the node sets it)", ErrInvalidEvent, reserved)
+	}
+	return b, nil
+}

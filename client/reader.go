@@ -1,0 +1,182 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/corral-run/corral/client/wire"
+)
+
+// errLineTooLong reports a line from the node longer than the limit; the
+// line is skipped and the reader goes on with the next.
+var errLineTooLong = errors.New("line too long")
+
+// maxAnswerBatch bounds how many answers the reader gathers before it
+// hands them to their Emits.
+const maxAnswerBatch = 512
+
+// answer is a parsed ack or error reply.
+type answer struct {
+	id    uint64 // 0 when the id is not one of ours
+	rawID string // for logs when id is 0
+	err   *NodeError
+	p     *pendingEmit
+}
+
+// readLoop reads the node's lines: answers go to their Emits, anything else
+// to the OnMessage handler. Answers are handed over in batches, one lock
+// per batch, whenever the reader has caught up with the socket.
+func (c *Client) readLoop(s *session) {
+	defer close(s.readerDone)
+	r := bufio.NewReaderSize(s.conn, 64<<10)
+	var long []byte
+	batch := make([]answer, 0, 64)
+	for {
+		line, err := readLine(r, c.opts.maxLineBytes, &long)
+		if err != nil && !errors.Is(err, errLineTooLong) {
+			c.answer(batch)
+			if errors.Is(err, io.EOF) {
+				err = errors.New("the node closed the connection")
+			} else {
+				err = fmt.Errorf("cannot read from the node: %w", err)
+			}
+			s.fail(err)
+			return
+		}
+		switch {
+		case err != nil:
+			c.log.Warn("skipped a line from the node longer than the limit", "process", c.cfg.ProcessID, "limit", c.opts.maxLineBytes)
+		case len(bytes.TrimSpace(line)) == 0:
+		default:
+			if a, ok := parseAnswer(line); ok {
+				batch = append(batch, a)
+			} else if json.Valid(line) {
+				c.inbox.push(bytes.Clone(line))
+			} else {
+				c.log.Warn("skipped a line from the node that is not JSON", "process", c.cfg.ProcessID, "line", clip(line))
+			}
+		}
+		if len(batch) > 0 && (r.Buffered() == 0 || len(batch) >= maxAnswerBatch) {
+			c.answer(batch)
+			batch = batch[:0]
+		}
+	}
+}
+
+// answer hands a batch of answers to the Emits waiting for them.
+func (c *Client) answer(batch []answer) {
+	if len(batch) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for i := range batch {
+		a := &batch[i]
+		if a.id != 0 && c.pending != nil {
+			if a.p = c.pending[a.id]; a.p != nil {
+				delete(c.pending, a.id)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for i := range batch {
+		a := &batch[i]
+		switch {
+		case a.p != nil && a.err != nil:
+			a.p.done <- a.err
+			if a.p.abandoned.Load() {
+				c.log.Warn("the node refused an event", "process", c.cfg.ProcessID, "event", a.p.event, "code", a.err.Code, "err", a.err.Message)
+			}
+		case a.p != nil:
+			a.p.done <- nil
+		case a.err != nil:
+			// An answer to no pending event: a line the node could not
+			// read an id from, or a duplicate after a resend.
+			c.log.Warn("the node refused a line", "process", c.cfg.ProcessID, "id", a.rawID, "code", a.err.Code, "err", a.err.Message)
+		}
+		*a = answer{}
+	}
+}
+
+// ackPrefix starts every ack the node writes (wire.AppendAck).
+var ackPrefix = []byte(`{"type":"ack","id":`)
+
+// parseAnswer reports whether line is an answer — an object whose "type"
+// is "ack" or "error" and that has an "id" — and parses it.
+func parseAnswer(line []byte) (answer, bool) {
+	// Fast path: the node's own ack encoding with a numeric id.
+	if len(line) > len(ackPrefix) && bytes.HasPrefix(line, ackPrefix) && line[len(line)-1] == '}' {
+		if id, err := strconv.ParseUint(string(line[len(ackPrefix):len(line)-1]), 10, 64); err == nil {
+			return answer{id: id}, true
+		}
+	}
+	var probe struct {
+		Type    string          `json:"type"`
+		ID      json.RawMessage `json:"id"`
+		Code    string          `json:"code"`
+		Message string          `json:"message"`
+	}
+	if json.Unmarshal(line, &probe) != nil || len(probe.ID) == 0 {
+		return answer{}, false
+	}
+	var a answer
+	switch probe.Type {
+	case wire.TypeAck:
+	case wire.TypeError:
+		a.err = &NodeError{Code: probe.Code, Message: probe.Message}
+	default:
+		return answer{}, false
+	}
+	a.rawID = string(probe.ID)
+	if id, err := strconv.ParseUint(wire.IDText(probe.ID), 10, 64); err == nil {
+		a.id = id
+	}
+	return a, true
+}
+
+// readLine returns the next line without its newline. The line is valid
+// until the next call. A line longer than max is skipped whole and
+// reported as errLineTooLong; buf holds the pieces of lines longer than
+// the reader's buffer.
+func readLine(r *bufio.Reader, max int, buf *[]byte) ([]byte, error) {
+	frag, err := r.ReadSlice('\n')
+	if err == nil {
+		if len(frag)-1 > max {
+			return nil, errLineTooLong
+		}
+		return frag[:len(frag)-1], nil
+	}
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, err // a partial last line is dropped with the connection
+	}
+	acc := append((*buf)[:0], frag...)
+	tooLong := len(acc) > max
+	for {
+		frag, err = r.ReadSlice('\n')
+		if !tooLong {
+			acc = append(acc, frag...)
+			n := len(acc)
+			if err == nil {
+				n--
+			}
+			if n > max {
+				tooLong, acc = true, acc[:0]
+			}
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
+		}
+	}
+	*buf = acc[:0]
+	if tooLong {
+		return nil, errLineTooLong
+	}
+	return acc[:len(acc)-1], nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/corral-run/corral/bus"
+)
+
+func (a *app) defsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "defs",
+		Short: "List the definitions of every node",
+		Args:  argNames(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctl, err := a.control()
+			if err != nil {
+				return err
+			}
+			replies, err := ctl.Definitions(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if a.json {
+				return printJSON(w, replies)
+			}
+			t := newTable(w, "NODE", "NAME", "COMMAND", "EVENTS", "AUTORESTART")
+			for _, r := range replies {
+				for _, d := range r.Definitions {
+					t.row(r.Node, d.Name, commandLine(d), joinOr(eventNames(d), "any"), yesNo(d.AutoRestart))
+				}
+			}
+			return t.flush()
+		},
+	}
+}
+
+// commandLine is the definition's command and arguments, quoted where a
+// shell would need it.
+func commandLine(d bus.DefinitionInfo) string {
+	words := append([]string{d.Command}, d.Args...)
+	for i, w := range words {
+		if w == "" || strings.ContainsAny(w, " \t\n\"'\\$`") {
+			words[i] = strconv.Quote(w)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+func eventNames(d bus.DefinitionInfo) []string {
+	names := make([]string, 0, len(d.Events))
+	for name := range d.Events {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

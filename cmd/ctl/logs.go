@@ -1,0 +1,38 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/corral-run/corral/bus"
+)
+
+func (a *app) logsCmd() *cobra.Command {
+	var lines int
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print the last lines of a process's output (stdout and stderr)",
+		Args:  argNames("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if lines <= 0 {
+				return usage(cmd, "--lines must be positive, got %d", lines)
+			}
+			ctl, err := a.control()
+			if err != nil {
+				return err
+			}
+			text, err := ctl.Logs(cmd.Context(), args[0], lines)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), bus.LogsReply{ProcessID: args[0], Log: text})
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), text)
+			return err
+		},
+	}
+	cmd.Flags().IntVarP(&lines, "lines", "n", 100, "how many lines")
+	return cmd
+}

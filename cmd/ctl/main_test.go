@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/node"
+)
+
+// corralctl is the binary under test, built once by TestMain.
+var corralctl string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "corralctl-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	corralctl = filepath.Join(dir, "corralctl")
+	out, err := exec.Command("go", "build", "-o", corralctl, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cannot build corralctl: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// testNode is one real node on an embedded NATS server, as corrald runs it.
+type testNode struct {
+	url string
+	srv *server.Server
+	ctl *bus.Control // the test's own view, to check what corralctl says
+}
+
+// startNode starts node n1 defining "sleeper" (sleep 30) and "talker"
+// (prints a line, then sleeps), and stops everything when the test ends.
+func startNode(t *testing.T) *testNode {
+	t.Helper()
+	srv, err := bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:-1", JetStream: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := bus.ConnectInProcess(srv, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	svc := bus.NewService(nc, bus.ServiceConfig{NodeID: "n1"})
+	t.Cleanup(func() {
+		if err := svc.Close(); err != nil {
+			t.Errorf("closing service: %v", err)
+		}
+	})
+	// Unix socket paths must fit in 108 bytes: t.TempDir() can be too long.
+	sockDir, err := os.MkdirTemp("", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sup, err := node.New(node.Config{NodeID: "n1", SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"), Reporter: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := sup.Close(ctx); err != nil {
+			t.Errorf("closing supervisor: %v", err)
+		}
+	})
+	for _, d := range []node.Definition{
+		{Name: "sleeper", Command: "sleep", Args: []string{"30"}, StopTimeout: time.Second},
+		{Name: "talker", Command: "sh", Args: []string{"-c", "echo hello from $GREETING; exec sleep 30"}, StopTimeout: time.Second},
+	} {
+		if err := sup.Define(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.Serve(sup); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Close)
+	return &testNode{url: srv.ClientURL(), srv: srv, ctl: bus.NewControl(cc)}
+}
+
+// result is one run of corralctl.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run runs corralctl against the node with args and returns what it did.
+func (n *testNode) run(t *testing.T, args ...string) result {
+	t.Helper()
+	return runCtl(t, append([]string{"--server", n.url}, args...)...)
+}
+
+func runCtl(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, corralctl, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("corralctl %v: %v", args, err)
+	}
+	return r
+}
+
+// ok runs corralctl and fails the test unless it succeeds.
+func (n *testNode) ok(t *testing.T, args ...string) string {
+	t.Helper()
+	r := n.run(t, args...)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("corralctl %v: %v", args, r)
+	}
+	return r.stdout
+}
+
+// fails runs corralctl and fails the test unless it exits with code and
+// says what it must on stderr.
+func (n *testNode) fails(t *testing.T, code int, want string, args ...string) {
+	t.Helper()
+	r := n.run(t, args...)
+	if r.code != code {
+		t.Errorf("corralctl %v: exit %d, want %d\n%v", args, r.code, code, r)
+	}
+	if !strings.HasPrefix(r.stderr, "corralctl: ") || !strings.Contains(r.stderr, want) {
+		t.Errorf("corralctl %v: stderr %q, want \"corralctl: ...%s...\"", args, r.stderr, want)
+	}
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/corral-run/corral/bus"
+)
+
+// printJSON writes v as indented JSON, with <, > and & left as they are.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes tab-separated rows as aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\t")) }
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// printProcesses is the table of ps, and of the commands that return
+// processes (spawn, stop, restart).
+func printProcesses(w io.Writer, ps []bus.ManagedProcess, now time.Time) error {
+	t := newTable(w, "ID", "NAME", "NODE", "STATUS", "PID", "UPTIME", "RESTARTS")
+	for _, p := range ps {
+		t.row(p.ID, p.Name, p.Node, string(p.Status), strconv.Itoa(p.PID), uptime(p, now), strconv.Itoa(p.Restarts))
+	}
+	return t.flush()
+}
+
+// uptime is how long p ran: from its start to its end, or to now.
+func uptime(p bus.ManagedProcess, now time.Time) string {
+	if p.StartedAt.IsZero() {
+		return "-"
+	}
+	end := now
+	if p.EndedAt != nil {
+		end = *p.EndedAt
+	}
+	return humanDuration(end.Sub(p.StartedAt))
+}
+
+// humanDuration renders d with its two largest units: 42s, 3m07s, 5h02m, 3d04h.
+func humanDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int64(d / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s/60%60)
+	}
+	return fmt.Sprintf("%dd%02dh", s/86400, s/3600%24)
+}
+
+// printFields writes every field of v's JSON object as "key: value" lines,
+// in the order of the object: strings bare, null as "-", anything else as
+// compact JSON.
+func printFields(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("cannot print %T as fields: not a JSON object", v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s:\t%s\n", tok, fieldValue(raw))
+	}
+	return tw.Flush()
+}
+
+func fieldValue(raw json.RawMessage) string {
+	var s string
+	switch {
+	case string(raw) == "null":
+		return "-"
+	case json.Unmarshal(raw, &s) == nil:
+		return s
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+// joinOr joins names with commas, or returns none when there are none.
+func joinOr(names []string, none string) string {
+	if len(names) == 0 {
+		return none
+	}
+	return strings.Join(names, ",")
+}

@@ -1,0 +1,45 @@
+// Command corrald is the Corral node: it runs on every host, supervises
+// child processes and relays their events onto NATS.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/corral-run/corral/config"
+	"github.com/corral-run/corral/internal/daemon"
+)
+
+func main() {
+	path := flag.String("config", "", "config file (TOML); empty uses defaults and CORRAL_* variables")
+	flag.Parse()
+	if err := run(*path); err != nil {
+		fmt.Fprintln(os.Stderr, "corrald:", err)
+		os.Exit(1)
+	}
+}
+
+func run(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	logger := daemon.NewLogger(os.Stderr, cfg.Node)
+	d, err := daemon.Start(cfg, logger)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-sigs
+	logger.Info("shutting down; a second signal forces exit", "signal", sig.String())
+	go func() { <-sigs; logger.Error("second signal, exiting now"); os.Exit(1) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return d.Close(ctx)
+}

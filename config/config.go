@@ -1,0 +1,207 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/corral-run/corral/node"
+)
+
+// Config is corrald's validated configuration, with every default applied.
+type Config struct {
+	Node NodeConfig
+	NATS NATSConfig
+	// Processes are the [processes.<name>] definitions, sorted by name.
+	Processes []node.Definition
+}
+
+// NodeConfig is the [node] table.
+type NodeConfig struct {
+	// ID names this node on the bus (a subject token). It defaults to the
+	// host name, with every character outside [A-Za-z0-9_-] replaced by "-".
+	ID string
+	// DataDir holds the node's state, absolute. Default ./.corral.
+	DataDir string
+	// SocketDir holds the children's unix sockets, absolute.
+	// Default <DataDir>/sock.
+	SocketDir string
+	// Transport is how children reach the node. Default unix.
+	Transport Transport
+	// LogLevel is one of debug, info, warn, error. Default info.
+	LogLevel slog.Level
+	// LogFormat is text or json. Default text.
+	LogFormat LogFormat
+	// MaxLineBytes bounds one line of the child wire protocol.
+	// Default 1 MiB.
+	MaxLineBytes int
+}
+
+// NATSConfig is the [nats] table.
+type NATSConfig struct {
+	// URL is empty to run an embedded NATS server, or a comma-separated
+	// list of servers to connect to (the form nats.Connect takes).
+	URL string
+	// Listen is the embedded server's client address, host:port.
+	// Default 127.0.0.1:4222. Unused when URL is set.
+	Listen string
+	// JetStream turns on JetStream in the embedded server. Default true.
+	JetStream bool
+	// JetStreamDir is where the embedded server stores JetStream data:
+	// <DataDir>/jetstream. It is derived, not a key.
+	JetStreamDir string
+}
+
+// Embedded reports whether corrald should run its own NATS server.
+func (c NATSConfig) Embedded() bool { return c.URL == "" }
+
+// Transport is how a child connects to its node.
+type Transport string
+
+// The transports of DESIGN.md.
+const (
+	TransportUnix Transport = "unix" // a unix socket per process under SocketDir
+	TransportTCP  Transport = "tcp"  // a port per process on 127.0.0.1
+)
+
+// LogFormat is the node's log output format.
+type LogFormat string
+
+// The log formats, after log/slog's handlers.
+const (
+	LogText LogFormat = "text"
+	LogJSON LogFormat = "json"
+)
+
+// Defaults of the [node] and [nats] keys. Process defaults are node's
+// (node.DefaultHeartbeatTimeout and friends).
+const (
+	DefaultDataDir      = "./.corral"
+	DefaultTransport    = TransportUnix
+	DefaultLogLevel     = slog.LevelInfo
+	DefaultLogFormat    = LogText
+	DefaultMaxLineBytes = 1 << 20
+	DefaultNATSListen   = "127.0.0.1:4222"
+	DefaultJetStream    = true
+
+	// SocketDirName is the default socket_dir under data_dir.
+	SocketDirName = "sock"
+	// JetStreamDirName is the JetStream store under data_dir.
+	JetStreamDirName = "jetstream"
+)
+
+// Errors a KeyError may wrap. Test with errors.Is.
+var (
+	ErrUnknownKey = errors.New("unknown key")
+	ErrRequired   = errors.New("required")
+)
+
+// KeyError says which key of the configuration is wrong and why.
+type KeyError struct {
+	// Key is the dotted path of the key, e.g. "processes.encoder.command".
+	Key string
+	// Env is the environment variable the value came from, if it did.
+	Env string
+	Err error
+}
+
+func (e *KeyError) Error() string {
+	switch {
+	case errors.Is(e.Err, ErrUnknownKey):
+		return fmt.Sprintf("unknown key %q", e.Key)
+	case errors.Is(e.Err, ErrRequired):
+		return e.Key + " is required"
+	case e.Env != "":
+		return fmt.Sprintf("%s (from %s): %v", e.Key, e.Env, e.Err)
+	default:
+		return e.Key + ": " + e.Err.Error()
+	}
+}
+
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// Load reads the configuration file at path, with overrides from the
+// process environment. An empty path means no file: defaults and
+// environment only.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return parse("", nil, os.LookupEnv)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load config: %w", err)
+	}
+	return parse(path, data, os.LookupEnv)
+}
+
+// Parse reads a TOML configuration from r. lookupEnv stands in for
+// os.LookupEnv; nil means an empty environment. It is Load without files,
+// for tests and for callers that get their configuration elsewhere.
+func Parse(r io.Reader, lookupEnv func(string) (string, bool)) (*Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load config: %w", err)
+	}
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	return parse("", data, lookupEnv)
+}
+
+// parse decodes and validates data. name, when not empty, is the file
+// name put in error messages.
+func parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	fail := func(err error) (*Config, error) {
+		if name != "" {
+			return nil, fmt.Errorf("cannot load config: %s: %w", name, err)
+		}
+		return nil, fmt.Errorf("cannot load config: %w", err)
+	}
+
+	// The document is decoded here rather than by viper because viper
+	// lower-cases every key, and process names, env variable names and
+	// JSON Schema property names ("outputPath") are case-sensitive.
+	doc := map[string]any{}
+	if err := toml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
+		var derr *toml.DecodeError
+		if errors.As(err, &derr) {
+			row, col := derr.Position()
+			return fail(fmt.Errorf("line %d, column %d: %w", row, col, err))
+		}
+		return fail(err)
+	}
+	if err := checkTopLevel(doc); err != nil {
+		return fail(err)
+	}
+
+	c := &Config{}
+	var err error
+	if c.Node, c.NATS, err = parseSettings(doc, lookupEnv); err != nil {
+		return fail(err)
+	}
+	if c.Processes, err = parseProcesses(doc["processes"]); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+// checkTopLevel refuses top-level keys other than node, nats and processes,
+// and those three when they are not tables.
+func checkTopLevel(doc map[string]any) error {
+	for _, k := range sortedKeys(doc) {
+		switch k {
+		case "node", "nats", "processes":
+			if _, ok := doc[k].(map[string]any); !ok {
+				return &KeyError{Key: k, Err: fmt.Errorf("must be a table, got %s", tomlType(doc[k]))}
+			}
+		default:
+			return &KeyError{Key: k, Err: ErrUnknownKey}
+		}
+	}
+	return nil
+}

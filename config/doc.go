@@ -1,0 +1,43 @@
+// Package config loads and validates corrald's configuration: a TOML file
+// whose [node] and [nats] settings can each be overridden from the
+// environment, and whose [processes.<name>] tables become node.Definitions.
+//
+// It owns the configuration keys, their defaults, their environment variable
+// names and the checks that refuse a bad configuration before the node
+// starts. It does not start anything: cmd/node hands the result to the node
+// and bus packages. Each [processes.<name>.events.<event>] table becomes
+// the event's JSON Schema as JSON; it is compiled here (with package schema)
+// only so that a bad schema is refused with its key, and the node compiles
+// it again when the definition is registered.
+//
+// # Keys
+//
+// config.example.toml at the repository root documents every key with its
+// default. In short:
+//
+//	[node]  id, data_dir, socket_dir, transport, log_level, log_format, max_line_bytes
+//	[nats]  url, listen, jetstream
+//	[processes.<name>]         command, args, cwd, env, heartbeat_timeout, auto_restart,
+//	                           max_restarts, stop_signal, stop_timeout
+//	[processes.<name>.limits]  max_runtime, max_memory_mb, max_cpu_percent
+//	[processes.<name>.events.<event>]  a JSON Schema written as a TOML table
+//
+// Keys are case-sensitive and written in snake_case. A key the package does
+// not know is refused, so a typo never silently falls back to a default.
+//
+// # Environment
+//
+// Every [node] and [nats] key can be set from the environment as CORRAL_
+// followed by the upper-cased key with "." turned into "_" (see EnvName):
+// CORRAL_NODE_ID, CORRAL_NODE_DATA_DIR, CORRAL_NATS_URL and so on. The
+// environment wins over the file, which wins over the defaults. As with
+// viper, a variable that is set but empty counts as unset. Process
+// definitions cannot be set from the environment.
+//
+// # Paths
+//
+// Relative paths (data_dir, socket_dir) are resolved against the working
+// directory of corrald, not against the directory of the configuration
+// file, and Config holds them absolute. data_dir defaults to ./.corral.
+// A process's command and cwd are passed to the node as written.
+package config

@@ -1,0 +1,219 @@
+package daemon_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/config"
+	"github.com/corral-run/corral/internal/daemon"
+	"github.com/corral-run/corral/internal/testchild"
+)
+
+// benchNode starts a quiet node with a "sleeper" definition (sleep 600).
+func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) {
+	b.Helper()
+	toml := fmt.Sprintf(`
+[node]
+id = "bench"
+data_dir = %q
+[nats]
+listen = "127.0.0.1:0"
+jetstream = false
+[processes.sleeper]
+command = "sleep"
+args = ["600"]
+heartbeat_timeout = "0s"
+stop_timeout = "1s"
+`, testchild.ShortTempDir(b))
+	cfg, err := config.Parse(strings.NewReader(toml), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := daemon.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = d.Close(ctx)
+	})
+	nc, err := nats.Connect(d.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	return d, nc
+}
+
+// BenchmarkRelay measures child → node → NATS subscriber throughput: the
+// benchmark dials a real process's socket as its child would and writes
+// event lines; a separate NATS client counts what arrives.
+func BenchmarkRelay(b *testing.B) {
+	for _, withAcks := range []bool{false, true} {
+		name := "fire-and-forget"
+		if withAcks {
+			name = "acked"
+		}
+		b.Run(name, func(b *testing.B) {
+			d, nc := benchNode(b)
+			mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", bus.SpawnRequest{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var got atomic.Int64
+			done := make(chan struct{})
+			target := int64(b.N)
+			sub, err := nc.Subscribe("process.sleeper.progress", func(*nats.Msg) {
+				if got.Add(1) == target {
+					close(done)
+				}
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = sub.SetPendingLimits(-1, -1)
+			_ = nc.Flush()
+			conn, err := net.Dial("unix", mp.SocketPath)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			acks := make(chan int, 1)
+			if withAcks {
+				go func() {
+					r := bufio.NewReaderSize(conn, 64<<10)
+					n := 0
+					for n < b.N {
+						if _, err := r.ReadSlice('\n'); err != nil {
+							break
+						}
+						n++
+					}
+					acks <- n
+				}()
+			}
+			w := bufio.NewWriterSize(conn, 64<<10)
+			_ = d
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if withAcks {
+					fmt.Fprintf(w, `{"type":"event","event":"progress","data":{"percent":%d,"fps":30},"processId":%q,"timestamp":1738712345801,"id":%d}`+"\n", i%100, mp.ID, i)
+				} else {
+					fmt.Fprintf(w, `{"type":"event","event":"progress","data":{"percent":%d,"fps":30},"processId":%q,"timestamp":1738712345801}`+"\n", i%100, mp.ID)
+				}
+			}
+			if err := w.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			select {
+			case <-done:
+			case <-time.After(2 * time.Minute):
+				b.Fatalf("received %d of %d events", got.Load(), b.N)
+			}
+			if withAcks {
+				if n := <-acks; n != b.N {
+					b.Fatalf("%d acks for %d events", n, b.N)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkRelayLatency paces events at 10 k/s and reports the child-write
+// to subscriber-receive latency percentiles.
+func BenchmarkRelayLatency(b *testing.B) {
+	_, nc := benchNode(b)
+	mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", bus.SpawnRequest{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rate = 10_000
+	n := max(b.N, 20_000)
+	sent := make([]int64, n)
+	lat := make([]time.Duration, 0, n)
+	done := make(chan struct{})
+	var seq atomic.Int64
+	_, err = nc.Subscribe("process.sleeper.tick", func(m *nats.Msg) {
+		i := seq.Add(1) - 1
+		lat = append(lat, time.Duration(time.Now().UnixNano()-atomic.LoadInt64(&sent[i])))
+		if int(i) == n-1 {
+			close(done)
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = nc.Flush()
+	conn, err := net.Dial("unix", mp.SocketPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	b.ResetTimer()
+	interval := time.Second / rate
+	next := time.Now()
+	for i := 0; i < n; i++ {
+		for time.Now().Before(next) {
+		}
+		next = next.Add(interval)
+		line := fmt.Sprintf(`{"type":"event","event":"tick","data":{"i":%d},"processId":%q,"timestamp":1}`+"\n", i, mp.ID)
+		atomic.StoreInt64(&sent[i], time.Now().UnixNano())
+		if _, err := conn.Write([]byte(line)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatal("events missing")
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+	b.ReportMetric(pct(0.999), "p99.9-µs")
+}
+
+// BenchmarkSpawn measures spawn over NATS (request to reply, child
+// started), one at a time; the children are stopped outside the timer.
+func BenchmarkSpawn(b *testing.B) {
+	_, nc := benchNode(b)
+	ctl := bus.NewControl(nc)
+	ctx := context.Background()
+	durs := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{}); err != nil {
+			b.Fatal(err)
+		}
+		durs = append(durs, time.Since(t0))
+	}
+	total := time.Since(start)
+	b.StopTimer()
+	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
+	b.ReportMetric(float64(durs[len(durs)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(durs[len(durs)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(total.Seconds()/float64(b.N)*100, "s/100-spawns")
+	if _, err := ctl.StopAll(ctx, "sleeper", "SIGKILL"); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -1,0 +1,127 @@
+// Package daemon wires corrald together: the configuration, the NATS
+// connection (embedded server or external cluster), the control service and
+// the supervisor. cmd/node is a thin shell over it, and tests start whole
+// nodes with it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/config"
+	"github.com/corral-run/corral/node"
+)
+
+// Daemon is one running node.
+type Daemon struct {
+	cfg *config.Config
+	log *slog.Logger
+	srv *server.Server // nil when connected to an external server
+	nc  *nats.Conn
+	svc *bus.Service
+	sup *node.Supervisor
+}
+
+// Start brings a node up: NATS, supervisor with the configured
+// definitions, control service. On error everything started is stopped.
+func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	d = &Daemon{cfg: cfg, log: logger.With("node", cfg.Node.ID)}
+	defer func() {
+		if err != nil {
+			d.shutdownBus()
+		}
+	}()
+	if err := os.MkdirAll(cfg.Node.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create data directory: %w", err)
+	}
+	if cfg.NATS.Embedded() {
+		d.srv, err = bus.StartServer(bus.ServerConfig{
+			Name: cfg.Node.ID, Listen: cfg.NATS.Listen, JetStream: cfg.NATS.JetStream,
+			StoreDir: cfg.Node.DataDir, Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		d.nc, err = bus.ConnectInProcess(d.srv, "corrald "+cfg.Node.ID)
+	} else {
+		d.nc, err = bus.Connect(cfg.NATS.URL, "corrald "+cfg.Node.ID, logger)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.svc = bus.NewService(d.nc, bus.ServiceConfig{NodeID: cfg.Node.ID, Logger: logger})
+	d.sup, err = node.New(node.Config{
+		NodeID: cfg.Node.ID, SocketDir: cfg.Node.SocketDir, Transport: string(cfg.Node.Transport),
+		LogDir: filepath.Join(cfg.Node.DataDir, "logs"), MaxLineBytes: cfg.Node.MaxLineBytes,
+		Reporter: d.svc, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, def := range cfg.Processes {
+		if err := d.sup.Define(def); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.svc.Serve(d.sup); err != nil {
+		return nil, err
+	}
+	d.log.Info("node started", "nats", d.ClientURL(), "definitions", len(cfg.Processes))
+	return d, nil
+}
+
+// ClientURL is where NATS clients (corralctl, nats) reach this node's bus.
+func (d *Daemon) ClientURL() string {
+	if d.srv != nil {
+		return d.srv.ClientURL()
+	}
+	return d.nc.ConnectedUrl()
+}
+
+// Supervisor is the node's supervisor (for Go callers and tests).
+func (d *Daemon) Supervisor() *node.Supervisor { return d.sup }
+
+// Conn is the node's NATS connection.
+func (d *Daemon) Conn() *nats.Conn { return d.nc }
+
+// Close stops every child, then the control service, the connection and
+// the embedded server.
+func (d *Daemon) Close(ctx context.Context) error {
+	var errs []error
+	if d.sup != nil {
+		errs = append(errs, d.sup.Close(ctx))
+	}
+	errs = append(errs, d.shutdownBus())
+	d.log.Info("node stopped")
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) shutdownBus() error {
+	var errs []error
+	if d.svc != nil {
+		errs = append(errs, d.svc.Close())
+	}
+	if d.nc != nil {
+		if err := d.nc.FlushTimeout(2 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("cannot flush NATS connection: %w", err))
+		}
+		d.nc.Close()
+	}
+	if d.srv != nil {
+		d.srv.Shutdown()
+		d.srv.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}

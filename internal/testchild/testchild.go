@@ -1,0 +1,141 @@
+// Package testchild turns a test binary into a child process for
+// supervisor tests. A test's TestMain calls Main first; when the
+// environment asks for a child role, Main plays it and exits.
+//
+// The roles speak the wire protocol over a raw socket, without the Go
+// client library, so they also prove the protocol is language-neutral.
+package testchild
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Env selects the role; the other variables tune it.
+const (
+	EnvRole = "CORRAL_TEST_CHILD"
+	// EnvCtrl is a Unix socket the proxy role dials to reach the test.
+	EnvCtrl = "CORRAL_TEST_CTRL"
+	// EnvExitCode is the code the exit role exits with.
+	EnvExitCode = "CORRAL_TEST_EXIT_CODE"
+	// EnvPidFile is where the tree role writes its grandchild's pid.
+	EnvPidFile = "CORRAL_TEST_PID_FILE"
+	// EnvReadyFile, when set, is created by the sleep and stubborn roles
+	// once their signal handling is in place.
+	EnvReadyFile = "CORRAL_TEST_READY_FILE"
+)
+
+// Roles.
+const (
+	// RoleProxy dials the node's socket and the test's control socket and
+	// copies bytes both ways, so a test can speak raw lines through a real
+	// child. SIGTERM makes it exit 0.
+	RoleProxy = "proxy"
+	// RoleExit exits at once with EnvExitCode.
+	RoleExit = "exit"
+	// RoleSleep waits for SIGTERM and exits 0.
+	RoleSleep = "sleep"
+	// RoleStubborn ignores SIGTERM and sleeps until killed.
+	RoleStubborn = "stubborn"
+	// RoleTree starts a grandchild (sleep 300) in its group, writes the
+	// grandchild's pid to EnvPidFile, then sleeps until signalled.
+	RoleTree = "tree"
+)
+
+// Main plays the role named by the environment and exits; without one it
+// returns and the tests run.
+func Main() {
+	role := os.Getenv(EnvRole)
+	if role == "" {
+		return
+	}
+	os.Exit(run(role))
+}
+
+func run(role string) int {
+	switch role {
+	case RoleExit:
+		code, _ := strconv.Atoi(os.Getenv(EnvExitCode))
+		return code
+	case RoleSleep:
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		ready()
+		<-ch
+		return 0
+	case RoleStubborn:
+		signal.Ignore(syscall.SIGTERM)
+		ready()
+		time.Sleep(time.Hour)
+		return 0
+	case RoleTree:
+		cmd := exec.Command("sleep", "300")
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := os.WriteFile(os.Getenv(EnvPidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		waitSignal(syscall.SIGTERM)
+		return 0
+	case RoleProxy:
+		return proxy()
+	}
+	fmt.Fprintf(os.Stderr, "unknown test child role %q\n", role)
+	return 2
+}
+
+func ready() {
+	if f := os.Getenv(EnvReadyFile); f != "" {
+		_ = os.WriteFile(f, []byte("ready"), 0o600)
+	}
+}
+
+func waitSignal(sigs ...os.Signal) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	<-ch
+}
+
+func proxy() int {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM)
+	var node net.Conn
+	var err error
+	if path := os.Getenv("DONKEYLABS_SOCKET_PATH"); path != "" {
+		node, err = net.Dial("unix", path)
+	} else {
+		node, err = net.Dial("tcp", "127.0.0.1:"+os.Getenv("DONKEYLABS_TCP_PORT"))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot dial node:", err)
+		return 1
+	}
+	ctrl, err := net.Dial("unix", os.Getenv(EnvCtrl))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot dial test:", err)
+		return 1
+	}
+	// First line to the test: the child's view of its environment.
+	fmt.Fprintf(ctrl, "%s\t%s\t%s\t%s\n", os.Getenv("DONKEYLABS_PROCESS_ID"), os.Getenv("DONKEYLABS_METADATA"),
+		os.Getenv("DONKEYLABS_SOCKET_PATH")+os.Getenv("DONKEYLABS_TCP_PORT"), os.Getenv("CORRAL_TEST_EXTRA"))
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(node, bufio.NewReader(ctrl)); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(ctrl, node); done <- struct{}{} }()
+	select {
+	case <-ch:
+		return 0
+	case <-done:
+		return 0
+	}
+}

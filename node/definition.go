@@ -1,0 +1,226 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/corral-run/corral/client/wire"
+)
+
+// Definition describes a kind of process the node can spawn.
+// The zero value of every optional field means "use the default".
+type Definition struct {
+	// Name is a subject token: [A-Za-z0-9_-]{1,64}, not "watchdog".
+	Name    string
+	Command string
+	Args    []string
+	Cwd     string
+	Env     map[string]string
+
+	// Events maps event names to JSON Schemas (raw JSON). When it is not
+	// empty, a child may only emit the events it lists. A nil schema accepts
+	// any object.
+	Events map[string]json.RawMessage
+
+	// HeartbeatTimeout: no heartbeat for this long makes the process stale,
+	// twice as long gets it killed. Zero means the default (30 s); a negative
+	// value turns heartbeat monitoring off.
+	HeartbeatTimeout time.Duration
+	AutoRestart      bool
+	// MaxRestarts is the number of consecutive restarts before giving up.
+	// Zero means the default (3); -1 means unlimited.
+	MaxRestarts int
+	// StopSignal is sent to the process group on stop (default SIGTERM).
+	StopSignal syscall.Signal
+	// StopTimeout is how long stop waits before SIGKILL (default 5 s).
+	StopTimeout time.Duration
+	Limits      Limits
+
+	// Callbacks, all optional. They run on the node's goroutines and must
+	// not block for long.
+	OnMessage   func(p ManagedProcess, msg wire.Message)
+	OnCrash     func(p ManagedProcess, exitCode int)
+	OnUnhealthy func(p ManagedProcess)
+	OnRestart   func(old, new ManagedProcess, attempt int)
+	OnStats     func(p ManagedProcess, stats wire.Stats)
+}
+
+// Limits are hard limits enforced by the node. Zero means no limit.
+type Limits struct {
+	MaxRuntime    time.Duration
+	MaxMemoryMB   float64
+	MaxCPUPercent float64
+}
+
+// Defaults for Definition fields.
+const (
+	DefaultHeartbeatTimeout = 30 * time.Second
+	DefaultMaxRestarts      = 3
+	DefaultStopSignal       = syscall.SIGTERM
+	DefaultStopTimeout      = 5 * time.Second
+)
+
+// Reserved names: a process may not be called "watchdog" (its subjects
+// would collide with process.watchdog.*), an event may not be called "stats".
+const (
+	ReservedProcessName = "watchdog"
+	ReservedEventName   = "stats"
+)
+
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidName reports why name cannot be used as a process name, or nil.
+func ValidName(name string) error {
+	if !tokenRE.MatchString(name) {
+		return fmt.Errorf("%w: process name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", ErrInvalid, name)
+	}
+	if name == ReservedProcessName {
+		return fmt.Errorf("%w: process name %q is reserved", ErrInvalid, name)
+	}
+	return nil
+}
+
+// ValidEventName reports why name cannot be used as an event name, or nil.
+func ValidEventName(name string) error {
+	if !validToken(name) {
+		return fmt.Errorf("%w: event name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", ErrInvalid, name)
+	}
+	if name == ReservedEventName {
+		return fmt.Errorf("%w: event name %q is reserved", ErrInvalid, name)
+	}
+	return nil
+}
+
+// validToken is tokenRE without the regexp, for the hot path.
+func validToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// withDefaults returns d with zero fields set to their defaults.
+func (d Definition) withDefaults() Definition {
+	if d.HeartbeatTimeout == 0 {
+		d.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if d.MaxRestarts == 0 {
+		d.MaxRestarts = DefaultMaxRestarts
+	}
+	if d.StopSignal == 0 {
+		d.StopSignal = DefaultStopSignal
+	}
+	if d.StopTimeout == 0 {
+		d.StopTimeout = DefaultStopTimeout
+	}
+	return d
+}
+
+// validate checks everything that does not need compiling.
+func (d Definition) validate() error {
+	if err := ValidName(d.Name); err != nil {
+		return err
+	}
+	if d.Command == "" {
+		return fmt.Errorf("%w: definition %q has no command", ErrInvalid, d.Name)
+	}
+	if d.MaxRestarts < -1 {
+		return fmt.Errorf("%w: definition %q: max restarts must be -1 (unlimited) or more, got %d", ErrInvalid, d.Name, d.MaxRestarts)
+	}
+	if d.StopTimeout < 0 {
+		return fmt.Errorf("%w: definition %q: stop timeout must not be negative", ErrInvalid, d.Name)
+	}
+	if d.Limits.MaxRuntime < 0 || d.Limits.MaxMemoryMB < 0 || d.Limits.MaxCPUPercent < 0 {
+		return fmt.Errorf("%w: definition %q: limits must not be negative", ErrInvalid, d.Name)
+	}
+	for ev := range d.Events {
+		if err := ValidEventName(ev); err != nil {
+			return fmt.Errorf("definition %q: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+// DefinitionInfo is the serialisable view of a Definition (no callbacks).
+type DefinitionInfo struct {
+	Name    string                     `json:"name"`
+	Command string                     `json:"command"`
+	Args    []string                   `json:"args,omitempty"`
+	Cwd     string                     `json:"cwd,omitempty"`
+	Env     map[string]string          `json:"env,omitempty"`
+	Events  map[string]json.RawMessage `json:"events,omitempty"`
+	// HeartbeatTimeoutMs: absent means the default, 0 turns monitoring off.
+	HeartbeatTimeoutMs *int64     `json:"heartbeatTimeoutMs,omitempty"`
+	AutoRestart        bool       `json:"autoRestart"`
+	MaxRestarts        int        `json:"maxRestarts"`
+	StopSignal         string     `json:"stopSignal"`
+	StopTimeoutMs      int64      `json:"stopTimeoutMs"`
+	Limits             LimitsInfo `json:"limits"`
+}
+
+// LimitsInfo is the serialisable form of Limits, in the spec's units.
+type LimitsInfo struct {
+	MaxRuntimeMs  int64   `json:"maxRuntimeMs,omitempty"`
+	MaxMemoryMb   float64 `json:"maxMemoryMb,omitempty"`
+	MaxCpuPercent float64 `json:"maxCpuPercent,omitempty"`
+}
+
+// Info returns the serialisable view of d (after defaults).
+func (d Definition) Info() DefinitionInfo {
+	d = d.withDefaults()
+	hb := d.HeartbeatTimeout.Milliseconds()
+	if d.HeartbeatTimeout < 0 {
+		hb = 0
+	}
+	return DefinitionInfo{
+		Name: d.Name, Command: d.Command, Args: d.Args, Cwd: d.Cwd, Env: d.Env, Events: d.Events,
+		HeartbeatTimeoutMs: &hb, AutoRestart: d.AutoRestart, MaxRestarts: d.MaxRestarts,
+		StopSignal: SignalName(d.StopSignal), StopTimeoutMs: d.StopTimeout.Milliseconds(),
+		Limits: LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
+	}
+}
+
+// DefinitionFromInfo builds a Definition from its serialisable form (as
+// received by a remote define request).
+func DefinitionFromInfo(in DefinitionInfo) (Definition, error) {
+	d := Definition{
+		Name: in.Name, Command: in.Command, Args: in.Args, Cwd: in.Cwd, Env: in.Env, Events: in.Events,
+		AutoRestart: in.AutoRestart, MaxRestarts: in.MaxRestarts,
+		StopTimeout: time.Duration(in.StopTimeoutMs) * time.Millisecond,
+		Limits: Limits{MaxRuntime: time.Duration(in.Limits.MaxRuntimeMs) * time.Millisecond,
+			MaxMemoryMB: in.Limits.MaxMemoryMb, MaxCPUPercent: in.Limits.MaxCpuPercent},
+	}
+	if in.HeartbeatTimeoutMs != nil {
+		d.HeartbeatTimeout = time.Duration(*in.HeartbeatTimeoutMs) * time.Millisecond
+		if d.HeartbeatTimeout == 0 {
+			d.HeartbeatTimeout = -1
+		}
+	}
+	if in.StopSignal != "" {
+		sig, err := ParseSignal(in.StopSignal)
+		if err != nil {
+			return Definition{}, err
+		}
+		d.StopSignal = sig
+	}
+	return d, nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}

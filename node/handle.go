@@ -1,0 +1,207 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/corral-run/corral/client/wire"
+	"github.com/corral-run/corral/schema"
+)
+
+// rejectError is a line the node refuses, with the wire code to answer.
+type rejectError struct {
+	code string
+	msg  string
+}
+
+func (e *rejectError) Error() string { return e.msg }
+
+func reject(code, format string, args ...any) error {
+	return &rejectError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// handle processes one line from the child and queues its answer when the
+// line asked for one.
+func (c *conn) handle(line []byte) {
+	var msg wire.Message
+	err := wire.Decode(line, &msg)
+	if err != nil {
+		var de *wire.DecodeError
+		if errors.As(err, &de) {
+			err = &rejectError{code: de.Code, msg: de.Reason}
+		}
+	} else {
+		err = c.dispatch(&msg)
+	}
+	if len(msg.ID) > 0 {
+		c.ackAware = true
+	}
+	if err == nil {
+		if len(msg.ID) > 0 {
+			c.out.append(func(b []byte) []byte { return wire.AppendAck(b, msg.ID) })
+		}
+		return
+	}
+	c.refuse(msg.ID, err)
+}
+
+// refuse logs a rejected line and tells the child when it asked for answers.
+func (c *conn) refuse(id json.RawMessage, err error) {
+	code := wire.CodeInternal
+	var re *rejectError
+	if errors.As(err, &re) {
+		code = re.code
+	} else if errors.Is(err, errUnavailable) {
+		code = wire.CodeUnavailable
+	}
+	c.rejected++
+	// The first rejects of a connection are logged, then one in a thousand,
+	// so a child spewing garbage cannot flood the log.
+	if c.rejected <= 10 || c.rejected%1000 == 0 {
+		c.p.sup.log.Warn("rejected line from child", "process", c.p.id, "name", c.p.def.Name,
+			"code", code, "err", err, "rejected", c.rejected)
+	}
+	if len(id) > 0 || c.ackAware {
+		msg := err.Error()
+		c.out.append(func(b []byte) []byte { return wire.AppendError(b, id, code, msg) })
+	}
+}
+
+func (c *conn) tooLong() {
+	c.refuse(nil, reject(wire.CodeLineTooLong, "line exceeds the limit of %d bytes", c.p.sup.cfg.MaxLineBytes))
+}
+
+var errUnavailable = errors.New("cannot hand the message on")
+
+// dispatch acts on a well-formed message.
+func (c *conn) dispatch(msg *wire.Message) error {
+	p := c.p
+	if msg.ProcessID != p.id {
+		return reject(wire.CodeWrongProcess, "processId %q does not match this socket's process %q", msg.ProcessID, p.id)
+	}
+	s, def := p.sup, p.def
+	switch msg.Type {
+	case wire.TypeHeartbeat:
+		p.mu.Lock()
+		p.lastHeartbeat = time.Now()
+		p.mu.Unlock()
+		return c.publish(Report{Kind: KindHeartbeat, ProcessID: p.id, Name: def.Name, Payload: ProcessRef{ProcessID: p.id, Name: def.Name}})
+	case wire.TypeEvent:
+		return c.relayEvent(msg)
+	case wire.TypeStats:
+		if msg.Stats == nil {
+			return reject(wire.CodeMissingField, `stats message has no "stats" object`)
+		}
+		err := c.publish(Report{Kind: KindStats, ProcessID: p.id, Name: def.Name,
+			Payload: StatsReport{ProcessID: p.id, Name: def.Name, Stats: *msg.Stats, Source: "client"}})
+		if def.OnStats != nil {
+			def.OnStats(p.snapshot(), *msg.Stats)
+		}
+		return err
+	case wire.TypeConnected:
+		p.mu.Lock()
+		p.everConnected = true
+		p.mu.Unlock()
+		s.log.Debug("child connected", "process", p.id, "name", def.Name)
+		err := c.publish(Report{Kind: KindConnected, ProcessID: p.id, Name: def.Name, Payload: ProcessRef{ProcessID: p.id, Name: def.Name}})
+		c.callOnMessage(msg)
+		return err
+	case wire.TypeDisconnecting:
+		s.log.Debug("child disconnecting", "process", p.id, "name", def.Name)
+		c.callOnMessage(msg)
+		return nil
+	}
+	return reject(wire.CodeUnknownType, "unknown message type %q (expected connected, heartbeat, stats, event or disconnecting)", msg.Type)
+}
+
+func (c *conn) callOnMessage(msg *wire.Message) {
+	if c.p.def.OnMessage != nil {
+		c.p.def.OnMessage(c.p.snapshot(), *msg)
+	}
+}
+
+func (c *conn) publish(r Report) error {
+	if err := c.p.sup.rep.Publish(r); err != nil {
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	return nil
+}
+
+// relayEvent validates a custom event and reports it with the child's data
+// spread next to processId and name.
+func (c *conn) relayEvent(msg *wire.Message) error {
+	p, def := c.p, c.p.def
+	if !validToken(msg.Event) {
+		if msg.Event == "" {
+			return reject(wire.CodeMissingField, `event message has no "event" name`)
+		}
+		return reject(wire.CodeInvalidEvent, "event name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", msg.Event)
+	}
+	if msg.Event == ReservedEventName {
+		return reject(wire.CodeInvalidEvent, "event name %q is reserved (send a stats message instead)", msg.Event)
+	}
+	var sch *schema.Schema
+	if len(def.schemas) > 0 {
+		var ok bool
+		if sch, ok = def.schemas[msg.Event]; !ok {
+			return reject(wire.CodeUnknownEvent, "event %q is not defined for %q (defined: %s)", msg.Event, def.Name, eventList(def.schemas))
+		}
+	}
+	data := msg.Data
+	if len(data) == 0 || string(data) == "null" {
+		data = json.RawMessage("{}")
+	}
+	var badKey string
+	isObject := wire.ObjectKeys(data, func(key []byte) {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k) == nil {
+				key = []byte(k)
+			}
+		}
+		if string(key) == "processId" || string(key) == "name" {
+			badKey = string(key)
+		}
+	})
+	if !isObject {
+		return reject(wire.CodeInvalidEvent, "event %q: data must be a JSON object, got %s", msg.Event, kindOf(data))
+	}
+	if badKey != "" {
+		return reject(wire.CodeInvalidEvent, "event %q: data may not use the key %q (the node sets it)", msg.Event, badKey)
+	}
+	if sch != nil {
+		if err := sch.Validate(data); err != nil {
+			return reject(wire.CodeSchemaInvalid, "event %q does not match its schema: %v", msg.Event, err)
+		}
+	}
+	// Payload: {"processId":..,"name":.. then the data's members.
+	buf := append(c.scratch[:0], p.eventPrefix...)
+	inner := bytes.TrimSpace(data)
+	inner = bytes.TrimSpace(inner[1 : len(inner)-1])
+	if len(inner) > 0 {
+		buf = append(buf, ',')
+		buf = append(buf, inner...)
+	}
+	buf = append(buf, '}')
+	c.scratch = buf
+	msgID := ""
+	if len(msg.ID) > 0 {
+		msgID = p.id + ":" + wire.IDText(msg.ID)
+	}
+	return c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event, MsgID: msgID, Raw: buf})
+}
+
+func eventList(m map[string]*schema.Schema) string {
+	names := sortedNames(m)
+	out := ""
+	for i, n := range names {
+		if i > 0 {
+			out += ", "
+		}
+		out += n
+	}
+	return out
+}

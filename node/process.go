@@ -1,0 +1,297 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/corral-run/corral/client/wire"
+)
+
+// process is the record of one managed child. Fields above mu never change
+// after start; fields below it are guarded by it. mu is never held across
+// I/O or callbacks.
+type process struct {
+	sup        *Supervisor
+	def        *definition
+	id         string
+	opts       SpawnOptions
+	metadata   json.RawMessage
+	listener   net.Listener
+	socketPath string
+	tcpPort    int
+	logPath    string
+	cmd        *exec.Cmd
+	pid        int
+	startedAt  time.Time
+	done       chan struct{} // closed once the exit is fully handled
+	// eventPrefix is `{"processId":"<id>","name":"<name>"`, the start of
+	// every custom event payload.
+	eventPrefix []byte
+
+	mu            sync.Mutex
+	status        Status
+	restarts      int
+	lastHeartbeat time.Time
+	exitCode      *int
+	errText       string
+	endedAt       time.Time
+	stopRequested bool
+	killTimer     *time.Timer
+	conns         map[*conn]struct{}
+	latest        *conn
+	everConnected bool
+}
+
+// start creates the socket, starts the child and its goroutines, and
+// reports process.spawned. restarts is carried over from the process it
+// replaces.
+func (s *Supervisor) start(def *definition, opts SpawnOptions, restarts int) (*process, error) {
+	p := &process{
+		sup: s, def: def, id: newProcessID(), opts: opts, metadata: opts.Metadata,
+		done: make(chan struct{}), status: StatusStarting, restarts: restarts,
+		conns: make(map[*conn]struct{}),
+	}
+	if len(p.metadata) == 0 {
+		p.metadata = json.RawMessage("{}")
+	}
+	prefix, _ := json.Marshal(ProcessRef{ProcessID: p.id, Name: def.Name})
+	p.eventPrefix = prefix[:len(prefix)-1]
+
+	if err := p.listen(); err != nil {
+		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
+	}
+	cmd, logFile, err := p.command()
+	if err != nil {
+		p.listener.Close()
+		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
+	}
+	err = cmd.Start()
+	if logFile != nil {
+		logFile.Close() // the child has its own copy
+	}
+	if err != nil {
+		p.listener.Close()
+		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
+	}
+	p.cmd, p.pid, p.startedAt = cmd, cmd.Process.Pid, time.Now()
+	p.status = StatusRunning
+
+	s.mu.Lock()
+	s.procs[p.id] = p
+	s.mu.Unlock()
+	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
+	// Reported before the accept loop runs, so process.spawned always comes
+	// before anything the child says.
+	s.report(Report{Kind: KindSpawned, ProcessID: p.id, Name: def.Name,
+		Payload: Spawned{ProcessID: p.id, Name: def.Name, PID: p.pid, Node: s.cfg.NodeID}})
+	s.wg.Add(2)
+	go p.acceptLoop()
+	go p.wait()
+	return p, nil
+}
+
+func (p *process) listen() error {
+	s := p.sup
+	if s.cfg.Transport == "tcp" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("cannot listen on loopback: %w", err)
+		}
+		p.listener, p.tcpPort = l, l.Addr().(*net.TCPAddr).Port
+		return nil
+	}
+	path := filepath.Join(s.cfg.SocketDir, p.id+".sock")
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("cannot secure %s: %w", path, err)
+	}
+	p.listener, p.socketPath = l, path
+	return nil
+}
+
+// command builds the child's exec.Cmd: own process group, environment of
+// the node, then the definition, then the spawn, then DONKEYLABS_*.
+func (p *process) command() (*exec.Cmd, *os.File, error) {
+	def := p.def
+	cmd := exec.Command(def.Command, def.Args...)
+	cmd.Dir = def.Cwd
+	if p.opts.Cwd != "" {
+		cmd.Dir = p.opts.Cwd
+	}
+	env := os.Environ()
+	for _, k := range sortedNames(def.Env) {
+		env = append(env, k+"="+def.Env[k])
+	}
+	for _, k := range sortedNames(p.opts.Env) {
+		env = append(env, k+"="+p.opts.Env[k])
+	}
+	env = append(env, wire.EnvProcessID+"="+p.id, wire.EnvMetadata+"="+string(p.metadata))
+	if p.socketPath != "" {
+		env = append(env, wire.EnvSocketPath+"="+p.socketPath)
+	} else {
+		env = append(env, wire.EnvTCPPort+"="+strconv.Itoa(p.tcpPort))
+	}
+	cmd.Env = env
+	// Own process group so stop reaches the whole tree; no Pdeathsig, so
+	// children survive a node restart.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if p.sup.cfg.LogDir == "" {
+		return cmd, nil, nil
+	}
+	p.logPath = filepath.Join(p.sup.cfg.LogDir, def.Name+"-"+p.id+".log")
+	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot open log file: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	return cmd, f, nil
+}
+
+// wait reaps the child and turns its exit into a final status and report.
+func (p *process) wait() {
+	defer p.sup.wg.Done()
+	_ = p.cmd.Wait()
+	// Leave no orphans: whatever is left of the group goes too.
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+
+	state := p.cmd.ProcessState
+	var code *int
+	errText := ""
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		errText = "killed by signal " + SignalName(ws.Signal())
+	} else {
+		c := state.ExitCode()
+		code = &c
+		if c != 0 {
+			errText = fmt.Sprintf("exited with code %d", c)
+		}
+	}
+
+	p.mu.Lock()
+	if p.killTimer != nil {
+		p.killTimer.Stop()
+	}
+	status := StatusCrashed
+	if p.stopRequested || (code != nil && *code == 0) {
+		status = StatusStopped
+	}
+	p.status, p.exitCode, p.endedAt = status, code, time.Now()
+	if status == StatusCrashed {
+		p.errText = errText
+	}
+	conns := make([]*conn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+
+	p.listener.Close() // also unlinks the socket file
+	for _, c := range conns {
+		c.close()
+	}
+	s, name := p.sup, p.def.Name
+	if status == StatusStopped {
+		s.log.Info("process stopped", "process", p.id, "name", name, "pid", p.pid, "exitCode", derefOr(code, -1))
+		s.report(Report{Kind: KindStopped, ProcessID: p.id, Name: name, Payload: Stopped{ProcessID: p.id, Name: name, ExitCode: code}})
+	} else {
+		s.log.Warn("process crashed", "process", p.id, "name", name, "pid", p.pid, "err", errText)
+		s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name, Payload: Crashed{ProcessID: p.id, Name: name, ExitCode: code, Error: errText}})
+		if p.def.OnCrash != nil {
+			p.def.OnCrash(p.snapshot(), derefOr(code, -1))
+		}
+	}
+	close(p.done)
+}
+
+func derefOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// stop asks the process group to end and waits for the exit.
+func (p *process) stop(ctx context.Context, sig syscall.Signal) error {
+	p.mu.Lock()
+	if p.status.Finished() {
+		st := p.status
+		p.mu.Unlock()
+		return fmt.Errorf("%w (status %s)", ErrNotRunning, st)
+	}
+	if sig == 0 {
+		sig = p.def.StopSignal
+	}
+	if !p.stopRequested {
+		p.stopRequested = true
+		p.status = StatusStopping
+		p.killTimer = time.AfterFunc(p.def.StopTimeout, p.kill)
+	}
+	p.mu.Unlock()
+	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("cannot signal process group %d: %w", p.pid, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// kill is the stop timeout firing: SIGKILL to the group, unless the process
+// is already gone.
+func (p *process) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.sup.log.Warn("stop timeout passed, killing process group", "process", p.id, "name", p.def.Name, "pid", p.pid)
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+}
+
+func (p *process) finished() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status.Finished()
+}
+
+func (p *process) snapshot() ManagedProcess {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	mp := ManagedProcess{
+		ID: p.id, Name: p.def.Name, Node: p.sup.cfg.NodeID, Status: p.status, PID: p.pid,
+		StartedAt: p.startedAt, Metadata: p.metadata, Restarts: p.restarts, ExitCode: p.exitCode,
+		Error: p.errText, Connected: len(p.conns) > 0, SocketPath: p.socketPath, TCPPort: p.tcpPort,
+	}
+	if !p.lastHeartbeat.IsZero() {
+		t := p.lastHeartbeat
+		mp.LastHeartbeat = &t
+	}
+	if !p.endedAt.IsZero() {
+		t := p.endedAt
+		mp.EndedAt = &t
+	}
+	return mp
+}
+
+func (p *process) latestConn() *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latest
+}

@@ -1,0 +1,156 @@
+package node
+
+import (
+	"encoding/json"
+
+	"github.com/corral-run/corral/client/wire"
+)
+
+// Reporter receives everything the supervisor has to tell the world. The
+// bus package implements it by publishing on NATS subjects; tests use fakes.
+//
+// Publish must not block on I/O for long: it is called on the child's read
+// loop. A non-nil error means the report could not be handed on (for
+// events the child is then told so).
+type Reporter interface {
+	Publish(r Report) error
+}
+
+// Kind says what a Report is about. Each kind has one subject (DESIGN.md).
+type Kind uint8
+
+// Report kinds, one per subject family.
+const (
+	KindSpawned        Kind = iota + 1 // process.spawned, Payload Spawned
+	KindConnected                      // process.connected, Payload ProcessRef
+	KindReconnected                    // process.reconnected, Payload Reconnected
+	KindHeartbeat                      // process.heartbeat, Payload ProcessRef
+	KindStats                          // process.stats and process.<name>.stats, Payload StatsReport
+	KindStale                          // process.stale, Payload Stale
+	KindStopped                        // process.stopped, Payload Stopped
+	KindCrashed                        // process.crashed, Payload Crashed
+	KindRestarted                      // process.restarted, Payload Restarted
+	KindRestartLimit                   // process.restart_limit, Payload RestartLimit
+	KindLimitsExceeded                 // process.limits_exceeded, Payload LimitsExceeded
+	KindWatchdogStale                  // process.watchdog.stale, Payload WatchdogStale
+	KindWatchdogKilled                 // process.watchdog.killed, Payload WatchdogKilled
+	KindEvent                          // process.<name>.<event>, Raw holds the payload
+)
+
+// Report is one thing to publish.
+type Report struct {
+	Kind      Kind
+	ProcessID string
+	Name      string
+	// Event is the custom event name (KindEvent only).
+	Event string
+	// MsgID, when set, becomes the Nats-Msg-Id; otherwise the bus makes one.
+	MsgID string
+	// Payload is one of the payload types below, marshalled by the bus.
+	Payload any
+	// Raw is the ready-made JSON payload (KindEvent), used instead of
+	// Payload. It is only valid during the Publish call: the supervisor
+	// reuses the buffer, so a Reporter that keeps it must copy it.
+	Raw []byte
+}
+
+// ProcessRef is the payload of process.connected and process.heartbeat.
+type ProcessRef struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+}
+
+// Spawned is the payload of process.spawned.
+type Spawned struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+	PID       int    `json:"pid"`
+	Node      string `json:"node"`
+}
+
+// Reconnected is the payload of process.reconnected.
+type Reconnected struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+	PID       int    `json:"pid"`
+}
+
+// StatsReport is the payload of process.stats and process.<name>.stats.
+type StatsReport struct {
+	ProcessID string     `json:"processId"`
+	Name      string     `json:"name"`
+	Stats     wire.Stats `json:"stats"`
+	// Source is "client" (sent by the child) or "node" (sampled by the node).
+	Source string `json:"source" jsonschema:"enum=client,enum=node"`
+}
+
+// Stale is the payload of process.stale.
+type Stale struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+	TimeSince int64  `json:"timeSince"`
+}
+
+// Stopped is the payload of process.stopped.
+type Stopped struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+	ExitCode  *int   `json:"exitCode" jsonschema:"nullable"`
+}
+
+// Crashed is the payload of process.crashed.
+type Crashed struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+	ExitCode  *int   `json:"exitCode" jsonschema:"nullable"`
+	Error     string `json:"error"`
+}
+
+// Restarted is the payload of process.restarted.
+type Restarted struct {
+	OldProcessID string `json:"oldProcessId"`
+	NewProcessID string `json:"newProcessId"`
+	Name         string `json:"name"`
+	Attempt      int    `json:"attempt"`
+}
+
+// RestartLimit is the payload of process.restart_limit.
+type RestartLimit struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+	Restarts  int    `json:"restarts"`
+}
+
+// LimitsExceeded is the payload of process.limits_exceeded.
+type LimitsExceeded struct {
+	ProcessID string  `json:"processId"`
+	Name      string  `json:"name"`
+	Reason    string  `json:"reason" jsonschema:"enum=maxRuntimeMs,enum=maxMemoryMb,enum=maxCpuPercent"`
+	Limit     float64 `json:"limit"`
+	Value     float64 `json:"value"`
+}
+
+// WatchdogStale is the payload of process.watchdog.stale.
+type WatchdogStale struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+	Reason    string `json:"reason"`
+	TimeoutMs int64  `json:"timeoutMs"`
+}
+
+// WatchdogKilled is the payload of process.watchdog.killed.
+type WatchdogKilled struct {
+	ProcessID string  `json:"processId"`
+	Name      string  `json:"name"`
+	Reason    string  `json:"reason"`
+	Value     float64 `json:"value"`
+}
+
+// EventPayload documents process.<name>.<event>: the child's data with
+// processId and name added.
+type EventPayload struct {
+	ProcessID string `json:"processId"`
+	Name      string `json:"name"`
+	// The event's own fields follow, spread at the top level.
+	Data map[string]json.RawMessage `json:"-"`
+}

@@ -1,0 +1,351 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/corral-run/corral/client/wire"
+	"github.com/corral-run/corral/schema"
+)
+
+// Config configures a Supervisor. Zero fields take the defaults noted.
+type Config struct {
+	// NodeID names this node in reports and records.
+	NodeID string
+	// SocketDir holds the per-process Unix sockets (created 0700).
+	SocketDir string
+	// Transport is "unix" (default) or "tcp" (127.0.0.1, a port per process).
+	Transport string
+	// LogDir receives each child's stdout and stderr as <name>-<id>.log.
+	// Empty discards them.
+	LogDir string
+	// MaxLineBytes bounds one line from a child (default 1 MiB).
+	MaxLineBytes int
+	// Reporter receives every report. Required.
+	Reporter Reporter
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Supervisor runs and watches the child processes of one node.
+// All methods are safe for concurrent use.
+type Supervisor struct {
+	cfg Config
+	log *slog.Logger
+	rep Reporter
+
+	mu     sync.RWMutex
+	defs   map[string]*definition
+	procs  map[string]*process
+	closed bool
+
+	wg sync.WaitGroup // every goroutine of every process
+}
+
+// definition is a Definition with defaults applied and schemas compiled.
+type definition struct {
+	Definition
+	schemas map[string]*schema.Schema // nil value: any object
+}
+
+// New returns a Supervisor. Call Close to stop it.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Reporter == nil {
+		return nil, errors.New("cannot create supervisor: no reporter")
+	}
+	switch cfg.Transport {
+	case "":
+		cfg.Transport = "unix"
+	case "unix", "tcp":
+	default:
+		return nil, fmt.Errorf("cannot create supervisor: transport %q is not unix or tcp", cfg.Transport)
+	}
+	if cfg.Transport == "unix" && cfg.SocketDir == "" {
+		return nil, errors.New("cannot create supervisor: no socket directory")
+	}
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = wire.DefaultMaxLineBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Transport == "unix" {
+		if err := os.MkdirAll(cfg.SocketDir, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create socket directory: %w", err)
+		}
+		if err := os.Chmod(cfg.SocketDir, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot secure socket directory: %w", err)
+		}
+	}
+	if cfg.LogDir != "" {
+		if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
+			return nil, fmt.Errorf("cannot create log directory: %w", err)
+		}
+	}
+	return &Supervisor{
+		cfg:   cfg,
+		log:   cfg.Logger.With("node", cfg.NodeID),
+		rep:   cfg.Reporter,
+		defs:  make(map[string]*definition),
+		procs: make(map[string]*process),
+	}, nil
+}
+
+// NodeID returns the node's id.
+func (s *Supervisor) NodeID() string { return s.cfg.NodeID }
+
+// Define adds or replaces a definition. Running processes keep the
+// definition they were spawned with.
+func (s *Supervisor) Define(d Definition) error {
+	if err := d.validate(); err != nil {
+		return fmt.Errorf("cannot define %q: %w", d.Name, err)
+	}
+	cd := &definition{Definition: d.withDefaults(), schemas: make(map[string]*schema.Schema, len(d.Events))}
+	for _, ev := range sortedNames(d.Events) {
+		raw := d.Events[ev]
+		if len(raw) == 0 || string(raw) == "{}" || string(raw) == "null" {
+			cd.schemas[ev] = nil
+			continue
+		}
+		sch, err := schema.Compile(d.Name+"."+ev, raw)
+		if err != nil {
+			return fmt.Errorf("cannot define %q: %w: %w", d.Name, ErrInvalid, err)
+		}
+		cd.schemas[ev] = sch
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.defs[d.Name] = cd
+	return nil
+}
+
+// Definitions returns every definition, sorted by name.
+func (s *Supervisor) Definitions() []Definition {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Definition, 0, len(s.defs))
+	for _, name := range sortedNames(s.defs) {
+		out = append(out, s.defs[name].Definition)
+	}
+	return out
+}
+
+// Spawn starts a new process of the named definition.
+func (s *Supervisor) Spawn(ctx context.Context, name string, opts SpawnOptions) (ManagedProcess, error) {
+	s.mu.RLock()
+	def, closed := s.defs[name], s.closed
+	s.mu.RUnlock()
+	switch {
+	case closed:
+		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, ErrClosed)
+	case def == nil:
+		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: definition %w", name, ErrNotFound)
+	}
+	if err := ValidMetadata(opts.Metadata); err != nil {
+		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+	}
+	p, err := s.start(def, opts, 0)
+	if err != nil {
+		return ManagedProcess{}, err
+	}
+	return p.snapshot(), nil
+}
+
+// Get returns the process with the given id.
+func (s *Supervisor) Get(id string) (ManagedProcess, bool) {
+	p := s.lookup(id)
+	if p == nil {
+		return ManagedProcess{}, false
+	}
+	return p.snapshot(), true
+}
+
+// GetAll returns every known process, oldest first.
+func (s *Supervisor) GetAll() []ManagedProcess { return s.filter(func(*process) bool { return true }) }
+
+// GetByName returns the processes of one definition, oldest first.
+func (s *Supervisor) GetByName(name string) []ManagedProcess {
+	return s.filter(func(p *process) bool { return p.def.Name == name })
+}
+
+func (s *Supervisor) filter(keep func(*process) bool) []ManagedProcess {
+	s.mu.RLock()
+	ps := make([]*process, 0, len(s.procs))
+	for _, p := range s.procs {
+		if keep(p) {
+			ps = append(ps, p)
+		}
+	}
+	s.mu.RUnlock()
+	out := make([]ManagedProcess, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.snapshot())
+	}
+	slices.SortFunc(out, func(a, b ManagedProcess) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return compareStrings(a.ID, b.ID)
+	})
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *Supervisor) lookup(id string) *process {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.procs[id]
+}
+
+// Stop signals the process group (sig 0 means the definition's stop
+// signal), escalates to SIGKILL after the stop timeout and returns once the
+// process has exited, or when ctx ends.
+func (s *Supervisor) Stop(ctx context.Context, id string, sig syscall.Signal) (ManagedProcess, error) {
+	p := s.lookup(id)
+	if p == nil {
+		return ManagedProcess{}, fmt.Errorf("cannot stop %q: process %w", id, ErrNotFound)
+	}
+	if err := p.stop(ctx, sig); err != nil {
+		return p.snapshot(), fmt.Errorf("cannot stop %q: %w", id, err)
+	}
+	return p.snapshot(), nil
+}
+
+// StopAll stops every running process (of one definition when name is not
+// empty) in parallel and returns the processes it stopped.
+func (s *Supervisor) StopAll(ctx context.Context, sig syscall.Signal, name string) ([]ManagedProcess, error) {
+	s.mu.RLock()
+	var ps []*process
+	for _, p := range s.procs {
+		if (name == "" || p.def.Name == name) && !p.finished() {
+			ps = append(ps, p)
+		}
+	}
+	s.mu.RUnlock()
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() {
+			if err := p.stop(ctx, sig); err != nil && !errors.Is(err, ErrNotRunning) {
+				errs[i] = fmt.Errorf("cannot stop %q: %w", p.id, err)
+			}
+		})
+	}
+	wg.Wait()
+	out := make([]ManagedProcess, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.snapshot())
+	}
+	return out, errors.Join(errs...)
+}
+
+// Restart stops the process if it runs and spawns a new one of the same
+// definition with the same metadata and overrides. The new process has a new
+// id; process.restarted is reported.
+func (s *Supervisor) Restart(ctx context.Context, id string) (ManagedProcess, error) {
+	p := s.lookup(id)
+	if p == nil {
+		return ManagedProcess{}, fmt.Errorf("cannot restart %q: process %w", id, ErrNotFound)
+	}
+	if err := p.stop(ctx, 0); err != nil && !errors.Is(err, ErrNotRunning) {
+		return ManagedProcess{}, fmt.Errorf("cannot restart %q: %w", id, err)
+	}
+	s.mu.RLock()
+	def := s.defs[p.def.Name]
+	s.mu.RUnlock()
+	if def == nil {
+		def = p.def
+	}
+	attempt := p.snapshot().Restarts + 1
+	np, err := s.start(def, p.opts, attempt)
+	if err != nil {
+		return ManagedProcess{}, fmt.Errorf("cannot restart %q: %w", id, err)
+	}
+	old, cur := p.snapshot(), np.snapshot()
+	s.report(Report{Kind: KindRestarted, ProcessID: np.id, Name: def.Name,
+		Payload: Restarted{OldProcessID: p.id, NewProcessID: np.id, Name: def.Name, Attempt: attempt}})
+	if def.OnRestart != nil {
+		def.OnRestart(old, cur, attempt)
+	}
+	return cur, nil
+}
+
+// Send writes one JSON value, as a line, to the process's newest connection.
+func (s *Supervisor) Send(id string, msg json.RawMessage) error {
+	p := s.lookup(id)
+	if p == nil {
+		return fmt.Errorf("cannot send to %q: process %w", id, ErrNotFound)
+	}
+	if !json.Valid(msg) {
+		return fmt.Errorf("cannot send to %q: %w: message is not valid JSON", id, ErrInvalid)
+	}
+	c := p.latestConn()
+	if c == nil {
+		return fmt.Errorf("cannot send to %q: %w", id, ErrNotConnected)
+	}
+	c.out.send(msg)
+	return nil
+}
+
+// Close stops every child (as StopAll with each definition's stop signal)
+// and waits for all the supervisor's goroutines. Spawn fails afterwards.
+func (s *Supervisor) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	_, err := s.StopAll(ctx, 0, "")
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return errors.Join(err, fmt.Errorf("cannot close supervisor: %w", ctx.Err()))
+	}
+	return err
+}
+
+// report hands r to the reporter and logs a failure.
+func (s *Supervisor) report(r Report) {
+	if err := s.rep.Publish(r); err != nil {
+		s.log.Error("cannot publish report", "process", r.ProcessID, "name", r.Name, "kind", r.Kind, "err", err)
+	}
+}
+
+const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// IDLength is the length of a process id: "proc_" and 16 random characters.
+const IDLength = 5 + 16
+
+func newProcessID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	out := make([]byte, 0, IDLength)
+	out = append(out, "proc_"...)
+	for _, c := range b {
+		out = append(out, idAlphabet[int(c)%len(idAlphabet)])
+	}
+	return string(out)
+}
