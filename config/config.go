@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -40,6 +41,13 @@ type NodeConfig struct {
 	// MaxLineBytes bounds one line of the child wire protocol.
 	// Default 1 MiB.
 	MaxLineBytes int
+	// StatsInterval is how often the node samples each child's process
+	// tree, for definitions that set none. Default 5s.
+	StatsInterval time.Duration
+	// Retention is how long finished processes stay listed (ps --all);
+	// RetentionMax caps how many are kept. Defaults 1h and 1000.
+	Retention    time.Duration
+	RetentionMax int
 }
 
 // NATSConfig is the [nats] table.
@@ -81,13 +89,16 @@ const (
 // Defaults of the [node] and [nats] keys. Process defaults are node's
 // (node.DefaultHeartbeatTimeout and friends).
 const (
-	DefaultDataDir      = "./.corral"
-	DefaultTransport    = TransportUnix
-	DefaultLogLevel     = slog.LevelInfo
-	DefaultLogFormat    = LogText
-	DefaultMaxLineBytes = 1 << 20
-	DefaultNATSListen   = "127.0.0.1:4222"
-	DefaultJetStream    = true
+	DefaultDataDir       = "./.corral"
+	DefaultTransport     = TransportUnix
+	DefaultLogLevel      = slog.LevelInfo
+	DefaultLogFormat     = LogText
+	DefaultMaxLineBytes  = 1 << 20
+	DefaultNATSListen    = "127.0.0.1:4222"
+	DefaultJetStream     = true
+	DefaultStatsInterval = "5s"
+	DefaultRetention     = "1h"
+	DefaultRetentionMax  = 1000
 
 	// SocketDirName is the default socket_dir under data_dir.
 	SocketDirName = "sock"

@@ -20,6 +20,8 @@ var (
 		"command": true, "args": true, "cwd": true, "env": true,
 		"heartbeat_timeout": true, "auto_restart": true, "max_restarts": true,
 		"stop_signal": true, "stop_timeout": true, "limits": true, "events": true,
+		"restart_delay": true, "restart_delay_max": true, "restart_reset_after": true,
+		"restart": true, "stats_interval": true,
 	}
 	limitKeys = map[string]bool{"max_runtime": true, "max_memory_mb": true, "max_cpu_percent": true}
 )
@@ -87,6 +89,24 @@ func parseProcess(name string, val any) (node.Definition, error) {
 	if d.StopTimeout = p.duration("stop_timeout", node.DefaultStopTimeout); d.StopTimeout == 0 {
 		// Zero would mean the default to node: say so rather than surprise.
 		p.fail("stop_timeout", errors.New(`must be more than 0s (to kill at once, set stop_signal = "SIGKILL")`))
+	}
+	d.RestartDelay = p.positiveDuration("restart_delay", node.DefaultRestartDelay)
+	d.RestartDelayMax = p.positiveDuration("restart_delay_max", max(node.DefaultRestartDelayMax, d.RestartDelay))
+	if d.RestartDelayMax < d.RestartDelay {
+		p.fail("restart_delay_max", fmt.Errorf("%s is below restart_delay %s", d.RestartDelayMax, d.RestartDelay))
+	}
+	d.RestartResetAfter = p.positiveDuration("restart_reset_after", node.DefaultRestartReset)
+	switch policy := p.str("restart"); policy {
+	case "", "on-failure":
+	case "always":
+		d.RestartAlways = true
+	default:
+		p.fail("restart", fmt.Errorf("invalid restart policy %q (expected on-failure or always)", policy))
+	}
+	if _, set := p.t["stats_interval"]; set {
+		if d.StatsInterval = p.duration("stats_interval", 0); d.StatsInterval < node.MinStatsInterval {
+			p.fail("stats_interval", fmt.Errorf("must be at least %s", node.MinStatsInterval))
+		}
 	}
 	d.Limits = p.limits()
 	d.Events = p.events()
@@ -178,6 +198,15 @@ func (p *processTable) duration(key string, def time.Duration) time.Duration {
 	}
 	if d < 0 {
 		p.fail(key, fmt.Errorf("duration %q must not be negative", s))
+	}
+	return d
+}
+
+// positiveDuration is duration, refusing 0 (which node reads as "default").
+func (p *processTable) positiveDuration(key string, def time.Duration) time.Duration {
+	d := p.duration(key, def)
+	if d == 0 {
+		p.fail(key, errors.New("must be more than 0s"))
 	}
 	return d
 }

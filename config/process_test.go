@@ -25,12 +25,15 @@ func TestProcessDefaults(t *testing.T) {
 	t.Parallel()
 	d := onlyProcess(t, "[processes.worker]\ncommand = \"/bin/worker\"")
 	want := node.Definition{
-		Name:             "worker",
-		Command:          "/bin/worker",
-		HeartbeatTimeout: 30 * time.Second,
-		MaxRestarts:      3,
-		StopSignal:       syscall.SIGTERM,
-		StopTimeout:      5 * time.Second,
+		Name:              "worker",
+		Command:           "/bin/worker",
+		HeartbeatTimeout:  30 * time.Second,
+		MaxRestarts:       3,
+		StopSignal:        syscall.SIGTERM,
+		StopTimeout:       5 * time.Second,
+		RestartDelay:      time.Second,
+		RestartDelayMax:   30 * time.Second,
+		RestartResetAfter: time.Minute,
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("definition = %+v\nwant         %+v", d, want)
@@ -50,6 +53,11 @@ auto_restart = true
 max_restarts = -1
 stop_signal = "INT"
 stop_timeout = "250ms"
+restart = "always"
+restart_delay = "500ms"
+restart_delay_max = "10s"
+restart_reset_after = "5m"
+stats_interval = "2s"
 
 [processes.Encoder-2.limits]
 max_runtime = "2h"
@@ -57,17 +65,22 @@ max_memory_mb = 512
 max_cpu_percent = 150.5
 `)
 	want := node.Definition{
-		Name:             "Encoder-2",
-		Command:          "ffmpeg-wrapper",
-		Args:             []string{"-i", "in.mp4"},
-		Cwd:              "/srv/media",
-		Env:              map[string]string{"PATH": "/usr/bin", "LogLevel": "debug"},
-		HeartbeatTimeout: 90 * time.Second,
-		AutoRestart:      true,
-		MaxRestarts:      -1,
-		StopSignal:       syscall.SIGINT,
-		StopTimeout:      250 * time.Millisecond,
-		Limits:           node.Limits{MaxRuntime: 2 * time.Hour, MaxMemoryMB: 512, MaxCPUPercent: 150.5},
+		Name:              "Encoder-2",
+		Command:           "ffmpeg-wrapper",
+		Args:              []string{"-i", "in.mp4"},
+		Cwd:               "/srv/media",
+		Env:               map[string]string{"PATH": "/usr/bin", "LogLevel": "debug"},
+		HeartbeatTimeout:  90 * time.Second,
+		AutoRestart:       true,
+		MaxRestarts:       -1,
+		StopSignal:        syscall.SIGINT,
+		StopTimeout:       250 * time.Millisecond,
+		RestartAlways:     true,
+		RestartDelay:      500 * time.Millisecond,
+		RestartDelayMax:   10 * time.Second,
+		RestartResetAfter: 5 * time.Minute,
+		StatsInterval:     2 * time.Second,
+		Limits:            node.Limits{MaxRuntime: 2 * time.Hour, MaxMemoryMB: 512, MaxCPUPercent: 150.5},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("definition = %+v\nwant         %+v", d, want)
@@ -202,6 +215,10 @@ func TestProcessErrors(t *testing.T) {
 		{"bad heartbeat_timeout", ok + "heartbeat_timeout = \"soon\"", "processes.encoder.heartbeat_timeout", `invalid duration "soon"`},
 		{"heartbeat_timeout number", ok + "heartbeat_timeout = 30", "processes.encoder.heartbeat_timeout", `invalid duration integer 30 (write a string such as "30s")`},
 		{"negative heartbeat_timeout", ok + "heartbeat_timeout = \"-1s\"", "processes.encoder.heartbeat_timeout", "must not be negative"},
+		{"bad restart policy", ok + "restart = \"sometimes\"", "processes.encoder.restart", `invalid restart policy "sometimes"`},
+		{"zero restart_delay", ok + "restart_delay = \"0s\"", "processes.encoder.restart_delay", "must be more than 0s"},
+		{"delay max below delay", ok + "restart_delay = \"5s\"\nrestart_delay_max = \"1s\"", "processes.encoder.restart_delay_max", "is below restart_delay"},
+		{"tiny stats_interval", ok + "stats_interval = \"1ms\"", "processes.encoder.stats_interval", "must be at least 50ms"},
 		{"bad max_runtime", ok + "limits.max_runtime = \"1 hour\"", "processes.encoder.limits.max_runtime", `invalid duration "1 hour"`},
 		{"max_memory_mb string", ok + "limits.max_memory_mb = \"1G\"", "processes.encoder.limits.max_memory_mb", "must be a number"},
 		{"negative max_cpu_percent", ok + "limits.max_cpu_percent = -5", "processes.encoder.limits.max_cpu_percent", "must be 0 (no limit) or more, got -5"},

@@ -10,8 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/corral-run/corral/node"
 )
 
 // EnvPrefix starts the name of every environment variable the package reads.
@@ -51,6 +54,9 @@ var settings = []setting{
 	{"node.log_level", kindString, "info"},
 	{"node.log_format", kindString, string(DefaultLogFormat)},
 	{"node.max_line_bytes", kindInt, DefaultMaxLineBytes},
+	{"node.stats_interval", kindString, DefaultStatsInterval},
+	{"node.retention", kindString, DefaultRetention},
+	{"node.retention_max", kindInt, DefaultRetentionMax},
 	{"nats.url", kindServers, ""},
 	{"nats.listen", kindString, DefaultNATSListen},
 	{"nats.jetstream", kindBool, DefaultJetStream},
@@ -185,6 +191,22 @@ func (r layers) integer(key string) (int, error) {
 	}
 }
 
+// duration reads a duration string ("5s") that must be at least min.
+func (r layers) duration(key string, min time.Duration) (time.Duration, error) {
+	s, ok := r.v.Get(key).(string)
+	if !ok {
+		return 0, r.fail(key, fmt.Errorf("invalid duration %s (write a string such as \"30s\")", tomlType(r.v.Get(key))))
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, r.fail(key, fmt.Errorf("invalid duration %q (expected e.g. \"30s\", \"1m30s\")", s))
+	}
+	if d < min {
+		return 0, r.fail(key, fmt.Errorf("duration %q must be at least %s", s, min))
+	}
+	return d, nil
+}
+
 func (r layers) boolean(key string) (bool, error) {
 	switch val := r.v.Get(key).(type) {
 	case bool:
@@ -251,6 +273,19 @@ func (r layers) node() (NodeConfig, error) {
 	}
 	if n.MaxLineBytes < minLineBytes || n.MaxLineBytes > maxLineBytes {
 		return n, r.fail("node.max_line_bytes", fmt.Errorf("%d is out of range (expected %d to %d)", n.MaxLineBytes, minLineBytes, maxLineBytes))
+	}
+
+	if n.StatsInterval, err = r.duration("node.stats_interval", node.MinStatsInterval); err != nil {
+		return n, err
+	}
+	if n.Retention, err = r.duration("node.retention", time.Second); err != nil {
+		return n, err
+	}
+	if n.RetentionMax, err = r.integer("node.retention_max"); err != nil {
+		return n, err
+	}
+	if n.RetentionMax < 1 {
+		return n, r.fail("node.retention_max", fmt.Errorf("%d is out of range (expected 1 or more)", n.RetentionMax))
 	}
 
 	if n.Transport == TransportUnix {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // environ returns a lookupEnv over name=value pairs.
@@ -52,13 +53,16 @@ func TestDefaults(t *testing.T) {
 	}
 	dataDir := abs(t, ".corral")
 	wantNode := NodeConfig{
-		ID:           host,
-		DataDir:      dataDir,
-		SocketDir:    filepath.Join(dataDir, "sock"),
-		Transport:    TransportUnix,
-		LogLevel:     slog.LevelInfo,
-		LogFormat:    LogText,
-		MaxLineBytes: 1048576,
+		ID:            host,
+		DataDir:       dataDir,
+		SocketDir:     filepath.Join(dataDir, "sock"),
+		Transport:     TransportUnix,
+		LogLevel:      slog.LevelInfo,
+		LogFormat:     LogText,
+		MaxLineBytes:  1048576,
+		StatsInterval: 5 * time.Second,
+		Retention:     time.Hour,
+		RetentionMax:  1000,
 	}
 	if c.Node != wantNode {
 		t.Errorf("Node = %+v\nwant   %+v", c.Node, wantNode)
@@ -311,6 +315,10 @@ func TestSettingErrors(t *testing.T) {
 		{"max_line_bytes float", `node.max_line_bytes = 1.5`, nil, "node.max_line_bytes", `must be an integer`},
 		{"max_line_bytes too small", `node.max_line_bytes = 10`, nil, "node.max_line_bytes", `out of range`},
 		{"max_line_bytes too big", `node.max_line_bytes = 10737418240`, nil, "node.max_line_bytes", `out of range`},
+		{"stats_interval too small", `node.stats_interval = "1ms"`, nil, "node.stats_interval", `must be at least 50ms`},
+		{"stats_interval not a duration", `node.stats_interval = "often"`, nil, "node.stats_interval", `invalid duration "often"`},
+		{"retention not a string", `node.retention = 5`, nil, "node.retention", `must be a string, got integer 5`},
+		{"retention_max zero", `node.retention_max = 0`, nil, "node.retention_max", `out of range`},
 		{"max_line_bytes from env", "", []string{"CORRAL_NODE_MAX_LINE_BYTES=lots"}, "node.max_line_bytes", `invalid integer "lots"`},
 		{"url empty element", `nats.url = "nats://a:4222,,nats://b:4222"`, nil, "nats.url", `empty server address`},
 		{"url without host", `nats.url = "nats://"`, nil, "nats.url", `invalid server address "nats://"`},

@@ -38,7 +38,21 @@ type Definition struct {
 	StopSignal syscall.Signal
 	// StopTimeout is how long stop waits before SIGKILL (default 5 s).
 	StopTimeout time.Duration
-	Limits      Limits
+	// RestartDelay is the first auto-restart backoff (default 1 s); it
+	// doubles with each consecutive crash up to RestartDelayMax (default
+	// 30 s), with up to 10 % jitter.
+	RestartDelay    time.Duration
+	RestartDelayMax time.Duration
+	// RestartResetAfter: a process that ran this long before crashing gets
+	// a fresh restart budget (default 60 s).
+	RestartResetAfter time.Duration
+	// RestartAlways also restarts clean exits (policy "always"; the default
+	// policy "on-failure" restarts crashes only). Needs AutoRestart.
+	RestartAlways bool
+	// StatsInterval is how often the node samples the process tree
+	// (default: the supervisor's, 5 s).
+	StatsInterval time.Duration
+	Limits        Limits
 
 	// Callbacks, all optional. They run on the node's goroutines and must
 	// not block for long.
@@ -62,6 +76,12 @@ const (
 	DefaultMaxRestarts      = 3
 	DefaultStopSignal       = syscall.SIGTERM
 	DefaultStopTimeout      = 5 * time.Second
+	DefaultRestartDelay     = time.Second
+	DefaultRestartDelayMax  = 30 * time.Second
+	DefaultRestartReset     = 60 * time.Second
+	DefaultStatsInterval    = 5 * time.Second
+	// MinStatsInterval bounds how often a tree is sampled.
+	MinStatsInterval = 50 * time.Millisecond
 )
 
 // Reserved names: a process may not be called "watchdog" (its subjects
@@ -123,6 +143,15 @@ func (d Definition) withDefaults() Definition {
 	if d.StopTimeout == 0 {
 		d.StopTimeout = DefaultStopTimeout
 	}
+	if d.RestartDelay == 0 {
+		d.RestartDelay = DefaultRestartDelay
+	}
+	if d.RestartDelayMax == 0 {
+		d.RestartDelayMax = max(DefaultRestartDelayMax, d.RestartDelay)
+	}
+	if d.RestartResetAfter == 0 {
+		d.RestartResetAfter = DefaultRestartReset
+	}
 	return d
 }
 
@@ -139,6 +168,15 @@ func (d Definition) validate() error {
 	}
 	if d.StopTimeout < 0 {
 		return fmt.Errorf("%w: definition %q: stop timeout must not be negative", ErrInvalid, d.Name)
+	}
+	if d.RestartDelay < 0 || d.RestartDelayMax < 0 || d.RestartResetAfter < 0 {
+		return fmt.Errorf("%w: definition %q: restart delays must not be negative", ErrInvalid, d.Name)
+	}
+	if d.RestartDelayMax != 0 && d.RestartDelayMax < d.RestartDelay {
+		return fmt.Errorf("%w: definition %q: restart delay max %s is below restart delay %s", ErrInvalid, d.Name, d.RestartDelayMax, d.RestartDelay)
+	}
+	if d.StatsInterval != 0 && d.StatsInterval < MinStatsInterval {
+		return fmt.Errorf("%w: definition %q: stats interval must be at least %s", ErrInvalid, d.Name, MinStatsInterval)
 	}
 	if d.Limits.MaxRuntime < 0 || d.Limits.MaxMemoryMB < 0 || d.Limits.MaxCPUPercent < 0 {
 		return fmt.Errorf("%w: definition %q: limits must not be negative", ErrInvalid, d.Name)
@@ -160,12 +198,18 @@ type DefinitionInfo struct {
 	Env     map[string]string          `json:"env,omitempty"`
 	Events  map[string]json.RawMessage `json:"events,omitempty"`
 	// HeartbeatTimeoutMs: absent means the default, 0 turns monitoring off.
-	HeartbeatTimeoutMs *int64     `json:"heartbeatTimeoutMs,omitempty"`
-	AutoRestart        bool       `json:"autoRestart"`
-	MaxRestarts        int        `json:"maxRestarts"`
-	StopSignal         string     `json:"stopSignal"`
-	StopTimeoutMs      int64      `json:"stopTimeoutMs"`
-	Limits             LimitsInfo `json:"limits"`
+	HeartbeatTimeoutMs *int64 `json:"heartbeatTimeoutMs,omitempty"`
+	AutoRestart        bool   `json:"autoRestart"`
+	MaxRestarts        int    `json:"maxRestarts"`
+	StopSignal         string `json:"stopSignal"`
+	StopTimeoutMs      int64  `json:"stopTimeoutMs"`
+	RestartDelayMs     int64  `json:"restartDelayMs,omitempty"`
+	RestartDelayMaxMs  int64  `json:"restartDelayMaxMs,omitempty"`
+	RestartResetMs     int64  `json:"restartResetAfterMs,omitempty"`
+	// Restart is "on-failure" (default) or "always".
+	Restart         string     `json:"restart,omitempty" jsonschema:"enum=on-failure,enum=always"`
+	StatsIntervalMs int64      `json:"statsIntervalMs,omitempty"`
+	Limits          LimitsInfo `json:"limits"`
 }
 
 // LimitsInfo is the serialisable form of Limits, in the spec's units.
@@ -186,7 +230,10 @@ func (d Definition) Info() DefinitionInfo {
 		Name: d.Name, Command: d.Command, Args: d.Args, Cwd: d.Cwd, Env: d.Env, Events: d.Events,
 		HeartbeatTimeoutMs: &hb, AutoRestart: d.AutoRestart, MaxRestarts: d.MaxRestarts,
 		StopSignal: SignalName(d.StopSignal), StopTimeoutMs: d.StopTimeout.Milliseconds(),
-		Limits: LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
+		RestartDelayMs: d.RestartDelay.Milliseconds(), RestartDelayMaxMs: d.RestartDelayMax.Milliseconds(),
+		RestartResetMs: d.RestartResetAfter.Milliseconds(), Restart: restartPolicy(d.RestartAlways),
+		StatsIntervalMs: d.StatsInterval.Milliseconds(),
+		Limits:          LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
 	}
 }
 
@@ -196,7 +243,11 @@ func DefinitionFromInfo(in DefinitionInfo) (Definition, error) {
 	d := Definition{
 		Name: in.Name, Command: in.Command, Args: in.Args, Cwd: in.Cwd, Env: in.Env, Events: in.Events,
 		AutoRestart: in.AutoRestart, MaxRestarts: in.MaxRestarts,
-		StopTimeout: time.Duration(in.StopTimeoutMs) * time.Millisecond,
+		StopTimeout:       time.Duration(in.StopTimeoutMs) * time.Millisecond,
+		RestartDelay:      time.Duration(in.RestartDelayMs) * time.Millisecond,
+		RestartDelayMax:   time.Duration(in.RestartDelayMaxMs) * time.Millisecond,
+		RestartResetAfter: time.Duration(in.RestartResetMs) * time.Millisecond,
+		StatsInterval:     time.Duration(in.StatsIntervalMs) * time.Millisecond,
 		Limits: Limits{MaxRuntime: time.Duration(in.Limits.MaxRuntimeMs) * time.Millisecond,
 			MaxMemoryMB: in.Limits.MaxMemoryMb, MaxCPUPercent: in.Limits.MaxCpuPercent},
 	}
@@ -206,6 +257,13 @@ func DefinitionFromInfo(in DefinitionInfo) (Definition, error) {
 			d.HeartbeatTimeout = -1
 		}
 	}
+	switch in.Restart {
+	case "", "on-failure":
+	case "always":
+		d.RestartAlways = true
+	default:
+		return Definition{}, fmt.Errorf("%w: restart policy %q is not on-failure or always", ErrInvalid, in.Restart)
+	}
 	if in.StopSignal != "" {
 		sig, err := ParseSignal(in.StopSignal)
 		if err != nil {
@@ -214,6 +272,13 @@ func DefinitionFromInfo(in DefinitionInfo) (Definition, error) {
 		d.StopSignal = sig
 	}
 	return d, nil
+}
+
+func restartPolicy(always bool) string {
+	if always {
+		return "always"
+	}
+	return "on-failure"
 }
 
 func sortedNames[V any](m map[string]V) []string {

@@ -85,9 +85,7 @@ func (c *conn) dispatch(msg *wire.Message) error {
 	s, def := p.sup, p.def
 	switch msg.Type {
 	case wire.TypeHeartbeat:
-		p.mu.Lock()
-		p.lastHeartbeat = time.Now()
-		p.mu.Unlock()
+		p.heartbeat(time.Now())
 		return c.publish(Report{Kind: KindHeartbeat, ProcessID: p.id, Name: def.Name, Payload: ProcessRef{ProcessID: p.id, Name: def.Name}})
 	case wire.TypeEvent:
 		return c.relayEvent(msg)
@@ -102,9 +100,7 @@ func (c *conn) dispatch(msg *wire.Message) error {
 		}
 		return err
 	case wire.TypeConnected:
-		p.mu.Lock()
-		p.everConnected = true
-		p.mu.Unlock()
+		p.heartbeat(time.Now()) // heartbeat monitoring starts here
 		s.log.Debug("child connected", "process", p.id, "name", def.Name)
 		err := c.publish(Report{Kind: KindConnected, ProcessID: p.id, Name: def.Name, Payload: ProcessRef{ProcessID: p.id, Name: def.Name}})
 		c.callOnMessage(msg)
@@ -173,7 +169,7 @@ func (c *conn) relayEvent(msg *wire.Message) error {
 		return reject(wire.CodeInvalidEvent, "event %q: data may not use the key %q (the node sets it)", msg.Event, badKey)
 	}
 	if sch != nil {
-		if err := sch.Validate(data); err != nil {
+		if err := validate(sch, data); err != nil {
 			return reject(wire.CodeSchemaInvalid, "event %q does not match its schema: %v", msg.Event, err)
 		}
 	}
@@ -204,4 +200,15 @@ func eventList(m map[string]*schema.Schema) string {
 		out += n
 	}
 	return out
+}
+
+// validate runs a schema check, turning a panic of the validator library
+// into an error so that one hostile event cannot take the node down.
+func validate(sch *schema.Schema, data []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("validator failed on this data: %v", r)
+		}
+	}()
+	return sch.Validate(data)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/corral-run/corral/client/wire"
+	"github.com/corral-run/corral/node/procstat"
 )
 
 // process is the record of one managed child. Fields above mu never change
@@ -32,16 +33,33 @@ type process struct {
 	logPath    string
 	cmd        *exec.Cmd
 	pid        int
+	startTicks uint64 // the child's start time in /proc, to tell a recycled pid
 	startedAt  time.Time
 	done       chan struct{} // closed once the exit is fully handled
 	// eventPrefix is `{"processId":"<id>","name":"<name>"`, the start of
 	// every custom event payload.
 	eventPrefix []byte
 
-	mu            sync.Mutex
-	status        Status
+	mu     sync.Mutex
+	status Status
+	// restarts counts every restart of this lineage (what ps shows);
+	// failures counts consecutive crashes, the auto-restart budget.
 	restarts      int
+	failures      int
 	lastHeartbeat time.Time
+	// Heartbeat watchdog: armed at the first connected message.
+	hbTimer *time.Timer
+	stale   bool
+	// watchdogReason is set when the watchdog kills the process (heartbeat
+	// or a limit name); such an exit is a crash whatever its code.
+	watchdogReason string
+	runtimeTimer   *time.Timer
+	// Stats sampled by the node.
+	lastStats  *wire.Stats
+	cpuOver    int       // consecutive samples over max_cpu_percent
+	nextSample time.Time // when the sampler is due to look at it
+	// restartTimer is a pending auto-restart of this (finished) process.
+	restartTimer  *time.Timer
 	exitCode      *int
 	errText       string
 	endedAt       time.Time
@@ -49,16 +67,20 @@ type process struct {
 	killTimer     *time.Timer
 	conns         map[*conn]struct{}
 	latest        *conn
-	everConnected bool
+}
+
+// lineage is what a restarted process inherits from the one it replaces.
+type lineage struct {
+	restarts int // restarts so far, this one included
+	failures int // consecutive crashes so far
 }
 
 // start creates the socket, starts the child and its goroutines, and
-// reports process.spawned. restarts is carried over from the process it
-// replaces.
-func (s *Supervisor) start(def *definition, opts SpawnOptions, restarts int) (*process, error) {
+// reports process.spawned.
+func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*process, error) {
 	p := &process{
 		sup: s, def: def, id: newProcessID(), opts: opts, metadata: opts.Metadata,
-		done: make(chan struct{}), status: StatusStarting, restarts: restarts,
+		done: make(chan struct{}), status: StatusStarting, restarts: lin.restarts, failures: lin.failures,
 		conns: make(map[*conn]struct{}),
 	}
 	if len(p.metadata) == 0 {
@@ -84,11 +106,24 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, restarts int) (*p
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
 	p.cmd, p.pid, p.startedAt = cmd, cmd.Process.Pid, time.Now()
+	p.startTicks, _ = procstat.StartTime(p.pid)
 	p.status = StatusRunning
+	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
+	if lim := def.Limits.MaxRuntime; lim > 0 {
+		p.runtimeTimer = time.AfterFunc(lim, p.runtimeExceeded)
+	}
 
 	s.mu.Lock()
+	if s.closed { // Close ran while we started: take it down again
+		s.mu.Unlock()
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		p.listener.Close()
+		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, ErrClosed)
+	}
 	s.procs[p.id] = p
 	s.mu.Unlock()
+	s.sampler.poke()
 	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
 	// Reported before the accept loop runs, so process.spawned always comes
 	// before anything the child says.
@@ -183,17 +218,23 @@ func (p *process) wait() {
 	}
 
 	p.mu.Lock()
-	if p.killTimer != nil {
-		p.killTimer.Stop()
+	for _, t := range []*time.Timer{p.killTimer, p.hbTimer, p.runtimeTimer} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	status := StatusCrashed
-	if p.stopRequested || (code != nil && *code == 0) {
+	switch {
+	case p.watchdogReason != "":
+		errText = "killed by the watchdog (" + p.watchdogReason + ")"
+	case p.stopRequested || (code != nil && *code == 0):
 		status = StatusStopped
 	}
 	p.status, p.exitCode, p.endedAt = status, code, time.Now()
 	if status == StatusCrashed {
 		p.errText = errText
 	}
+	stopRequested := p.stopRequested
 	conns := make([]*conn, 0, len(p.conns))
 	for c := range p.conns {
 		conns = append(conns, c)
@@ -215,7 +256,12 @@ func (p *process) wait() {
 			p.def.OnCrash(p.snapshot(), derefOr(code, -1))
 		}
 	}
+	if !stopRequested {
+		p.scheduleRestart(status)
+	}
+	s.sampler.forget(p.pid)
 	close(p.done)
+	s.prune()
 }
 
 func derefOr(p *int, def int) int {
@@ -225,12 +271,18 @@ func derefOr(p *int, def int) int {
 	return *p
 }
 
-// stop asks the process group to end and waits for the exit.
+// stop asks the process group to end and waits for the exit. Stopping a
+// finished process that waits for an auto-restart cancels the restart.
 func (p *process) stop(ctx context.Context, sig syscall.Signal) error {
 	p.mu.Lock()
 	if p.status.Finished() {
-		st := p.status
+		st, pending := p.status, p.restartTimer != nil && p.restartTimer.Stop()
+		p.restartTimer = nil
 		p.mu.Unlock()
+		if pending {
+			p.sup.log.Info("pending restart cancelled", "process", p.id, "name", p.def.Name)
+			return nil
+		}
 		return fmt.Errorf("%w (status %s)", ErrNotRunning, st)
 	}
 	if sig == 0 {
@@ -278,6 +330,7 @@ func (p *process) snapshot() ManagedProcess {
 		ID: p.id, Name: p.def.Name, Node: p.sup.cfg.NodeID, Status: p.status, PID: p.pid,
 		StartedAt: p.startedAt, Metadata: p.metadata, Restarts: p.restarts, ExitCode: p.exitCode,
 		Error: p.errText, Connected: len(p.conns) > 0, SocketPath: p.socketPath, TCPPort: p.tcpPort,
+		Stale: p.stale, Stats: p.lastStats, RestartPending: p.restartTimer != nil,
 	}
 	if !p.lastHeartbeat.IsZero() {
 		t := p.lastHeartbeat

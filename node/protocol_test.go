@@ -84,7 +84,10 @@ func TestProtocolRelaysEventsAndAcks(t *testing.T) {
 			if got := peer.ReadLine(); got != `{"type":"ack","id":8}` {
 				t.Fatalf("ack of stats: %s", got)
 			}
-			st := h.rec.wait(t, node.KindStats, mp.ID).Payload.(node.StatsReport)
+			st := h.rec.waitFor(t, func(r node.Report) bool {
+				sr, ok := r.Payload.(node.StatsReport)
+				return ok && r.ProcessID == mp.ID && sr.Source == "client"
+			}).Payload.(node.StatsReport)
 			if st.Source != "client" || st.Stats.Memory.RSS != 52428800 || st.Stats.CPU.Percent != 0.03 || st.Stats.Uptime != 5.12 {
 				t.Errorf("stats report %+v", st)
 			}

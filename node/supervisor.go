@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/schema"
@@ -29,7 +30,15 @@ type Config struct {
 	LogDir string
 	// MaxLineBytes bounds one line from a child (default 1 MiB).
 	MaxLineBytes int
-	// Reporter receives every report. Required.
+	// StatsInterval is the default stats sampling interval of definitions
+	// that set none (default 5 s).
+	StatsInterval time.Duration
+	// Retention is how long finished processes stay listed (default 1 h);
+	// RetentionMax caps how many are kept (default 1000, oldest go first).
+	Retention    time.Duration
+	RetentionMax int
+	// Reporter receives every report. Required. If it also has a method
+	// Forget(id string), that is called when a record is pruned.
 	Reporter Reporter
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -47,7 +56,9 @@ type Supervisor struct {
 	procs  map[string]*process
 	closed bool
 
-	wg sync.WaitGroup // every goroutine of every process
+	sampler *sampler
+	cancel  context.CancelFunc // stops the sampler
+	wg      sync.WaitGroup     // every goroutine of the supervisor and its processes
 }
 
 // definition is a Definition with defaults applied and schemas compiled.
@@ -77,6 +88,18 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.StatsInterval == 0 {
+		cfg.StatsInterval = DefaultStatsInterval
+	}
+	if cfg.StatsInterval < MinStatsInterval {
+		return nil, fmt.Errorf("cannot create supervisor: stats interval must be at least %s", MinStatsInterval)
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.RetentionMax <= 0 {
+		cfg.RetentionMax = DefaultRetentionMax
+	}
 	if cfg.Transport == "unix" {
 		if err := os.MkdirAll(cfg.SocketDir, 0o700); err != nil {
 			return nil, fmt.Errorf("cannot create socket directory: %w", err)
@@ -90,14 +113,25 @@ func New(cfg Config) (*Supervisor, error) {
 			return nil, fmt.Errorf("cannot create log directory: %w", err)
 		}
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		cfg:   cfg,
 		log:   cfg.Logger.With("node", cfg.NodeID),
 		rep:   cfg.Reporter,
 		defs:  make(map[string]*definition),
 		procs: make(map[string]*process),
-	}, nil
+	}
+	s.sampler = newSampler(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Go(func() { s.sampler.run(ctx) })
+	return s, nil
 }
+
+// Defaults for Config.
+const (
+	DefaultRetention    = time.Hour
+	DefaultRetentionMax = 1000
+)
 
 // NodeID returns the node's id.
 func (s *Supervisor) NodeID() string { return s.cfg.NodeID }
@@ -109,6 +143,9 @@ func (s *Supervisor) Define(d Definition) error {
 		return fmt.Errorf("cannot define %q: %w", d.Name, err)
 	}
 	cd := &definition{Definition: d.withDefaults(), schemas: make(map[string]*schema.Schema, len(d.Events))}
+	if cd.StatsInterval == 0 {
+		cd.StatsInterval = s.cfg.StatsInterval
+	}
 	for _, ev := range sortedNames(d.Events) {
 		raw := d.Events[ev]
 		if len(raw) == 0 || string(raw) == "{}" || string(raw) == "null" {
@@ -158,7 +195,7 @@ func (s *Supervisor) Spawn(ctx context.Context, name string, opts SpawnOptions) 
 	if err := ctx.Err(); err != nil {
 		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
 	}
-	p, err := s.start(def, opts, 0)
+	p, err := s.start(def, opts, lineage{})
 	if err != nil {
 		return ManagedProcess{}, err
 	}
@@ -280,17 +317,12 @@ func (s *Supervisor) Restart(ctx context.Context, id string) (ManagedProcess, er
 		def = p.def
 	}
 	attempt := p.snapshot().Restarts + 1
-	np, err := s.start(def, p.opts, attempt)
+	np, err := s.start(def, p.opts, lineage{restarts: attempt})
 	if err != nil {
 		return ManagedProcess{}, fmt.Errorf("cannot restart %q: %w", id, err)
 	}
-	old, cur := p.snapshot(), np.snapshot()
-	s.report(Report{Kind: KindRestarted, ProcessID: np.id, Name: def.Name,
-		Payload: Restarted{OldProcessID: p.id, NewProcessID: np.id, Name: def.Name, Attempt: attempt}})
-	if def.OnRestart != nil {
-		def.OnRestart(old, cur, attempt)
-	}
-	return cur, nil
+	s.reportRestart(p, np, attempt)
+	return np.snapshot(), nil
 }
 
 // Send writes one JSON value, as a line, to the process's newest connection.
@@ -315,7 +347,16 @@ func (s *Supervisor) Send(id string, msg json.RawMessage) error {
 func (s *Supervisor) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	for _, p := range s.procs {
+		p.mu.Lock()
+		if p.restartTimer != nil {
+			p.restartTimer.Stop()
+			p.restartTimer = nil
+		}
+		p.mu.Unlock()
+	}
 	s.mu.Unlock()
+	s.cancel()
 	_, err := s.StopAll(ctx, 0, "")
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

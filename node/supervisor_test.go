@@ -28,6 +28,7 @@ func TestMain(m *testing.M) {
 type recorder struct {
 	mu      sync.Mutex
 	reports []node.Report
+	times   []time.Time
 	changed chan struct{}
 	fail    error
 }
@@ -44,6 +45,7 @@ func (r *recorder) Publish(rep node.Report) error {
 		return r.fail
 	}
 	r.reports = append(r.reports, rep)
+	r.times = append(r.times, time.Now())
 	close(r.changed)
 	r.changed = make(chan struct{})
 	return nil
@@ -53,11 +55,17 @@ func (r *recorder) Publish(rep node.Report) error {
 // id is empty), waiting up to 10 s.
 func (r *recorder) wait(t *testing.T, kind node.Kind, id string) node.Report {
 	t.Helper()
+	return r.waitFor(t, func(rep node.Report) bool { return rep.Kind == kind && (id == "" || rep.ProcessID == id) })
+}
+
+// waitFor returns the first report that match accepts, waiting up to 10 s.
+func (r *recorder) waitFor(t *testing.T, match func(node.Report) bool) node.Report {
+	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		r.mu.Lock()
 		for _, rep := range r.reports {
-			if rep.Kind == kind && (id == "" || rep.ProcessID == id) {
+			if match(rep) {
 				r.mu.Unlock()
 				return rep
 			}
@@ -67,7 +75,47 @@ func (r *recorder) wait(t *testing.T, kind node.Kind, id string) node.Report {
 		select {
 		case <-ch:
 		case <-deadline:
-			t.Fatalf("no report of kind %d for %q within 10s", kind, id)
+			t.Fatal("no matching report within 10s")
+		}
+	}
+}
+
+// all returns the reports of one kind (of any process) with their times.
+func (r *recorder) all(kind node.Kind) ([]node.Report, []time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var reps []node.Report
+	var times []time.Time
+	for i, rep := range r.reports {
+		if rep.Kind == kind {
+			reps = append(reps, rep)
+			times = append(times, r.times[i])
+		}
+	}
+	return reps, times
+}
+
+// waitN waits until there are n reports of kind (of any process).
+func (r *recorder) waitN(t *testing.T, kind node.Kind, n int, within time.Duration) []node.Report {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		r.mu.Lock()
+		var reps []node.Report
+		for _, rep := range r.reports {
+			if rep.Kind == kind {
+				reps = append(reps, rep)
+			}
+		}
+		ch := r.changed
+		r.mu.Unlock()
+		if len(reps) >= n {
+			return reps
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("%d reports of kind %d within %s, want %d", len(reps), kind, within, n)
 		}
 	}
 }
@@ -92,11 +140,18 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, transport string) *harness {
+	return newHarnessWith(t, node.Config{Transport: transport})
+}
+
+// newHarnessWith starts a supervisor with cfg's non-zero settings.
+func newHarnessWith(t *testing.T, cfg node.Config) *harness {
 	t.Helper()
 	dir := testchild.ShortTempDir(t)
 	rec := newRecorder()
-	sup, err := node.New(node.Config{NodeID: "n1", SocketDir: filepath.Join(dir, "sock"), LogDir: filepath.Join(dir, "logs"),
-		Transport: transport, MaxLineBytes: 4096, Reporter: rec, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	cfg.NodeID, cfg.SocketDir, cfg.LogDir = "n1", filepath.Join(dir, "sock"), filepath.Join(dir, "logs")
+	cfg.MaxLineBytes, cfg.Reporter = 4096, rec
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	sup, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,13 @@ type ManagedProcess struct {
 	// SocketPath or TCPPort is where the child connects.
 	SocketPath string `json:"socketPath,omitempty"`
 	TCPPort    int    `json:"tcpPort,omitempty"`
+	// Stale is true while the child is overdue with its heartbeat.
+	Stale bool `json:"stale"`
+	// Stats is the node's last sample of the process tree.
+	Stats *wire.Stats `json:"stats,omitempty"`
+	// RestartPending is true while an auto-restart of this crashed process
+	// waits out its backoff.
+	RestartPending bool `json:"restartPending,omitempty"`
 }
 
 // Errors returned by the supervisor. Test with errors.Is.

@@ -65,6 +65,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 	d.sup, err = node.New(node.Config{
 		NodeID: cfg.Node.ID, SocketDir: cfg.Node.SocketDir, Transport: string(cfg.Node.Transport),
 		LogDir: filepath.Join(cfg.Node.DataDir, "logs"), MaxLineBytes: cfg.Node.MaxLineBytes,
+		StatsInterval: cfg.Node.StatsInterval, Retention: cfg.Node.Retention, RetentionMax: cfg.Node.RetentionMax,
 		Reporter: d.svc, Logger: logger,
 	})
 	if err != nil {

@@ -31,6 +31,12 @@ const (
 	// EnvReadyFile, when set, is created by the sleep and stubborn roles
 	// once their signal handling is in place.
 	EnvReadyFile = "CORRAL_TEST_READY_FILE"
+	// EnvSleep is how long the sleep-exit role sleeps (a Go duration).
+	EnvSleep = "CORRAL_TEST_SLEEP"
+	// EnvAllocMB is how much memory the alloc role allocates and touches.
+	EnvAllocMB = "CORRAL_TEST_ALLOC_MB"
+	// EnvInnerRole is the role the wrapper role starts as its grandchild.
+	EnvInnerRole = "CORRAL_TEST_INNER_ROLE"
 )
 
 // Roles.
@@ -48,6 +54,16 @@ const (
 	// RoleTree starts a grandchild (sleep 300) in its group, writes the
 	// grandchild's pid to EnvPidFile, then sleeps until signalled.
 	RoleTree = "tree"
+	// RoleSleepExit sleeps EnvSleep, then exits with EnvExitCode.
+	RoleSleepExit = "sleep-exit"
+	// RoleAlloc allocates and touches EnvAllocMB megabytes, then sleeps.
+	RoleAlloc = "alloc"
+	// RoleBusy spins on one core until killed.
+	RoleBusy = "busy"
+	// RoleWrapper starts this binary again in EnvInnerRole as its own child
+	// (the grandchild of the node), writes the grandchild's pid to
+	// EnvPidFile and waits, like a shell script wrapping FFmpeg.
+	RoleWrapper = "wrapper"
 )
 
 // Main plays the role named by the environment and exits; without one it
@@ -90,6 +106,41 @@ func run(role string) int {
 		return 0
 	case RoleProxy:
 		return proxy()
+	case RoleSleepExit:
+		d, _ := time.ParseDuration(os.Getenv(EnvSleep))
+		time.Sleep(d)
+		code, _ := strconv.Atoi(os.Getenv(EnvExitCode))
+		return code
+	case RoleAlloc:
+		mb, _ := strconv.Atoi(os.Getenv(EnvAllocMB))
+		buf := make([]byte, mb<<20)
+		for i := 0; i < len(buf); i += 4096 {
+			buf[i] = 1
+		}
+		ready()
+		time.Sleep(time.Hour)
+		return int(buf[0]) - 1
+	case RoleBusy:
+		ready()
+		for x := 0; ; x++ {
+			_ = x * x
+		}
+	case RoleWrapper:
+		exe, err := os.Executable()
+		if err != nil {
+			return 1
+		}
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), EnvRole+"="+os.Getenv(EnvInnerRole))
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := os.WriteFile(os.Getenv(EnvPidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+			return 1
+		}
+		_ = cmd.Wait()
+		return 0
 	}
 	fmt.Fprintf(os.Stderr, "unknown test child role %q\n", role)
 	return 2

@@ -1,0 +1,46 @@
+package node
+
+import (
+	"slices"
+	"time"
+)
+
+// prune forgets finished processes past the retention time, and the oldest
+// finished ones beyond the retention count, so records do not grow without
+// end. A process waiting for an auto-restart is kept.
+func (s *Supervisor) prune() {
+	now := time.Now()
+	type ended struct {
+		id string
+		at time.Time
+	}
+	var finished []ended
+	var gone []string
+	s.mu.Lock()
+	for id, p := range s.procs {
+		p.mu.Lock()
+		if p.status.Finished() && p.restartTimer == nil {
+			if now.Sub(p.endedAt) > s.cfg.Retention {
+				gone = append(gone, id)
+			} else {
+				finished = append(finished, ended{id, p.endedAt})
+			}
+		}
+		p.mu.Unlock()
+	}
+	if extra := len(finished) - s.cfg.RetentionMax; extra > 0 {
+		slices.SortFunc(finished, func(a, b ended) int { return a.at.Compare(b.at) })
+		for _, e := range finished[:extra] {
+			gone = append(gone, e.id)
+		}
+	}
+	for _, id := range gone {
+		delete(s.procs, id)
+	}
+	s.mu.Unlock()
+	if f, ok := s.rep.(interface{ Forget(id string) }); ok {
+		for _, id := range gone {
+			f.Forget(id)
+		}
+	}
+}
