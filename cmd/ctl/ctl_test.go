@@ -120,6 +120,19 @@ func TestProcessLifecycle(t *testing.T) {
 		row["PID"] != strconv.Itoa(mp.PID) || row["RESTARTS"] != "0" || !strings.HasSuffix(row["UPTIME"], "s") {
 		t.Errorf("ps row = %v, want sleeper running on n1 with pid %d", row, mp.PID)
 	}
+	// Once the node has sampled the process, ps shows its CPU and memory.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		row = processRow(t, n.ok(t, "ps"), id)
+		if row["MEM"] != "-" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ps never showed memory: %v", row)
+		}
+	}
+	if !strings.HasSuffix(row["MEM"], "B") || row["CPU%"] == "-" {
+		t.Errorf("ps CPU%%/MEM = %q/%q", row["CPU%"], row["MEM"])
+	}
 
 	fields := n.ok(t, "get", id)
 	for _, want := range []string{"id:", id, "status:", "running", "pid:", strconv.Itoa(mp.PID), "metadata:", "{}", "exitCode:", "-"} {

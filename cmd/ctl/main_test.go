@@ -75,7 +75,7 @@ func startNode(t *testing.T) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	sup, err := node.New(node.Config{NodeID: "n1", SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"), Reporter: svc})
+	sup, err := node.New(node.Config{NodeID: "n1", SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"), Reporter: svc, StatsInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,41 @@ func (t *table) flush() error { return t.tw.Flush() }
 // printProcesses is the table of ps, and of the commands that return
 // processes (spawn, stop, restart).
 func printProcesses(w io.Writer, ps []bus.ManagedProcess, now time.Time) error {
-	t := newTable(w, "ID", "NAME", "NODE", "STATUS", "PID", "UPTIME", "RESTARTS")
+	t := newTable(w, "ID", "NAME", "NODE", "STATUS", "PID", "UPTIME", "CPU%", "MEM", "RESTARTS")
 	for _, p := range ps {
-		t.row(p.ID, p.Name, p.Node, string(p.Status), strconv.Itoa(p.PID), uptime(p, now), strconv.Itoa(p.Restarts))
+		cpu, mem := "-", "-"
+		if p.Stats != nil && !p.Status.Finished() {
+			cpu = strconv.FormatFloat(p.Stats.CPU.Percent, 'f', 1, 64)
+			mem = humanBytes(p.Stats.Memory.RSS)
+		}
+		t.row(p.ID, p.Name, p.Node, status(p), strconv.Itoa(p.PID), uptime(p, now), cpu, mem, strconv.Itoa(p.Restarts))
 	}
 	return t.flush()
+}
+
+// status is the process status, marked when a heartbeat is overdue or a
+// restart is pending.
+func status(p bus.ManagedProcess) string {
+	switch {
+	case p.Stale && !p.Status.Finished():
+		return string(p.Status) + " (stale)"
+	case p.RestartPending:
+		return string(p.Status) + " (restarting)"
+	}
+	return string(p.Status)
+}
+
+// humanBytes renders a byte count in decimal units: 950B, 12.3MB, 1.2GB.
+func humanBytes(b float64) string {
+	switch {
+	case b >= 1e9:
+		return strconv.FormatFloat(b/1e9, 'f', 1, 64) + "GB"
+	case b >= 1e6:
+		return strconv.FormatFloat(b/1e6, 'f', 1, 64) + "MB"
+	case b >= 1e3:
+		return strconv.FormatFloat(b/1e3, 'f', 1, 64) + "kB"
+	}
+	return strconv.FormatFloat(b, 'f', 0, 64) + "B"
 }
 
 // uptime is how long p ran: from its start to its end, or to now.
