@@ -42,7 +42,13 @@ func (r *Relay) Publish(rep node.Report) error {
 		}
 		return r.publish(SubjectStats, rep, "", data)
 	}
-	return r.publish(r.subject(rep), rep, rep.MsgID, data)
+	if err := r.publish(r.subject(rep), rep, rep.MsgID, data); err != nil {
+		return err
+	}
+	if rep.Done != nil {
+		rep.Done(nil) // handed to NATS
+	}
+	return nil
 }
 
 func (r *Relay) subject(rep node.Report) string {

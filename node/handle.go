@@ -39,13 +39,30 @@ func (c *conn) handle(line []byte) {
 	if len(msg.ID) > 0 {
 		c.ackAware = true
 	}
-	if err == nil {
+	switch {
+	case errors.Is(err, errDeferred): // answered by the report's Done
+	case err == nil:
 		if len(msg.ID) > 0 {
 			c.out.append(func(b []byte) []byte { return wire.AppendAck(b, msg.ID) })
 		}
+	default:
+		c.refuse(msg.ID, err)
+	}
+}
+
+// errDeferred says the line's answer comes later, from Report.Done.
+var errDeferred = errors.New("answer deferred")
+
+// answerLater is a report's Done for a line with an id: it may run on
+// another goroutine, so it only queues the answer and logs.
+func (c *conn) answerLater(id json.RawMessage, err error) {
+	if err == nil {
+		c.out.append(func(b []byte) []byte { return wire.AppendAck(b, id) })
 		return
 	}
-	c.refuse(msg.ID, err)
+	c.p.sup.log.Warn("event not stored", "process", c.p.id, "name", c.p.def.Name, "err", err)
+	msg := err.Error()
+	c.out.append(func(b []byte) []byte { return wire.AppendError(b, id, wire.CodeUnavailable, msg) })
 }
 
 // refuse logs a rejected line and tells the child when it asked for answers.
@@ -183,11 +200,16 @@ func (c *conn) relayEvent(msg *wire.Message) error {
 	}
 	buf = append(buf, '}')
 	c.scratch = buf
-	msgID := ""
-	if len(msg.ID) > 0 {
-		msgID = p.id + ":" + wire.IDText(msg.ID)
+	if len(msg.ID) == 0 {
+		return c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event, Raw: buf})
 	}
-	return c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event, MsgID: msgID, Raw: buf})
+	id := append(json.RawMessage(nil), msg.ID...) // msg.ID aliases the read buffer
+	err := c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event,
+		MsgID: p.id + ":" + wire.IDText(id), Raw: buf, Done: func(err error) { c.answerLater(id, err) }})
+	if err != nil {
+		return err
+	}
+	return errDeferred
 }
 
 func eventList(m map[string]*schema.Schema) string {

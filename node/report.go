@@ -10,8 +10,9 @@ import (
 // bus package implements it by publishing on NATS subjects; tests use fakes.
 //
 // Publish must not block on I/O for long: it is called on the child's read
-// loop. A non-nil error means the report could not be handed on (for
-// events the child is then told so).
+// loop, and blocking there is how back-pressure reaches a child. A non-nil
+// error means the report could not be handed on (for events the child is
+// then told so).
 type Reporter interface {
 	Publish(r Report) error
 }
@@ -52,6 +53,13 @@ type Report struct {
 	// Payload. It is only valid during the Publish call: the supervisor
 	// reuses the buffer, so a Reporter that keeps it must copy it.
 	Raw []byte
+	// Done, when set, asks to be told when the report has been accepted
+	// (handed to NATS, or stored by JetStream in durable mode): the
+	// Reporter calls it exactly once, from any goroutine, possibly before
+	// Publish returns, with nil or the reason it failed. When Publish
+	// itself returns an error, Done is not called. The child's ack waits
+	// for it.
+	Done func(error)
 }
 
 // ProcessRef is the payload of process.connected and process.heartbeat.

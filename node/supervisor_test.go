@@ -48,6 +48,9 @@ func (r *recorder) Publish(rep node.Report) error {
 	r.times = append(r.times, time.Now())
 	close(r.changed)
 	r.changed = make(chan struct{})
+	if rep.Done != nil {
+		rep.Done(nil)
+	}
 	return nil
 }
 
