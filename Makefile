@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 CONFIG   ?= config.example.toml
 
-.PHONY: all build run test test-short bench fuzz vet fmt clean
+.PHONY: all build run test bench fuzz vet fmt clean
 
 all: build
 
@@ -31,9 +31,17 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
 
-# A short fuzzing pass over the parsers of untrusted input.
+# A short fuzzing pass over every parser of untrusted input.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./client/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./client/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./client/wire
+	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' client/*_test.go | sed 's/func //'); do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./client || exit 1; done
+	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' schema/*_test.go | sed 's/func //'); do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./schema || exit 1; done
+	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' node/procstat/*_test.go | sed 's/func //'); do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./node/procstat || exit 1; done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

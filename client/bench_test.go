@@ -56,6 +56,8 @@ func newCountingNode(b *testing.B, unix bool) *countingNode {
 //     (pipelined over the one connection);
 //   - acks/serial: one goroutine, one event in flight at a time (latency
 //     bound);
+//   - acks/async: one goroutine, EmitAsync (at most the buffer's 10000
+//     events unanswered), then Flush; the time includes the last ack;
 //   - noacks: one goroutine, fire and forget; the time includes Disconnect's
 //     flush and the node having read every event.
 func BenchmarkEmit(b *testing.B) {
@@ -92,6 +94,26 @@ func BenchmarkEmit(b *testing.B) {
 				if err := c.Emit(ctx, "progress", data); err != nil {
 					b.Fatal(err)
 				}
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+			finish(b, c, node, b.N)
+		})
+		b.Run(transport+"/acks/async", func(b *testing.B) {
+			c, node := benchClient(b, transport == "unix", WithAcks(true))
+			data := map[string]any{"percent": 50, "fps": 30}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for b.Loop() {
+				if err := c.EmitAsync(ctx, "progress", data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := c.Flush(ctx); err != nil {
+				b.Fatal(err)
 			}
 			elapsed := time.Since(start)
 			b.StopTimer()

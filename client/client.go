@@ -123,12 +123,32 @@ type Client struct {
 	session *session
 	out     []byte // lines queued for the writer
 	spare   []byte // the writer's previous buffer, reused for out
-	// changed, when not nil, is closed (and cleared) when state changes or
-	// the writer takes out: an Emit waiting for either waits on it.
+	// changed, when not nil, is closed (and cleared) when the state
+	// changes, the writer takes out or finishes a write, or answers come
+	// in: an Emit or Flush waiting for any of these waits on it.
 	changed chan struct{}
-	nextID  uint64
-	pending map[uint64]*pendingEmit // sent, not yet answered; acks on only
-	err     error                   // why the client stopped, once gaveUp or closed
+	// nextID is the number of events taken so far, and the last id given
+	// (events are numbered from 1, with acks on and off).
+	nextID uint64
+	// pending holds the unanswered events (acks on only): this is the
+	// buffer while the node is away.
+	pending pendingQueue
+	// With acks off the buffer is out: the events in out (outEvents, of
+	// outBytes bytes) and those of the batch the writer is writing make the
+	// held events, of heldBytes bytes, the last ones taken.
+	outEvents, outBytes int
+	held, heldBytes     int
+	// finished is set when the client has stopped for good and failed the
+	// events it held; failedFrom is the number of the first of them (0:
+	// none failed).
+	finished   bool
+	failedFrom uint64
+	// refusals counts the refusals nobody has seen (of events sent with
+	// EmitAsync, or whose Emit stopped waiting), for the next Flush;
+	// firstRefusal is the first of them.
+	refusals     int
+	firstRefusal *NodeError
+	err          error // why the client stopped, once gaveUp or closed
 
 	stopped  chan struct{} // closed when the supervisor (if any) has finished
 	done     chan struct{} // closed when every goroutine has finished
@@ -151,9 +171,6 @@ func New(cfg Config, opts ...Option) *Client {
 	c.cfg = cfg
 	pid, _ := json.Marshal(cfg.ProcessID)
 	c.envelope = append(append([]byte(`,"processId":`), pid...), `,"timestamp":`...)
-	if o.acks {
-		c.pending = make(map[uint64]*pendingEmit)
-	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -274,6 +291,19 @@ func (c *Client) OnMessage(fn func(msg json.RawMessage)) {
 	c.handler.Store(&fn)
 }
 
+// Err reports why the client stopped for good: nil while it runs
+// (connected or reconnecting) or before Connect, an error wrapping
+// [ErrGaveUp] (and naming the address and the last dial error) once it
+// gave up reconnecting, [ErrClosed] after Disconnect.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateGaveUp || c.state == stateClosed {
+		return c.err
+	}
+	return nil
+}
+
 // Done is closed when the client has stopped for good — after Disconnect,
 // or after it gave up reconnecting — and all its goroutines have ended,
 // including a running OnMessage handler.
@@ -282,11 +312,14 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // Disconnect sends "disconnecting", flushes what is queued, half-closes the
 // connection, reads the node's last answers until the node closes its side,
 // and stops the client's goroutines. Each of the flush and the wait is given
-// up after 5 s without the node doing its part. Emits still waiting for an
-// answer then fail with [ErrClosed]. Disconnect does not wait for a running
-// OnMessage handler (so the handler may call it); [Client.Done] does.
-// Calling it again, or on a client that gave up, does nothing and returns
-// nil. The error reports a failure to flush.
+// up after 5 s without the node doing its part. Events still unanswered
+// then fail with [ErrClosed] (Emits waiting for them return it). Called
+// while the node is away, Disconnect does not wait for it to come back: the
+// events held for it fail with ErrClosed at once; call [Client.Flush] first
+// to wait for them. Disconnect does not wait for a running OnMessage
+// handler (so the handler may call it); [Client.Done] does. Calling it
+// again, or on a client that gave up, does nothing and returns nil. The
+// error reports a failure to flush.
 func (c *Client) Disconnect() error {
 	c.mu.Lock()
 	switch c.state {

@@ -45,8 +45,8 @@ func connect(t *testing.T, n *fakeNode, opts ...Option) (*Client, *fakeConn) {
 	return c, fc
 }
 
-// emitAsync runs Emit on a goroutine and returns its result channel.
-func emitAsync(ctx context.Context, c *Client, event string, data any) <-chan error {
+// goEmit runs Emit on a goroutine and returns its result channel.
+func goEmit(ctx context.Context, c *Client, event string, data any) <-chan error {
 	ch := make(chan error, 1)
 	go func() { ch <- c.Emit(ctx, event, data) }()
 	return ch
@@ -182,7 +182,7 @@ func TestEmitAck(t *testing.T) {
 	n := newTCPNode(t)
 	c, fc := connect(t, n)
 	from := time.Now()
-	res := emitAsync(testCtx(t), c, "progress", map[string]any{"percent": 50})
+	res := goEmit(testCtx(t), c, "progress", map[string]any{"percent": 50})
 	l := fc.nextOf(t, wire.TypeEvent)
 	checkEnvelope(t, l, wire.TypeEvent, from, time.Now())
 	if got := keys(l.m); !slices.Equal(got, []string{"data", "event", "id", "processId", "timestamp", "type"}) {
@@ -205,7 +205,7 @@ func TestEmitAck(t *testing.T) {
 	}
 
 	// nil data is sent as {}.
-	res = emitAsync(testCtx(t), c, "done", nil)
+	res = goEmit(testCtx(t), c, "done", nil)
 	l = fc.nextOf(t, wire.TypeEvent)
 	if string(mustJSON(t, l.m["data"])) != "{}" {
 		t.Fatalf("nil data sent as %s", l.raw)
@@ -227,7 +227,7 @@ func mustJSON(t *testing.T, v any) []byte {
 func TestEmitNodeError(t *testing.T) {
 	n := newUnixNode(t)
 	c, fc := connect(t, n)
-	res := emitAsync(testCtx(t), c, "progress", map[string]any{"percent": "lots"})
+	res := goEmit(testCtx(t), c, "progress", map[string]any{"percent": "lots"})
 	l := fc.nextOf(t, wire.TypeEvent)
 	fc.writeRaw(wire.AppendError(nil, json.RawMessage(l.id()), wire.CodeSchemaInvalid, "percent must be a number"))
 	err := result(t, res)
@@ -417,7 +417,7 @@ func TestOnMessage(t *testing.T) {
 	c, fc := connect(t, n)
 	got := make(chan string, 10)
 	c.OnMessage(func(msg json.RawMessage) { got <- string(msg) })
-	res := emitAsync(testCtx(t), c, "e", nil)
+	res := goEmit(testCtx(t), c, "e", nil)
 	l := fc.nextOf(t, wire.TypeEvent)
 	fc.write(t, `{"type":"subscribe","channel":"live"}`)
 	fc.write(t, `{"type":"ack","id":`+l.id()+`}`)
@@ -503,7 +503,7 @@ func checkNoClientGoroutines(t *testing.T) {
 func TestDisconnectFailsUnansweredEmits(t *testing.T) {
 	n := newUnixNode(t)
 	c, fc := connect(t, n)
-	res := emitAsync(testCtx(t), c, "e", nil)
+	res := goEmit(testCtx(t), c, "e", nil)
 	fc.nextOf(t, wire.TypeEvent)
 	done := make(chan error, 1)
 	go func() { done <- c.Disconnect() }()
@@ -520,14 +520,15 @@ func TestDisconnectFailsUnansweredEmits(t *testing.T) {
 
 // TestReconnect drops the connection with an event unanswered: the client
 // connects again, says so, resends the event with its id and gets the ack;
-// an Emit made meanwhile waits for the new connection.
+// an event emitted meanwhile is sent after it, and its Emit returns with
+// its ack.
 func TestReconnect(t *testing.T) {
 	n := newUnixNode(t)
 	c, fc := connect(t, n, WithReconnectInterval(10*time.Millisecond))
-	first := emitAsync(testCtx(t), c, "first", map[string]int{"n": 1})
+	first := goEmit(testCtx(t), c, "first", map[string]int{"n": 1})
 	l1 := fc.nextOf(t, wire.TypeEvent)
 	fc.conn.Close()
-	second := emitAsync(testCtx(t), c, "second", nil)
+	second := goEmit(testCtx(t), c, "second", nil)
 
 	fc2 := n.accept(t)
 	fc2.nextOf(t, wire.TypeConnected)
@@ -558,7 +559,7 @@ func TestEmitContextEnds(t *testing.T) {
 	n := newUnixNode(t)
 	c, fc := connect(t, n, WithReconnectInterval(10*time.Millisecond))
 	ctx, cancel := context.WithCancel(testCtx(t))
-	res := emitAsync(ctx, c, "e", nil)
+	res := goEmit(ctx, c, "e", nil)
 	l := fc.nextOf(t, wire.TypeEvent)
 	cancel()
 	if err := result(t, res); !errors.Is(err, context.Canceled) {
@@ -575,10 +576,9 @@ func TestEmitContextEnds(t *testing.T) {
 func TestGiveUp(t *testing.T) {
 	n := newUnixNode(t)
 	c, fc := connect(t, n, WithReconnectInterval(5*time.Millisecond), WithMaxReconnectAttempts(3))
-	res := emitAsync(testCtx(t), c, "e", nil)
+	res := goEmit(testCtx(t), c, "e", nil)
 	fc.nextOf(t, wire.TypeEvent)
-	n.ln.Close() // removes the socket file: every attempt fails
-	fc.conn.Close()
+	n.stop() // removes the socket file: every attempt fails
 	if err := result(t, res); !errors.Is(err, ErrGaveUp) {
 		t.Fatalf("unanswered Emit: %v, want ErrGaveUp", err)
 	}

@@ -6,14 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/corral-run/corral/client/wire"
 )
 
-// maxQueuedBytes bounds the output queued for the writer: an Emit that
-// would grow it past this waits for the writer to take the queue.
+// maxQueuedBytes bounds the output queued for the writer while connected:
+// an Emit that would grow it past this waits for the writer to take the
+// queue.
 const maxQueuedBytes = 1 << 20
 
 // idTailBytes is the longest `,"id":<uint64>}` tail.
@@ -21,20 +21,6 @@ const idTailBytes = len(`,"id":}`) + 20
 
 // reservedEvent is the event name the protocol keeps for stats messages.
 const reservedEvent = "stats"
-
-// pendingEmit is an event sent with an id and not yet answered.
-type pendingEmit struct {
-	// head is the line up to the id: `{"type":"event",…,"timestamp":N`,
-	// kept to resend the event after a reconnect.
-	head []byte
-	// done receives the answer: nil for an ack, a *NodeError, or why the
-	// client stopped. Capacity 1, written once.
-	done chan error
-	// abandoned is set when the Emit stopped waiting (its ctx ended), so an
-	// answer that comes later is logged instead.
-	abandoned atomic.Bool
-	event     string
-}
 
 // Emit sends the event to the node. data is marshalled with encoding/json
 // and must give a JSON object (nil gives {}); it may not use the keys
@@ -45,88 +31,81 @@ type pendingEmit struct {
 // the event, or an error wrapping a [*NodeError] (and [ErrRejected]) when it
 // refused it. With acks off it returns once the event is queued.
 //
-// While the client is reconnecting, Emit waits for the connection, and
-// while 1 MiB of output is queued for the socket, for room. It fails
-// with [ErrGaveUp] once the reconnect attempts are exhausted and [ErrClosed]
-// after Disconnect. When ctx ends first Emit returns ctx's error; if the
-// event had already been sent, the client still keeps it and resends it
-// after a reconnect until the node answers, so it is not lost (an answer
-// that comes after Emit returned is logged when it is a refusal).
+// While the connection is down, Emit does not wait for it: the event joins
+// the buffer (see [WithBuffer]) and is sent, in order, right after the
+// reconnect; with acks on, Emit then waits for the answer as usual. When
+// the buffer is full, or 1 MiB of output is queued for the socket, Emit
+// waits for room. It fails with [ErrGaveUp] once the reconnect attempts are
+// exhausted (and then so does every event still held) and [ErrClosed]
+// after Disconnect.
+//
+// When ctx ends first, Emit returns an error wrapping ctx's error. If the
+// event was already taken (the error then says "stays queued"), the client
+// keeps it: it is sent, and resent after reconnects with the same id, until
+// the node answers, so it is not lost; a refusal that comes after Emit
+// returned is logged and reported by the next [Client.Flush]. If it was
+// not taken yet (waiting for room: the error also wraps [ErrBufferFull]),
+// the event is not sent.
 //
 // Emit is safe for concurrent use; concurrent Emits are pipelined over the
 // one connection and each gets its own answer.
 func (c *Client) Emit(ctx context.Context, event string, data any) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("cannot emit %q: %w", event, err)
-	}
-	if err := checkEventName(event); err != nil {
-		return fmt.Errorf("cannot emit %q: %w", event, err)
-	}
-	payload, err := marshalData(data)
+	head, err := c.encodeEvent(ctx, event, data)
 	if err != nil {
-		return fmt.Errorf("cannot emit %q: %w", event, err)
+		return err
 	}
-	head := make([]byte, 0, len(`{"type":"event","event":"","data":`)+len(event)+len(payload)+len(c.envelope)+13+idTailBytes+1)
-	head = c.appendEventHead(head, event, payload)
-	if n := len(head) + idTailBytes; n > c.opts.maxLineBytes {
-		return fmt.Errorf("cannot emit %q: %w: the line would be about %d bytes, the limit is %d", event, ErrLineTooLong, n, c.opts.maxLineBytes)
+	p, err := c.take(ctx, event, head, true)
+	if err != nil || p == nil {
+		return err
 	}
-
-	var p *pendingEmit
-	for p == nil {
-		c.mu.Lock()
-		switch c.state {
-		case stateConnected:
-			if len(c.out) > 0 && len(c.out)+len(head)+idTailBytes > maxQueuedBytes {
-				if err := c.waitLocked(ctx); err != nil {
-					return fmt.Errorf("cannot emit %q: the send queue is full: %w", event, err)
-				}
-				continue
-			}
-			wasEmpty := len(c.out) == 0
-			c.out = append(c.out, head...)
-			if !c.opts.acks {
-				c.out = append(c.out, "}\n"...)
-				c.mu.Unlock()
-				if wasEmpty {
-					c.signalWriter()
-				}
-				return nil
-			}
-			c.nextID++
-			c.out = appendIDTail(c.out, c.nextID)
-			p = &pendingEmit{head: head, done: make(chan error, 1), event: event}
-			c.pending[c.nextID] = p
-			c.mu.Unlock()
-			if wasEmpty {
-				c.signalWriter()
-			}
-		case stateConnecting, stateReconnecting:
-			if err := c.waitLocked(ctx); err != nil {
-				return fmt.Errorf("cannot emit %q: not connected to the node: %w", event, err)
-			}
-		case stateIdle:
-			c.mu.Unlock()
-			return fmt.Errorf("cannot emit %q: %w", event, ErrNotConnected)
-		default: // gaveUp, closed
-			err := c.err
-			c.mu.Unlock()
-			return fmt.Errorf("cannot emit %q: %w", event, err)
-		}
-	}
-
 	select {
 	case err := <-p.done:
 		return emitResult(event, err)
 	case <-ctx.Done():
-		p.abandoned.Store(true)
-		select {
-		case err := <-p.done: // answered meanwhile
-			return emitResult(event, err)
-		default:
+		if !p.abandon() { // answered meanwhile
+			return emitResult(event, <-p.done)
 		}
 		return fmt.Errorf("cannot emit %q: no answer from the node yet (the event stays queued): %w", event, ctx.Err())
 	}
+}
+
+// EmitAsync hands the event to the client and returns without waiting for
+// the node: nil means the client holds the event and will send it, in
+// order, now or after a reconnect, and (with acks on) resend it until the
+// node answers. It checks the event as [Client.Emit] does. It waits only
+// while the buffer is full (see [WithBuffer]) or 1 MiB of output is queued
+// for the socket, until ctx ends: the error then wraps ctx's error and
+// [ErrBufferFull], and the event was not taken. It never drops an event it
+// took: the node's refusals are logged and reported by the next
+// [Client.Flush], and if the client gives up reconnecting, Flush and
+// [Client.Err] report [ErrGaveUp]. Call Flush to wait for delivery.
+func (c *Client) EmitAsync(ctx context.Context, event string, data any) error {
+	head, err := c.encodeEvent(ctx, event, data)
+	if err != nil {
+		return err
+	}
+	_, err = c.take(ctx, event, head, false)
+	return err
+}
+
+// encodeEvent checks an event and encodes its line up to the id.
+func (c *Client) encodeEvent(ctx context.Context, event string, data any) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cannot emit %q: %w", event, err)
+	}
+	if err := checkEventName(event); err != nil {
+		return nil, fmt.Errorf("cannot emit %q: %w", event, err)
+	}
+	payload, err := marshalData(data)
+	if err != nil {
+		return nil, fmt.Errorf("cannot emit %q: %w", event, err)
+	}
+	head := make([]byte, 0, len(`{"type":"event","event":"","data":`)+len(event)+len(payload)+len(c.envelope)+13+idTailBytes+1)
+	head = c.appendEventHead(head, event, payload)
+	if n := len(head) + idTailBytes; n > c.opts.maxLineBytes {
+		return nil, fmt.Errorf("cannot emit %q: %w: the line would be about %d bytes, the limit is %d", event, ErrLineTooLong, n, c.opts.maxLineBytes)
+	}
+	return head, nil
 }
 
 func emitResult(event string, err error) error {

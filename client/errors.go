@@ -21,6 +21,10 @@ var (
 	ErrInvalidEvent = errors.New("invalid event")
 	// ErrLineTooLong: the encoded event is longer than the line limit.
 	ErrLineTooLong = errors.New("line too long")
+	// ErrBufferFull: the client holds as many events as it may (see
+	// WithBuffer) and the caller's ctx ended before there was room. The
+	// event was not taken. Errors wrapping it also wrap ctx's error.
+	ErrBufferFull = errors.New("buffer full")
 )
 
 // NodeError is the node's refusal of an event, from an error reply.

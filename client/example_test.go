@@ -56,3 +56,27 @@ func ExampleWithAcks() {
 		c.Emit(context.Background(), "sample", map[string]int{"i": i})
 	}
 }
+
+// EmitAsync hands events to the client without waiting for the node; the
+// client sends them in order, keeps them across reconnects (up to the
+// buffer's bounds: WithBuffer) and resends those the node had not answered.
+// Flush waits until the node has answered every one and reports what went
+// wrong: a refusal, or the client giving up reconnecting.
+func ExampleClient_EmitAsync() {
+	ctx := context.Background()
+	c, err := client.Connect(ctx, client.WithBuffer(50000, 64<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Disconnect()
+	for i := range 100000 {
+		if err := c.EmitAsync(ctx, "sample", map[string]int{"i": i}); err != nil {
+			log.Fatal(err) // the client gave up or was disconnected
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+}

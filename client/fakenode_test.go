@@ -22,13 +22,18 @@ import (
 const waitFor = 5 * time.Second
 
 // fakeNode listens like a node's per-process socket and hands each accepted
-// connection to the test.
+// connection to the test. It can be stopped, as when the node goes away,
+// and started again on the same address, as a restarted node does.
 type fakeNode struct {
-	ln      net.Listener
 	network string
+	addr    string // the listening address: a socket path or host:port
 	conns   chan *fakeConn
 	autoAck atomic.Bool // new connections ack every line with an id
 	wg      sync.WaitGroup
+
+	mu   sync.Mutex
+	ln   net.Listener // nil while stopped
+	live []*fakeConn  // accepted since the last start
 }
 
 func newUnixNode(t testing.TB) *fakeNode {
@@ -51,7 +56,20 @@ func newTCPNode(t testing.TB) *fakeNode {
 }
 
 func startNode(t testing.TB, ln net.Listener, network string) *fakeNode {
-	n := &fakeNode{ln: ln, network: network, conns: make(chan *fakeConn, 16)}
+	n := &fakeNode{network: network, addr: ln.Addr().String(), conns: make(chan *fakeConn, 16)}
+	n.serve(ln)
+	t.Cleanup(func() {
+		n.stop()
+		n.wg.Wait()
+	})
+	return n
+}
+
+// serve accepts connections on ln until it is closed.
+func (n *fakeNode) serve(ln net.Listener) {
+	n.mu.Lock()
+	n.ln = ln
+	n.mu.Unlock()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -61,6 +79,14 @@ func startNode(t testing.TB, ln net.Listener, network string) *fakeNode {
 				return
 			}
 			fc := &fakeConn{conn: conn, lines: make(chan fakeLine, 1<<16), eof: make(chan struct{}), autoAck: n.autoAck.Load()}
+			n.mu.Lock()
+			if n.ln != ln { // stopped meanwhile
+				n.mu.Unlock()
+				conn.Close()
+				continue
+			}
+			n.live = append(n.live, fc)
+			n.mu.Unlock()
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
@@ -69,28 +95,50 @@ func startNode(t testing.TB, ln net.Listener, network string) *fakeNode {
 			n.conns <- fc
 		}
 	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for {
-			select {
-			case fc := <-n.conns:
-				fc.conn.Close()
-				continue
-			default:
-			}
-			break
+}
+
+// stop closes the listener (a Unix one removes its socket file, so the
+// client's dials fail) and every connection, without answering anything
+// still unanswered, and drops connections the test has not accepted.
+func (n *fakeNode) stop() {
+	n.mu.Lock()
+	if n.ln != nil {
+		n.ln.Close()
+		n.ln = nil
+	}
+	for _, fc := range n.live {
+		fc.conn.Close()
+	}
+	n.live = nil
+	n.mu.Unlock()
+	for {
+		select {
+		case <-n.conns:
+			continue
+		default:
 		}
-		n.wg.Wait()
-	})
-	return n
+		return
+	}
+}
+
+// restart listens again on the address the node had.
+func (n *fakeNode) restart(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen(n.network, n.addr)
+	if err != nil {
+		t.Fatalf("cannot listen again on %s: %v", n.addr, err)
+	}
+	n.serve(ln)
 }
 
 // config is a client Config for this node.
 func (n *fakeNode) config(pid string) Config {
 	if n.network == "unix" {
-		return Config{ProcessID: pid, SocketPath: n.ln.Addr().String()}
+		return Config{ProcessID: pid, SocketPath: n.addr}
 	}
-	return Config{ProcessID: pid, TCPPort: n.ln.Addr().(*net.TCPAddr).Port}
+	_, port, _ := net.SplitHostPort(n.addr)
+	p, _ := strconv.Atoi(port)
+	return Config{ProcessID: pid, TCPPort: p}
 }
 
 // setEnv puts the node's address in the environment, as corrald would.

@@ -13,6 +13,10 @@ const (
 	DefaultReconnectInterval    = 2 * time.Second
 	DefaultMaxReconnectAttempts = 30
 	DefaultStatsInterval        = 5 * time.Second
+	// DefaultBufferEvents and DefaultBufferBytes bound the events a client
+	// holds (see [WithBuffer]).
+	DefaultBufferEvents = 10000
+	DefaultBufferBytes  = 16 << 20
 )
 
 // An Option changes a setting of a [Client].
@@ -27,6 +31,8 @@ type options struct {
 	log           *slog.Logger
 	acks          bool
 	maxLineBytes  int
+	bufEvents     int
+	bufBytes      int
 }
 
 func newOptions(opts []Option) options {
@@ -37,6 +43,8 @@ func newOptions(opts []Option) options {
 		statsInterval: DefaultStatsInterval,
 		acks:          true,
 		maxLineBytes:  wire.DefaultMaxLineBytes,
+		bufEvents:     DefaultBufferEvents,
+		bufBytes:      DefaultBufferBytes,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -102,11 +110,13 @@ func WithLogger(l *slog.Logger) Option {
 // WithAcks turns acknowledged events on (the default) or off. With acks on,
 // every event carries an id and [Client.Emit] waits for the node's answer.
 // With acks off, events carry no id, Emit returns once the event is queued,
-// and the node's verdict is only in its log; events still queued when a
-// connection drops are carried over to the next connection, but any the
-// kernel had taken may be lost. Turn acks off to talk to a server that does
-// not answer ids, such as the original TypeScript one: against it an Emit
-// with acks on would wait until its ctx ends.
+// and the node's verdict is only in its log; events queued while the node
+// is away, or not yet written when a connection drops, are sent on the next
+// connection, but lines the kernel had already taken when the connection
+// dropped may be lost, and nothing tells the client which. Turn acks off to
+// talk to a server that does not answer ids, such as the original
+// TypeScript one: against it an Emit with acks on would wait until its ctx
+// ends.
 func WithAcks(on bool) Option {
 	return func(o *options) { o.acks = on }
 }
@@ -118,6 +128,25 @@ func WithMaxLineBytes(n int) Option {
 	return func(o *options) {
 		if n > 0 {
 			o.maxLineBytes = n
+		}
+	}
+}
+
+// WithBuffer bounds the events the client holds: with acks on, from Emit
+// until the node answers; with acks off, from Emit until the event is
+// written to the socket. While the node is away every new event waits in
+// this buffer. When the buffer holds maxEvents events, or an event would
+// take it past maxBytes (encoded lines, ids included), [Client.Emit] and
+// [Client.EmitAsync] wait for room until their ctx ends; they never drop
+// an event. One event is always let in when the buffer is empty, whatever
+// its size. Zero or less keeps a default: 10000 events, 16 MiB.
+func WithBuffer(maxEvents, maxBytes int) Option {
+	return func(o *options) {
+		if maxEvents > 0 {
+			o.bufEvents = maxEvents
+		}
+		if maxBytes > 0 {
+			o.bufBytes = maxBytes
 		}
 	}
 }

@@ -25,7 +25,10 @@ type answer struct {
 	id    uint64 // 0 when the id is not one of ours
 	rawID string // for logs when id is 0
 	err   *NodeError
-	p     *pendingEmit
+	// p is the event answered, set when its refusal had nobody waiting.
+	p *pendingEmit
+	// matched is set when the answer was for a pending event.
+	matched bool
 }
 
 // readLoop reads the node's lines: answers go to their Emits, anything else
@@ -68,7 +71,10 @@ func (c *Client) readLoop(s *session) {
 	}
 }
 
-// answer hands a batch of answers to the Emits waiting for them.
+// answer hands a batch of answers to the Emits waiting for them; refusals
+// nobody waits for are recorded for Flush, under the same lock that takes
+// the events out of the buffer, so a Flush that sees them gone sees the
+// refusals too.
 func (c *Client) answer(batch []answer) {
 	if len(batch) == 0 {
 		return
@@ -76,27 +82,35 @@ func (c *Client) answer(batch []answer) {
 	c.mu.Lock()
 	for i := range batch {
 		a := &batch[i]
-		if a.id != 0 && c.pending != nil {
-			if a.p = c.pending[a.id]; a.p != nil {
-				delete(c.pending, a.id)
-			}
+		if a.id == 0 || !c.opts.acks {
+			continue
+		}
+		p := c.pending.take(a.id)
+		if p == nil {
+			continue
+		}
+		a.matched = true
+		var err error
+		if a.err != nil {
+			err = a.err
+		}
+		if !p.deliver(err) && a.err != nil {
+			c.refusedLocked(a.err)
+			a.p = p
 		}
 	}
+	c.notifyLocked()
 	c.mu.Unlock()
 	for i := range batch {
 		a := &batch[i]
-		switch {
-		case a.p != nil && a.err != nil:
-			a.p.done <- a.err
-			if a.p.abandoned.Load() {
+		if a.err != nil {
+			if a.p != nil {
 				c.log.Warn("the node refused an event", "process", c.cfg.ProcessID, "event", a.p.event, "code", a.err.Code, "err", a.err.Message)
+			} else if !a.matched {
+				// An answer to no pending event: a line the node could not
+				// read an id from, or a duplicate after a resend.
+				c.log.Warn("the node refused a line", "process", c.cfg.ProcessID, "id", a.rawID, "code", a.err.Code, "err", a.err.Message)
 			}
-		case a.p != nil:
-			a.p.done <- nil
-		case a.err != nil:
-			// An answer to no pending event: a line the node could not
-			// read an id from, or a duplicate after a resend.
-			c.log.Warn("the node refused a line", "process", c.cfg.ProcessID, "id", a.rawID, "code", a.err.Code, "err", a.err.Message)
 		}
 		*a = answer{}
 	}

@@ -1,11 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"maps"
 	"net"
-	"slices"
 	"sync"
 	"time"
 
@@ -22,11 +21,14 @@ const dialTimeout = 5 * time.Second
 // session is one open connection. It has two goroutines, the writer and the
 // reader; the supervisor (run) owns the session and ends it.
 type session struct {
-	conn       net.Conn
-	lost       chan struct{} // closed by fail
-	failOnce   sync.Once
-	err        error // why the session ended; read after lost is closed
-	writeErr   error // the writer's error, read after writerDone is closed
+	conn     net.Conn
+	lost     chan struct{} // closed by fail
+	failOnce sync.Once
+	err      error // why the session ended; read after lost is closed
+	writeErr error // the writer's error, read after writerDone is closed
+	// unwritten is what the failed write left, from the start of the line
+	// it stopped in; read after writerDone is closed.
+	unwritten  []byte
 	writerDone chan struct{}
 	readerDone chan struct{}
 }
@@ -95,10 +97,12 @@ func (c *Client) dial(ctx context.Context, tries int, waitFirst bool) (net.Conn,
 }
 
 // startSession makes conn the client's connection: it queues "connected",
-// then every unanswered event again in id order (with acks off, whatever
-// the last connection left queued), and starts the writer and the reader.
-// It returns nil, without touching conn, when the client was disconnected
-// meanwhile.
+// then every held event in order — with acks on, every unanswered event
+// again in id order: those the last connection sent (same line, same id),
+// then those taken while the node was away; with acks off, the events the
+// last connection did not write and those taken meanwhile — and starts the
+// writer and the reader. It returns nil, without touching conn, when the
+// client was disconnected meanwhile.
 func (c *Client) startSession(conn net.Conn) *session {
 	s := &session{
 		conn:       conn,
@@ -111,13 +115,12 @@ func (c *Client) startSession(conn net.Conn) *session {
 		c.mu.Unlock()
 		return nil
 	}
-	out := c.appendControl(make([]byte, 0, 4096), wire.TypeConnected, nil)
+	n, size := c.heldLocked()
+	out := c.appendControl(make([]byte, 0, 256+size+n*idTailBytes), wire.TypeConnected, nil)
 	if c.opts.acks {
-		for _, id := range slices.Sorted(maps.Keys(c.pending)) {
-			out = appendIDTail(append(out, c.pending[id].head...), id)
-		}
+		out = c.pending.appendLines(out)
 	} else {
-		out = append(out, c.out...)
+		out = append(out, c.out...) // events only: see lose
 	}
 	c.out, c.spare = out, nil
 	c.session, c.state = s, stateConnected
@@ -145,7 +148,9 @@ func (c *Client) writeLoop(s *session) {
 			return
 		}
 		buf := c.out
+		events, size := c.outEvents, c.outBytes
 		c.out, c.spare = c.spare[:0], nil
+		c.outEvents, c.outBytes = 0, 0
 		closing := c.state == stateClosed
 		c.notifyLocked()
 		c.mu.Unlock()
@@ -155,20 +160,26 @@ func (c *Client) writeLoop(s *session) {
 			s.conn.SetWriteDeadline(time.Now().Add(disconnectTimeout))
 		}
 		if len(buf) > 0 {
-			if _, err := s.conn.Write(buf); err != nil {
+			if n, err := s.conn.Write(buf); err != nil {
+				s.unwritten = buf[bytes.LastIndexByte(buf[:n], '\n')+1:]
 				s.writeErr = err
 				s.fail(fmt.Errorf("cannot write to the node: %w", err))
 				return
 			}
 		}
-		if closing {
-			return // Disconnect queued its last line before marking the state
-		}
 		c.mu.Lock()
-		if c.spare == nil && cap(buf) <= 2*maxQueuedBytes {
+		if events > 0 { // acks off: written events leave the buffer
+			c.held -= events
+			c.heldBytes -= size
+			c.notifyLocked()
+		}
+		if !closing && c.spare == nil && cap(buf) <= 2*maxQueuedBytes {
 			c.spare = buf[:0]
 		}
 		c.mu.Unlock()
+		if closing {
+			return // Disconnect queued its last line before marking the state
+		}
 	}
 }
 
@@ -282,32 +293,68 @@ func (c *Client) lose(s *session) bool {
 	if c.opts.acks {
 		// Every event in out is also pending and is resent from there.
 		c.out = c.out[:0]
+	} else {
+		// What the failed write left, then what it had not taken yet, all
+		// but the events dropped: the old heartbeats and "connected" are of
+		// no use to the next connection. Lines written before are gone
+		// with the connection.
+		carry := make([]byte, 0, len(s.unwritten)+len(c.out))
+		carry = appendEventLines(appendEventLines(carry, s.unwritten), c.out)
+		n := bytes.Count(carry, []byte{'\n'})
+		c.out, c.spare = carry, nil
+		c.outEvents, c.outBytes = n, len(carry)
+		c.held, c.heldBytes = n, len(carry)
 	}
 	c.notifyLocked()
 	return true
 }
 
-// finish stops the client for good: it fails the unanswered events with
-// cause and wakes every waiting Emit.
+// eventPrefix starts every event line (appendEventHead).
+var eventPrefix = []byte(`{"type":"event",`)
+
+// appendEventLines appends the event lines of src, whole lines ending in
+// a newline, to dst.
+func appendEventLines(dst, src []byte) []byte {
+	for len(src) > 0 {
+		i := bytes.IndexByte(src, '\n') + 1
+		if i == 0 {
+			break // no partial line is ever queued
+		}
+		if bytes.HasPrefix(src, eventPrefix) {
+			dst = append(dst, src[:i]...)
+		}
+		src = src[i:]
+	}
+	return dst
+}
+
+// finish stops the client for good: it fails every event it still holds
+// with cause, so Emits waiting for one return cause and Flush reports it,
+// and wakes every waiting Emit and Flush.
 func (c *Client) finish(cause error) {
 	c.mu.Lock()
 	if c.state != stateClosed {
 		c.state = stateGaveUp
 	}
 	c.err = cause
-	pending := c.pending
-	c.pending = nil
+	c.failedFrom = c.oldestHeldLocked()
+	lost, _ := c.heldLocked()
+	unseen := 0
+	if c.opts.acks {
+		for _, p := range c.pending.drain() {
+			if !p.deliver(cause) {
+				unseen++
+			}
+		}
+	} else {
+		unseen = lost
+	}
+	c.held, c.heldBytes, c.outEvents, c.outBytes = 0, 0, 0, 0
 	c.session, c.out, c.spare = nil, nil, nil
+	c.finished = true
 	c.notifyLocked()
 	c.mu.Unlock()
-	abandoned := 0
-	for _, p := range pending {
-		p.done <- cause
-		if p.abandoned.Load() {
-			abandoned++
-		}
-	}
-	if abandoned > 0 {
-		c.log.Warn("events were never answered by the node", "process", c.cfg.ProcessID, "count", abandoned, "err", cause)
+	if unseen > 0 {
+		c.log.Warn("events were never delivered to the node", "process", c.cfg.ProcessID, "count", unseen, "err", cause)
 	}
 }

@@ -329,7 +329,8 @@ func AppendError(dst []byte, id json.RawMessage, code, message string) []byte {
 		dst = append(dst, id...)
 	}
 	dst = append(dst, `,"code":`...)
-	dst = strconv.AppendQuote(dst, code)
+	c, _ := json.Marshal(code)
+	dst = append(dst, c...)
 	dst = append(dst, `,"message":`...)
 	msg, _ := json.Marshal(message)
 	dst = append(dst, msg...)
