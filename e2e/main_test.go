@@ -34,6 +34,7 @@ var programs = []struct{ name, pkg string }{
 	{"corralctl", "./cmd/ctl"},
 	{"encoder-demo", "./examples/encoder-demo"},
 	{"consumer-demo", "./examples/consumer-demo"},
+	{"emitter", "./e2e/testdata/emitter"},
 }
 
 // How long the tests wait for things that take milliseconds when all is well.
@@ -104,6 +105,8 @@ properties = { message = { type = "string" }, n = { type = "integer" } }
 type node struct {
 	id      string
 	url     string // NATS client URL of its embedded server
+	port    int
+	cfgPath string
 	dataDir string
 	logPath string // corrald's stdout and stderr
 	cmd     *exec.Cmd
@@ -116,7 +119,10 @@ type node struct {
 // (plus extraDefinitions), its embedded NATS server on a free port, and
 // waits until it answers on the bus. The node is stopped with SIGTERM at
 // the end of the test, which then checks it exited 0 and left no socket.
-func startNode(t *testing.T) *node {
+func startNode(t *testing.T) *node { return startNodeWith(t, "") }
+
+// startNodeWith is startNode with more TOML appended to the config.
+func startNodeWith(t *testing.T, extraTOML string) *node {
 	t.Helper()
 	example, err := os.ReadFile(filepath.Join(repoDir, "config.example.toml"))
 	if err != nil {
@@ -124,7 +130,7 @@ func startNode(t *testing.T) *node {
 	}
 	cfgDir := t.TempDir()
 	cfgPath := filepath.Join(cfgDir, "corral.toml")
-	cfg := string(example) + fmt.Sprintf(extraDefinitions, filepath.Join(repoDir, "examples", "raw-worker.py"))
+	cfg := string(example) + fmt.Sprintf(extraDefinitions, filepath.Join(repoDir, "examples", "raw-worker.py")) + extraTOML
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -135,25 +141,51 @@ func startNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dataDir) })
-
-	n := &node{id: "e2e", dataDir: dataDir, logPath: filepath.Join(cfgDir, "corrald.log"), exited: make(chan struct{})}
 	port := freePort(t)
-	n.url = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	n := &node{id: "e2e", port: port, url: fmt.Sprintf("nats://127.0.0.1:%d", port), cfgPath: cfgPath,
+		dataDir: dataDir, logPath: filepath.Join(cfgDir, "corrald.log")}
+	n.launch(t)
+	return n
+}
+
+// restart starts a new corrald on the same config, data directory and
+// port as n (which must have exited), as a restarted node would.
+func (n *node) restart(t *testing.T) *node {
+	t.Helper()
+	m := &node{id: n.id, port: n.port, url: n.url, cfgPath: n.cfgPath, dataDir: n.dataDir, logPath: n.logPath + ".2"}
+	m.launch(t)
+	return m
+}
+
+// kill9 kills corrald with SIGKILL, as a crash would, and waits for it.
+func (n *node) kill9(t *testing.T) {
+	t.Helper()
+	n.stopOnce.Do(func() {
+		if err := n.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-n.exited
+	})
+}
+
+func (n *node) launch(t *testing.T) {
+	t.Helper()
+	n.exited = make(chan struct{})
 	logFile, err := os.Create(n.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close() // corrald has its own copy
-	n.cmd = exec.Command(bin("corrald"), "--config", cfgPath)
+	n.cmd = exec.Command(bin("corrald"), "--config", n.cfgPath)
 	n.cmd.Dir = workDir
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	// The [node] and [nats] keys from the environment, as an operator
 	// would set them.
 	n.cmd.Env = programEnv(
 		"CORRAL_NODE_ID="+n.id,
-		"CORRAL_NODE_DATA_DIR="+dataDir,
+		"CORRAL_NODE_DATA_DIR="+n.dataDir,
 		"CORRAL_NODE_LOG_LEVEL=debug",
-		fmt.Sprintf("CORRAL_NATS_LISTEN=127.0.0.1:%d", port),
+		fmt.Sprintf("CORRAL_NATS_LISTEN=127.0.0.1:%d", n.port),
 	)
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -169,7 +201,6 @@ func startNode(t *testing.T) *node {
 		}
 	})
 	n.waitReady(t)
-	return n
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

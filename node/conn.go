@@ -64,7 +64,7 @@ func (c *conn) close() {
 func (c *conn) readLoop() {
 	defer c.p.sup.wg.Done()
 	defer c.detach()
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+	r := bufio.NewReaderSize(c.nc, readBufferSize)
 	max := c.p.sup.cfg.MaxLineBytes
 	for {
 		line, err := readLine(r, max)
@@ -90,6 +90,11 @@ func (c *conn) readLoop() {
 }
 
 var errLineTooLong = errors.New("line too long")
+
+// readBufferSize is each connection's read buffer: small, because a node
+// holds one per child (1,000 idle children cost 8 MiB), yet a read still
+// carries dozens of typical lines. Longer lines are assembled separately.
+const readBufferSize = 8 << 10
 
 // readLine returns the next line, newline included, valid until the next
 // call. A line longer than max bytes (without its newline) is consumed whole

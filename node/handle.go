@@ -124,6 +124,9 @@ func (c *conn) dispatch(msg *wire.Message) error {
 		return err
 	case wire.TypeDisconnecting:
 		s.log.Debug("child disconnecting", "process", p.id, "name", def.Name)
+		p.mu.Lock()
+		p.saidGoodbye = true
+		p.mu.Unlock()
 		c.callOnMessage(msg)
 		return nil
 	}

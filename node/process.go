@@ -31,7 +31,8 @@ type process struct {
 	socketPath string
 	tcpPort    int
 	logPath    string
-	cmd        *exec.Cmd
+	cmd        *exec.Cmd // nil for a re-adopted process, which is not our child
+	pidfd      *os.File  // a re-adopted process's pidfd, readable once it exits
 	pid        int
 	startTicks uint64 // the child's start time in /proc, to tell a recycled pid
 	startedAt  time.Time
@@ -67,6 +68,12 @@ type process struct {
 	killTimer     *time.Timer
 	conns         map[*conn]struct{}
 	latest        *conn
+	// saidGoodbye: the child sent "disconnecting" (tells a clean exit of a
+	// re-adopted process, whose exit code the node cannot learn).
+	saidGoodbye bool
+	// detached: the node left this process running for the next node to
+	// re-adopt; its exit is then none of this node's business.
+	detached bool
 }
 
 // lineage is what a restarted process inherits from the one it replaces.
@@ -124,15 +131,33 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	s.procs[p.id] = p
 	s.mu.Unlock()
 	s.sampler.poke()
+	s.persist(p)
 	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
 	// Reported before the accept loop runs, so process.spawned always comes
 	// before anything the child says.
 	s.report(Report{Kind: KindSpawned, ProcessID: p.id, Name: def.Name,
 		Payload: Spawned{ProcessID: p.id, Name: def.Name, PID: p.pid, Node: s.cfg.NodeID}})
-	s.wg.Add(2)
-	go p.acceptLoop()
-	go p.wait()
+	p.run()
 	return p, nil
+}
+
+// run starts the process's accept loop and its reaper.
+func (p *process) run() {
+	p.sup.wg.Add(1)
+	go p.acceptLoop()
+	p.sup.reapers.Add(1)
+	go p.wait()
+}
+
+// record is p's persisted form.
+func (p *process) record() record {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return record{
+		ID: p.id, Definition: p.def.Info(), PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt,
+		SocketPath: p.socketPath, TCPPort: p.tcpPort, LogPath: p.logPath, Metadata: p.metadata,
+		Env: p.opts.Env, Cwd: p.opts.Cwd, Restarts: p.restarts, Failures: p.failures,
+	}
 }
 
 func (p *process) listen() error {
@@ -199,23 +224,16 @@ func (p *process) command() (*exec.Cmd, *os.File, error) {
 
 // wait reaps the child and turns its exit into a final status and report.
 func (p *process) wait() {
-	defer p.sup.wg.Done()
-	_ = p.cmd.Wait()
+	defer p.sup.reapers.Done()
+	code, errText := p.reap()
+	p.mu.Lock()
+	if p.detached {
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
 	// Leave no orphans: whatever is left of the group goes too.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-
-	state := p.cmd.ProcessState
-	var code *int
-	errText := ""
-	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		errText = "killed by signal " + SignalName(ws.Signal())
-	} else {
-		c := state.ExitCode()
-		code = &c
-		if c != 0 {
-			errText = fmt.Sprintf("exited with code %d", c)
-		}
-	}
 
 	p.mu.Lock()
 	for _, t := range []*time.Timer{p.killTimer, p.hbTimer, p.runtimeTimer} {
@@ -229,6 +247,8 @@ func (p *process) wait() {
 		errText = "killed by the watchdog (" + p.watchdogReason + ")"
 	case p.stopRequested || (code != nil && *code == 0):
 		status = StatusStopped
+	case p.cmd == nil && p.saidGoodbye:
+		status = StatusStopped // re-adopted: said goodbye, then left
 	}
 	p.status, p.exitCode, p.endedAt = status, code, time.Now()
 	if status == StatusCrashed {
@@ -241,11 +261,13 @@ func (p *process) wait() {
 	}
 	p.mu.Unlock()
 
+	s := p.sup
 	p.listener.Close() // also unlinks the socket file
 	for _, c := range conns {
 		c.close()
 	}
-	s, name := p.sup, p.def.Name
+	s.unpersist(p.id)
+	name := p.def.Name
 	if status == StatusStopped {
 		s.log.Info("process stopped", "process", p.id, "name", name, "pid", p.pid, "exitCode", derefOr(code, -1))
 		s.report(Report{Kind: KindStopped, ProcessID: p.id, Name: name, Payload: Stopped{ProcessID: p.id, Name: name, ExitCode: code}})
@@ -262,6 +284,26 @@ func (p *process) wait() {
 	s.sampler.forget(p.pid)
 	close(p.done)
 	s.prune()
+}
+
+// reap waits for the process to exit. A child of ours tells its exit code
+// or signal; a re-adopted process is watched through its pidfd and its
+// code stays unknown (nil).
+func (p *process) reap() (code *int, errText string) {
+	if p.cmd == nil {
+		waitPidfd(p.pidfd)
+		return nil, "exited while re-adopted (exit code unknown)"
+	}
+	_ = p.cmd.Wait()
+	state := p.cmd.ProcessState
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return nil, "killed by signal " + SignalName(ws.Signal())
+	}
+	c := state.ExitCode()
+	if c != 0 {
+		errText = fmt.Sprintf("exited with code %d", c)
+	}
+	return &c, errText
 }
 
 func derefOr(p *int, def int) int {

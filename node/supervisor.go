@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -28,6 +29,9 @@ type Config struct {
 	// LogDir receives each child's stdout and stderr as <name>-<id>.log.
 	// Empty discards them.
 	LogDir string
+	// StateDir holds a record per running process, so that the next node
+	// can re-adopt them (Recover). Empty keeps no state.
+	StateDir string
 	// MaxLineBytes bounds one line from a child (default 1 MiB).
 	MaxLineBytes int
 	// StatsInterval is the default stats sampling interval of definitions
@@ -57,8 +61,10 @@ type Supervisor struct {
 	closed bool
 
 	sampler *sampler
+	store   *store             // nil without a StateDir
 	cancel  context.CancelFunc // stops the sampler
-	wg      sync.WaitGroup     // every goroutine of the supervisor and its processes
+	wg      sync.WaitGroup     // the sampler and every connection goroutine
+	reapers sync.WaitGroup     // one per process, waiting for its exit
 }
 
 // definition is a Definition with defaults applied and schemas compiled.
@@ -120,6 +126,13 @@ func New(cfg Config) (*Supervisor, error) {
 		defs:  make(map[string]*definition),
 		procs: make(map[string]*process),
 	}
+	if cfg.StateDir != "" {
+		st, err := openStore(cfg.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+	}
 	s.sampler = newSampler(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -139,8 +152,23 @@ func (s *Supervisor) NodeID() string { return s.cfg.NodeID }
 // Define adds or replaces a definition. Running processes keep the
 // definition they were spawned with.
 func (s *Supervisor) Define(d Definition) error {
+	cd, err := s.compile(d)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.defs[d.Name] = cd
+	return nil
+}
+
+// compile validates d, applies defaults and compiles its event schemas.
+func (s *Supervisor) compile(d Definition) (*definition, error) {
 	if err := d.validate(); err != nil {
-		return fmt.Errorf("cannot define %q: %w", d.Name, err)
+		return nil, fmt.Errorf("cannot define %q: %w", d.Name, err)
 	}
 	cd := &definition{Definition: d.withDefaults(), schemas: make(map[string]*schema.Schema, len(d.Events))}
 	if cd.StatsInterval == 0 {
@@ -154,17 +182,11 @@ func (s *Supervisor) Define(d Definition) error {
 		}
 		sch, err := schema.Compile(d.Name+"."+ev, raw)
 		if err != nil {
-			return fmt.Errorf("cannot define %q: %w: %w", d.Name, ErrInvalid, err)
+			return nil, fmt.Errorf("cannot define %q: %w: %w", d.Name, ErrInvalid, err)
 		}
 		cd.schemas[ev] = sch
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	s.defs[d.Name] = cd
-	return nil
+	return cd, nil
 }
 
 // Definitions returns every definition, sorted by name.
@@ -358,14 +380,94 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	_, err := s.StopAll(ctx, 0, "")
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return errors.Join(err, fmt.Errorf("cannot close supervisor: %w", ctx.Err()))
+	if werr := s.waitGoroutines(ctx, true); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	if s.store != nil {
+		s.store.close()
 	}
 	return err
+}
+
+// Detach leaves every child running, with its record on disk, for the next
+// node to re-adopt (a node upgrade): it closes the sockets and connections
+// (the children reconnect to the next node) and stops every timer, without
+// signalling anyone. Spawn fails afterwards.
+func (s *Supervisor) Detach(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	procs := make([]*process, 0, len(s.procs))
+	for _, p := range s.procs {
+		procs = append(procs, p)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, p := range procs {
+		p.mu.Lock()
+		p.detached = true
+		for _, t := range []*time.Timer{p.killTimer, p.hbTimer, p.runtimeTimer, p.restartTimer} {
+			if t != nil {
+				t.Stop()
+			}
+		}
+		conns := make([]*conn, 0, len(p.conns))
+		for c := range p.conns {
+			conns = append(conns, c)
+		}
+		p.mu.Unlock()
+		if ul, ok := p.listener.(*net.UnixListener); ok {
+			ul.SetUnlinkOnClose(false) // the next node replaces it
+		}
+		p.listener.Close()
+		for _, c := range conns {
+			c.close()
+		}
+	}
+	s.log.Info("detached from children; they keep running", "processes", len(procs))
+	err := s.waitGoroutines(ctx, false)
+	if s.store != nil {
+		s.store.close()
+	}
+	return err
+}
+
+// waitGoroutines waits for the supervisor's goroutines (and the reapers,
+// which only end with their children).
+func (s *Supervisor) waitGoroutines(ctx context.Context, reapers bool) error {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		if reapers {
+			s.reapers.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cannot close supervisor: %w", ctx.Err())
+	}
+}
+
+// persist writes p's record (a failure is logged: the process runs on, it
+// just could not be re-adopted after a node crash).
+func (s *Supervisor) persist(p *process) {
+	if s.store == nil {
+		return
+	}
+	if err := s.store.save(p.record()); err != nil {
+		s.log.Error("cannot persist process record", "process", p.id, "name", p.def.Name, "err", err)
+	}
+}
+
+func (s *Supervisor) unpersist(id string) {
+	if s.store == nil {
+		return
+	}
+	if err := s.store.remove(id); err != nil {
+		s.log.Error("cannot remove process record", "process", id, "err", err)
+	}
 }
 
 // report hands r to the reporter and logs a failure.

@@ -117,6 +117,14 @@ func (p *Peer) NoLine(d time.Duration) {
 // Close closes the test's side; the proxy child then exits 0.
 func (p *Peer) Close() { p.nc.Close() }
 
+// Read and Write make a Peer an io.ReadWriter, for tests that stream lines
+// from goroutines of their own (Send and ReadLine fail the test, which
+// only the test's goroutine may do). Read continues where ReadLine left off.
+func (p *Peer) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// Write writes raw bytes to the node (see Read).
+func (p *Peer) Write(b []byte) (int, error) { return p.nc.Write(b) }
+
 // WaitFile waits up to 10 s for a file a child writes and returns its
 // contents. Children have no other channel to say they are ready, so this
 // polls.

@@ -8,6 +8,7 @@ package testchild
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/corral-run/corral/client"
 )
 
 // Env selects the role; the other variables tune it.
@@ -37,6 +40,8 @@ const (
 	EnvAllocMB = "CORRAL_TEST_ALLOC_MB"
 	// EnvInnerRole is the role the wrapper role starts as its grandchild.
 	EnvInnerRole = "CORRAL_TEST_INNER_ROLE"
+	// EnvHeartbeat is the client role's heartbeat interval (a Go duration).
+	EnvHeartbeat = "CORRAL_TEST_HEARTBEAT"
 )
 
 // Roles.
@@ -60,6 +65,10 @@ const (
 	RoleAlloc = "alloc"
 	// RoleBusy spins on one core until killed.
 	RoleBusy = "busy"
+	// RoleClient connects with the Go client library (heartbeats every
+	// EnvHeartbeat, reconnecting every 50 ms for up to 10 s), so it rides
+	// out a node restart; on SIGTERM it disconnects and exits 0.
+	RoleClient = "client"
 	// RoleWrapper starts this binary again in EnvInnerRole as its own child
 	// (the grandchild of the node), writes the grandchild's pid to
 	// EnvPidFile and waits, like a shell script wrapping FFmpeg.
@@ -106,6 +115,8 @@ func run(role string) int {
 		return 0
 	case RoleProxy:
 		return proxy()
+	case RoleClient:
+		return clientRole()
 	case RoleSleepExit:
 		d, _ := time.ParseDuration(os.Getenv(EnvSleep))
 		time.Sleep(d)
@@ -188,5 +199,30 @@ func proxy() int {
 		return 0
 	case <-done:
 		return 0
+	}
+}
+
+func clientRole() int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	hb, err := time.ParseDuration(os.Getenv(EnvHeartbeat))
+	if err != nil {
+		hb = 100 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, client.WithHeartbeatInterval(hb),
+		client.WithReconnectInterval(50*time.Millisecond), client.WithMaxReconnectAttempts(200))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ready()
+	select {
+	case <-sigs:
+		_ = c.Disconnect()
+		return 0
+	case <-c.Done():
+		return 3
 	}
 }

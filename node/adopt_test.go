@@ -1,0 +1,241 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/corral-run/corral/internal/testchild"
+	"github.com/corral-run/corral/node"
+)
+
+// nodeDirs are the directories two successive nodes on one host share.
+type nodeDirs struct{ sock, logs, state string }
+
+func newNodeDirs(t *testing.T) nodeDirs {
+	dir := testchild.ShortTempDir(t)
+	return nodeDirs{filepath.Join(dir, "sock"), filepath.Join(dir, "logs"), filepath.Join(dir, "state")}
+}
+
+// startSupervisor starts a node's supervisor on dirs with one definition
+// "w" running the test binary as a Go-client child.
+func startSupervisor(t *testing.T, dirs nodeDirs, mod func(*node.Definition)) (*node.Supervisor, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	sup, err := node.New(node.Config{NodeID: "n1", SocketDir: dirs.sock, LogDir: dirs.logs, StateDir: dirs.state,
+		Reporter: rec, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	d := node.Definition{Name: "w", Command: exe, StopTimeout: 2 * time.Second, HeartbeatTimeout: 5 * time.Second,
+		Env: map[string]string{testchild.EnvRole: testchild.RoleClient, testchild.EnvHeartbeat: "100ms"}}
+	if mod != nil {
+		mod(&d)
+	}
+	if err := sup.Define(d); err != nil {
+		t.Fatal(err)
+	}
+	return sup, rec
+}
+
+func closeOnCleanup(t *testing.T, sup *node.Supervisor) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := sup.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+}
+
+func detach(t *testing.T, sup *node.Supervisor) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sup.Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNodeRestartReadoptsChildren(t *testing.T) {
+	dirs := newNodeDirs(t)
+	a, recA := startSupervisor(t, dirs, nil)
+	ctx := context.Background()
+	p1, err := a.Spawn(ctx, "w", node.SpawnOptions{Metadata: json.RawMessage(`{"n":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := a.Spawn(ctx, "w", node.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recA.wait(t, node.KindConnected, p1.ID)
+	recA.wait(t, node.KindConnected, p2.ID)
+	detach(t, a)
+	if !alive(p1.PID) || !alive(p2.PID) {
+		t.Fatal("detach stopped children")
+	}
+
+	b, recB := startSupervisor(t, dirs, nil)
+	closeOnCleanup(t, b)
+	res := b.Recover()
+	if len(res.Adopted) != 2 || len(res.Lost) != 0 || res.Corrupt != 0 {
+		t.Fatalf("recover: %+v", res)
+	}
+	for _, p := range []node.ManagedProcess{p1, p2} {
+		rc := recB.wait(t, node.KindReconnected, p.ID).Payload.(node.Reconnected)
+		if rc != (node.Reconnected{ProcessID: p.ID, Name: "w", PID: p.PID}) {
+			t.Errorf("reconnected payload %+v", rc)
+		}
+		// The child's own client reconnects to the recreated socket.
+		recB.wait(t, node.KindConnected, p.ID)
+		got, ok := b.Get(p.ID)
+		if !ok || got.Status != node.StatusRunning || got.PID != p.PID || got.SocketPath != p.SocketPath {
+			t.Errorf("adopted record %+v", got)
+		}
+	}
+	if got, _ := b.Get(p1.ID); string(got.Metadata) != `{"n":1}` {
+		t.Errorf("metadata %s", got.Metadata)
+	}
+
+	// Stop reaches the adopted child's group and its exit is seen.
+	got, err := b.Stop(ctx, p1.ID, 0)
+	if err != nil || got.Status != node.StatusStopped {
+		t.Fatalf("stop adopted: %+v %v", got, err)
+	}
+	waitGone(t, p1.PID)
+	if _, err := os.Stat(filepath.Join(dirs.state, p1.ID+".json")); !os.IsNotExist(err) {
+		t.Errorf("record of a stopped process left behind: %v", err)
+	}
+	// An exit nobody asked for is detected without a parent's wait.
+	if err := syscall.Kill(p2.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cr := recB.wait(t, node.KindCrashed, p2.ID).Payload.(node.Crashed)
+	if cr.ExitCode != nil || !strings.Contains(cr.Error, "unknown") {
+		t.Errorf("crashed payload %+v", cr)
+	}
+}
+
+func TestAdoptedChildIsStillWatchedForHeartbeats(t *testing.T) {
+	dirs := newNodeDirs(t)
+	a, recA := startSupervisor(t, dirs, func(d *node.Definition) {
+		d.Env[testchild.EnvHeartbeat] = "1h" // connects, then never beats
+		d.HeartbeatTimeout = 300 * time.Millisecond
+	})
+	p, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recA.wait(t, node.KindConnected, p.ID)
+	detach(t, a)
+	b, recB := startSupervisor(t, dirs, func(d *node.Definition) {
+		d.Env[testchild.EnvHeartbeat] = "1h"
+		d.HeartbeatTimeout = 300 * time.Millisecond
+	})
+	closeOnCleanup(t, b)
+	if res := b.Recover(); len(res.Adopted) != 1 {
+		t.Fatalf("recover: %+v", res)
+	}
+	recB.wait(t, node.KindStale, p.ID)
+	recB.wait(t, node.KindWatchdogKilled, p.ID)
+	recB.wait(t, node.KindCrashed, p.ID)
+	waitGone(t, p.PID)
+}
+
+func TestRecycledPidIsNotAdopted(t *testing.T) {
+	dirs := newNodeDirs(t)
+	a, recA := startSupervisor(t, dirs, nil)
+	p, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recA.wait(t, node.KindConnected, p.ID)
+	detach(t, a)
+	t.Cleanup(func() { syscall.Kill(-p.PID, syscall.SIGKILL) })
+
+	// The pid now "belongs" to another process: change the recorded start time.
+	path := filepath.Join(dirs.state, p.ID+".json")
+	var rec map[string]any
+	b0, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b0, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["startTicks"] = rec["startTicks"].(float64) + 1
+	b1, _ := json.Marshal(rec)
+	if err := os.WriteFile(path, b1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b, recB := startSupervisor(t, dirs, func(d *node.Definition) {
+		d.AutoRestart = true
+		d.RestartDelay = 10 * time.Millisecond
+	})
+	closeOnCleanup(t, b)
+	res := b.Recover()
+	if len(res.Adopted) != 0 || len(res.Lost) != 1 || res.Lost[0] != p.ID {
+		t.Fatalf("recover: %+v", res)
+	}
+	cr := recB.wait(t, node.KindCrashed, p.ID).Payload.(node.Crashed)
+	if cr.ExitCode != nil || !strings.Contains(cr.Error, "while the node was down") {
+		t.Errorf("crashed payload %+v", cr)
+	}
+	// The unrelated process was not touched, and auto-restart applied.
+	if !alive(p.PID) {
+		t.Error("the process holding the recycled pid was killed")
+	}
+	rs := recB.wait(t, node.KindRestarted, "").Payload.(node.Restarted)
+	if rs.OldProcessID != p.ID {
+		t.Errorf("restarted payload %+v", rs)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("record of a lost process left behind: %v", err)
+	}
+}
+
+func TestTornStateFileIsSkipped(t *testing.T) {
+	dirs := newNodeDirs(t)
+	if err := os.MkdirAll(dirs.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	torn := filepath.Join(dirs.state, "proc_torn000000000000.json")
+	if err := os.WriteFile(torn, []byte(`{"version":1,"id":"proc_to`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirs.state, ".proc_half00000000000.tmp"), []byte(`{`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dirs.sock, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dirs.sock, "proc_gone000000000000.sock")
+	if err := os.WriteFile(stale, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := startSupervisor(t, dirs, nil)
+	closeOnCleanup(t, b)
+	res := b.Recover()
+	if res.Corrupt != 1 || len(res.Adopted) != 0 {
+		t.Errorf("recover: %+v", res)
+	}
+	if _, err := os.Stat(torn + ".corrupt"); err != nil {
+		t.Errorf("torn record not moved aside: %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale socket not removed: %v", err)
+	}
+	// The node works normally afterwards.
+	if _, err := b.Spawn(context.Background(), "w", node.SpawnOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,34 @@
+package node
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPidfd opens a pidfd for a process that is not our child, so its exit
+// can be waited for through the runtime's poller, without polling and
+// without a blocked thread per process.
+func openPidfd(pid int) (*os.File, error) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("cannot watch pid %d: pidfd_open: %w", pid, err)
+	}
+	return os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), nil
+}
+
+// waitPidfd returns once the process has exited (its pidfd is readable),
+// then closes the pidfd.
+func waitPidfd(f *os.File) {
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return err != nil || n > 0 // done when readable; else wait for the poller
+	})
+}
