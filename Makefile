@@ -13,6 +13,7 @@ build:
 	$(GO) build -o $(BIN)/corralctl ./cmd/ctl
 	$(GO) build -o $(BIN)/encoder-demo ./examples/encoder-demo
 	$(GO) build -o $(BIN)/consumer-demo ./examples/consumer-demo
+	$(GO) build -o $(BIN)/idle-worker ./examples/idle-worker
 
 # Build and start a node with the embedded NATS server and the example config.
 run: build

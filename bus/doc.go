@@ -1,9 +1,14 @@
 // Package bus is everything Corral does on NATS: starting the embedded
 // nats-server, connection options, the one place where subject names are
 // built, the headers every message carries, publishing what the supervisor
-// reports (Relay, a node.Reporter), the control service every node
-// registers (micro service "corral") and its Go client Control, used by
-// corralctl and by Go services.
+// reports (Relay, a node.Reporter), the event history (the JetStream
+// stream CORRAL_EVENTS: EnsureStream, durable events, Control.History),
+// the control service every node registers (micro service "corral") and
+// its Go client Control, used by corralctl and by Go services.
+//
+// The Relay rides out NATS outages: what cannot be handed on waits in
+// bounded buffers, and when they are full a child's reports wait too
+// (back-pressure through delayed acks) rather than anything being lost.
 //
 // The supervisor (package node) knows nothing of NATS; bus drives it
 // through the small Supervisor interface declared here.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -21,6 +22,11 @@ type Event struct {
 	// marshals: a payload that is not JSON (published by hand, say) is
 	// carried as a JSON string, an empty one as null.
 	Data json.RawMessage `json:"data"`
+	// Time and Seq are when the stream stored the message and its stream
+	// sequence: set on events replayed by Control.History, zero on live
+	// ones.
+	Time time.Time `json:"time,omitzero"`
+	Seq  uint64    `json:"seq,omitempty"`
 }
 
 // Header returns the first value of the header key, or "".
@@ -33,16 +39,18 @@ type NodeLost struct {
 	Node string `json:"node"`
 }
 
-func newEvent(m *nats.Msg) Event {
-	e := Event{Subject: m.Subject, Headers: map[string][]string(m.Header), Data: m.Data}
+func newEvent(m *nats.Msg) Event { return makeEvent(m.Subject, m.Header, m.Data) }
+
+func makeEvent(subject string, h nats.Header, data []byte) Event {
+	e := Event{Subject: subject, Headers: map[string][]string(h), Data: data}
 	if e.Headers == nil {
 		e.Headers = map[string][]string{}
 	}
 	switch {
-	case len(m.Data) == 0:
+	case len(data) == 0:
 		e.Data = json.RawMessage("null")
-	case !json.Valid(m.Data):
-		e.Data, _ = json.Marshal(string(m.Data))
+	case !json.Valid(data):
+		e.Data, _ = json.Marshal(string(data))
 	}
 	return e
 }
@@ -57,7 +65,7 @@ type eventsConfig struct {
 // OnSubscribed makes Events call fn once its subscription is in place on
 // the server: everything published after fn is called is delivered. Use it
 // to start what you want to watch (a spawn, say) without missing its first
-// events.
+// events. History calls it once its consumer is in place.
 func OnSubscribed(fn func()) EventsOption {
 	return func(c *eventsConfig) { c.onSubscribed = fn }
 }

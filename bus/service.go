@@ -44,7 +44,14 @@ type ServiceConfig struct {
 	// RequestTimeout bounds the work of one request (stop waits for the
 	// exit). Default 30 s.
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
+	// Relay configures how reports are published (durable events, the
+	// bound of what waits for NATS). Its NodeID and Logger default to the
+	// service's.
+	Relay RelayConfig
+	// FlushTimeout bounds how long Close waits for the relay to hand on
+	// what is in flight. Default 5 s.
+	FlushTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Service is one node's presence on NATS: it relays the supervisor's
@@ -77,12 +84,21 @@ func NewService(nc *nats.Conn, cfg ServiceConfig) *Service {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
+	if cfg.FlushTimeout <= 0 {
+		cfg.FlushTimeout = 5 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Relay.NodeID == "" {
+		cfg.Relay.NodeID = cfg.NodeID
+	}
+	if cfg.Relay.Logger == nil {
+		cfg.Relay.Logger = cfg.Logger
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
-		Relay: NewRelay(nc, cfg.NodeID), nc: nc, cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID),
+		Relay: NewRelay(nc, cfg.Relay), nc: nc, cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID),
 		startedAt: time.Now(), procSubs: make(map[string]*nats.Subscription), spawnFor: make(map[string]bool),
 		ctx: ctx, cancel: cancel,
 	}
@@ -192,7 +208,8 @@ func (s *Service) Forget(id string) {
 	}
 }
 
-// Close stops the control service and waits for requests in flight.
+// Close stops the control service, waits for requests in flight, then
+// closes the relay, waiting up to FlushTimeout for what it has in flight.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -213,6 +230,9 @@ func (s *Service) Close() error {
 	}
 	s.cancel()
 	s.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
+	defer cancel()
+	errs = append(errs, s.Relay.Close(ctx))
 	return errors.Join(errs...)
 }
 
@@ -316,7 +336,8 @@ func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
 // Info describes this node.
 func (s *Service) Info() NodeInfo {
 	sup := s.supervisor()
-	info := NodeInfo{ID: s.cfg.NodeID, Version: Version, Labels: s.cfg.Labels, StartedAt: s.startedAt, Definitions: []string{}}
+	info := NodeInfo{ID: s.cfg.NodeID, Version: Version, Labels: s.cfg.Labels, StartedAt: s.startedAt, Definitions: []string{},
+		Durable: s.Relay.Durable(), Dropped: s.Relay.Dropped()}
 	if sup == nil {
 		return info
 	}
@@ -433,10 +454,8 @@ func errorCode(err error) int {
 		return 400
 	case errors.Is(err, node.ErrConflict):
 		return 409
-	case errors.Is(err, context.DeadlineExceeded):
-		return 504
 	}
-	return 500
+	return 500 // timeouts included: DESIGN's codes are 400, 404, 409 and 500
 }
 
 // decodeRequest reads a JSON request body; an empty body is an empty

@@ -82,6 +82,12 @@ type NodeInfo struct {
 	Processes   int               `json:"processes"`
 	Running     int               `json:"running"`
 	Definitions []string          `json:"definitions"`
+	// Durable says whether a child's ack of an event waits until
+	// JetStream stored it.
+	Durable bool `json:"durable"`
+	// Dropped counts the messages the node lost on their way to NATS
+	// since it started (see Relay.Dropped): the target is zero.
+	Dropped uint64 `json:"dropped"`
 }
 
 // OK is the reply to requests that return nothing else.

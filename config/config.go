@@ -48,7 +48,19 @@ type NodeConfig struct {
 	// RetentionMax caps how many are kept. Defaults 1h and 1000.
 	Retention    time.Duration
 	RetentionMax int
+	// Shutdown is what SIGTERM does to the children: stop them (default)
+	// or leave them running for the next node to re-adopt (detach).
+	Shutdown ShutdownMode
 }
+
+// ShutdownMode is what the node does with its children when it stops.
+type ShutdownMode string
+
+// The shutdown modes.
+const (
+	ShutdownStop   ShutdownMode = "stop"   // stop every child, then exit
+	ShutdownDetach ShutdownMode = "detach" // leave children running, to be re-adopted
+)
 
 // NATSConfig is the [nats] table.
 type NATSConfig struct {
@@ -63,10 +75,33 @@ type NATSConfig struct {
 	// JetStreamDir is where the embedded server stores JetStream data:
 	// <DataDir>/jetstream. It is derived, not a key.
 	JetStreamDir string
+	// Durable makes a child's ack of an event wait until JetStream stored
+	// it, when JetStream is available (embedded with JetStream on, or an
+	// external server that has it). Default true.
+	Durable bool
+	// StreamMaxAge, StreamMaxBytes and StreamReplicas limit the event
+	// stream CORRAL_EVENTS. Defaults 24h (0: no age limit), 1 GiB (-1: no
+	// size limit) and 1.
+	StreamMaxAge   time.Duration
+	StreamMaxBytes int64
+	StreamReplicas int
+	// PublishBuffer is how many messages may wait for NATS (for storage,
+	// or for a reconnection) before a child's events wait too. Default
+	// 65536.
+	PublishBuffer int
 }
 
 // Embedded reports whether corrald should run its own NATS server.
 func (c NATSConfig) Embedded() bool { return c.URL == "" }
+
+// Defaults of the [nats] event stream and publishing keys.
+const (
+	DefaultDurable        = true
+	DefaultStreamMaxAge   = "24h"
+	DefaultStreamMaxBytes = 1 << 30
+	DefaultStreamReplicas = 1
+	DefaultPublishBuffer  = 65536
+)
 
 // Transport is how a child connects to its node.
 type Transport string
@@ -99,6 +134,7 @@ const (
 	DefaultStatsInterval = "5s"
 	DefaultRetention     = "1h"
 	DefaultRetentionMax  = 1000
+	DefaultShutdown      = ShutdownStop
 
 	// SocketDirName is the default socket_dir under data_dir.
 	SocketDirName = "sock"

@@ -57,9 +57,15 @@ var settings = []setting{
 	{"node.stats_interval", kindString, DefaultStatsInterval},
 	{"node.retention", kindString, DefaultRetention},
 	{"node.retention_max", kindInt, DefaultRetentionMax},
+	{"node.shutdown", kindString, string(DefaultShutdown)},
 	{"nats.url", kindServers, ""},
 	{"nats.listen", kindString, DefaultNATSListen},
 	{"nats.jetstream", kindBool, DefaultJetStream},
+	{"nats.durable", kindBool, DefaultDurable},
+	{"nats.stream_max_age", kindString, DefaultStreamMaxAge},
+	{"nats.stream_max_bytes", kindInt, DefaultStreamMaxBytes},
+	{"nats.stream_replicas", kindInt, DefaultStreamReplicas},
+	{"nats.publish_buffer", kindInt, DefaultPublishBuffer},
 }
 
 // Bounds of node.max_line_bytes: a line must hold a message envelope, and
@@ -67,6 +73,14 @@ var settings = []setting{
 const (
 	minLineBytes = 1 << 10
 	maxLineBytes = 64 << 20
+)
+
+// Bounds of the [nats] stream and buffer keys: a stream smaller than a
+// megabyte keeps no useful history, and the publish buffer holds whole
+// messages in memory.
+const (
+	minStreamBytes   = 1 << 20
+	maxPublishBuffer = 1 << 20
 )
 
 // parseSettings layers defaults, the file's [node] and [nats] tables and
@@ -288,6 +302,13 @@ func (r layers) node() (NodeConfig, error) {
 		return n, r.fail("node.retention_max", fmt.Errorf("%d is out of range (expected 1 or more)", n.RetentionMax))
 	}
 
+	switch m := ShutdownMode(strings.ToLower(r.str("node.shutdown"))); m {
+	case ShutdownStop, ShutdownDetach:
+		n.Shutdown = m
+	default:
+		return n, r.fail("node.shutdown", fmt.Errorf("invalid shutdown mode %q (expected stop or detach)", r.str("node.shutdown")))
+	}
+
 	if n.Transport == TransportUnix {
 		if err := checkSocketDir(n.SocketDir); err != nil {
 			key := "node.socket_dir"
@@ -319,6 +340,32 @@ func (r layers) nats(n NodeConfig) (NATSConfig, error) {
 
 	if c.JetStream, err = r.boolean("nats.jetstream"); err != nil {
 		return c, err
+	}
+	if c.Durable, err = r.boolean("nats.durable"); err != nil {
+		return c, err
+	}
+	if c.StreamMaxAge, err = r.duration("nats.stream_max_age", 0); err != nil {
+		return c, err
+	}
+	maxBytes, err := r.integer("nats.stream_max_bytes")
+	if err != nil {
+		return c, err
+	}
+	if maxBytes != -1 && maxBytes < minStreamBytes {
+		return c, r.fail("nats.stream_max_bytes", fmt.Errorf("%d is out of range (expected -1 for no limit, or at least %d)", maxBytes, minStreamBytes))
+	}
+	c.StreamMaxBytes = int64(maxBytes)
+	if c.StreamReplicas, err = r.integer("nats.stream_replicas"); err != nil {
+		return c, err
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		return c, r.fail("nats.stream_replicas", fmt.Errorf("%d is out of range (expected 1 to 5)", c.StreamReplicas))
+	}
+	if c.PublishBuffer, err = r.integer("nats.publish_buffer"); err != nil {
+		return c, err
+	}
+	if c.PublishBuffer < 1 || c.PublishBuffer > maxPublishBuffer {
+		return c, r.fail("nats.publish_buffer", fmt.Errorf("%d is out of range (expected 1 to %d)", c.PublishBuffer, maxPublishBuffer))
 	}
 	c.JetStreamDir = filepath.Join(n.DataDir, JetStreamDirName)
 	return c, nil

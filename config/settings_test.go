@@ -63,14 +63,20 @@ func TestDefaults(t *testing.T) {
 		StatsInterval: 5 * time.Second,
 		Retention:     time.Hour,
 		RetentionMax:  1000,
+		Shutdown:      ShutdownStop,
 	}
 	if c.Node != wantNode {
 		t.Errorf("Node = %+v\nwant   %+v", c.Node, wantNode)
 	}
 	wantNATS := NATSConfig{
-		Listen:       "127.0.0.1:4222",
-		JetStream:    true,
-		JetStreamDir: filepath.Join(dataDir, "jetstream"),
+		Listen:         "127.0.0.1:4222",
+		JetStream:      true,
+		JetStreamDir:   filepath.Join(dataDir, "jetstream"),
+		Durable:        true,
+		StreamMaxAge:   24 * time.Hour,
+		StreamMaxBytes: 1 << 30,
+		StreamReplicas: 1,
+		PublishBuffer:  65536,
 	}
 	if c.NATS != wantNATS {
 		t.Errorf("NATS = %+v\nwant   %+v", c.NATS, wantNATS)
@@ -166,6 +172,17 @@ func TestSettings(t *testing.T) {
 				t.Error("JetStream = true")
 			}
 		}},
+		{"event stream and publishing", "[nats]\ndurable = false\nstream_max_age = \"168h\"\nstream_max_bytes = 10485760\nstream_replicas = 3\npublish_buffer = 1024", nil, func(t *testing.T, c *Config) {
+			n := c.NATS
+			if n.Durable || n.StreamMaxAge != 168*time.Hour || n.StreamMaxBytes != 10<<20 || n.StreamReplicas != 3 || n.PublishBuffer != 1024 {
+				t.Errorf("NATS = %+v", n)
+			}
+		}},
+		{"no stream limits", "[nats]\nstream_max_age = \"0s\"\nstream_max_bytes = -1", nil, func(t *testing.T, c *Config) {
+			if c.NATS.StreamMaxAge != 0 || c.NATS.StreamMaxBytes != -1 {
+				t.Errorf("StreamMaxAge %v StreamMaxBytes %d", c.NATS.StreamMaxAge, c.NATS.StreamMaxBytes)
+			}
+		}},
 
 		// The environment.
 		{"env CORRAL_NODE_ID", "", []string{"CORRAL_NODE_ID=from-env"}, func(t *testing.T, c *Config) {
@@ -216,6 +233,13 @@ func TestSettings(t *testing.T) {
 		{"env CORRAL_NATS_LISTEN and JETSTREAM", "", []string{"CORRAL_NATS_LISTEN=localhost:5222", "CORRAL_NATS_JETSTREAM=false"}, func(t *testing.T, c *Config) {
 			if c.NATS.Listen != "localhost:5222" || c.NATS.JetStream {
 				t.Errorf("Listen %q JetStream %v", c.NATS.Listen, c.NATS.JetStream)
+			}
+		}},
+		{"env CORRAL_NATS_DURABLE and stream keys", "", []string{"CORRAL_NATS_DURABLE=false", "CORRAL_NATS_STREAM_MAX_AGE=1h",
+			"CORRAL_NATS_STREAM_MAX_BYTES=2097152", "CORRAL_NATS_STREAM_REPLICAS=5", "CORRAL_NATS_PUBLISH_BUFFER=8"}, func(t *testing.T, c *Config) {
+			n := c.NATS
+			if n.Durable || n.StreamMaxAge != time.Hour || n.StreamMaxBytes != 2<<20 || n.StreamReplicas != 5 || n.PublishBuffer != 8 {
+				t.Errorf("NATS = %+v", n)
 			}
 		}},
 		{"unrelated env is ignored", "", []string{"NODE_ID=x", "CORRAL_PROCESSES_ENCODER_COMMAND=x"}, func(t *testing.T, c *Config) {
@@ -318,6 +342,7 @@ func TestSettingErrors(t *testing.T) {
 		{"stats_interval too small", `node.stats_interval = "1ms"`, nil, "node.stats_interval", `must be at least 50ms`},
 		{"stats_interval not a duration", `node.stats_interval = "often"`, nil, "node.stats_interval", `invalid duration "often"`},
 		{"retention not a string", `node.retention = 5`, nil, "node.retention", `must be a string, got integer 5`},
+		{"bad shutdown mode", `node.shutdown = "abandon"`, nil, "node.shutdown", `invalid shutdown mode "abandon" (expected stop or detach)`},
 		{"retention_max zero", `node.retention_max = 0`, nil, "node.retention_max", `out of range`},
 		{"max_line_bytes from env", "", []string{"CORRAL_NODE_MAX_LINE_BYTES=lots"}, "node.max_line_bytes", `invalid integer "lots"`},
 		{"url empty element", `nats.url = "nats://a:4222,,nats://b:4222"`, nil, "nats.url", `empty server address`},
@@ -328,6 +353,14 @@ func TestSettingErrors(t *testing.T) {
 		{"listen bad port", `nats.listen = "127.0.0.1:99999"`, nil, "nats.listen", `invalid port "99999"`},
 		{"jetstream type", `nats.jetstream = "yes"`, nil, "nats.jetstream", `must be a boolean, got string "yes"`},
 		{"jetstream from env", "", []string{"CORRAL_NATS_JETSTREAM=maybe"}, "nats.jetstream", `invalid boolean "maybe"`},
+		{"durable type", `nats.durable = 1`, nil, "nats.durable", `must be a boolean, got integer 1`},
+		{"stream_max_age not a duration", `nats.stream_max_age = "a day"`, nil, "nats.stream_max_age", `invalid duration "a day"`},
+		{"stream_max_age negative", `nats.stream_max_age = "-1h"`, nil, "nats.stream_max_age", `must be at least 0s`},
+		{"stream_max_bytes too small", `nats.stream_max_bytes = 1000`, nil, "nats.stream_max_bytes", `out of range (expected -1 for no limit, or at least 1048576)`},
+		{"stream_max_bytes zero", `nats.stream_max_bytes = 0`, nil, "nats.stream_max_bytes", `out of range`},
+		{"stream_replicas", `nats.stream_replicas = 7`, nil, "nats.stream_replicas", `7 is out of range (expected 1 to 5)`},
+		{"publish_buffer zero", `nats.publish_buffer = 0`, nil, "nats.publish_buffer", `out of range (expected 1 to 1048576)`},
+		{"publish_buffer from env", "", []string{"CORRAL_NATS_PUBLISH_BUFFER=many"}, "nats.publish_buffer", `nats.publish_buffer (from CORRAL_NATS_PUBLISH_BUFFER): invalid integer "many"`},
 		{"socket_dir too long", "node.socket_dir = \"" + long + "\"", nil, "node.socket_dir", "bytes unix sockets allow: choose a shorter node.socket_dir"},
 		{"data_dir too long for its sockets", "node.data_dir = \"" + long + "\"", nil, "node.data_dir", "choose a shorter node.socket_dir"},
 	}

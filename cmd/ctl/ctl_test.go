@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,10 +82,10 @@ func TestNodesAndDefinitions(t *testing.T) {
 	n := startNode(t)
 
 	rs := rows(t, n.ok(t, "nodes"))
-	if strings.Join(rs[0], " ") != "NODE VERSION PROCESSES RUNNING UPTIME DEFINITIONS" {
+	if strings.Join(rs[0], " ") != "NODE VERSION PROCESSES RUNNING UPTIME DEFINITIONS DURABLE DROPPED" {
 		t.Errorf("nodes header = %v", rs[0])
 	}
-	if len(rs) != 2 || rs[1][0] != "n1" || rs[1][1] != bus.Version || rs[1][5] != "sleeper,talker" {
+	if len(rs) != 2 || rs[1][0] != "n1" || rs[1][1] != bus.Version || rs[1][5] != "sleeper,talker" || rs[1][6] != "no" || rs[1][7] != "0" {
 		t.Errorf("nodes = %v, want n1 with sleeper,talker", rs)
 	}
 	var nodes []bus.NodeInfo
@@ -251,6 +252,9 @@ func TestErrors(t *testing.T) {
 		{"unknown command", []string{"pss"}, 2, `unknown command "pss" (did you mean "ps"?)`},
 		{"bad timeout", []string{"--timeout", "soon", "ps"}, 2, "--timeout"},
 		{"lines not positive", []string{"logs", id, "--lines", "0"}, 2, "--lines must be positive"},
+		{"since not positive", []string{"events", "--since", "-1m"}, 2, "--since must be positive"},
+		{"process without an id", []string{"events", "--process", ""}, 2, "--process needs a process id"},
+		{"history without JetStream", []string{"events", "--since", "1m"}, 1, "no event history: JetStream is not available"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { n.fails(t, tt.code, tt.want, tt.args...) })
@@ -410,6 +414,95 @@ func TestEventsHuman(t *testing.T) {
 	}
 	if line := tl.next(t, func(string) bool { return true }); line != `process.talker.greeting  {"text":"hi"}` {
 		t.Errorf("events printed %q", line)
+	}
+	tl.interrupt(t)
+}
+
+// stored waits until the event stream holds a message on subject about
+// process id.
+func (n *testNode) stored(t *testing.T, subject, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		found := false
+		err := n.ctl.History(t.Context(), bus.HistoryOptions{Subject: subject, ProcessID: id}, func(bus.Event) { found = true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s of %s never stored", subject, id)
+		}
+	}
+}
+
+func TestEventsSince(t *testing.T) {
+	n := startHistoryNode(t)
+	ctx := t.Context()
+	mp, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.stored(t, bus.SubjectSpawned, mp.ID)
+
+	// History first: the spawn, published before events started.
+	tl := startTail(t, n, "events", "--since", "1m", "--json")
+	var e bus.Event
+	if line := tl.next(t, func(string) bool { return true }); json.Unmarshal([]byte(line), &e) != nil ||
+		e.Subject != bus.SubjectSpawned || e.Header(bus.HeaderProcessID) != mp.ID || e.Seq != 1 || time.Since(e.Time) > time.Minute {
+		t.Fatalf("first line = %s, want the stored process.spawned of %s", line, mp.ID)
+	}
+	// Then live.
+	if _, err := n.ctl.Stop(ctx, mp.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	tl.next(t, func(line string) bool {
+		return json.Unmarshal([]byte(line), &e) == nil && e.Subject == bus.SubjectStopped && e.Header(bus.HeaderProcessID) == mp.ID
+	})
+	tl.interrupt(t)
+}
+
+func TestEventsProcess(t *testing.T) {
+	n := startHistoryNode(t)
+	ctx := t.Context()
+	a, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := n.ctl.Spawn(ctx, "", "talker", bus.SpawnRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ctl.Stop(ctx, b.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	n.stored(t, bus.SubjectStopped, b.ID)
+
+	// Every line is a's: b's spawn and stop, stored before a's stop, are
+	// filtered out.
+	tl := startTail(t, n, "events", "--process", a.ID, "--json")
+	only := func(subject string) {
+		t.Helper()
+		tl.next(t, func(line string) bool {
+			var e bus.Event
+			if err := json.Unmarshal([]byte(line), &e); err != nil || e.Header(bus.HeaderProcessID) != a.ID {
+				t.Fatalf("events --process %s printed %s", a.ID, line)
+			}
+			return e.Subject == subject
+		})
+	}
+	only(bus.SubjectSpawned)
+	if _, err := n.ctl.Stop(ctx, a.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	only(bus.SubjectStopped)
+	tl.interrupt(t)
+
+	// The human form starts with the time the event was stored.
+	tl = startTail(t, n, "events", "--process", b.ID, bus.SubjectSpawned)
+	if line := tl.next(t, func(string) bool { return true }); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}  process\.spawned  \{"processId":"` + b.ID + `"`).MatchString(line) {
+		t.Errorf("events --process %s process.spawned printed %q", b.ID, line)
 	}
 	tl.interrupt(t)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,17 +12,34 @@ import (
 )
 
 func (a *app) eventsCmd() *cobra.Command {
-	return &cobra.Command{
+	var since time.Duration
+	var processID string
+	cmd := &cobra.Command{
 		Use:   "events [SUBJECT]",
-		Short: "Print events as they happen, until Ctrl-C",
+		Short: "Print events as they happen, or replay their history first",
 		Long: `Events subscribes to SUBJECT (default process.>, everything Corral publishes)
-and prints one line per message: the subject and the payload, or with --json
-an object with subject, headers and data. A notice goes to stderr once the
-subscription is in place.`,
+and prints one line per message until Ctrl-C: the subject and the payload, or
+with --json an object with subject, headers and data. A notice goes to stderr
+once the subscription is in place.
+
+With --since or --process it first replays the history the nodes keep in the
+JetStream stream CORRAL_EVENTS, then follows new events as they are stored.
+Replayed lines start with the time the event was stored; with --json they
+carry "time" and "seq" (the stream sequence). --process keeps only the events
+of one process: its whole stored history, or from --since on.`,
 		Example: `  corralctl events
-  corralctl events 'process.encoder.>' --json`,
+  corralctl events 'process.encoder.>' --json
+  corralctl events --since 10m
+  corralctl events --since 1h 'process.*.complete'
+  corralctl events --process proc_1x2y3z`,
 		Args: argNames("?SUBJECT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("since") && since <= 0 {
+				return usage(cmd, "--since must be positive, got %v", since)
+			}
+			if cmd.Flags().Changed("process") && processID == "" {
+				return usage(cmd, "--process needs a process id")
+			}
 			subject := bus.SubjectAll
 			if len(args) == 1 {
 				subject = args[0]
@@ -46,15 +64,41 @@ subscription is in place.`,
 				if json.Compact(&data, e.Data) != nil {
 					data.Write(e.Data)
 				}
-				_, werr = fmt.Fprintf(w, "%s  %s\n", e.Subject, data.Bytes())
+				if e.Time.IsZero() {
+					_, werr = fmt.Fprintf(w, "%s  %s\n", e.Subject, data.Bytes())
+					return
+				}
+				_, werr = fmt.Fprintf(w, "%s  %s  %s\n", e.Time.Local().Format("2006-01-02T15:04:05.000"), e.Subject, data.Bytes())
+			}
+			if since == 0 && processID == "" {
+				ready := bus.OnSubscribed(func() {
+					fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s at %s (Ctrl-C to stop)\n", subject, a.nc.ConnectedUrlRedacted())
+				})
+				if err := ctl.Events(cmd.Context(), subject, show, ready); err != nil {
+					return err
+				}
+				return werr
+			}
+			opts := bus.HistoryOptions{Subject: subject, ProcessID: processID, Follow: true}
+			from := "the start of the history"
+			if since > 0 {
+				opts.Since = time.Now().Add(-since)
+				from = opts.Since.Local().Format("2006-01-02T15:04:05")
+			}
+			if processID != "" {
+				from = "process " + processID + " from " + from
 			}
 			ready := bus.OnSubscribed(func() {
-				fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s at %s (Ctrl-C to stop)\n", subject, a.nc.ConnectedUrlRedacted())
+				fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s at %s after replaying %s (Ctrl-C to stop)\n",
+					subject, a.nc.ConnectedUrlRedacted(), from)
 			})
-			if err := ctl.Events(cmd.Context(), subject, show, ready); err != nil {
+			if err := ctl.History(cmd.Context(), opts, show, ready); err != nil {
 				return err
 			}
 			return werr
 		},
 	}
+	cmd.Flags().DurationVar(&since, "since", 0, "replay the events stored in the last `DURATION` (e.g. 10m), then follow")
+	cmd.Flags().StringVar(&processID, "process", "", "replay the stored events of process `ID` only, then follow them")
+	return cmd
 }

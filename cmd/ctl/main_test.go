@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,9 +52,19 @@ type testNode struct {
 
 // startNode starts node n1 defining "sleeper" (sleep 30) and "talker"
 // (prints a line, then sleeps), and stops everything when the test ends.
-func startNode(t *testing.T) *testNode {
+func startNode(t *testing.T) *testNode { return newTestNode(t, false) }
+
+// startHistoryNode is startNode with JetStream: the node keeps its events
+// in the stream CORRAL_EVENTS.
+func startHistoryNode(t *testing.T) *testNode { return newTestNode(t, true) }
+
+func newTestNode(t *testing.T, jetstream bool) *testNode {
 	t.Helper()
-	srv, err := bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:-1", JetStream: false})
+	cfg := bus.ServerConfig{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)}
+	if jetstream {
+		cfg.JetStream, cfg.StoreDir = true, t.TempDir()
+	}
+	srv, err := bus.StartServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +74,19 @@ func startNode(t *testing.T) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	svc := bus.NewService(nc, bus.ServiceConfig{NodeID: "n1"})
+	var relay bus.RelayConfig
+	if jetstream {
+		relay = bus.RelayConfig{Durable: true, Stream: &bus.StreamConfig{}}
+	}
+	svc := bus.NewService(nc, bus.ServiceConfig{NodeID: "n1", Relay: relay, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	t.Cleanup(func() {
 		if err := svc.Close(); err != nil {
 			t.Errorf("closing service: %v", err)
 		}
 	})
+	if err := svc.EnsureStream(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	// Unix socket paths must fit in 108 bytes: t.TempDir() can be too long.
 	sockDir, err := os.MkdirTemp("", "c")
 	if err != nil {

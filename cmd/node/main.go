@@ -17,17 +17,21 @@ import (
 
 func main() {
 	path := flag.String("config", "", "config file (TOML); empty uses defaults and CORRAL_* variables")
+	detach := flag.Bool("detach", false, `on SIGTERM leave the children running, to be re-adopted by the next start (node.shutdown = "detach")`)
 	flag.Parse()
-	if err := run(*path); err != nil {
+	if err := run(*path, *detach); err != nil {
 		fmt.Fprintln(os.Stderr, "corrald:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path string) error {
+func run(path string, detach bool) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
+	}
+	if detach {
+		cfg.Node.Shutdown = config.ShutdownDetach
 	}
 	logger := daemon.NewLogger(os.Stderr, cfg.Node)
 	d, err := daemon.Start(cfg, logger)

@@ -21,8 +21,13 @@ import (
 	"github.com/corral-run/corral/internal/testchild"
 )
 
-// benchNode starts a quiet node with a "sleeper" definition (sleep 600).
-func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) {
+// benchNode starts a quiet node with a "sleeper" definition (sleep 600),
+// without JetStream.
+func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) { return benchNodeWith(b, false) }
+
+// benchNodeWith starts the bench node, with JetStream (durable events, the
+// default) or without.
+func benchNodeWith(b *testing.B, jetstream bool) (*daemon.Daemon, *nats.Conn) {
 	b.Helper()
 	toml := fmt.Sprintf(`
 [node]
@@ -30,13 +35,13 @@ id = "bench"
 data_dir = %q
 [nats]
 listen = "127.0.0.1:0"
-jetstream = false
+jetstream = %t
 [processes.sleeper]
 command = "sleep"
 args = ["600"]
 heartbeat_timeout = "0s"
 stop_timeout = "1s"
-`, testchild.ShortTempDir(b))
+`, testchild.ShortTempDir(b), jetstream)
 	cfg, err := config.Parse(strings.NewReader(toml), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -60,15 +65,20 @@ stop_timeout = "1s"
 
 // BenchmarkRelay measures child → node → NATS subscriber throughput: the
 // benchmark dials a real process's socket as its child would and writes
-// event lines; a separate NATS client counts what arrives.
+// event lines; a separate NATS client counts what arrives. In the durable
+// case (JetStream on, the default) every line has an id and its ack comes
+// once the stream stored the event.
 func BenchmarkRelay(b *testing.B) {
-	for _, withAcks := range []bool{false, true} {
-		name := "fire-and-forget"
-		if withAcks {
-			name = "acked"
-		}
-		b.Run(name, func(b *testing.B) {
-			d, nc := benchNode(b)
+	for _, bc := range []struct {
+		name              string
+		withAcks, durable bool
+	}{{"fire-and-forget", false, false}, {"acked", true, false}, {"durable-acked", true, true}} {
+		withAcks := bc.withAcks
+		b.Run(bc.name, func(b *testing.B) {
+			d, nc := benchNodeWith(b, bc.durable)
+			if bc.durable && !nodeDurable(b, nc) {
+				b.Fatal("the node is not durable")
+			}
 			mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", bus.SpawnRequest{})
 			if err != nil {
 				b.Fatal(err)
@@ -133,6 +143,15 @@ func BenchmarkRelay(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 		})
 	}
+}
+
+// nodeDurable asks the node whether its acks wait for storage.
+func nodeDurable(b *testing.B, nc *nats.Conn) bool {
+	nodes, err := bus.NewControl(nc).Nodes(context.Background())
+	if err != nil || len(nodes) != 1 {
+		b.Fatalf("nodes: %v %v", nodes, err)
+	}
+	return nodes[0].Durable
 }
 
 // BenchmarkRelayLatency paces events at 10 k/s and reports the child-write

@@ -61,10 +61,14 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.svc = bus.NewService(d.nc, bus.ServiceConfig{NodeID: cfg.Node.ID, Logger: logger})
+	d.svc = bus.NewService(d.nc, bus.ServiceConfig{NodeID: cfg.Node.ID, Relay: relayConfig(cfg), Logger: logger})
+	if err := d.setUpStream(); err != nil {
+		return nil, err
+	}
 	d.sup, err = node.New(node.Config{
 		NodeID: cfg.Node.ID, SocketDir: cfg.Node.SocketDir, Transport: string(cfg.Node.Transport),
-		LogDir: filepath.Join(cfg.Node.DataDir, "logs"), MaxLineBytes: cfg.Node.MaxLineBytes,
+		LogDir: filepath.Join(cfg.Node.DataDir, "logs"), StateDir: filepath.Join(cfg.Node.DataDir, "state"),
+		MaxLineBytes:  cfg.Node.MaxLineBytes,
 		StatsInterval: cfg.Node.StatsInterval, Retention: cfg.Node.Retention, RetentionMax: cfg.Node.RetentionMax,
 		Reporter: d.svc, Logger: logger,
 	})
@@ -75,6 +79,9 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 		if err := d.sup.Define(def); err != nil {
 			return nil, err
 		}
+	}
+	if res := d.sup.Recover(); len(res.Adopted)+len(res.Lost)+res.Corrupt > 0 {
+		d.log.Info("recovered children of the previous node", "adopted", len(res.Adopted), "lost", len(res.Lost), "corrupt", res.Corrupt)
 	}
 	if err := d.svc.Serve(d.sup); err != nil {
 		return nil, err
@@ -97,11 +104,20 @@ func (d *Daemon) Supervisor() *node.Supervisor { return d.sup }
 // Conn is the node's NATS connection.
 func (d *Daemon) Conn() *nats.Conn { return d.nc }
 
-// Close stops every child, then the control service, the connection and
-// the embedded server.
+// Close shuts the node down as configured (node.shutdown): it stops every
+// child, or with "detach" leaves them running for the next node to
+// re-adopt; then it closes the control service, the connection and the
+// embedded server.
 func (d *Daemon) Close(ctx context.Context) error {
 	var errs []error
-	if d.sup != nil {
+	if d.svc != nil {
+		d.svc.Release() // children's reports stop waiting for NATS, so shutdown cannot stall on an outage
+	}
+	switch {
+	case d.sup == nil:
+	case d.cfg.Node.Shutdown == config.ShutdownDetach:
+		errs = append(errs, d.sup.Detach(ctx))
+	default:
 		errs = append(errs, d.sup.Close(ctx))
 	}
 	errs = append(errs, d.shutdownBus())

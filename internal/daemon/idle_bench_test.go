@@ -1,0 +1,131 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/config"
+	"github.com/corral-run/corral/internal/daemon"
+	"github.com/corral-run/corral/internal/testchild"
+)
+
+// BenchmarkIdleChildren supervises many idle children (examples/idle-worker:
+// a heartbeat every 5 s) with node stats sampling on, and reports the
+// node's RSS and CPU over a quiet window. The node and its embedded NATS
+// server run in this process; the children are separate processes.
+// CORRAL_BENCH_CHILDREN (default 1000) and CORRAL_BENCH_SECONDS (default
+// 60) size it.
+func BenchmarkIdleChildren(b *testing.B) {
+	children := envInt("CORRAL_BENCH_CHILDREN", 1000)
+	window := time.Duration(envInt("CORRAL_BENCH_SECONDS", 60)) * time.Second
+	dir := testchild.ShortTempDir(b)
+	worker := filepath.Join(dir, "idle-worker")
+	build := exec.Command("go", "build", "-o", worker, "github.com/corral-run/corral/examples/idle-worker")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("cannot build idle-worker: %v\n%s", err, out)
+	}
+	toml := fmt.Sprintf(`
+[node]
+id = "bench"
+data_dir = %q
+stats_interval = "5s"
+[nats]
+listen = "127.0.0.1:0"
+jetstream = false
+[processes.idle]
+command = %q
+heartbeat_timeout = "30s"
+stop_timeout = "5s"
+env = { IDLE_HEARTBEAT = "5s" }
+`, dir, worker)
+	cfg, err := config.Parse(strings.NewReader(toml), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := daemon.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = d.Close(ctx)
+	}()
+	nc, err := nats.Connect(d.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	connected := make(chan struct{}, children)
+	if _, err := nc.Subscribe(bus.SubjectConnected, func(*nats.Msg) { connected <- struct{}{} }); err != nil {
+		b.Fatal(err)
+	}
+	_ = nc.Flush()
+	ctl := bus.NewControl(nc)
+	start := time.Now()
+	for i := 0; i < children; i++ {
+		if _, err := ctl.Spawn(context.Background(), "", "idle", bus.SpawnRequest{}); err != nil {
+			b.Fatalf("spawn %d: %v", i, err)
+		}
+	}
+	spawnTime := time.Since(start)
+	for i := 0; i < children; i++ {
+		select {
+		case <-connected:
+		case <-time.After(2 * time.Minute):
+			b.Fatalf("only %d of %d children connected", i, children)
+		}
+	}
+	b.ResetTimer()
+	cpu0, wall0 := cpuTime(), time.Now()
+	time.Sleep(window) // the measured quiet window
+	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	b.StopTimer()
+	list, err := ctl.List(context.Background(), bus.ListRequest{})
+	if err != nil || len(list.Processes) != children {
+		b.Fatalf("%d processes listed, want %d (%v)", len(list.Processes), children, err)
+	}
+	b.ReportMetric(float64(children), "children")
+	b.ReportMetric(rssMiB(), "node-RSS-MiB")
+	b.ReportMetric(float64(cpu)/float64(wall)*100, "node-CPU-%")
+	b.ReportMetric(spawnTime.Seconds(), "spawn-all-s")
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// cpuTime is this process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rssMiB is this process's resident set in MiB.
+func rssMiB() float64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
