@@ -136,13 +136,16 @@ func (s *Supervisor) lost(p *process) {
 		_ = os.Remove(p.socketPath)
 	}
 	name := p.def.Name
+	afterReport := p.scheduleRestart(StatusCrashed)
 	s.log.Warn("recorded process is gone", "process", p.id, "name", name, "pid", p.pid)
 	s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name,
 		Payload: Crashed{ProcessID: p.id, Name: name, Error: p.errText}})
 	if p.def.OnCrash != nil {
 		p.def.OnCrash(p.snapshot(), -1)
 	}
-	p.scheduleRestart(StatusCrashed)
+	if afterReport != nil {
+		afterReport()
+	}
 	close(p.done)
 }
 

@@ -7,12 +7,11 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
 )
 
 // conn is one open connection from a child to its process's socket. Each
-// has two goroutines: the read loop (parse, validate, report, queue the
-// answer) and the writer (flush queued answers). Neither is per event.
+// has a read loop (parse, validate, report, queue the answer) and, while
+// answers are queued, a writer (outbox.go). Neither is per event.
 type conn struct {
 	p         *process
 	nc        net.Conn
@@ -37,7 +36,11 @@ func (p *process) acceptLoop() {
 			}
 			return
 		}
-		c := &conn{p: p, nc: nc, out: newOutbox()}
+		c := &conn{p: p, nc: nc}
+		c.out = newOutbox(func() {
+			p.sup.wg.Add(1)
+			go c.writeLoop()
+		}, func() { c.nc.Close() })
 		p.mu.Lock()
 		if p.status.Finished() {
 			p.mu.Unlock()
@@ -47,9 +50,8 @@ func (p *process) acceptLoop() {
 		p.conns[c] = struct{}{}
 		p.latest = c
 		p.mu.Unlock()
-		p.sup.wg.Add(2)
+		p.sup.wg.Add(1)
 		go c.readLoop()
-		go c.writeLoop()
 	}
 }
 
@@ -145,117 +147,4 @@ func (c *conn) detach() {
 		}
 	}
 	p.mu.Unlock()
-}
-
-func (c *conn) writeLoop() {
-	defer c.p.sup.wg.Done()
-	defer c.close()
-	var batch []byte
-	for {
-		var ok bool
-		batch, ok = c.out.take(batch[:0])
-		if !ok {
-			return
-		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := c.nc.Write(batch); err != nil {
-			c.p.sup.log.Debug("cannot write to child", "process", c.p.id, "err", err)
-			return
-		}
-	}
-}
-
-// writeTimeout bounds one write to a child that stopped reading.
-const writeTimeout = 10 * time.Second
-
-// outbox is the queue of bytes waiting to be written to a child. The read
-// loop and Send append under a short lock; the writer swaps the buffer out
-// and writes it without the lock, so one write carries many answers.
-type outbox struct {
-	mu      sync.Mutex
-	buf     []byte
-	closed  bool
-	wake    chan struct{} // cap 1: something to write
-	drained chan struct{} // cap 1: the writer took the buffer
-}
-
-// outboxLimit is how much may wait for a slow child before its read loop
-// pauses (back-pressure instead of unbounded memory).
-const outboxLimit = 1 << 20
-
-func newOutbox() *outbox {
-	return &outbox{wake: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
-}
-
-// append adds bytes produced by fn.
-func (o *outbox) append(fn func([]byte) []byte) {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
-		return
-	}
-	o.buf = fn(o.buf)
-	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-}
-
-// send queues one JSON value as a line.
-func (o *outbox) send(msg []byte) {
-	o.append(func(b []byte) []byte { return append(append(b, msg...), '\n') })
-}
-
-// wait blocks while more than outboxLimit bytes wait to be written.
-func (o *outbox) wait() error {
-	for {
-		o.mu.Lock()
-		n, closed := len(o.buf), o.closed
-		o.mu.Unlock()
-		if closed {
-			return net.ErrClosed
-		}
-		if n <= outboxLimit {
-			return nil
-		}
-		<-o.drained
-	}
-}
-
-// take waits for bytes and returns them appended to spare.
-func (o *outbox) take(spare []byte) ([]byte, bool) {
-	for {
-		o.mu.Lock()
-		if len(o.buf) > 0 {
-			out := o.buf
-			o.buf = spare
-			o.mu.Unlock()
-			select {
-			case o.drained <- struct{}{}:
-			default:
-			}
-			return out, true
-		}
-		if o.closed {
-			o.mu.Unlock()
-			return nil, false
-		}
-		o.mu.Unlock()
-		<-o.wake
-	}
-}
-
-func (o *outbox) close() {
-	o.mu.Lock()
-	o.closed = true
-	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-	select {
-	case o.drained <- struct{}{}:
-	default:
-	}
 }

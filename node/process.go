@@ -32,7 +32,7 @@ type process struct {
 	tcpPort    int
 	logPath    string
 	cmd        *exec.Cmd // nil for a re-adopted process, which is not our child
-	pidfd      *os.File  // a re-adopted process's pidfd, readable once it exits
+	pidfd      *os.File  // readable once the process exits (nil: no pidfd on this OS)
 	pid        int
 	startTicks uint64 // the child's start time in /proc, to tell a recycled pid
 	startedAt  time.Time
@@ -114,6 +114,9 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	}
 	p.cmd, p.pid, p.startedAt = cmd, cmd.Process.Pid, time.Now()
 	p.startTicks, _ = procstat.StartTime(p.pid)
+	// Waiting on a pidfd through the poller first means no thread sits in
+	// waitid per child; Wait then reaps at once. Without one, Wait blocks.
+	p.pidfd, _ = openPidfd(p.pid)
 	p.status = StatusRunning
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
 	if lim := def.Limits.MaxRuntime; lim > 0 {
@@ -267,6 +270,12 @@ func (p *process) wait() {
 		c.close()
 	}
 	s.unpersist(p.id)
+	// The restart is armed before the exit is reported, so whoever reacts
+	// to process.crashed already sees it pending.
+	var afterReport func()
+	if !stopRequested {
+		afterReport = p.scheduleRestart(status)
+	}
 	name := p.def.Name
 	if status == StatusStopped {
 		s.log.Info("process stopped", "process", p.id, "name", name, "pid", p.pid, "exitCode", derefOr(code, -1))
@@ -278,8 +287,8 @@ func (p *process) wait() {
 			p.def.OnCrash(p.snapshot(), derefOr(code, -1))
 		}
 	}
-	if !stopRequested {
-		p.scheduleRestart(status)
+	if afterReport != nil {
+		afterReport()
 	}
 	s.sampler.forget(p.pid)
 	close(p.done)
@@ -290,8 +299,10 @@ func (p *process) wait() {
 // or signal; a re-adopted process is watched through its pidfd and its
 // code stays unknown (nil).
 func (p *process) reap() (code *int, errText string) {
-	if p.cmd == nil {
+	if p.pidfd != nil {
 		waitPidfd(p.pidfd)
+	}
+	if p.cmd == nil {
 		return nil, "exited while re-adopted (exit code unknown)"
 	}
 	_ = p.cmd.Wait()

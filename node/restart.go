@@ -7,11 +7,13 @@ import (
 
 // scheduleRestart decides, once a process has ended on its own (or by the
 // watchdog), whether auto-restart brings it back, and arms the backoff
-// timer. It runs on the process's wait goroutine after the exit reports.
-func (p *process) scheduleRestart(status Status) {
+// timer. It runs on the process's wait goroutine before the exit is
+// reported; what it returns (if not nil) reports its decision and must run
+// after the exit report.
+func (p *process) scheduleRestart(status Status) (afterReport func()) {
 	def := p.def
 	if !def.AutoRestart || (status == StatusStopped && !def.RestartAlways) {
-		return
+		return nil
 	}
 	p.mu.Lock()
 	failures := p.failures
@@ -23,11 +25,12 @@ func (p *process) scheduleRestart(status Status) {
 	}
 	if def.MaxRestarts >= 0 && failures >= def.MaxRestarts {
 		p.mu.Unlock()
-		s, name := p.sup, def.Name
-		s.log.Error("restart limit reached, giving up", "process", p.id, "name", name, "restarts", failures)
-		s.report(Report{Kind: KindRestartLimit, ProcessID: p.id, Name: name,
-			Payload: RestartLimit{ProcessID: p.id, Name: name, Restarts: failures}})
-		return
+		return func() {
+			s, name := p.sup, def.Name
+			s.log.Error("restart limit reached, giving up", "process", p.id, "name", name, "restarts", failures)
+			s.report(Report{Kind: KindRestartLimit, ProcessID: p.id, Name: name,
+				Payload: RestartLimit{ProcessID: p.id, Name: name, Restarts: failures}})
+		}
 	}
 	delay := backoff(def.RestartDelay, def.RestartDelayMax, failures)
 	lin := lineage{restarts: p.restarts + 1, failures: failures + 1}
@@ -36,7 +39,9 @@ func (p *process) scheduleRestart(status Status) {
 	}
 	p.restartTimer = time.AfterFunc(delay, func() { p.autoRestart(lin) })
 	p.mu.Unlock()
-	p.sup.log.Info("restarting after backoff", "process", p.id, "name", def.Name, "delay", delay.Round(time.Millisecond), "attempt", lin.restarts)
+	return func() {
+		p.sup.log.Info("restarting after backoff", "process", p.id, "name", def.Name, "delay", delay.Round(time.Millisecond), "attempt", lin.restarts)
+	}
 }
 
 // backoff is base doubled per earlier failure, capped, minus up to 10 %

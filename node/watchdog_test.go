@@ -136,7 +136,8 @@ func TestCrashLoopBacksOffThenGivesUp(t *testing.T) {
 	if len(crashes) != 4 || crashes[0].ProcessID != first.ID {
 		t.Fatalf("%d crashes, want 4", len(crashes))
 	}
-	// Delays: ~100, ~200, ~400 ms (minus up to 10 % jitter).
+	// Delays: ~100, ~200, ~400 ms (minus up to 10 % jitter, and the time the
+	// crash report took, which the timer does not wait for).
 	prev := time.Duration(0)
 	for i := range restarts {
 		if a := restarts[i].Payload.(node.Restarted).Attempt; a != i+1 {
@@ -144,7 +145,7 @@ func TestCrashLoopBacksOffThenGivesUp(t *testing.T) {
 		}
 		delay := rtimes[i].Sub(ctimes[i])
 		want := (100 * time.Millisecond) << i
-		if delay < want*9/10 || delay <= prev {
+		if delay < want*8/10 || delay <= prev {
 			t.Errorf("restart %d after %s, want about %s and more than the previous %s", i+1, delay, want, prev)
 		}
 		prev = delay

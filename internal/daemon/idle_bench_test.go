@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +29,7 @@ import (
 // node's RSS and CPU over a quiet window. The node and its embedded NATS
 // server run in this process; the children are separate processes.
 // CORRAL_BENCH_CHILDREN (default 1000) and CORRAL_BENCH_SECONDS (default
-// 60) size it.
+// 60) size it; CORRAL_BENCH_CPUPROFILE writes a CPU profile of the window.
 func BenchmarkIdleChildren(b *testing.B) {
 	children := envInt("CORRAL_BENCH_CHILDREN", 1000)
 	window := time.Duration(envInt("CORRAL_BENCH_SECONDS", 60)) * time.Second
@@ -90,6 +92,17 @@ env = { IDLE_HEARTBEAT = "5s" }
 		}
 	}
 	b.ResetTimer()
+	if path := os.Getenv("CORRAL_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0, wall0 := cpuTime(), time.Now()
 	time.Sleep(window) // the measured quiet window
 	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
@@ -100,6 +113,16 @@ env = { IDLE_HEARTBEAT = "5s" }
 	}
 	b.ReportMetric(float64(children), "children")
 	b.ReportMetric(rssMiB(), "node-RSS-MiB")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(ms.StackInuse)/(1<<20), "stack-MiB")
+	if path := os.Getenv("CORRAL_BENCH_MEMPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	b.ReportMetric(float64(cpu)/float64(wall)*100, "node-CPU-%")
 	b.ReportMetric(spawnTime.Seconds(), "spawn-all-s")
 }
