@@ -72,8 +72,8 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 	if len(p.metadata) == 0 {
 		p.metadata = json.RawMessage("{}")
 	}
-	prefix, _ := json.Marshal(ProcessRef{ProcessID: p.id, Name: def.Name})
-	p.eventPrefix = prefix[:len(prefix)-1]
+	p.ref, _ = json.Marshal(ProcessRef{ProcessID: p.id, Name: def.Name})
+	p.eventPrefix = p.ref[:len(p.ref)-1]
 
 	if !sameProcess(r.PID, r.StartTicks) {
 		s.lost(p)

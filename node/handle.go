@@ -103,7 +103,7 @@ func (c *conn) dispatch(msg *wire.Message) error {
 	switch msg.Type {
 	case wire.TypeHeartbeat:
 		p.heartbeat(time.Now())
-		return c.publish(Report{Kind: KindHeartbeat, ProcessID: p.id, Name: def.Name, Payload: ProcessRef{ProcessID: p.id, Name: def.Name}})
+		return c.publish(Report{Kind: KindHeartbeat, ProcessID: p.id, Name: def.Name, Raw: p.ref})
 	case wire.TypeEvent:
 		return c.relayEvent(msg)
 	case wire.TypeStats:
@@ -119,7 +119,7 @@ func (c *conn) dispatch(msg *wire.Message) error {
 	case wire.TypeConnected:
 		p.heartbeat(time.Now()) // heartbeat monitoring starts here
 		s.log.Debug("child connected", "process", p.id, "name", def.Name)
-		err := c.publish(Report{Kind: KindConnected, ProcessID: p.id, Name: def.Name, Payload: ProcessRef{ProcessID: p.id, Name: def.Name}})
+		err := c.publish(Report{Kind: KindConnected, ProcessID: p.id, Name: def.Name, Raw: p.ref})
 		c.callOnMessage(msg)
 		return err
 	case wire.TypeDisconnecting:

@@ -37,8 +37,10 @@ type process struct {
 	startTicks uint64 // the child's start time in /proc, to tell a recycled pid
 	startedAt  time.Time
 	done       chan struct{} // closed once the exit is fully handled
-	// eventPrefix is `{"processId":"<id>","name":"<name>"`, the start of
-	// every custom event payload.
+	// ref is `{"processId":"<id>","name":"<name>"}`, the payload of
+	// heartbeats and connects; eventPrefix is the same without the closing
+	// brace, the start of every custom event payload. Both are read-only.
+	ref         []byte
 	eventPrefix []byte
 
 	mu     sync.Mutex
@@ -93,8 +95,8 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	if len(p.metadata) == 0 {
 		p.metadata = json.RawMessage("{}")
 	}
-	prefix, _ := json.Marshal(ProcessRef{ProcessID: p.id, Name: def.Name})
-	p.eventPrefix = prefix[:len(prefix)-1]
+	p.ref, _ = json.Marshal(ProcessRef{ProcessID: p.id, Name: def.Name})
+	p.eventPrefix = p.ref[:len(p.ref)-1]
 
 	if err := p.listen(); err != nil {
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
