@@ -8,9 +8,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -52,10 +54,14 @@ func (e *ServiceError) Is(target error) bool {
 // and what Go services embed. Safe for concurrent use.
 type Control struct {
 	nc      *nats.Conn
+	js      jetstream.JetStream
 	timeout time.Duration
-	// gatherWait is how long a scatter-gather waits for more answers after
-	// the last one.
+	// gatherWait is how long a scatter-gather without a node registry
+	// waits for more answers after the last one.
 	gatherWait time.Duration
+
+	mu sync.Mutex
+	kv jetstream.KeyValue // the node registry, once found
 }
 
 // ControlOption configures a Control.
@@ -67,33 +73,12 @@ func WithTimeout(d time.Duration) ControlOption { return func(c *Control) { c.ti
 
 // NewControl returns a Control on nc.
 func NewControl(nc *nats.Conn, opts ...ControlOption) *Control {
-	c := &Control{nc: nc, timeout: 5 * time.Second, gatherWait: 150 * time.Millisecond}
+	js, _ := jetstream.New(nc) // without options, New cannot fail
+	c := &Control{nc: nc, js: js, timeout: 5 * time.Second, gatherWait: 150 * time.Millisecond}
 	for _, o := range opts {
 		o(c)
 	}
 	return c
-}
-
-// Spawn starts a process of the named definition: on the node nodeID, or
-// when nodeID is empty on any node that defines name.
-func (c *Control) Spawn(ctx context.Context, nodeID, name string, req SpawnRequest) (ManagedProcess, error) {
-	var mp ManagedProcess
-	subject := SpawnSubject(name)
-	if nodeID != "" {
-		subject = NodeSubject(nodeID, VerbSpawn)
-		req.Name = name
-	}
-	err := c.request(ctx, subject, req, &mp)
-	if errors.Is(err, nats.ErrNoResponders) {
-		if nodeID != "" {
-			return mp, fmt.Errorf("cannot spawn %q: node %q is %w", name, nodeID, ErrUnreachable)
-		}
-		return mp, fmt.Errorf("cannot spawn %q: no node defines it: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return mp, wrapf(err, "cannot spawn %q", name)
-	}
-	return mp, nil
 }
 
 // Get returns one process, from the node that owns it.
@@ -134,6 +119,9 @@ func (c *Control) Logs(ctx context.Context, id string, lines int) (string, error
 func (c *Control) procRequest(ctx context.Context, id, verb string, req, reply any, what string) error {
 	err := c.request(ctx, ProcSubject(id, verb), req, reply)
 	if errors.Is(err, nats.ErrNoResponders) {
+		if owner, gone := c.ownerGone(ctx, id); gone {
+			return fmt.Errorf("cannot %s %q: node %q is %w", what, id, owner, ErrUnreachable)
+		}
 		return fmt.Errorf("cannot %s %q: no such process: %w", what, id, ErrNotFound)
 	}
 	if err != nil {
@@ -152,82 +140,72 @@ func wrapf(err error, format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
-// ListResult gathers the answers of every node.
-type ListResult struct {
-	Processes []ManagedProcess `json:"processes"`
-	Nodes     []string         `json:"nodes"`
-}
-
-// List returns the processes of every node that answers in time, sorted by
-// node then start time.
-func (c *Control) List(ctx context.Context, req ListRequest) (ListResult, error) {
-	msgs, err := c.gather(ctx, SubjectList, req)
-	if err != nil {
-		return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
-	}
-	res := ListResult{Processes: []ManagedProcess{}, Nodes: []string{}}
-	for _, m := range msgs {
-		var lr ListReply
-		if err := decodeReply(m, &lr); err != nil {
-			return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
-		}
-		res.Nodes = append(res.Nodes, lr.Node)
-		res.Processes = append(res.Processes, lr.Processes...)
-	}
-	sort.Strings(res.Nodes)
-	sort.SliceStable(res.Processes, func(i, j int) bool {
-		a, b := res.Processes[i], res.Processes[j]
-		if a.Node != b.Node {
-			return a.Node < b.Node
-		}
-		return a.StartedAt.Before(b.StartedAt)
-	})
-	return res, nil
-}
-
 // StopAll stops every running process (of one name when name is not empty)
-// on every node, and returns the processes it stopped.
+// on every node that answers, all at once, and returns the processes it
+// stopped. Processes the registry last saw on a node that is gone cannot
+// be stopped: the error, which wraps ErrUnreachable, counts them.
 func (c *Control) StopAll(ctx context.Context, name, signal string) ([]ManagedProcess, error) {
 	nodes, err := c.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []ManagedProcess
-	var errs []error
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		out  []ManagedProcess
+		errs []error
+		gone []string
+	)
 	for _, n := range nodes {
-		var lr ListReply
-		if err := c.request(ctx, NodeSubject(n.ID, VerbStopAll), StopAllRequest{Signal: signal, Name: name}, &lr); err != nil {
-			errs = append(errs, fmt.Errorf("cannot stop processes on node %q: %w", n.ID, err))
+		if n.Gone {
+			gone = append(gone, n.ID)
+			continue
 		}
-		out = append(out, lr.Processes...)
+		wg.Go(func() {
+			var lr ListReply
+			err := c.request(ctx, NodeSubject(n.ID, VerbStopAll), StopAllRequest{Signal: signal, Name: name}, &lr)
+			if errors.Is(err, nats.ErrNoResponders) {
+				err = fmt.Errorf("node %q is %w", n.ID, ErrUnreachable)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cannot stop processes on node %q: %w", n.ID, err))
+			}
+			out = append(out, lr.Processes...)
+		})
 	}
+	wg.Wait()
+	if len(gone) > 0 {
+		procs := c.procsOf(ctx, c.readRegistry(ctx, ProcessesGone), gone)
+		for _, id := range gone {
+			left := 0
+			for _, p := range procs[id] {
+				if name == "" || p.Name == name {
+					left++
+				}
+			}
+			if left > 0 {
+				what := "processes"
+				if left == 1 {
+					what = "process"
+				}
+				errs = append(errs, fmt.Errorf("cannot stop %d %s on node %q: node %q is %w", left, what, id, id, ErrUnreachable))
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Node != out[j].Node {
+			return out[i].Node < out[j].Node
+		}
+		return out[i].StartedAt.Before(out[j].StartedAt)
+	})
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return out, errors.Join(errs...)
 }
 
-// Nodes returns every node that answers in time, sorted by id.
-func (c *Control) Nodes(ctx context.Context) ([]NodeInfo, error) {
-	subject, _ := micro.ControlSubject(micro.PingVerb, ServiceName, "")
-	pings, err := c.gather(ctx, subject, nil)
-	if err != nil {
-		return nil, fmt.Errorf("cannot list nodes: %w", err)
-	}
-	var out []NodeInfo
-	for _, m := range pings {
-		var ping micro.Ping
-		if err := json.Unmarshal(m.Data, &ping); err != nil || ping.Metadata["node"] == "" {
-			continue
-		}
-		var info NodeInfo
-		if err := c.request(ctx, NodeSubject(ping.Metadata["node"], VerbInfo), nil, &info); err != nil {
-			return nil, fmt.Errorf("cannot describe node %q: %w", ping.Metadata["node"], err)
-		}
-		out = append(out, info)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
-}
-
-// Definitions returns each node's definitions, sorted by node.
+// Definitions returns the definitions of every node that answers, sorted
+// by node.
 func (c *Control) Definitions(ctx context.Context) ([]DefinitionsReply, error) {
 	nodes, err := c.Nodes(ctx)
 	if err != nil {
@@ -235,6 +213,9 @@ func (c *Control) Definitions(ctx context.Context) ([]DefinitionsReply, error) {
 	}
 	out := make([]DefinitionsReply, 0, len(nodes))
 	for _, n := range nodes {
+		if n.Gone {
+			continue
+		}
 		var dr DefinitionsReply
 		if err := c.request(ctx, NodeSubject(n.ID, VerbDefinitions), nil, &dr); err != nil {
 			return nil, fmt.Errorf("cannot list definitions of node %q: %w", n.ID, err)
@@ -273,46 +254,6 @@ func (c *Control) request(ctx context.Context, subject string, req, reply any) e
 		return err
 	}
 	return decodeReply(m, reply)
-}
-
-// gather sends a request every node answers and collects the answers until
-// none has come for gatherWait after the first, or the timeout.
-func (c *Control) gather(ctx context.Context, subject string, req any) ([]*nats.Msg, error) {
-	data, err := encodeRequest(req)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	inbox := c.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 64)
-	sub, err := c.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := c.nc.PublishRequest(subject, inbox, data); err != nil {
-		return nil, err
-	}
-	var out []*nats.Msg
-	var idle <-chan time.Time
-	for {
-		select {
-		case m := <-ch:
-			if m.Header.Get("Status") == "503" { // no responders
-				return out, nil
-			}
-			out = append(out, m)
-			idle = time.After(c.gatherWait)
-		case <-idle:
-			return out, nil
-		case <-ctx.Done():
-			if len(out) > 0 {
-				return out, nil
-			}
-			return nil, fmt.Errorf("no answer on %s: %w", subject, ErrTimeout)
-		}
-	}
 }
 
 func (c *Control) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

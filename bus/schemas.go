@@ -69,11 +69,14 @@ func Schemas() []NamedSchema {
 		{NodeSubject(nodeID, VerbStopAll) + request, StopAllRequest{}},
 		{NodeSubject(nodeID, VerbStopAll) + reply, ListReply{}},
 		{NodeSubject(nodeID, VerbInfo) + reply, NodeInfo{}},
+		{NodeHeartbeatSubject(nodeID), NodeInfo{}},
 		// Any node.
 		{SpawnSubject(name) + request, SpawnRequest{}},
 		{SpawnSubject(name) + reply, ManagedProcess{}},
 		{SubjectList + request, ListRequest{}},
 		{SubjectList + reply, ListReply{}},
+		{SubjectRegistry + request, RegistryRequest{}},
+		{SubjectRegistry + reply, RegistryView{}},
 		// Process-addressed.
 		{ProcSubject(procID, VerbGet) + reply, ManagedProcess{}},
 		{ProcSubject(procID, VerbStop) + request, StopRequest{}},
@@ -82,6 +85,10 @@ func Schemas() []NamedSchema {
 		{ProcSubject(procID, VerbSend) + reply, OK{}},
 		{ProcSubject(procID, VerbLogs) + request, LogsRequest{}},
 		{ProcSubject(procID, VerbLogs) + reply, LogsReply{}},
+
+		// The node registry's records (KV bucket CORRAL_NODES).
+		{registrySubject(registryNodeKey(nodeID)), NodeInfo{}},
+		{registrySubject(registryProcsKey(nodeID)), NodeProcesses{}},
 
 		// The child wire protocol (DESIGN.md "The child wire protocol").
 		{SchemaWireMessage, wire.Message{}},

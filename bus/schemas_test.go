@@ -80,6 +80,11 @@ func TestSchemasCompileAndValidateSamples(t *testing.T) {
 	stats := wire.Stats{CPU: wire.CPUStats{User: 1200, System: 300, Percent: 12.5},
 		Memory: wire.MemoryStats{RSS: 1 << 20, HeapTotal: 1 << 19, HeapUsed: 1 << 18}, Uptime: 12.5}
 	list := bus.ListReply{Node: "n1", Processes: []bus.ManagedProcess{mp}}
+	nodeInfo := bus.NodeInfo{ID: "n1", Version: bus.Version, Labels: map[string]string{"zone": "a"}, StartedAt: now, IntervalMs: 2000,
+		Processes: 2, Running: 1, Definitions: []string{"encoder"}, Host: &bus.HostStats{CPUPercent: 3.5, MemUsedBytes: 1 << 30, MemTotalBytes: 8 << 30},
+		Durable: true, LastSeen: now}
+	lostInfo := nodeInfo
+	lostInfo.Lost = true
 	samples := map[string][]byte{
 		"process.spawned":         mustJSON(t, node.Spawned{ProcessID: mp.ID, Name: "encoder", PID: 4242, Node: "n1"}),
 		"process.connected":       mustJSON(t, node.ProcessRef{ProcessID: mp.ID, Name: "encoder"}),
@@ -108,19 +113,26 @@ func TestSchemasCompileAndValidateSamples(t *testing.T) {
 		"corral.node.<node>.stopall request":   mustJSON(t, bus.StopAllRequest{Signal: "SIGINT", Name: "encoder"}),
 		"corral.node.<node>.stopall reply":     mustJSON(t, list),
 		"corral.node.<node>.info reply":        mustJSON(t, bus.NodeInfo{ID: "n1", Version: bus.Version, Labels: map[string]string{"zone": "a"}, StartedAt: now, Processes: 2, Running: 1, Definitions: []string{"encoder"}}),
-		"corral.spawn.<name> request":          mustJSON(t, bus.SpawnRequest{}),
-		"corral.spawn.<name> reply":            mustJSON(t, mp),
-		"corral.list request":                  mustJSON(t, bus.ListRequest{}),
-		"corral.list reply":                    mustJSON(t, bus.ListReply{Node: "n1", Processes: []bus.ManagedProcess{}}),
-		"corral.proc.<id>.get reply":           mustJSON(t, mp),
-		"corral.proc.<id>.stop request":        mustJSON(t, bus.StopRequest{Signal: "SIGTERM"}),
-		"corral.proc.<id>.stop reply":          mustJSON(t, mp),
-		"corral.proc.<id>.restart reply":       mustJSON(t, mp),
-		"corral.proc.<id>.send reply":          mustJSON(t, bus.OK{OK: true}),
-		"corral.proc.<id>.logs request":        mustJSON(t, bus.LogsRequest{Lines: 10}),
-		"corral.proc.<id>.logs reply":          mustJSON(t, bus.LogsReply{ProcessID: mp.ID, Log: "hello\n"}),
-		bus.SchemaWireMessage:                  []byte(`{"type":"event","processId":"proc_0123456789abcdef","timestamp":1700000000000,"id":"e1","event":"progress","data":{"percent":50}}`),
-		bus.SchemaWireReply:                    wire.AppendError(nil, json.RawMessage(`7`), wire.CodeUnknownEvent, "unknown event"),
+		"corral.node.<node>.heartbeat":         mustJSON(t, nodeInfo),
+		"$KV.CORRAL_NODES.<node>":              mustJSON(t, lostInfo),
+		"$KV.CORRAL_NODES.<node>.procs": mustJSON(t, bus.NodeProcesses{Node: "n1", Processes: []bus.ProcessSummary{
+			{ID: mp.ID, Name: "encoder", Node: "n1", Status: node.StatusRunning, PID: 4242, StartedAt: now}}}),
+		"corral.spawn.<name> request": mustJSON(t, bus.SpawnRequest{}),
+		"corral.spawn.<name> reply":   mustJSON(t, mp),
+		"corral.list request":         mustJSON(t, bus.ListRequest{}),
+		"corral.registry request":     mustJSON(t, bus.RegistryRequest{Processes: bus.ProcessesGone}),
+		"corral.registry reply": mustJSON(t, bus.RegistryView{Node: "n1", Nodes: []bus.RegistryEntry{{Info: nodeInfo},
+			{Info: lostInfo, AgeMs: 7200, Processes: []bus.ProcessSummary{{ID: mp.ID, Name: "encoder", Node: "n2", Status: node.StatusRunning, PID: 4242, StartedAt: now}}}}}),
+		"corral.list reply":              mustJSON(t, bus.ListReply{Node: "n1", Processes: []bus.ManagedProcess{}}),
+		"corral.proc.<id>.get reply":     mustJSON(t, mp),
+		"corral.proc.<id>.stop request":  mustJSON(t, bus.StopRequest{Signal: "SIGTERM"}),
+		"corral.proc.<id>.stop reply":    mustJSON(t, mp),
+		"corral.proc.<id>.restart reply": mustJSON(t, mp),
+		"corral.proc.<id>.send reply":    mustJSON(t, bus.OK{OK: true}),
+		"corral.proc.<id>.logs request":  mustJSON(t, bus.LogsRequest{Lines: 10}),
+		"corral.proc.<id>.logs reply":    mustJSON(t, bus.LogsReply{ProcessID: mp.ID, Log: "hello\n"}),
+		bus.SchemaWireMessage:            []byte(`{"type":"event","processId":"proc_0123456789abcdef","timestamp":1700000000000,"id":"e1","event":"progress","data":{"percent":50}}`),
+		bus.SchemaWireReply:              wire.AppendError(nil, json.RawMessage(`7`), wire.CodeUnknownEvent, "unknown event"),
 	}
 	for name := range schemas {
 		if _, ok := samples[name]; !ok {

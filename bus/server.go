@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,27 +24,29 @@ type ServerConfig struct {
 	StoreDir  string
 	// Logger receives the server's log lines.
 	Logger *slog.Logger
+	// Cluster, when its Listen is set, makes the server a member of a
+	// NATS cluster (a JetStream cluster with JetStream on; Name is then
+	// the server's name in it and must be unique).
+	Cluster ClusterConfig
+	// Leaf makes the server a leaf node of a hub, or a hub of leaf nodes.
+	Leaf LeafConfig
 }
 
 // StartServer starts an embedded nats-server that leaves signals to the
 // node (NoSigs) and logs through slog. Call Shutdown and WaitForShutdown.
+//
+// The server always listens for clients on TCP (a clustered server cannot
+// do without: nats-server starts routing only once its client listener
+// runs), while the node itself connects in process (ConnectInProcess).
+// A clustered server is ready for connections before its JetStream is:
+// see WaitJetStream.
 func StartServer(cfg ServerConfig) (*server.Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4222"
 	}
-	host, portText, err := net.SplitHostPort(cfg.Listen)
+	host, port, err := hostPort("listen", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("cannot start NATS server: listen address %q: %w", cfg.Listen, err)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil || port < -1 || port > 65535 {
-		return nil, fmt.Errorf("cannot start NATS server: listen address %q has no valid port", cfg.Listen)
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT // 0 would mean 4222 to nats-server
-	}
-	if host == "" {
-		host = "127.0.0.1"
+		return nil, fmt.Errorf("cannot start NATS server: %w", err)
 	}
 	opts := &server.Options{
 		ServerName:             cfg.Name,
@@ -62,6 +62,9 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		}
 		opts.JetStream = true
 		opts.StoreDir = filepath.Clean(cfg.StoreDir)
+	}
+	if err := cfg.applyCluster(opts); err != nil {
+		return nil, fmt.Errorf("cannot start NATS server: %w", err)
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -51,7 +51,19 @@ type ServiceConfig struct {
 	// FlushTimeout bounds how long Close waits for the relay to hand on
 	// what is in flight. Default 5 s.
 	FlushTimeout time.Duration
-	Logger       *slog.Logger
+	// HeartbeatInterval is how often the node publishes its NodeInfo on
+	// corral.node.<node>.heartbeat (and refreshes its registry record).
+	// A node that misses MissedHeartbeats of them is gone. Default
+	// DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// Registry, when set, keeps the node's record and process list in the
+	// node registry (the JetStream KV bucket CORRAL_NODES), has the node
+	// follow the others' records and heartbeats to announce their loss
+	// (process.node_lost), and answer corral.registry with what it knows
+	// of them. Without JetStream the node retries with a backoff and
+	// meanwhile only heartbeats. nil: no registry.
+	Registry *RegistryConfig
+	Logger   *slog.Logger
 }
 
 // Service is one node's presence on NATS: it relays the supervisor's
@@ -77,6 +89,8 @@ type Service struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // requests handled off the subscription goroutine
+
+	announce *announcer // heartbeats, registry record, node-loss watch
 }
 
 // NewService returns a Service for the node cfg.NodeID on nc.
@@ -90,6 +104,9 @@ func NewService(nc *nats.Conn, cfg ServiceConfig) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
 	if cfg.Relay.NodeID == "" {
 		cfg.Relay.NodeID = cfg.NodeID
 	}
@@ -97,25 +114,33 @@ func NewService(nc *nats.Conn, cfg ServiceConfig) *Service {
 		cfg.Relay.Logger = cfg.Logger
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	s := &Service{
 		Relay: NewRelay(nc, cfg.Relay), nc: nc, cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID),
 		startedAt: time.Now(), procSubs: make(map[string]*nats.Subscription), spawnFor: make(map[string]bool),
 		ctx: ctx, cancel: cancel,
 	}
+	s.announce = newAnnouncer(s)
+	return s
 }
 
 // Publish implements node.Reporter: it relays the report and, for a new
 // process, starts answering corral.proc.<id>.*.
 func (s *Service) Publish(r node.Report) error {
-	if r.Kind == node.KindSpawned || r.Kind == node.KindReconnected {
+	switch r.Kind {
+	case node.KindSpawned, node.KindReconnected:
 		if err := s.watchProcess(r.ProcessID); err != nil {
 			s.log.Error("cannot serve process control subjects", "process", r.ProcessID, "err", err)
 		}
+		s.announce.processesChanged()
+	case node.KindStopped, node.KindCrashed:
+		s.announce.processesChanged()
 	}
 	return s.Relay.Publish(r)
 }
 
-// Serve registers the micro service "corral" and its endpoints.
+// Serve registers the micro service "corral" and its endpoints, then
+// starts announcing the node: a heartbeat now and every
+// HeartbeatInterval, and its registry record (see ServiceConfig.Registry).
 func (s *Service) Serve(sup Supervisor) error {
 	meta := map[string]string{"node": s.cfg.NodeID}
 	for k, v := range s.cfg.Labels {
@@ -149,6 +174,12 @@ func (s *Service) Serve(sup Supervisor) error {
 		micro.WithEndpointSubject(SubjectList), micro.WithEndpointQueueGroupDisabled()); err != nil {
 		return fmt.Errorf("cannot add endpoint %s: %w", SubjectList, err)
 	}
+	if s.cfg.Registry != nil {
+		if err := svc.AddEndpoint("registry", micro.HandlerFunc(s.handleRegistry),
+			micro.WithEndpointSubject(SubjectRegistry), micro.WithEndpointQueueGroup("registry")); err != nil {
+			return fmt.Errorf("cannot add endpoint %s: %w", SubjectRegistry, err)
+		}
+	}
 	for _, d := range sup.Definitions() {
 		if err := s.serveSpawn(d.Name); err != nil {
 			return err
@@ -162,6 +193,7 @@ func (s *Service) Serve(sup Supervisor) error {
 			s.log.Warn("cannot flush control subscriptions", "err", err)
 		}
 	}
+	s.announce.start()
 	return nil
 }
 
@@ -208,8 +240,20 @@ func (s *Service) Forget(id string) {
 	}
 }
 
-// Close stops the control service, waits for requests in flight, then
-// closes the relay, waiting up to FlushTimeout for what it has in flight.
+// leaveTimeout bounds the node's last word to the registry on Close: a
+// JetStream cluster that lost its quorum (the other nodes are stopping
+// too) would otherwise hold the shutdown up.
+const leaveTimeout = 2 * time.Second
+
+// Close stops announcing the node, stops the control service, waits for
+// requests in flight, then closes the relay, waiting up to FlushTimeout
+// for what it has in flight.
+//
+// A node that has no unfinished process left (its children were stopped)
+// leaves the registry: it is not shown as gone and its loss is not
+// announced. One that leaves processes running (detached) keeps its
+// record, so it is shown as gone, its processes as unknown, once it
+// missed its heartbeats.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -218,6 +262,14 @@ func (s *Service) Close() error {
 	s.procSubs = map[string]*nats.Subscription{}
 	s.mu.Unlock()
 	var errs []error
+	s.announce.stop()
+	leaveCtx, cancelLeave := context.WithTimeout(context.Background(), min(s.cfg.FlushTimeout, leaveTimeout))
+	if err := s.announce.leave(leaveCtx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		// Not a failure of the shutdown: the record ages and the node is
+		// shown gone, as if it had crashed.
+		s.log.Warn("cannot update the node registry on the way out", "err", err)
+	}
+	cancelLeave()
 	for _, sub := range subs {
 		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, err)
@@ -333,24 +385,48 @@ func (s *Service) handleStopAll(r micro.Request) {
 
 func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
 
+func (s *Service) handleRegistry(r micro.Request) {
+	var req RegistryRequest
+	if err := decodeRequest(r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	view, ok := s.announce.view(req)
+	if !ok {
+		_ = r.Error("503", fmt.Sprintf("node %s has not read the node registry yet", s.cfg.NodeID), nil)
+		return
+	}
+	_ = r.RespondJSON(view)
+}
+
 // Info describes this node.
 func (s *Service) Info() NodeInfo {
+	info, _ := s.snapshot()
+	return info
+}
+
+// snapshot describes this node, and lists its unfinished processes for
+// the registry.
+func (s *Service) snapshot() (NodeInfo, []ProcessSummary) {
 	sup := s.supervisor()
-	info := NodeInfo{ID: s.cfg.NodeID, Version: Version, Labels: s.cfg.Labels, StartedAt: s.startedAt, Definitions: []string{},
-		Durable: s.Relay.Durable(), Dropped: s.Relay.Dropped()}
+	info := NodeInfo{ID: s.cfg.NodeID, Version: Version, Labels: s.cfg.Labels, StartedAt: s.startedAt,
+		IntervalMs: s.cfg.HeartbeatInterval.Milliseconds(), Definitions: []string{}, Host: s.announce.host.Load(),
+		Durable: s.Relay.Durable(), Dropped: s.Relay.Dropped(), LastSeen: time.Now()}
+	procs := []ProcessSummary{}
 	if sup == nil {
-		return info
+		return info, procs
 	}
 	for _, p := range sup.GetAll() {
 		info.Processes++
 		if !p.Status.Finished() {
 			info.Running++
+			procs = append(procs, ProcessSummary{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt})
 		}
 	}
 	for _, d := range sup.Definitions() {
 		info.Definitions = append(info.Definitions, d.Name)
 	}
-	return info
+	return info, procs
 }
 
 // --- process-addressed handlers (plain subscription, micro error headers) ---

@@ -437,9 +437,31 @@ func (r *Relay) EnsureStream(ctx context.Context) error {
 	return err
 }
 
-// keepStream ensures the stream each time the connection comes back (or a
-// durable event found no stream), retrying for a while when JetStream is
-// not ready yet.
+// EnsureStreamInBackground has the relay set up RelayConfig.Stream in
+// the background and returns at once: the relay keeps trying, as it does
+// after a reconnection, until the stream is there, the server turns out
+// to have no JetStream, the connection goes away (its return starts
+// again) or the relay is closed. Durable acks start once the stream is
+// there. The node calls it when waiting would hold up its start: a
+// JetStream cluster elects its leader only once its members are up, and a
+// replicated stream needs as many servers as copies.
+func (r *Relay) EnsureStreamInBackground() {
+	select {
+	case r.ensureNow <- struct{}{}:
+	default:
+	}
+}
+
+// Bounds of the stream keeper's retries.
+const (
+	ensureAttempt  = 10 * time.Second // one attempt, waiting for JetStream included
+	ensureRetryMax = 5 * time.Second  // the longest pause between attempts
+	ensureReport   = 30 * time.Second // how often a failure that lasts is logged again
+)
+
+// keepStream ensures the stream each time the connection comes back, a
+// durable event found no stream, or EnsureStreamInBackground asks,
+// retrying with backoff until the stream is there.
 func (r *Relay) keepStream() {
 	defer r.bg.Done()
 	for {
@@ -451,24 +473,39 @@ func (r *Relay) keepStream() {
 		if r.cfg.Stream == nil {
 			continue
 		}
+		start, reported := time.Now(), time.Time{}
 		wait := 250 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+			ctx, cancel := context.WithTimeout(r.ctx, ensureAttempt)
 			err := r.EnsureStream(ctx)
 			cancel()
-			if err == nil || r.ctx.Err() != nil || !r.link.connected() || attempt == 5 {
-				if err != nil && r.ctx.Err() == nil {
-					r.log.Warn("cannot set up the event stream", "stream", StreamName, "err", err)
+			if r.ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				if attempt > 1 {
+					r.log.Info("event stream set up", "stream", StreamName, "attempts", attempt,
+						"after", time.Since(start).Round(time.Millisecond))
 				}
 				break
+			}
+			if errors.Is(err, ErrNoJetStream) || !r.link.connected() {
+				r.log.Warn("cannot set up the event stream", "stream", StreamName, "err", err)
+				break
+			}
+			if time.Since(reported) >= ensureReport {
+				reported = time.Now()
+				r.log.Warn("cannot set up the event stream yet; retrying (a JetStream cluster needs its members up, and a replicated stream as many servers as copies)",
+					"stream", StreamName, "attempts", attempt, "waited", time.Since(start).Round(time.Second), "err", err)
 			}
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
 			case <-r.ctx.Done():
 				t.Stop()
+				return
 			}
-			wait *= 2
+			wait = min(2*wait, ensureRetryMax)
 		}
 	}
 }

@@ -34,16 +34,126 @@ type StreamConfig struct {
 	// 0 or -1 means no limit.
 	MaxBytes int64
 	// Replicas is the number of copies in a JetStream cluster (1 to 5).
-	// Default 1.
+	// 0 means auto: the replicas of the stream as it is, when it exists;
+	// when it does not, AutoReplicas of the servers the connection knows
+	// (the URLs it was given and those it discovered).
 	Replicas int
+}
+
+// MaxAutoReplicas is the most copies of the event stream AutoReplicas
+// asks for: three copies survive the loss of one server and keep a
+// quorum.
+const MaxAutoReplicas = 3
+
+// AutoReplicas is the rule behind nats.stream_replicas = 0 ("auto"), the
+// only place it is written: given the number of NATS servers that can hold
+// a copy, it returns how many copies the event stream gets, one per
+// server up to MaxAutoReplicas. The node counts the servers as:
+//   - an embedded server on its own (with or without leaf nodes): 1;
+//   - an embedded cluster member: ClusterConfig.Members (distinct routes,
+//     this server counted once);
+//   - external servers: those the connection knows, the URLs it was given
+//     or, when more, those the servers announced (see knownServers).
+func AutoReplicas(servers int) int {
+	return min(max(servers, 1), MaxAutoReplicas)
+}
+
+// knownServers is the number of distinct NATS servers a connection knows:
+// the URLs it was given, or those the servers announced when there are
+// more (they announce every member of their cluster, and may name a
+// configured server by another address).
+func knownServers(nc *nats.Conn) int {
+	discovered := map[string]bool{}
+	for _, u := range nc.DiscoveredServers() {
+		discovered[u] = true
+	}
+	configured := map[string]bool{}
+	for _, u := range nc.Servers() {
+		if !discovered[u] {
+			configured[u] = true
+		}
+	}
+	return max(len(configured), len(discovered))
+}
+
+// jetStreamPoll is how often WaitJetStream asks whether JetStream answers.
+const jetStreamPoll = 250 * time.Millisecond
+
+// WaitJetStream waits until JetStream answers for the account (in a
+// cluster, once its servers elected a meta leader: about a second after
+// every member came up on a first start), asking every quarter of a
+// second, until ctx ends. It returns nil once JetStream is available; an
+// error wrapping ErrNoJetStream at once when the server has no JetStream;
+// otherwise ctx's error with the last answer.
+func WaitJetStream(ctx context.Context, js jetstream.JetStream) error {
+	for {
+		// An attempt is bounded on its own: without a meta leader a
+		// request may get no answer at all.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if noJetStream(err) {
+			return fmt.Errorf("%w: %w", ErrNoJetStream, err)
+		}
+		t := time.NewTimer(jetStreamPoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("JetStream is not ready: %w (last answer: %w)", ctx.Err(), err)
+		}
+	}
+}
+
+// noJetStream reports whether err says the server has no JetStream (as
+// opposed to a JetStream not ready yet).
+func noJetStream(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
 }
 
 // EnsureStream creates the event stream CORRAL_EVENTS (subjects
 // process.>, file storage, limits from cfg, de-duplicated by Nats-Msg-Id),
 // or updates it to cfg when it exists. It is idempotent: every node calls it
-// at start. When the server has no JetStream the error wraps
-// ErrNoJetStream.
+// at start. It first waits for JetStream (WaitJetStream), and asks again
+// when a request gets no answer, until ctx ends. When the server has no
+// JetStream the error wraps ErrNoJetStream.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	for {
+		if err := WaitJetStream(ctx, js); err != nil {
+			return nil, fmt.Errorf("cannot set up stream %s: %w", StreamName, err)
+		}
+		// In a cluster, a request can go unanswered: when the members of
+		// a new cluster all create the stream at once, the meta leader
+		// answers one of them.
+		actx, cancel := context.WithTimeout(ctx, streamRequestTimeout)
+		st, err := ensureStream(actx, js, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return st, err
+		}
+	}
+}
+
+// streamRequestTimeout bounds one attempt of EnsureStream.
+const streamRequestTimeout = 2 * time.Second
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	replicas := cfg.Replicas
+	if replicas <= 0 {
+		st, err := js.Stream(ctx, StreamName)
+		switch {
+		case err == nil:
+			replicas = st.CachedInfo().Config.Replicas // auto never rescales a stream
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			replicas = AutoReplicas(knownServers(js.Conn()))
+		default:
+			return nil, fmt.Errorf("cannot set up stream %s: %w", StreamName, err)
+		}
+	}
 	sc := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Corral event history: everything published on process.>",
@@ -53,7 +163,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      cfg.MaxAge,
 		MaxBytes:    cfg.MaxBytes,
-		Replicas:    max(cfg.Replicas, 1),
+		Replicas:    max(replicas, 1),
 		Duplicates:  DuplicateWindow,
 	}
 	if sc.MaxAge > 0 && sc.MaxAge < sc.Duplicates {
@@ -64,8 +174,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	}
 	st, err := js.CreateOrUpdateStream(ctx, sc)
 	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
-			errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		if noJetStream(err) {
 			err = ErrNoJetStream
 		}
 		return nil, fmt.Errorf("cannot set up stream %s: %w", StreamName, err)

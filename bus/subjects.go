@@ -45,6 +45,9 @@ const (
 	ServiceName = "corral"
 	// SubjectList is answered by every node (scatter-gather).
 	SubjectList = "corral.list"
+	// SubjectRegistry is answered by one node with a registry (queue
+	// group): its view of the node registry.
+	SubjectRegistry = "corral.registry"
 )
 
 // Node-addressed verbs: corral.node.<node>.<verb>.
@@ -56,6 +59,32 @@ const (
 	VerbStopAll     = "stopall"
 	VerbInfo        = "info"
 )
+
+// VerbHeartbeat is not an endpoint: every node publishes its NodeInfo on
+// corral.node.<node>.heartbeat each heartbeat interval.
+const VerbHeartbeat = "heartbeat"
+
+// NodeHeartbeatSubject is corral.node.<node>.heartbeat.
+func NodeHeartbeatSubject(nodeID string) string { return NodeSubject(nodeID, VerbHeartbeat) }
+
+// SubjectNodeHeartbeats matches every node's heartbeat.
+const SubjectNodeHeartbeats = controlPrefix + ".node.*." + VerbHeartbeat
+
+// Keys of the node registry (the KV bucket RegistryBucket).
+const (
+	registryNodeKeys  = "*"       // every node's record
+	registryProcsKeys = "*.procs" // every node's process list
+)
+
+// registryNodeKey is the key of a node's record: <node>.
+func registryNodeKey(nodeID string) string { return nodeID }
+
+// registryProcsKey is the key of a node's process list: <node>.procs.
+func registryProcsKey(nodeID string) string { return nodeID + ".procs" }
+
+// registrySubject is the subject a registry key is stored under:
+// $KV.CORRAL_NODES.<key>.
+func registrySubject(key string) string { return "$KV." + RegistryBucket + "." + key }
 
 // Process-addressed verbs: corral.proc.<id>.<verb>.
 const (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,10 +22,13 @@ type testNode struct {
 	svc *bus.Service
 	sup *node.Supervisor
 	ctl *bus.Control // on a connection of its own, as a client would be
+
+	detached bool // the supervisor let go of its children: see die
 }
 
-// startTestNode starts node n1 defining "sleeper" (sleep 30) and stops
-// everything when the test ends.
+// startTestNode starts node n1 defining "sleeper" (sleep 30), on an
+// embedded server of its own without JetStream, heartbeat every 100ms, and
+// stops everything when the test ends.
 func startTestNode(t *testing.T) *testNode {
 	t.Helper()
 	srv, err := bus.StartServer(bus.ServerConfig{Listen: "127.0.0.1:-1"})
@@ -32,12 +36,23 @@ func startTestNode(t *testing.T) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := bus.ConnectInProcess(srv, "n1")
+	return startTestNodeOn(t, srv, "n1", bus.ServiceConfig{})
+}
+
+// startTestNodeOn starts node id on srv, with the service configured as
+// cfg says (NodeID is id; HeartbeatInterval defaults to 100ms).
+func startTestNodeOn(t *testing.T, srv *server.Server, id string, cfg bus.ServiceConfig) *testNode {
+	t.Helper()
+	nc, err := bus.ConnectInProcess(srv, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	svc := bus.NewService(nc, bus.ServiceConfig{NodeID: "n1"})
+	cfg.NodeID = id
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 100 * time.Millisecond
+	}
+	svc := bus.NewService(nc, cfg)
 	t.Cleanup(func() {
 		if err := svc.Close(); err != nil {
 			t.Errorf("closing service: %v", err)
@@ -49,11 +64,15 @@ func startTestNode(t *testing.T) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	sup, err := node.New(node.Config{NodeID: "n1", SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"), Reporter: svc})
+	sup, err := node.New(node.Config{NodeID: id, SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"), Reporter: svc})
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := &testNode{srv: srv, nc: nc, svc: svc, sup: sup}
 	t.Cleanup(func() {
+		if n.detached {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := sup.Close(ctx); err != nil {
@@ -71,7 +90,29 @@ func startTestNode(t *testing.T) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(cc.Close)
-	return &testNode{srv: srv, nc: nc, svc: svc, sup: sup, ctl: bus.NewControl(cc)}
+	n.ctl = bus.NewControl(cc)
+	return n
+}
+
+// die takes the node off the bus as a crash would, its children left
+// running; they are killed when the test ends.
+func (n *testNode) die(t *testing.T) {
+	t.Helper()
+	procs := n.sup.GetAll()
+	n.detached = true
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := n.sup.Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range procs {
+			_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+		}
+	})
+	if err := n.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func testContext(t *testing.T) context.Context {

@@ -73,21 +73,50 @@ type LogsReply struct {
 	Log       string `json:"log"`
 }
 
-// NodeInfo describes one node.
+// NodeInfo describes one node. It is the reply of corral.node.<node>.info,
+// the payload of the node's heartbeat (corral.node.<node>.heartbeat), its
+// record in the node registry, and what Control.Nodes returns.
 type NodeInfo struct {
-	ID          string            `json:"id"`
-	Version     string            `json:"version"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	StartedAt   time.Time         `json:"startedAt"`
-	Processes   int               `json:"processes"`
-	Running     int               `json:"running"`
-	Definitions []string          `json:"definitions"`
+	ID        string            `json:"id"`
+	Version   string            `json:"version"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	StartedAt time.Time         `json:"startedAt"`
+	// IntervalMs is the node's heartbeat interval: once it missed
+	// MissedHeartbeats of them, the node is gone.
+	IntervalMs  int64    `json:"intervalMs"`
+	Processes   int      `json:"processes"`
+	Running     int      `json:"running"`
+	Definitions []string `json:"definitions"`
+	// Host is the node's host: CPU and memory in use. Absent until the
+	// node's first heartbeat.
+	Host *HostStats `json:"host,omitempty"`
 	// Durable says whether a child's ack of an event waits until
 	// JetStream stored it.
 	Durable bool `json:"durable"`
 	// Dropped counts the messages the node lost on their way to NATS
 	// since it started (see Relay.Dropped): the target is zero.
 	Dropped uint64 `json:"dropped"`
+	// LastSeen is when the node last said it was alive: the time of its
+	// heartbeat (the node's clock) or, for a gone node, when it was last
+	// heard of (by the registry's or a surviving node's clock).
+	LastSeen time.Time `json:"lastSeen,omitzero"`
+	// Gone is set by Control.Nodes on a node that missed MissedHeartbeats
+	// heartbeats and does not answer: what else is here is its last
+	// record.
+	Gone bool `json:"gone,omitempty"`
+	// Lost is set in the registry record of a gone node by the surviving
+	// node that announced the loss on process.node_lost; the node's next
+	// record clears it.
+	Lost bool `json:"lost,omitempty"`
+}
+
+// HostStats is what a node's heartbeat says of its host.
+type HostStats struct {
+	// CPUPercent is the whole host's CPU use since the previous heartbeat,
+	// 0 to 100.
+	CPUPercent    float64 `json:"cpuPercent"`
+	MemUsedBytes  uint64  `json:"memUsedBytes"`
+	MemTotalBytes uint64  `json:"memTotalBytes"`
 }
 
 // OK is the reply to requests that return nothing else.

@@ -51,6 +51,14 @@ type NodeConfig struct {
 	// Shutdown is what SIGTERM does to the children: stop them (default)
 	// or leave them running for the next node to re-adopt (detach).
 	Shutdown ShutdownMode
+	// HeartbeatInterval is how often the node announces itself on
+	// corral.node.<id>.heartbeat and in the node registry; a node that
+	// misses three heartbeats is gone. Default 2s, at least 100ms.
+	HeartbeatInterval time.Duration
+	// Labels are the [node.labels] table (or CORRAL_NODE_LABELS="k=v,…"),
+	// matched by spawn placement; nil when there are none. Keys and values
+	// are subject tokens.
+	Labels map[string]string
 }
 
 // ShutdownMode is what the node does with its children when it stops.
@@ -81,7 +89,8 @@ type NATSConfig struct {
 	Durable bool
 	// StreamMaxAge, StreamMaxBytes and StreamReplicas limit the event
 	// stream CORRAL_EVENTS. Defaults 24h (0: no age limit), 1 GiB (-1: no
-	// size limit) and 1.
+	// size limit) and 0, auto: one copy per JetStream server up to three
+	// (the rule is bus.AutoReplicas).
 	StreamMaxAge   time.Duration
 	StreamMaxBytes int64
 	StreamReplicas int
@@ -89,6 +98,10 @@ type NATSConfig struct {
 	// or for a reconnection) before a child's events wait too. Default
 	// 65536.
 	PublishBuffer int
+	// Cluster is [nats.cluster]: the embedded server joins a NATS cluster.
+	Cluster ClusterConfig
+	// Leaf is [nats.leaf]: the embedded server as a leaf node or a hub.
+	Leaf LeafConfig
 }
 
 // Embedded reports whether corrald should run its own NATS server.
@@ -99,7 +112,7 @@ const (
 	DefaultDurable        = true
 	DefaultStreamMaxAge   = "24h"
 	DefaultStreamMaxBytes = 1 << 30
-	DefaultStreamReplicas = 1
+	DefaultStreamReplicas = 0 // auto
 	DefaultPublishBuffer  = 65536
 )
 
@@ -135,6 +148,9 @@ const (
 	DefaultRetention     = "1h"
 	DefaultRetentionMax  = 1000
 	DefaultShutdown      = ShutdownStop
+
+	DefaultHeartbeatInterval = "2s"
+	MinHeartbeatInterval     = 100 * time.Millisecond
 
 	// SocketDirName is the default socket_dir under data_dir.
 	SocketDirName = "sock"

@@ -15,8 +15,12 @@
 // config.example.toml at the repository root documents every key with its
 // default. In short:
 //
-//	[node]  id, data_dir, socket_dir, transport, log_level, log_format, max_line_bytes
+//	[node]  id, data_dir, socket_dir, transport, log_level, log_format, max_line_bytes,
+//	        heartbeat_interval
+//	[node.labels]  key = "value" pairs, matched by spawn placement
 //	[nats]  url, listen, jetstream
+//	[nats.cluster]  name, listen, routes (the embedded server joins a NATS cluster)
+//	[nats.leaf]     remotes, listen (the embedded server as a leaf node, or a hub)
 //	[processes.<name>]         command, args, cwd, env, heartbeat_timeout, auto_restart,
 //	                           max_restarts, stop_signal, stop_timeout
 //	[processes.<name>.limits]  max_runtime, max_memory_mb, max_cpu_percent

@@ -58,6 +58,7 @@ var settings = []setting{
 	{"node.retention", kindString, DefaultRetention},
 	{"node.retention_max", kindInt, DefaultRetentionMax},
 	{"node.shutdown", kindString, string(DefaultShutdown)},
+	{"node.heartbeat_interval", kindString, DefaultHeartbeatInterval},
 	{"nats.url", kindServers, ""},
 	{"nats.listen", kindString, DefaultNATSListen},
 	{"nats.jetstream", kindBool, DefaultJetStream},
@@ -66,6 +67,11 @@ var settings = []setting{
 	{"nats.stream_max_bytes", kindInt, DefaultStreamMaxBytes},
 	{"nats.stream_replicas", kindInt, DefaultStreamReplicas},
 	{"nats.publish_buffer", kindInt, DefaultPublishBuffer},
+	{"nats.cluster.name", kindString, DefaultClusterName},
+	{"nats.cluster.listen", kindString, ""},
+	{"nats.cluster.routes", kindServers, ""},
+	{"nats.leaf.remotes", kindServers, ""},
+	{"nats.leaf.listen", kindString, ""},
 }
 
 // Bounds of node.max_line_bytes: a line must hold a message envelope, and
@@ -100,6 +106,17 @@ func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (N
 		values := map[string]any{}
 		for _, k := range sortedKeys(table) {
 			key := section + "." + k
+			if key == labelsKey {
+				continue // a table of its own: see parseLabels
+			}
+			if subTables[key] {
+				sub, err := subTableValues(key, table[k], kinds)
+				if err != nil {
+					return NodeConfig{}, NATSConfig{}, err
+				}
+				values[k] = sub
+				continue
+			}
 			kind, ok := kinds[key]
 			if !ok {
 				return NodeConfig{}, NATSConfig{}, &KeyError{Key: key, Err: ErrUnknownKey}
@@ -131,6 +148,10 @@ func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (N
 	r := layers{v: v, env: env}
 	n, err := r.node()
 	if err != nil {
+		return NodeConfig{}, NATSConfig{}, err
+	}
+	nodeTable, _ := doc["node"].(map[string]any)
+	if n.Labels, err = parseLabels(nodeTable["labels"], lookupEnv); err != nil {
 		return NodeConfig{}, NATSConfig{}, err
 	}
 	nc, err := r.nats(n)
@@ -302,6 +323,10 @@ func (r layers) node() (NodeConfig, error) {
 		return n, r.fail("node.retention_max", fmt.Errorf("%d is out of range (expected 1 or more)", n.RetentionMax))
 	}
 
+	if n.HeartbeatInterval, err = r.duration("node.heartbeat_interval", MinHeartbeatInterval); err != nil {
+		return n, err
+	}
+
 	switch m := ShutdownMode(strings.ToLower(r.str("node.shutdown"))); m {
 	case ShutdownStop, ShutdownDetach:
 		n.Shutdown = m
@@ -358,14 +383,17 @@ func (r layers) nats(n NodeConfig) (NATSConfig, error) {
 	if c.StreamReplicas, err = r.integer("nats.stream_replicas"); err != nil {
 		return c, err
 	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		return c, r.fail("nats.stream_replicas", fmt.Errorf("%d is out of range (expected 1 to 5)", c.StreamReplicas))
+	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
+		return c, r.fail("nats.stream_replicas", fmt.Errorf("%d is out of range (expected 0 for auto, or 1 to 5)", c.StreamReplicas))
 	}
 	if c.PublishBuffer, err = r.integer("nats.publish_buffer"); err != nil {
 		return c, err
 	}
 	if c.PublishBuffer < 1 || c.PublishBuffer > maxPublishBuffer {
 		return c, r.fail("nats.publish_buffer", fmt.Errorf("%d is out of range (expected 1 to %d)", c.PublishBuffer, maxPublishBuffer))
+	}
+	if err := r.natsTopology(&c); err != nil {
+		return c, err
 	}
 	c.JetStreamDir = filepath.Join(n.DataDir, JetStreamDirName)
 	return c, nil

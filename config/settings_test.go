@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -64,8 +65,10 @@ func TestDefaults(t *testing.T) {
 		Retention:     time.Hour,
 		RetentionMax:  1000,
 		Shutdown:      ShutdownStop,
+
+		HeartbeatInterval: 2 * time.Second,
 	}
-	if c.Node != wantNode {
+	if !reflect.DeepEqual(c.Node, wantNode) {
 		t.Errorf("Node = %+v\nwant   %+v", c.Node, wantNode)
 	}
 	wantNATS := NATSConfig{
@@ -75,10 +78,11 @@ func TestDefaults(t *testing.T) {
 		Durable:        true,
 		StreamMaxAge:   24 * time.Hour,
 		StreamMaxBytes: 1 << 30,
-		StreamReplicas: 1,
+		StreamReplicas: 0, // auto
 		PublishBuffer:  65536,
+		Cluster:        ClusterConfig{Name: "corral"},
 	}
-	if c.NATS != wantNATS {
+	if !reflect.DeepEqual(c.NATS, wantNATS) {
 		t.Errorf("NATS = %+v\nwant   %+v", c.NATS, wantNATS)
 	}
 	if !c.NATS.Embedded() {
@@ -172,7 +176,7 @@ func TestSettings(t *testing.T) {
 				t.Error("JetStream = true")
 			}
 		}},
-		{"event stream and publishing", "[nats]\ndurable = false\nstream_max_age = \"168h\"\nstream_max_bytes = 10485760\nstream_replicas = 3\npublish_buffer = 1024", nil, func(t *testing.T, c *Config) {
+		{"event stream and publishing", "[nats]\nurl = \"nats://a:4222\"\ndurable = false\nstream_max_age = \"168h\"\nstream_max_bytes = 10485760\nstream_replicas = 3\npublish_buffer = 1024", nil, func(t *testing.T, c *Config) {
 			n := c.NATS
 			if n.Durable || n.StreamMaxAge != 168*time.Hour || n.StreamMaxBytes != 10<<20 || n.StreamReplicas != 3 || n.PublishBuffer != 1024 {
 				t.Errorf("NATS = %+v", n)
@@ -235,11 +239,41 @@ func TestSettings(t *testing.T) {
 				t.Errorf("Listen %q JetStream %v", c.NATS.Listen, c.NATS.JetStream)
 			}
 		}},
-		{"env CORRAL_NATS_DURABLE and stream keys", "", []string{"CORRAL_NATS_DURABLE=false", "CORRAL_NATS_STREAM_MAX_AGE=1h",
+		{"env CORRAL_NATS_DURABLE and stream keys", "", []string{"CORRAL_NATS_URL=nats://a:4222", "CORRAL_NATS_DURABLE=false", "CORRAL_NATS_STREAM_MAX_AGE=1h",
 			"CORRAL_NATS_STREAM_MAX_BYTES=2097152", "CORRAL_NATS_STREAM_REPLICAS=5", "CORRAL_NATS_PUBLISH_BUFFER=8"}, func(t *testing.T, c *Config) {
 			n := c.NATS
 			if n.Durable || n.StreamMaxAge != time.Hour || n.StreamMaxBytes != 2<<20 || n.StreamReplicas != 5 || n.PublishBuffer != 8 {
 				t.Errorf("NATS = %+v", n)
+			}
+		}},
+		{"heartbeat_interval", `node.heartbeat_interval = "250ms"`, nil, func(t *testing.T, c *Config) {
+			if c.Node.HeartbeatInterval != 250*time.Millisecond {
+				t.Errorf("HeartbeatInterval = %v", c.Node.HeartbeatInterval)
+			}
+		}},
+		{"labels", "[node.labels]\nzone = \"eu-1\"\ngpu = \"true\"", nil, func(t *testing.T, c *Config) {
+			if want := map[string]string{"zone": "eu-1", "gpu": "true"}; !reflect.DeepEqual(c.Node.Labels, want) {
+				t.Errorf("Labels = %v, want %v", c.Node.Labels, want)
+			}
+		}},
+		{"labels inline", `node.labels = { role = "edge" }`, nil, func(t *testing.T, c *Config) {
+			if want := map[string]string{"role": "edge"}; !reflect.DeepEqual(c.Node.Labels, want) {
+				t.Errorf("Labels = %v, want %v", c.Node.Labels, want)
+			}
+		}},
+		{"empty labels", "[node.labels]", nil, func(t *testing.T, c *Config) {
+			if c.Node.Labels != nil {
+				t.Errorf("Labels = %v, want nil", c.Node.Labels)
+			}
+		}},
+		{"env CORRAL_NODE_LABELS replaces the file's", "[node.labels]\nzone = \"a\"\ngpu = \"no\"", []string{"CORRAL_NODE_LABELS= zone=b , rack=r7"}, func(t *testing.T, c *Config) {
+			if want := map[string]string{"zone": "b", "rack": "r7"}; !reflect.DeepEqual(c.Node.Labels, want) {
+				t.Errorf("Labels = %v, want %v", c.Node.Labels, want)
+			}
+		}},
+		{"env CORRAL_NODE_HEARTBEAT_INTERVAL", "", []string{"CORRAL_NODE_HEARTBEAT_INTERVAL=100ms"}, func(t *testing.T, c *Config) {
+			if c.Node.HeartbeatInterval != 100*time.Millisecond {
+				t.Errorf("HeartbeatInterval = %v", c.Node.HeartbeatInterval)
 			}
 		}},
 		{"unrelated env is ignored", "", []string{"NODE_ID=x", "CORRAL_PROCESSES_ENCODER_COMMAND=x"}, func(t *testing.T, c *Config) {
@@ -343,6 +377,15 @@ func TestSettingErrors(t *testing.T) {
 		{"stats_interval not a duration", `node.stats_interval = "often"`, nil, "node.stats_interval", `invalid duration "often"`},
 		{"retention not a string", `node.retention = 5`, nil, "node.retention", `must be a string, got integer 5`},
 		{"bad shutdown mode", `node.shutdown = "abandon"`, nil, "node.shutdown", `invalid shutdown mode "abandon" (expected stop or detach)`},
+		{"heartbeat_interval too small", `node.heartbeat_interval = "10ms"`, nil, "node.heartbeat_interval", `must be at least 100ms`},
+		{"label value not a string", "[node.labels]\ngpu = true", nil, "node.labels.gpu", `must be a string, got boolean true`},
+		{"label value not a token", "[node.labels]\nzone = \"eu 1\"", nil, "node.labels.zone", `invalid value "eu 1" of label "zone"`},
+		{"label key not a token", "[node.labels]\n\"a.b\" = \"x\"", nil, "node.labels.a.b", `invalid label key "a.b"`},
+		{"labels not a table", `node.labels = "zone=a"`, nil, "node.labels", `must be a table of strings, got string "zone=a"`},
+		{"labels from env without =", "", []string{"CORRAL_NODE_LABELS=zone"}, "node.labels", `node.labels (from CORRAL_NODE_LABELS): invalid label "zone" (expected key=value)`},
+		{"labels from env with an empty pair", "", []string{"CORRAL_NODE_LABELS=zone=a,,x=y"}, "node.labels", `invalid label "" (expected key=value)`},
+		{"labels from env twice", "", []string{"CORRAL_NODE_LABELS=zone=a,zone=b"}, "node.labels", `label "zone" given twice`},
+		{"labels from env with an empty value", "", []string{"CORRAL_NODE_LABELS=zone="}, "node.labels", `invalid value "" of label "zone"`},
 		{"retention_max zero", `node.retention_max = 0`, nil, "node.retention_max", `out of range`},
 		{"max_line_bytes from env", "", []string{"CORRAL_NODE_MAX_LINE_BYTES=lots"}, "node.max_line_bytes", `invalid integer "lots"`},
 		{"url empty element", `nats.url = "nats://a:4222,,nats://b:4222"`, nil, "nats.url", `empty server address`},
@@ -358,7 +401,7 @@ func TestSettingErrors(t *testing.T) {
 		{"stream_max_age negative", `nats.stream_max_age = "-1h"`, nil, "nats.stream_max_age", `must be at least 0s`},
 		{"stream_max_bytes too small", `nats.stream_max_bytes = 1000`, nil, "nats.stream_max_bytes", `out of range (expected -1 for no limit, or at least 1048576)`},
 		{"stream_max_bytes zero", `nats.stream_max_bytes = 0`, nil, "nats.stream_max_bytes", `out of range`},
-		{"stream_replicas", `nats.stream_replicas = 7`, nil, "nats.stream_replicas", `7 is out of range (expected 1 to 5)`},
+		{"stream_replicas", `nats.stream_replicas = 7`, nil, "nats.stream_replicas", `7 is out of range (expected 0 for auto, or 1 to 5)`},
 		{"publish_buffer zero", `nats.publish_buffer = 0`, nil, "nats.publish_buffer", `out of range (expected 1 to 1048576)`},
 		{"publish_buffer from env", "", []string{"CORRAL_NATS_PUBLISH_BUFFER=many"}, "nats.publish_buffer", `nats.publish_buffer (from CORRAL_NATS_PUBLISH_BUFFER): invalid integer "many"`},
 		{"socket_dir too long", "node.socket_dir = \"" + long + "\"", nil, "node.socket_dir", "bytes unix sockets allow: choose a shorter node.socket_dir"},

@@ -183,4 +183,3 @@ func readStream(t *testing.T, url, subject string, fn func(jetstream.Msg)) {
 		fn(m)
 	}
 }
-

@@ -170,6 +170,26 @@ func (n *node) kill9(t *testing.T) {
 
 func (n *node) launch(t *testing.T) {
 	t.Helper()
+	// The [node] and [nats] keys from the environment, as an operator
+	// would set them.
+	n.run(t, programEnv(
+		"CORRAL_NODE_ID="+n.id,
+		"CORRAL_NODE_DATA_DIR="+n.dataDir,
+		"CORRAL_NODE_LOG_LEVEL=debug",
+		fmt.Sprintf("CORRAL_NATS_LISTEN=127.0.0.1:%d", n.port),
+	))
+	n.waitReady(t)
+}
+
+// start runs corrald on its config file alone (no CORRAL_* overrides) and
+// does not wait: cluster nodes are ready only together.
+func (n *node) start(t *testing.T) {
+	t.Helper()
+	n.run(t, programEnv())
+}
+
+func (n *node) run(t *testing.T, env []string) {
+	t.Helper()
 	n.exited = make(chan struct{})
 	logFile, err := os.Create(n.logPath)
 	if err != nil {
@@ -179,14 +199,7 @@ func (n *node) launch(t *testing.T) {
 	n.cmd = exec.Command(bin("corrald"), "--config", n.cfgPath)
 	n.cmd.Dir = workDir
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
-	// The [node] and [nats] keys from the environment, as an operator
-	// would set them.
-	n.cmd.Env = programEnv(
-		"CORRAL_NODE_ID="+n.id,
-		"CORRAL_NODE_DATA_DIR="+n.dataDir,
-		"CORRAL_NODE_LOG_LEVEL=debug",
-		fmt.Sprintf("CORRAL_NATS_LISTEN=127.0.0.1:%d", n.port),
-	)
+	n.cmd.Env = env
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +213,6 @@ func (n *node) launch(t *testing.T) {
 			n.dumpLogs(t)
 		}
 	})
-	n.waitReady(t)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

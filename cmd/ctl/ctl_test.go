@@ -82,11 +82,22 @@ func TestNodesAndDefinitions(t *testing.T) {
 	n := startNode(t)
 
 	rs := rows(t, n.ok(t, "nodes"))
-	if strings.Join(rs[0], " ") != "NODE VERSION PROCESSES RUNNING UPTIME DEFINITIONS DURABLE DROPPED" {
+	if strings.Join(rs[0], " ") != "NODE LABELS VERSION UPTIME PROCESSES RUNNING CPU% MEM DEFINITIONS DURABLE DROPPED STATE" {
 		t.Errorf("nodes header = %v", rs[0])
 	}
-	if len(rs) != 2 || rs[1][0] != "n1" || rs[1][1] != bus.Version || rs[1][5] != "sleeper,talker" || rs[1][6] != "no" || rs[1][7] != "0" {
-		t.Errorf("nodes = %v, want n1 with sleeper,talker", rs)
+	if len(rs) != 2 {
+		t.Fatalf("nodes = %v, want n1 alone", rs)
+	}
+	row := map[string]string{}
+	for i, h := range rs[0] {
+		row[h] = rs[1][i]
+	}
+	if row["NODE"] != "n1" || row["LABELS"] != "role=test,zone=a" || row["VERSION"] != bus.Version || row["DEFINITIONS"] != "sleeper,talker" ||
+		row["DURABLE"] != "no" || row["DROPPED"] != "0" || row["STATE"] != "alive" {
+		t.Errorf("nodes = %v, want n1 alive with its labels, sleeper,talker", row)
+	}
+	if !regexp.MustCompile(`^\d+\.\d$`).MatchString(row["CPU%"]) || !regexp.MustCompile(`^[\d.]+[kMG]?B/[\d.]+[kMG]?B$`).MatchString(row["MEM"]) {
+		t.Errorf("host CPU%%/MEM = %q/%q", row["CPU%"], row["MEM"])
 	}
 	var nodes []bus.NodeInfo
 	if err := json.Unmarshal([]byte(n.ok(t, "nodes", "--json")), &nodes); err != nil || len(nodes) != 1 || nodes[0].ID != "n1" {

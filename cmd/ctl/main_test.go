@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,11 +48,16 @@ func buildAndRun(m *testing.M) int {
 type testNode struct {
 	url string
 	srv *server.Server
+	svc *bus.Service
+	sup *node.Supervisor
 	ctl *bus.Control // the test's own view, to check what corralctl says
+
+	detached bool // the supervisor let go of its children: see die
 }
 
-// startNode starts node n1 defining "sleeper" (sleep 30) and "talker"
-// (prints a line, then sleeps), and stops everything when the test ends.
+// startNode starts node n1 (labels zone=a, role=test) defining "sleeper"
+// (sleep 30) and "talker" (prints a line, then sleeps), and stops
+// everything when the test ends.
 func startNode(t *testing.T) *testNode { return newTestNode(t, false) }
 
 // startHistoryNode is startNode with JetStream: the node keeps its events
@@ -59,6 +65,12 @@ func startNode(t *testing.T) *testNode { return newTestNode(t, false) }
 func startHistoryNode(t *testing.T) *testNode { return newTestNode(t, true) }
 
 func newTestNode(t *testing.T, jetstream bool) *testNode {
+	t.Helper()
+	return addNode(t, startServer(t, jetstream), nodeSpec{id: "n1", labels: map[string]string{"zone": "a", "role": "test"}, jetstream: jetstream})
+}
+
+// startServer starts an embedded NATS server, with JetStream or not.
+func startServer(t *testing.T, jetstream bool) *server.Server {
 	t.Helper()
 	cfg := bus.ServerConfig{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)}
 	if jetstream {
@@ -69,16 +81,35 @@ func newTestNode(t *testing.T, jetstream bool) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := bus.ConnectInProcess(srv, "n1")
+	return srv
+}
+
+// nodeSpec describes a node addNode starts.
+type nodeSpec struct {
+	id     string
+	labels map[string]string
+	// jetstream: the server has JetStream; the node keeps its events in
+	// the stream and its record in the node registry.
+	jetstream bool
+	heartbeat time.Duration
+}
+
+// addNode starts a node on srv defining "sleeper" and "talker"; it is
+// stopped when the test ends.
+func addNode(t *testing.T, srv *server.Server, spec nodeSpec) *testNode {
+	t.Helper()
+	nc, err := bus.ConnectInProcess(srv, spec.id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	var relay bus.RelayConfig
-	if jetstream {
-		relay = bus.RelayConfig{Durable: true, Stream: &bus.StreamConfig{}}
+	cfg := bus.ServiceConfig{NodeID: spec.id, Labels: spec.labels, HeartbeatInterval: spec.heartbeat,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	if spec.jetstream {
+		cfg.Relay = bus.RelayConfig{Durable: true, Stream: &bus.StreamConfig{}}
+		cfg.Registry = &bus.RegistryConfig{}
 	}
-	svc := bus.NewService(nc, bus.ServiceConfig{NodeID: "n1", Relay: relay, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	svc := bus.NewService(nc, cfg)
 	t.Cleanup(func() {
 		if err := svc.Close(); err != nil {
 			t.Errorf("closing service: %v", err)
@@ -93,11 +124,15 @@ func newTestNode(t *testing.T, jetstream bool) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	sup, err := node.New(node.Config{NodeID: "n1", SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"), Reporter: svc, StatsInterval: 100 * time.Millisecond})
+	sup, err := node.New(node.Config{NodeID: spec.id, SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"), Reporter: svc, StatsInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := &testNode{url: srv.ClientURL(), srv: srv, svc: svc, sup: sup}
 	t.Cleanup(func() {
+		if n.detached {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := sup.Close(ctx); err != nil {
@@ -120,7 +155,29 @@ func newTestNode(t *testing.T, jetstream bool) *testNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(cc.Close)
-	return &testNode{url: srv.ClientURL(), srv: srv, ctl: bus.NewControl(cc)}
+	n.ctl = bus.NewControl(cc)
+	return n
+}
+
+// die takes the node off the bus as a crash would, its children left
+// running; they are killed when the test ends.
+func (n *testNode) die(t *testing.T) {
+	t.Helper()
+	procs := n.sup.GetAll()
+	n.detached = true
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := n.sup.Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range procs {
+			_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+		}
+	})
+	if err := n.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // result is one run of corralctl.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,11 +11,17 @@ import (
 func (a *app) nodesCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "nodes",
-		Short: "List the nodes that answer",
-		Long: `Nodes lists the nodes that answer, with their processes and definitions.
-DURABLE says whether a child's ack of an event waits until JetStream stored
-it; DROPPED counts the messages the node lost on their way to NATS since it
-started (the target is zero).`,
+		Short: "List the nodes of the cluster, alive and gone",
+		Long: `Nodes lists every node: those that answer, with what they say of
+themselves, and those that are gone (STATE gone: they missed three
+heartbeats and do not answer), with their last heartbeat. Gone nodes are
+known from the node registry, which needs JetStream; without it only the
+nodes that answer are listed.
+
+CPU% and MEM are the node's host (MEM: used/total). DURABLE says whether a
+child's ack of an event waits until JetStream stored it; DROPPED counts the
+messages the node lost on their way to NATS since it started (the target is
+zero).`,
 		Args: argNames(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctl, err := a.control()
@@ -34,17 +39,7 @@ started (the target is zero).`,
 			if a.json {
 				return printJSON(w, nodes)
 			}
-			now := time.Now()
-			t := newTable(w, "NODE", "VERSION", "PROCESSES", "RUNNING", "UPTIME", "DEFINITIONS", "DURABLE", "DROPPED")
-			for _, n := range nodes {
-				durable := "no"
-				if n.Durable {
-					durable = "yes"
-				}
-				t.row(n.ID, n.Version, strconv.Itoa(n.Processes), strconv.Itoa(n.Running),
-					humanDuration(now.Sub(n.StartedAt)), joinOr(n.Definitions, "-"), durable, strconv.FormatUint(n.Dropped, 10))
-			}
-			return t.flush()
+			return printNodes(w, nodes, time.Now())
 		},
 	}
 }

@@ -152,3 +152,31 @@ func joinOr(names []string, none string) string {
 	}
 	return strings.Join(names, ",")
 }
+
+// printNodes is the table of nodes.
+func printNodes(w io.Writer, nodes []bus.NodeInfo, now time.Time) error {
+	t := newTable(w, "NODE", "LABELS", "VERSION", "UPTIME", "PROCESSES", "RUNNING", "CPU%", "MEM", "DEFINITIONS", "DURABLE", "DROPPED", "STATE")
+	for _, n := range nodes {
+		labels := bus.LabelSelector(n.Labels)
+		if labels == "" {
+			labels = "-"
+		}
+		up, cpu, mem, state := humanDuration(now.Sub(n.StartedAt)), "-", "-", "alive"
+		if n.Gone || n.StartedAt.IsZero() {
+			up = "-"
+		}
+		if n.Gone {
+			state = "gone"
+		} else if n.Host != nil {
+			cpu = strconv.FormatFloat(n.Host.CPUPercent, 'f', 1, 64)
+			mem = humanBytes(float64(n.Host.MemUsedBytes)) + "/" + humanBytes(float64(n.Host.MemTotalBytes))
+		}
+		durable := "no"
+		if n.Durable {
+			durable = "yes"
+		}
+		t.row(n.ID, labels, n.Version, up, strconv.Itoa(n.Processes), strconv.Itoa(n.Running), cpu, mem,
+			joinOr(n.Definitions, "-"), durable, strconv.FormatUint(n.Dropped, 10), state)
+	}
+	return t.flush()
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,7 +15,11 @@ func (a *app) psCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List the processes of every node",
-		Args:  argNames(),
+		Long: `Ps asks every node for its processes and prints them as soon as every
+known node answered. A node that did not answer within --timeout is named
+on stderr; so is a node that is gone (it missed three heartbeats), whose
+last known processes are listed with STATUS unknown.`,
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctl, err := a.control()
 			if err != nil {
@@ -22,6 +28,13 @@ func (a *app) psCmd() *cobra.Command {
 			res, err := ctl.List(cmd.Context(), req)
 			if err != nil {
 				return err
+			}
+			for _, n := range res.Missing {
+				if slices.Contains(res.Gone, n) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "corralctl: node %q is gone: its processes are listed as unknown\n", n)
+				} else {
+					fmt.Fprintf(cmd.ErrOrStderr(), "corralctl: node %q did not answer within %v: its processes are not listed\n", n, a.timeout)
+				}
 			}
 			if a.json {
 				return printJSON(cmd.OutOrStdout(), res)

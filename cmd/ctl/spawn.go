@@ -14,15 +14,35 @@ import (
 func (a *app) spawnCmd() *cobra.Command {
 	var (
 		nodeID, meta, cwd string
-		env               []string
+		env, labels       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "spawn NAME",
-		Short: "Start a process of a definition, on any node that defines it or on --node",
+		Short: "Start a process of a definition, on any node that defines it, on --node, or by --label",
+		Long: `Spawn starts a process of the definition NAME. Without --node or --label any
+node that defines NAME takes it. With --node, that node. With --label (one
+or more key=value), the nodes whose labels match them all and that define
+NAME: the one with the fewest running processes, ties broken at random.
+A name no node defines, or labels no node matches, fail at once.`,
 		Example: `  corralctl spawn encoder --meta '{"input":"a.mp4"}' --env LOG_LEVEL=debug
-  corralctl spawn encoder --node host-2`,
+  corralctl spawn encoder --node host-2
+  corralctl spawn encoder --label gpu=true --label zone=eu-1`,
 		Args: argNames("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			at := bus.Placement{Node: nodeID}
+			if nodeID != "" && len(labels) > 0 {
+				return usage(cmd, "give --node or --label, not both")
+			}
+			for _, kv := range labels {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || !token(k) || !token(v) {
+					return usage(cmd, "--label %q must be KEY=VALUE, each of A-Z a-z 0-9 _ - (at most 64)", kv)
+				}
+				if at.Labels == nil {
+					at.Labels = map[string]string{}
+				}
+				at.Labels[k] = v
+			}
 			req := bus.SpawnRequest{Cwd: cwd}
 			if meta != "" {
 				if err := jsonObject(meta); err != nil {
@@ -44,7 +64,7 @@ func (a *app) spawnCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			mp, err := ctl.Spawn(cmd.Context(), nodeID, args[0], req)
+			mp, err := ctl.SpawnAt(cmd.Context(), args[0], at, req)
 			if err != nil {
 				return err
 			}
@@ -56,10 +76,25 @@ func (a *app) spawnCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&nodeID, "node", "", "spawn on this node (default: any node that defines NAME)")
+	f.StringArrayVar(&labels, "label", nil, "spawn on a node with this label KEY=VALUE (repeatable: all must match)")
 	f.StringVar(&meta, "meta", "", "metadata for the process, a JSON object")
 	f.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	f.StringVar(&cwd, "cwd", "", "working directory (default: the definition's)")
 	return cmd
+}
+
+// token reports whether s is a subject token, [A-Za-z0-9_-]{1,64}, as
+// label keys and values are.
+func token(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonObject reports why s is not a JSON object, or nil.

@@ -34,12 +34,14 @@ func run(path string, detach bool) error {
 		cfg.Node.Shutdown = config.ShutdownDetach
 	}
 	logger := daemon.NewLogger(os.Stderr, cfg.Node)
+	// Signals are ours from the start: one that arrives while the node is
+	// still starting is handled once it is up, not by the default action.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	d, err := daemon.Start(cfg, logger)
 	if err != nil {
 		return err
 	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	sig := <-sigs
 	logger.Info("shutting down; a second signal forces exit", "signal", sig.String())
 	go func() { <-sigs; logger.Error("second signal, exiting now"); os.Exit(1) }()

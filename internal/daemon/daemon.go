@@ -50,6 +50,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 		d.srv, err = bus.StartServer(bus.ServerConfig{
 			Name: cfg.Node.ID, Listen: cfg.NATS.Listen, JetStream: cfg.NATS.JetStream,
 			StoreDir: cfg.Node.DataDir, Logger: logger,
+			Cluster: clusterConfig(cfg.NATS), Leaf: leafConfig(cfg.NATS),
 		})
 		if err != nil {
 			return nil, err
@@ -61,7 +62,10 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.svc = bus.NewService(d.nc, bus.ServiceConfig{NodeID: cfg.Node.ID, Relay: relayConfig(cfg), Logger: logger})
+	d.svc = bus.NewService(d.nc, bus.ServiceConfig{
+		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, Relay: relayConfig(cfg),
+		HeartbeatInterval: cfg.Node.HeartbeatInterval, Registry: registryConfig(cfg), Logger: logger,
+	})
 	if err := d.setUpStream(); err != nil {
 		return nil, err
 	}

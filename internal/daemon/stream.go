@@ -18,19 +18,49 @@ func relayConfig(cfg *config.Config) bus.RelayConfig {
 	if n.Embedded() && !n.JetStream {
 		return bus.RelayConfig{Buffer: n.PublishBuffer}
 	}
+	replicas := n.StreamReplicas
+	if replicas == 0 && n.Embedded() {
+		// Auto: an external server's count is known only once connected,
+		// and is the relay's to make.
+		replicas = bus.AutoReplicas(clusterConfig(n).Members())
+	}
 	return bus.RelayConfig{Durable: n.Durable, Buffer: n.PublishBuffer,
-		Stream: &bus.StreamConfig{MaxAge: n.StreamMaxAge, MaxBytes: n.StreamMaxBytes, Replicas: n.StreamReplicas}}
+		Stream: &bus.StreamConfig{MaxAge: n.StreamMaxAge, MaxBytes: n.StreamMaxBytes, Replicas: replicas}}
+}
+
+// clusterConfig is the embedded server's [nats.cluster].
+func clusterConfig(n config.NATSConfig) bus.ClusterConfig {
+	return bus.ClusterConfig{Name: n.Cluster.Name, Listen: n.Cluster.Listen, Routes: n.Cluster.Routes}
+}
+
+// leafConfig is the embedded server's [nats.leaf].
+func leafConfig(n config.NATSConfig) bus.LeafConfig {
+	return bus.LeafConfig{Remotes: n.Leaf.Remotes, Listen: n.Leaf.Listen}
 }
 
 // setUpStream ensures the event stream before any child can speak. The
 // embedded server must take it (a refusal is a configuration error); an
 // external server without JetStream means no history and acks that mean
 // "handed to NATS"; one that is unreachable now gets the stream when the
-// connection comes up.
+// connection comes up, and one that refuses it for now (a JetStream
+// cluster without a leader yet) gets it from the relay's retries.
+//
+// A member of an embedded cluster does not wait: its JetStream is
+// available only once the other members are up and have elected a leader
+// (on a first start, all of those listed in the routes), and they may be
+// starting after it. It serves the control plane and supervises at once,
+// and the relay sets the stream up in the background; until it is there
+// a child's ack means handed to NATS.
 func (d *Daemon) setUpStream() error {
 	n := d.cfg.NATS
 	if n.Embedded() && !n.JetStream {
 		d.log.Info("JetStream is off: no event history, and a child's ack means handed to NATS")
+		return nil
+	}
+	if n.Embedded() && n.Cluster.Listen != "" {
+		d.log.Info("JetStream cluster: the event stream is set up once the cluster has a leader; until then a child's ack means handed to NATS",
+			"stream", bus.StreamName, "replicas", relayConfig(d.cfg).Stream.Replicas, "cluster", n.Cluster.Name)
+		d.svc.EnsureStreamInBackground()
 		return nil
 	}
 	if !d.nc.IsConnected() {
@@ -49,7 +79,8 @@ func (d *Daemon) setUpStream() error {
 	case errors.Is(err, bus.ErrNoJetStream):
 		d.log.Warn("the NATS server has no JetStream: no event history, and a child's ack means handed to NATS", "err", err)
 	default:
-		d.log.Warn("cannot set up the event stream; retrying on reconnect; until then a child's ack means handed to NATS", "err", err)
+		d.log.Warn("cannot set up the event stream; retrying in the background; until then a child's ack means handed to NATS", "err", err)
+		d.svc.EnsureStreamInBackground()
 	}
 	return nil
 }

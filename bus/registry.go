@@ -1,0 +1,288 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/corral-run/corral/node"
+)
+
+// The node registry is the JetStream KV bucket CORRAL_NODES. Every node
+// puts its NodeInfo at the key <node> each heartbeat interval, and its
+// unfinished processes (NodeProcesses) at <node>.procs when they change.
+// A record the node stopped refreshing tells a client at once that the
+// node is gone and what ran there, and lets the surviving nodes agree,
+// with a compare-and-set on the record, on which of them announces the
+// loss (process.node_lost). Without JetStream there is no registry:
+// discovery is live only (the nodes that answer now), and gone nodes are
+// not shown.
+
+// RegistryBucket is the KV bucket of the node registry.
+const RegistryBucket = "CORRAL_NODES"
+
+// DefaultHeartbeatInterval is how often a node announces itself unless
+// ServiceConfig.HeartbeatInterval says otherwise.
+const DefaultHeartbeatInterval = 2 * time.Second
+
+// MissedHeartbeats is how many heartbeat intervals a node may stay quiet
+// before it is gone.
+const MissedHeartbeats = 3
+
+// registryMaxAge is how long the registry keeps a record nobody
+// refreshes: a node gone for good drops out of `corralctl nodes` after a
+// day. Nodes refresh their process list at least every procsRefresh, so
+// the records of live nodes never expire.
+const (
+	registryMaxAge = 24 * time.Hour
+	procsRefresh   = time.Hour
+)
+
+// RegistryConfig configures the node registry.
+type RegistryConfig struct {
+	// Replicas is the number of copies of the bucket in a JetStream
+	// cluster (1 to 5); give it the event stream's. 0 means auto: the
+	// bucket's replicas as it is, when it exists, else the event stream's
+	// when that exists, else AutoReplicas of the servers the connection
+	// knows.
+	Replicas int
+}
+
+// EnsureRegistry creates the registry bucket CORRAL_NODES, or updates it
+// to cfg. It is idempotent: every node calls it. When the server has no
+// JetStream the error wraps ErrNoJetStream.
+func EnsureRegistry(ctx context.Context, js jetstream.JetStream, cfg RegistryConfig) (jetstream.KeyValue, error) {
+	replicas := cfg.Replicas
+	if replicas <= 0 {
+		replicas = autoRegistryReplicas(ctx, js)
+	}
+	want := jetstream.KeyValueConfig{
+		Bucket:      RegistryBucket,
+		Description: "Corral node registry: <node> is the node's last heartbeat, <node>.procs its processes",
+		History:     1,
+		TTL:         registryMaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	}
+	// Every node calls this at once when a cluster starts: look before
+	// writing, and only create or update when needed, since concurrent
+	// updates of a stream being created in a JetStream cluster can go
+	// unanswered.
+	kv, err := js.KeyValue(ctx, RegistryBucket)
+	switch {
+	case err == nil:
+		st, serr := kv.Status(ctx)
+		if serr == nil && st.Config().Replicas == want.Replicas && st.TTL() == want.TTL && st.History() == int64(want.History) {
+			return kv, nil
+		}
+		kv, err = js.UpdateKeyValue(ctx, want)
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		kv, err = js.CreateKeyValue(ctx, want)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, RegistryBucket) // another node was first
+		}
+	}
+	if err != nil {
+		if noJetStream(err) {
+			err = ErrNoJetStream
+		}
+		return nil, fmt.Errorf("cannot set up node registry %s: %w", RegistryBucket, err)
+	}
+	return kv, nil
+}
+
+// autoRegistryReplicas is RegistryConfig.Replicas 0: auto never rescales
+// the bucket, and follows the event stream.
+func autoRegistryReplicas(ctx context.Context, js jetstream.JetStream) int {
+	if kv, err := js.KeyValue(ctx, RegistryBucket); err == nil {
+		if st, err := kv.Status(ctx); err == nil {
+			return st.Config().Replicas
+		}
+	}
+	if st, err := js.Stream(ctx, StreamName); err == nil {
+		return st.CachedInfo().Config.Replicas
+	}
+	return AutoReplicas(knownServers(js.Conn()))
+}
+
+// NodeProcesses is a node's entry <node>.procs in the registry: its
+// processes that had not finished, as last announced. Once the node is
+// gone they are listed with status unknown, and requests for them fail
+// fast naming the node.
+type NodeProcesses struct {
+	Node      string           `json:"node"`
+	Processes []ProcessSummary `json:"processes"`
+}
+
+// ProcessSummary is what the registry keeps of a process: enough to list
+// it and to find its node.
+type ProcessSummary struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Node      string    `json:"node"`
+	Status    Status    `json:"status"`
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"startedAt"`
+}
+
+// managed is the summary as a ManagedProcess of unknown status: what is
+// known of a process whose node is gone.
+func (p ProcessSummary) managed() ManagedProcess {
+	return ManagedProcess{ID: p.ID, Name: p.Name, Node: p.Node, Status: StatusUnknown, PID: p.PID, StartedAt: p.StartedAt}
+}
+
+// RegistryRequest asks a node for its view of the registry
+// (corral.registry).
+type RegistryRequest struct {
+	// Processes says whose processes come with the view: none (""), those
+	// of the nodes the answering node holds for gone (ProcessesGone), or
+	// every node's (ProcessesAll).
+	Processes string `json:"processes,omitempty" jsonschema:"enum=,enum=gone,enum=all"`
+}
+
+// The values of RegistryRequest.Processes.
+const (
+	ProcessesGone = "gone"
+	ProcessesAll  = "all"
+)
+
+// RegistryView is a node's view of the node registry, kept from the
+// registry and the nodes' heartbeats: the reply of corral.registry.
+type RegistryView struct {
+	// Node is the node that answered.
+	Node  string          `json:"node"`
+	Nodes []RegistryEntry `json:"nodes"`
+}
+
+// RegistryEntry is one node in a RegistryView.
+type RegistryEntry struct {
+	// Info is the node's last record or heartbeat.
+	Info NodeInfo `json:"info"`
+	// AgeMs is how long ago the answering node last heard of this one (a
+	// heartbeat or a new record), by its own clock: 0 for itself.
+	AgeMs int64 `json:"ageMs"`
+	// Processes are its unfinished processes as last announced, when
+	// RegistryRequest.Processes asked for them.
+	Processes []ProcessSummary `json:"processes,omitempty"`
+}
+
+// StatusUnknown is the status of a process whose node is gone.
+const StatusUnknown = node.StatusUnknown
+
+// goneAfter is how long a node with this heartbeat interval may stay
+// quiet before it is gone.
+func goneAfter(intervalMs int64) time.Duration {
+	interval := time.Duration(intervalMs) * time.Millisecond
+	if interval <= 0 {
+		interval = DefaultHeartbeatInterval
+	}
+	return MissedHeartbeats * interval
+}
+
+// nodeRecord is a node's record as read from the registry.
+type nodeRecord struct {
+	info NodeInfo
+	rev  uint64
+	at   time.Time // when the server stored it
+}
+
+// gone reports whether the record says the node is gone at now: a
+// surviving node declared it lost, or it is older than MissedHeartbeats
+// intervals (judged by the server's timestamp, so the node's own clock
+// does not matter).
+func (r nodeRecord) gone(now time.Time) bool {
+	return r.info.Lost || now.Sub(r.at) > goneAfter(r.info.IntervalMs)
+}
+
+// errNoRegistry says there is no node registry to read: no JetStream, or
+// no node created the bucket.
+var errNoRegistry = errors.New("no node registry")
+
+// registryBucket returns the registry bucket, or errNoRegistry.
+func registryBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, RegistryBucket)
+	switch {
+	case err == nil:
+		return kv, nil
+	case errors.Is(err, jetstream.ErrBucketNotFound) || noJetStream(err):
+		return nil, fmt.Errorf("%w: %v", errNoRegistry, err)
+	}
+	return nil, fmt.Errorf("cannot open node registry: %w", err)
+}
+
+// readRecords reads every node record of the registry.
+func readRecords(ctx context.Context, kv jetstream.KeyValue) (map[string]nodeRecord, error) {
+	out := map[string]nodeRecord{}
+	err := readKeys(ctx, kv, registryNodeKeys, func(e jetstream.KeyValueEntry) {
+		var info NodeInfo
+		if json.Unmarshal(e.Value(), &info) == nil && info.ID == e.Key() {
+			out[e.Key()] = nodeRecord{info: info, rev: e.Revision(), at: e.Created()}
+		}
+	})
+	return out, err
+}
+
+// readProcs reads the process lists of the nodes given, skipping those
+// that have none.
+func readProcs(ctx context.Context, kv jetstream.KeyValue, nodes []string) (map[string][]ProcessSummary, error) {
+	out := make(map[string][]ProcessSummary, len(nodes))
+	for _, n := range nodes {
+		e, err := kv.Get(ctx, registryProcsKey(n))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("cannot read processes of node %q: %w", n, err)
+		}
+		var np NodeProcesses
+		if err := json.Unmarshal(e.Value(), &np); err == nil {
+			out[n] = np.Processes
+		}
+	}
+	return out, nil
+}
+
+// findOwner looks for the node that last announced process id.
+func findOwner(ctx context.Context, kv jetstream.KeyValue, id string) (string, bool, error) {
+	owner := ""
+	err := readKeys(ctx, kv, registryProcsKeys, func(e jetstream.KeyValueEntry) {
+		var np NodeProcesses
+		if owner != "" || json.Unmarshal(e.Value(), &np) != nil {
+			return
+		}
+		for _, p := range np.Processes {
+			if p.ID == id {
+				owner = np.Node
+				return
+			}
+		}
+	})
+	return owner, owner != "", err
+}
+
+// readKeys calls fn with the current value of every key matching filter.
+func readKeys(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(jetstream.KeyValueEntry)) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("cannot read node registry: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("cannot read node registry: %w", ctx.Err())
+			}
+			if e == nil {
+				return nil // the current values are all in
+			}
+			fn(e)
+		case <-ctx.Done():
+			return fmt.Errorf("cannot read node registry: %w", ctx.Err())
+		}
+	}
+}
