@@ -183,7 +183,7 @@ func (c *conn) relayEvent(msg *wire.Message) error {
 		}
 	})
 	if !isObject {
-		return reject(wire.CodeInvalidEvent, "event %q: data must be a JSON object, got %s", msg.Event, kindOf(data))
+		return reject(wire.CodeInvalidEvent, "event %q: data must be a JSON object, got %s", msg.Event, wire.ValueKind(data))
 	}
 	if badKey != "" {
 		return reject(wire.CodeInvalidEvent, "event %q: data may not use the key %q (the node sets it)", msg.Event, badKey)

@@ -121,27 +121,7 @@ func ValidMetadata(raw json.RawMessage) error {
 		return fmt.Errorf("%w: metadata is not valid JSON", ErrInvalid)
 	}
 	if !wire.ObjectKeys(raw, func([]byte) {}) {
-		return fmt.Errorf("%w: metadata must be a JSON object, got %s", ErrInvalid, kindOf(raw))
+		return fmt.Errorf("%w: metadata must be a JSON object, got %s", ErrInvalid, wire.ValueKind(raw))
 	}
 	return nil
-}
-
-func kindOf(raw []byte) string {
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '[':
-			return "an array"
-		case '"':
-			return "a string"
-		case 'n':
-			return "null"
-		case 't', 'f':
-			return "a boolean"
-		default:
-			return "a number"
-		}
-	}
-	return "nothing"
 }

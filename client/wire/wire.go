@@ -151,7 +151,7 @@ func Decode(line []byte, msg *Message) error {
 	}
 	trimmed := bytes.TrimLeft(line, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return &DecodeError{Code: CodeMalformed, Reason: "cannot decode line: expected a JSON object, got " + kindName(trimmed), Err: ErrMalformed}
+		return &DecodeError{Code: CodeMalformed, Reason: "cannot decode line: expected a JSON object, got " + ValueKind(trimmed), Err: ErrMalformed}
 	}
 	var typ, pid, ts, event, data, stats []byte
 	var typT, pidT, tsT, eventT, dataT, statsT jsonparser.ValueType
@@ -271,7 +271,10 @@ func typeName(t jsonparser.ValueType) string {
 	return "nothing"
 }
 
-func kindName(b []byte) string {
+// ValueKind names the kind of a JSON value for error messages ("an
+// array", "a string", …), from its first non-space byte.
+func ValueKind(b []byte) string {
+	b = bytes.TrimLeft(b, " \t\r\n")
 	if len(b) == 0 {
 		return "nothing"
 	}
