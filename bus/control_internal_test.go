@@ -106,3 +106,40 @@ func TestBadRequestIsErrBadRequest(t *testing.T) {
 		t.Errorf("Get = %+v, %v", mp, err)
 	}
 }
+
+// A stop that reaches the service once Close has begun (micro drains its
+// subscriptions asynchronously, and a process subscription's callback may
+// be running) is refused: no goroutine of the service outlives Close.
+func TestStopAfterCloseIsRefused(t *testing.T) {
+	srv, err := StartServer(ServerConfig{Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := ConnectInProcess(srv, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	svc := NewService(nc, ServiceConfig{NodeID: "f"})
+	if err := svc.Serve(&fakeSupervisor{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	inbox := nc.NewInbox()
+	replies, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.handleProc("proc_fake", &nats.Msg{Subject: ProcSubject("proc_fake", VerbStop), Reply: inbox, Sub: replies})
+	svc.wg.Wait() // without the refusal, Stop runs here, after Close
+	m, err := replies.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeReply(m, nil); err == nil {
+		t.Errorf("stop after Close answered %q, want an error", m.Data)
+	}
+}

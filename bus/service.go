@@ -295,8 +295,16 @@ func (s *Service) supervisor() Supervisor {
 }
 
 // async runs a slow request (one that waits for exits) off the
-// subscription's goroutine, so one stop does not hold up the others.
-func (s *Service) async(fn func(ctx context.Context)) {
+// subscription's goroutine, so one stop does not hold up the others. Once
+// Close has begun (a drained or in-flight request can still arrive) it
+// answers r with an error instead: no goroutine outlives Close.
+func (s *Service) async(r replier, fn func(ctx context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		respondError(r, fmt.Errorf("node %s is shutting down", s.cfg.NodeID))
+		return
+	}
 	s.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
 		defer cancel()
@@ -377,7 +385,7 @@ func (s *Service) handleStopAll(r micro.Request) {
 		respondError(r, err)
 		return
 	}
-	s.async(func(ctx context.Context) {
+	s.async(r, func(ctx context.Context) {
 		ps, err := s.supervisor().StopAll(ctx, sig, req.Name)
 		respond(r, ListReply{Node: s.cfg.NodeID, Processes: ps}, err)
 	})
@@ -393,7 +401,7 @@ func (s *Service) handleRegistry(r micro.Request) {
 	}
 	view, ok := s.announce.view(req)
 	if !ok {
-		_ = r.Error("503", fmt.Sprintf("node %s has not read the node registry yet", s.cfg.NodeID), nil)
+		respondError(r, fmt.Errorf("node %s has not read the node registry yet", s.cfg.NodeID)) // 500: DESIGN's codes
 		return
 	}
 	_ = r.RespondJSON(view)
@@ -458,12 +466,12 @@ func (s *Service) handleProc(id string, m *nats.Msg) {
 			respondError(r, err)
 			return
 		}
-		s.async(func(ctx context.Context) {
+		s.async(r, func(ctx context.Context) {
 			mp, err := sup.Stop(ctx, id, sig)
 			respond(r, mp, err)
 		})
 	case VerbRestart:
-		s.async(func(ctx context.Context) {
+		s.async(r, func(ctx context.Context) {
 			mp, err := sup.Restart(ctx, id)
 			respond(r, mp, err)
 		})

@@ -95,9 +95,13 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 	s.mu.Lock()
 	s.procs[p.id] = p
 	s.mu.Unlock()
+	s.sampler.poke() // its limits are enforced from now, not the next idle round
 	// The child reconnects on its own; until it does, the heartbeat clock
-	// runs from now, so one that never comes back is still caught.
-	p.heartbeat(now)
+	// runs from now, so one that never comes back is still caught. A child
+	// that never connected is supervised by its exit alone, as before.
+	if r.Connected {
+		p.heartbeat(now)
+	}
 	s.log.Info("process re-adopted", "process", p.id, "name", def.Name, "pid", p.pid)
 	s.report(Report{Kind: KindReconnected, ProcessID: p.id, Name: def.Name,
 		Payload: Reconnected{ProcessID: p.id, Name: def.Name, PID: p.pid}})

@@ -239,3 +239,32 @@ func TestTornStateFileIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAdoptedChildThatNeverConnectedIsLeftToItsExit(t *testing.T) {
+	dirs := newNodeDirs(t)
+	mod := func(d *node.Definition) {
+		d.Env = map[string]string{testchild.EnvRole: testchild.RoleSleep} // never connects
+		d.HeartbeatTimeout = 100 * time.Millisecond
+		d.StatsInterval = 100 * time.Millisecond
+	}
+	a, _ := startSupervisor(t, dirs, mod)
+	p, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	detach(t, a)
+	b, recB := startSupervisor(t, dirs, mod)
+	closeOnCleanup(t, b)
+	if res := b.Recover(); len(res.Adopted) != 1 {
+		t.Fatalf("recover: %+v", res)
+	}
+	// Several stats rounds (100 ms each), far past twice the heartbeat
+	// timeout: a child that never connected is not watched for heartbeats.
+	recB.waitN(t, node.KindStats, 8, 10*time.Second)
+	if n := recB.count(node.KindStale, p.ID) + recB.count(node.KindWatchdogKilled, p.ID); n != 0 {
+		t.Errorf("%d heartbeat watchdog reports for a child that never connected", n)
+	}
+	if got, _ := b.Get(p.ID); got.Status != node.StatusRunning {
+		t.Errorf("status %s", got.Status)
+	}
+}

@@ -26,6 +26,11 @@ type conn struct {
 	rejected int
 }
 
+// maxConnsPerProcess bounds the connections open on one process's socket
+// (a child needs one; a reconnect may briefly overlap the old one), so a
+// child cannot spend the node's file descriptors.
+const maxConnsPerProcess = 8
+
 func (p *process) acceptLoop() {
 	defer p.sup.wg.Done()
 	for {
@@ -45,6 +50,12 @@ func (p *process) acceptLoop() {
 		if p.status.Finished() {
 			p.mu.Unlock()
 			nc.Close()
+			continue
+		}
+		if len(p.conns) >= maxConnsPerProcess {
+			p.mu.Unlock()
+			nc.Close()
+			p.sup.log.Warn("refused a connection: too many open on this socket", "process", p.id, "name", p.def.Name, "max", maxConnsPerProcess)
 			continue
 		}
 		p.conns[c] = struct{}{}

@@ -102,7 +102,9 @@ func (c *conn) dispatch(msg *wire.Message) error {
 	s, def := p.sup, p.def
 	switch msg.Type {
 	case wire.TypeHeartbeat:
-		p.heartbeat(time.Now())
+		if p.heartbeat(time.Now()) {
+			p.persistConnected()
+		}
 		return c.publish(Report{Kind: KindHeartbeat, ProcessID: p.id, Name: def.Name, Raw: p.ref})
 	case wire.TypeEvent:
 		return c.relayEvent(msg)
@@ -117,7 +119,9 @@ func (c *conn) dispatch(msg *wire.Message) error {
 		}
 		return err
 	case wire.TypeConnected:
-		p.heartbeat(time.Now()) // heartbeat monitoring starts here
+		if p.heartbeat(time.Now()) { // heartbeat monitoring starts here
+			p.persistConnected()
+		}
 		s.log.Debug("child connected", "process", p.id, "name", def.Name)
 		err := c.publish(Report{Kind: KindConnected, ProcessID: p.id, Name: def.Name, Raw: p.ref})
 		c.callOnMessage(msg)
@@ -131,6 +135,16 @@ func (c *conn) dispatch(msg *wire.Message) error {
 		return nil
 	}
 	return reject(wire.CodeUnknownType, "unknown message type %q (expected connected, heartbeat, stats, event or disconnecting)", msg.Type)
+}
+
+// persistConnected records that the child has connected, so that a node
+// re-adopting it monitors its heartbeat (and one that never connected is
+// left to its exit). A record written as the process ended is removed again.
+func (p *process) persistConnected() {
+	p.sup.persist(p)
+	if p.finished() {
+		p.sup.unpersist(p.id)
+	}
 }
 
 func (c *conn) callOnMessage(msg *wire.Message) {

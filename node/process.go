@@ -128,8 +128,14 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	s.mu.Lock()
 	if s.closed { // Close ran while we started: take it down again
 		s.mu.Unlock()
+		if p.runtimeTimer != nil {
+			p.runtimeTimer.Stop()
+		}
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		if p.pidfd != nil {
+			p.pidfd.Close()
+		}
 		p.listener.Close()
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, ErrClosed)
 	}
@@ -162,6 +168,7 @@ func (p *process) record() record {
 		ID: p.id, Definition: p.def.Info(), PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt,
 		SocketPath: p.socketPath, TCPPort: p.tcpPort, LogPath: p.logPath, Metadata: p.metadata,
 		Env: p.opts.Env, Cwd: p.opts.Cwd, Restarts: p.restarts, Failures: p.failures,
+		Connected: !p.lastHeartbeat.IsZero(),
 	}
 }
 
@@ -367,6 +374,12 @@ func (p *process) kill() {
 	case <-p.done:
 		return
 	default:
+	}
+	p.mu.Lock()
+	detached := p.detached
+	p.mu.Unlock()
+	if detached { // the next node supervises it now
+		return
 	}
 	p.sup.log.Warn("stop timeout passed, killing process group", "process", p.id, "name", p.def.Name, "pid", p.pid)
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)

@@ -1,8 +1,11 @@
 package node_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +226,43 @@ func TestEventNotHandedOnIsReportedToTheChild(t *testing.T) {
 	got := peer.ReadLine()
 	if !strings.Contains(got, `"code":"unavailable"`) || !strings.Contains(got, "outbound buffer limit exceeded") {
 		t.Errorf("reply %s", got)
+	}
+}
+
+func TestConnectionsPerSocketAreBounded(t *testing.T) {
+	h := newHarness(t, "unix")
+	h.define(t, "sleeper", role(testchild.RoleSleep), nil)
+	mp := h.spawn(t, "sleeper", node.SpawnOptions{})
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	// Eight connections are accepted and answered...
+	for i := 0; i < 8; i++ {
+		c, err := net.Dial("unix", mp.SocketPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		fmt.Fprintln(c, line(mp.ID, "heartbeat", fmt.Sprintf(`"id":%d`, i)))
+		if got, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(got, `"ack"`) {
+			t.Fatalf("connection %d: %q %v", i, got, err)
+		}
+	}
+	// ...a ninth is closed at once, and the others keep working.
+	extra, err := net.Dial("unix", mp.SocketPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := bufio.NewReader(extra).ReadString('\n'); err != io.EOF {
+		t.Errorf("ninth connection: %v, want EOF", err)
+	}
+	fmt.Fprintln(conns[0], line(mp.ID, "heartbeat", `"id":"again"`))
+	if got, err := bufio.NewReader(conns[0]).ReadString('\n'); err != nil || !strings.Contains(got, `"again"`) {
+		t.Errorf("first connection after the refusal: %q %v", got, err)
 	}
 }

@@ -29,6 +29,9 @@ type record struct {
 	Cwd        string            `json:"cwd,omitempty"`
 	Restarts   int               `json:"restarts"`
 	Failures   int               `json:"failures"`
+	// Connected: the child has connected (sent connected or a heartbeat),
+	// so its heartbeat is monitored after a re-adoption too.
+	Connected bool `json:"connected,omitempty"`
 }
 
 const recordVersion = 1

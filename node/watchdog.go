@@ -16,15 +16,18 @@ const (
 // heartbeat records a heartbeat (or the first connection) and, the first
 // time, arms the heartbeat watchdog. A heartbeat that comes back ends a
 // stale episode.
-func (p *process) heartbeat(now time.Time) {
+// It reports whether this was the first one.
+func (p *process) heartbeat(now time.Time) (first bool) {
 	timeout := p.def.HeartbeatTimeout
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	first = p.lastHeartbeat.IsZero()
 	p.lastHeartbeat = now
 	p.stale = false
-	if timeout > 0 && p.hbTimer == nil && !p.status.Finished() {
+	if timeout > 0 && p.hbTimer == nil && !p.status.Finished() && !p.detached {
 		p.hbTimer = time.AfterFunc(timeout, p.checkHeartbeat)
 	}
+	return first
 }
 
 // checkHeartbeat is the heartbeat timer firing. It re-arms itself for the
@@ -32,7 +35,7 @@ func (p *process) heartbeat(now time.Time) {
 func (p *process) checkHeartbeat() {
 	timeout := p.def.HeartbeatTimeout
 	p.mu.Lock()
-	if p.status.Finished() || p.watchdogReason != "" || p.status == StatusStopping {
+	if p.status.Finished() || p.watchdogReason != "" || p.status == StatusStopping || p.detached {
 		p.mu.Unlock()
 		return
 	}
@@ -75,7 +78,7 @@ func (p *process) runtimeExceeded() {
 // limitExceeded reports a breached hard limit and kills the process.
 func (p *process) limitExceeded(reason string, limit, value float64) {
 	p.mu.Lock()
-	live := !p.status.Finished() && p.watchdogReason == "" && p.status != StatusStopping
+	live := !p.status.Finished() && p.watchdogReason == "" && p.status != StatusStopping && !p.detached
 	p.mu.Unlock()
 	if !live {
 		return
@@ -91,7 +94,7 @@ func (p *process) limitExceeded(reason string, limit, value float64) {
 // timeout) on the watchdog's behalf; the exit then counts as a crash.
 func (p *process) watchdogKill(reason string, value float64) {
 	p.mu.Lock()
-	if p.status.Finished() || p.watchdogReason != "" || p.status == StatusStopping {
+	if p.status.Finished() || p.watchdogReason != "" || p.status == StatusStopping || p.detached {
 		p.mu.Unlock()
 		return
 	}
