@@ -46,7 +46,7 @@ func (s *Supervisor) Recover() RecoverResult {
 		case err != nil:
 			s.log.Error("cannot re-adopt process", "process", r.ID, "name", r.Definition.Name, "pid", r.PID, "err", err)
 			s.unpersist(r.ID)
-		case p.status == StatusRunning:
+		case !p.finished():
 			res.Adopted = append(res.Adopted, r.ID)
 			keep[filepath.Base(r.SocketPath)] = true
 		default:
@@ -197,7 +197,7 @@ func (s *Supervisor) removeStaleSockets(keep map[string]bool) {
 	}
 	s.mu.RLock()
 	for _, p := range s.procs {
-		if p.socketPath != "" && !p.status.Finished() {
+		if p.socketPath != "" && !p.finished() {
 			keep[filepath.Base(p.socketPath)] = true
 		}
 	}
