@@ -14,7 +14,7 @@ import (
 func TestControlErrors(t *testing.T) {
 	n := startTestNode(t)
 	ctx := testContext(t)
-	running, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	running, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,37 +26,37 @@ func TestControlErrors(t *testing.T) {
 		text   string
 	}{
 		{"get unknown id", func() error {
-			_, err := n.ctl.Get(ctx, "proc_nope")
+			_, err := n.Ctl.Get(ctx, "proc_nope")
 			return err
 		}, bus.ErrNotFound, "no such process"},
 		{"spawn name nobody defines", func() error {
-			_, err := n.ctl.Spawn(ctx, "", "nope", bus.SpawnRequest{})
+			_, err := n.Ctl.Spawn(ctx, "", "nope", bus.SpawnRequest{})
 			return err
 		}, bus.ErrNotFound, "no node defines"},
 		{"spawn name the node does not define", func() error {
-			_, err := n.ctl.Spawn(ctx, "n1", "nope", bus.SpawnRequest{})
+			_, err := n.Ctl.Spawn(ctx, "n1", "nope", bus.SpawnRequest{})
 			return err
 		}, bus.ErrNotFound, "definition not found"},
 		{"spawn on unknown node", func() error {
-			_, err := n.ctl.Spawn(ctx, "n9", "sleeper", bus.SpawnRequest{})
+			_, err := n.Ctl.Spawn(ctx, "n9", "sleeper", bus.SpawnRequest{})
 			return err
 		}, bus.ErrUnreachable, `node "n9"`},
 		{"spawn with metadata that is not an object", func() error {
-			_, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{Metadata: json.RawMessage(`[1]`)})
+			_, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{Metadata: json.RawMessage(`[1]`)})
 			return err
 		}, bus.ErrBadRequest, "must be a JSON object"},
 		{"stop with unknown signal", func() error {
-			_, err := n.ctl.Stop(ctx, running.ID, "SIGBOGUS")
+			_, err := n.Ctl.Stop(ctx, running.ID, "SIGBOGUS")
 			return err
 		}, bus.ErrBadRequest, "unknown signal"},
 		{"send to a process without a connection", func() error {
-			return n.ctl.Send(ctx, running.ID, json.RawMessage(`{"hello":1}`))
+			return n.Ctl.Send(ctx, running.ID, json.RawMessage(`{"hello":1}`))
 		}, bus.ErrConflict, "no open connection"},
 		{"send invalid JSON", func() error {
-			return n.ctl.Send(ctx, running.ID, json.RawMessage(`{`))
+			return n.Ctl.Send(ctx, running.ID, json.RawMessage(`{`))
 		}, bus.ErrBadRequest, "not valid JSON"},
 		{"logs of unknown id", func() error {
-			_, err := n.ctl.Logs(ctx, "proc_nope", 10)
+			_, err := n.Ctl.Logs(ctx, "proc_nope", 10)
 			return err
 		}, bus.ErrNotFound, "no such process"},
 	}
@@ -76,14 +76,14 @@ func TestControlErrors(t *testing.T) {
 	}
 
 	t.Run("stop twice", func(t *testing.T) {
-		mp, err := n.ctl.Stop(ctx, running.ID, "")
+		mp, err := n.Ctl.Stop(ctx, running.ID, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if mp.Status != bus.Status("stopped") {
 			t.Errorf("status after stop = %s, want stopped", mp.Status)
 		}
-		_, err = n.ctl.Stop(ctx, running.ID, "")
+		_, err = n.Ctl.Stop(ctx, running.ID, "")
 		if !errors.Is(err, bus.ErrConflict) {
 			t.Errorf("second stop: err = %v, want ErrConflict", err)
 		}
@@ -96,7 +96,7 @@ func TestControlErrors(t *testing.T) {
 func TestErrorHeadersOnRawRequests(t *testing.T) {
 	n := startTestNode(t)
 	ctx := testContext(t)
-	running, err := n.ctl.Spawn(ctx, "n1", "sleeper", bus.SpawnRequest{})
+	running, err := n.Ctl.Spawn(ctx, "n1", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestErrorHeadersOnRawRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := n.nc.RequestWithContext(ctx, tt.subject, []byte(tt.body))
+			m, err := n.Conn.RequestWithContext(ctx, tt.subject, []byte(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,7 +22,7 @@ func TestEvents(t *testing.T) {
 	done := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() {
-		done <- n.ctl.Events(evCtx, "", func(e bus.Event) { got <- e }, bus.OnSubscribed(func() { close(ready) }))
+		done <- n.Ctl.Events(evCtx, "", func(e bus.Event) { got <- e }, bus.OnSubscribed(func() { close(ready) }))
 	}()
 	select {
 	case <-ready:
@@ -30,14 +30,14 @@ func TestEvents(t *testing.T) {
 		t.Fatal("Events never subscribed")
 	}
 
-	mp, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Published by hand, in order: plain text, nothing, and a subject
 	// outside process.>, which must not arrive.
 	pub := func(subject, data string) {
-		if err := n.nc.Publish(subject, []byte(data)); err != nil {
+		if err := n.Conn.Publish(subject, []byte(data)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,7 +85,7 @@ func TestEvents(t *testing.T) {
 
 func TestEventsRefusesBadSubject(t *testing.T) {
 	n := startTestNode(t)
-	err := n.ctl.Events(testContext(t), "process..x", func(bus.Event) {})
+	err := n.Ctl.Events(testContext(t), "process..x", func(bus.Event) {})
 	if err == nil || !strings.Contains(err.Error(), "cannot subscribe") {
 		t.Errorf("err = %v, want cannot subscribe", err)
 	}
@@ -100,18 +100,18 @@ func TestSubscribeDecodes(t *testing.T) {
 	}
 	got := make(chan result, 4)
 	bad := make(chan error, 4)
-	sub, err := bus.Subscribe(n.nc, bus.SubjectSpawned, func(v node.Spawned, e bus.Event) { got <- result{v, e} },
+	sub, err := bus.Subscribe(n.Conn, bus.SubjectSpawned, func(v node.Spawned, e bus.Event) { got <- result{v, e} },
 		bus.OnDecodeError(func(err error, e bus.Event) { bad <- err }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	if err := n.nc.Flush(); err != nil {
+	if err := n.Conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
 
 	// A payload of the wrong shape goes to the error callback, not to fn.
-	if err := n.nc.Publish(bus.SubjectSpawned, []byte(`{"pid":"twelve"}`)); err != nil {
+	if err := n.Conn.Publish(bus.SubjectSpawned, []byte(`{"pid":"twelve"}`)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -125,7 +125,7 @@ func TestSubscribeDecodes(t *testing.T) {
 		t.Fatal("no decode error")
 	}
 
-	mp, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,17 +150,17 @@ func TestSubscribeDecodes(t *testing.T) {
 func TestSubscribeSkipsBadPayloads(t *testing.T) {
 	n := startTestNode(t)
 	got := make(chan bus.NodeLost, 2)
-	sub, err := bus.Subscribe(n.nc, bus.SubjectNodeLost, func(v bus.NodeLost, _ bus.Event) { got <- v })
+	sub, err := bus.Subscribe(n.Conn, bus.SubjectNodeLost, func(v bus.NodeLost, _ bus.Event) { got <- v })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	cc, err := nats.Connect(n.srv.ClientURL())
+	cc, err := nats.Connect(n.Srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	if err := n.nc.Flush(); err != nil {
+	if err := n.Conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	for _, data := range []string{`[1]`, `{"node":"n2"}`} {

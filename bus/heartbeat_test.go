@@ -19,7 +19,7 @@ func TestHeartbeat(t *testing.T) {
 	n := startTestNode(t) // heartbeat every 100ms, no JetStream
 	ctx := testContext(t)
 	c := &schemaChecker{t: t, schemas: compileSchemas(t)}
-	cc, err := nats.Connect(n.srv.ClientURL())
+	cc, err := nats.Connect(n.Srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestHeartbeat(t *testing.T) {
 		}
 		last = info.LastSeen
 	}
-	nodes, err := n.ctl.Nodes(ctx)
+	nodes, err := n.Ctl.Nodes(ctx)
 	if err != nil || len(nodes) != 1 || nodes[0].Host == nil || nodes[0].Gone {
 		t.Errorf("nodes = %+v, %v, want n1 with its host", nodes, err)
 	}
@@ -66,12 +66,12 @@ func TestRegistryRecordAndLeave(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	n := startTestNodeOn(t, srv, "n1", bus.ServiceConfig{Registry: &bus.RegistryConfig{}})
 	ctx := testContext(t)
-	mp, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	js, err := jetstream.New(n.nc)
+	js, err := jetstream.New(n.Conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +98,10 @@ func TestRegistryRecordAndLeave(t *testing.T) {
 		t.Errorf("n1 = %v, %v", e, err)
 	}
 
-	if _, err := n.ctl.Stop(ctx, mp.ID, ""); err != nil {
+	if _, err := n.Ctl.Stop(ctx, mp.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.svc.Close(); err != nil {
+	if err := n.Svc.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"n1", "n1.procs"} {
@@ -109,11 +109,11 @@ func TestRegistryRecordAndLeave(t *testing.T) {
 			t.Errorf("%s after a clean stop: %v, want it gone", key, err)
 		}
 	}
-	nodes, err := n.ctl.Nodes(ctx)
+	nodes, err := n.Ctl.Nodes(ctx)
 	if err != nil || len(nodes) != 0 {
 		t.Errorf("nodes after n1 left = %+v, %v, want none", nodes, err)
 	}
-	list, err := n.ctl.List(ctx, bus.ListRequest{})
+	list, err := n.Ctl.List(ctx, bus.ListRequest{})
 	if err != nil || len(list.Processes)+len(list.Gone)+len(list.Missing) != 0 {
 		t.Errorf("list after n1 left = %+v, %v, want nothing", list, err)
 	}
@@ -129,15 +129,15 @@ func TestAllNodesGone(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	n := startTestNodeOn(t, srv, "n1", bus.ServiceConfig{Registry: &bus.RegistryConfig{}})
 	ctx := testContext(t)
-	mp, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.die(t)
+	n.Die(t)
 
 	var list bus.ListResult
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if list, err = n.ctl.List(ctx, bus.ListRequest{}); err == nil && len(list.Gone) == 1 {
+		if list, err = n.Ctl.List(ctx, bus.ListRequest{}); err == nil && len(list.Gone) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -147,14 +147,14 @@ func TestAllNodesGone(t *testing.T) {
 	if list.Gone[0] != "n1" || len(list.Processes) != 1 || list.Processes[0].ID != mp.ID || list.Processes[0].Status != bus.StatusUnknown {
 		t.Errorf("list = %+v, want n1 gone with %s unknown", list, mp.ID)
 	}
-	nodes, err := n.ctl.Nodes(ctx)
+	nodes, err := n.Ctl.Nodes(ctx)
 	if err != nil || len(nodes) != 1 || !nodes[0].Gone || nodes[0].Running != 1 {
 		t.Errorf("nodes = %+v, %v, want n1 gone with 1 running", nodes, err)
 	}
-	if _, err := n.ctl.Stop(ctx, mp.ID, ""); !errors.Is(err, bus.ErrUnreachable) || !strings.Contains(err.Error(), `node "n1" is unreachable`) {
+	if _, err := n.Ctl.Stop(ctx, mp.ID, ""); !errors.Is(err, bus.ErrUnreachable) || !strings.Contains(err.Error(), `node "n1" is unreachable`) {
 		t.Errorf("stop of n1's process: %v, want ErrUnreachable naming n1", err)
 	}
-	if _, err := n.ctl.StopAll(ctx, "", ""); !errors.Is(err, bus.ErrUnreachable) || !strings.Contains(err.Error(), `cannot stop 1 process on node "n1"`) {
+	if _, err := n.Ctl.StopAll(ctx, "", ""); !errors.Is(err, bus.ErrUnreachable) || !strings.Contains(err.Error(), `cannot stop 1 process on node "n1"`) {
 		t.Errorf("stop --all: %v, want ErrUnreachable for n1's process", err)
 	}
 }

@@ -178,18 +178,18 @@ func TestSchemasValidateRealMessages(t *testing.T) {
 	c := &schemaChecker{t: t, schemas: schemas}
 
 	events := make(chan bus.Event, 64)
-	sub, err := bus.Subscribe(n.nc, bus.SubjectAll, func(_ json.RawMessage, e bus.Event) { events <- e })
+	sub, err := bus.Subscribe(n.Conn, bus.SubjectAll, func(_ json.RawMessage, e bus.Event) { events <- e })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	if err := n.nc.Flush(); err != nil {
+	if err := n.Conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
 
 	request := func(name, subject, body string) []byte {
 		t.Helper()
-		m, err := n.nc.RequestWithContext(ctx, subject, []byte(body))
+		m, err := n.Conn.RequestWithContext(ctx, subject, []byte(body))
 		if err != nil {
 			t.Fatalf("%s: %v", subject, err)
 		}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corral-run/corral/internal/testnode"
 )
 
 // Two nodes on one NATS server with JetStream (so with the node
@@ -11,7 +13,7 @@ import (
 // them is gone.
 func TestTwoNodes(t *testing.T) {
 	const beat = 100 * time.Millisecond
-	srv := startServer(t, true)
+	srv := testnode.StartServer(t, true)
 	a := addNode(t, srv, nodeSpec{id: "a", labels: map[string]string{"zone": "eu"}, jetstream: true, heartbeat: beat})
 	b := addNode(t, srv, nodeSpec{id: "b", labels: map[string]string{"zone": "us", "gpu": "yes"}, jetstream: true, heartbeat: beat})
 
@@ -45,7 +47,7 @@ func TestTwoNodes(t *testing.T) {
 	a.fails(t, 2, `--label "zone=e u" must be KEY=VALUE`, "spawn", "sleeper", "--label", "zone=e u")
 
 	// b dies, leaving its child running.
-	b.die(t)
+	b.Die(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		rs = rows(t, a.ok(t, "nodes"))

@@ -123,7 +123,7 @@ func TestProcessLifecycle(t *testing.T) {
 	ctx := t.Context()
 
 	id := spawned(t, n, "sleeper")
-	mp, err := n.ctl.Get(ctx, id)
+	mp, err := n.Ctl.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestProcessLifecycle(t *testing.T) {
 		t.Errorf("restart printed %v, want a new running process", restartedRows)
 	}
 	newID := restartedRows[1][0]
-	if got, err := n.ctl.Get(ctx, newID); err != nil || string(got.Metadata) != `{"job":7}` || got.Restarts != 1 {
+	if got, err := n.Ctl.Get(ctx, newID); err != nil || string(got.Metadata) != `{"job":7}` || got.Restarts != 1 {
 		t.Errorf("restarted process = %+v, %v, want the same metadata and 1 restart", got, err)
 	}
 
@@ -207,7 +207,7 @@ func TestProcessLifecycle(t *testing.T) {
 	if rs := rows(t, n.ok(t, "ps")); len(rs) != 1 {
 		t.Errorf("ps after stop --all = %v, want no processes", rs)
 	}
-	if list, err := n.ctl.List(ctx, bus.ListRequest{All: true}); err != nil || len(list.Processes) != 4 {
+	if list, err := n.Ctl.List(ctx, bus.ListRequest{All: true}); err != nil || len(list.Processes) != 4 {
 		t.Errorf("processes after all that: %+v, %v, want 4", list, err)
 	}
 }
@@ -271,7 +271,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { n.fails(t, tt.code, tt.want, tt.args...) })
 	}
 	// Nothing was sent for the usage errors: still one process.
-	if list, err := n.ctl.List(t.Context(), bus.ListRequest{All: true}); err != nil || len(list.Processes) != 1 {
+	if list, err := n.Ctl.List(t.Context(), bus.ListRequest{All: true}); err != nil || len(list.Processes) != 1 {
 		t.Errorf("processes = %+v, %v, want only %s", list, err, id)
 	}
 }
@@ -305,7 +305,7 @@ type tail struct {
 
 func startTail(t *testing.T, n *testNode, args ...string) *tail {
 	t.Helper()
-	cmd := exec.Command(corralctl, append([]string{"--server", n.url}, args...)...)
+	cmd := exec.Command(corralctl, append([]string{"--server", n.URL}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +390,7 @@ func (tl *tail) interrupt(t *testing.T) {
 func TestEventsJSON(t *testing.T) {
 	n := startNode(t)
 	tl := startTail(t, n, "events", "--json")
-	mp, err := n.ctl.Spawn(t.Context(), "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(t.Context(), "", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestEventsJSON(t *testing.T) {
 func TestEventsHuman(t *testing.T) {
 	n := startNode(t)
 	tl := startTail(t, n, "events", "process.*.greeting")
-	pub, err := nats.Connect(n.url)
+	pub, err := nats.Connect(n.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func (n *testNode) stored(t *testing.T, subject, id string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		found := false
-		err := n.ctl.History(t.Context(), bus.HistoryOptions{Subject: subject, ProcessID: id}, func(bus.Event) { found = true })
+		err := n.Ctl.History(t.Context(), bus.HistoryOptions{Subject: subject, ProcessID: id}, func(bus.Event) { found = true })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,7 +451,7 @@ func (n *testNode) stored(t *testing.T, subject, id string) {
 func TestEventsSince(t *testing.T) {
 	n := startHistoryNode(t)
 	ctx := t.Context()
-	mp, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +465,7 @@ func TestEventsSince(t *testing.T) {
 		t.Fatalf("first line = %s, want the stored process.spawned of %s", line, mp.ID)
 	}
 	// Then live.
-	if _, err := n.ctl.Stop(ctx, mp.ID, ""); err != nil {
+	if _, err := n.Ctl.Stop(ctx, mp.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	tl.next(t, func(line string) bool {
@@ -477,15 +477,15 @@ func TestEventsSince(t *testing.T) {
 func TestEventsProcess(t *testing.T) {
 	n := startHistoryNode(t)
 	ctx := t.Context()
-	a, err := n.ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	a, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := n.ctl.Spawn(ctx, "", "talker", bus.SpawnRequest{})
+	b, err := n.Ctl.Spawn(ctx, "", "talker", bus.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.ctl.Stop(ctx, b.ID, ""); err != nil {
+	if _, err := n.Ctl.Stop(ctx, b.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	n.stored(t, bus.SubjectStopped, b.ID)
@@ -504,7 +504,7 @@ func TestEventsProcess(t *testing.T) {
 		})
 	}
 	only(bus.SubjectSpawned)
-	if _, err := n.ctl.Stop(ctx, a.ID, ""); err != nil {
+	if _, err := n.Ctl.Stop(ctx, a.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	only(bus.SubjectStopped)

@@ -5,19 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/internal/testnode"
 	"github.com/corral-run/corral/node"
 )
 
@@ -44,20 +42,19 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-// testNode is one real node on an embedded NATS server, as corrald runs it.
-type testNode struct {
-	url string
-	srv *server.Server
-	svc *bus.Service
-	sup *node.Supervisor
-	ctl *bus.Control // the test's own view, to check what corralctl says
+// testNode is one real node on an embedded NATS server, as corrald runs
+// it; the corralctl helpers below are its methods.
+type testNode struct{ *testnode.Node }
 
-	detached bool // the supervisor let go of its children: see die
+// definitions are what every test node offers.
+var definitions = []node.Definition{
+	testnode.Sleeper,
+	{Name: "talker", Command: "sh", Args: []string{"-c", "echo hello from $GREETING; exec sleep 30"}, StopTimeout: time.Second},
 }
 
 // startNode starts node n1 (labels zone=a, role=test) defining "sleeper"
-// (sleep 30) and "talker" (prints a line, then sleeps), and stops
-// everything when the test ends.
+// and "talker", on an embedded server of its own, and stops everything
+// when the test ends.
 func startNode(t *testing.T) *testNode { return newTestNode(t, false) }
 
 // startHistoryNode is startNode with JetStream: the node keeps its events
@@ -66,118 +63,25 @@ func startHistoryNode(t *testing.T) *testNode { return newTestNode(t, true) }
 
 func newTestNode(t *testing.T, jetstream bool) *testNode {
 	t.Helper()
-	return addNode(t, startServer(t, jetstream), nodeSpec{id: "n1", labels: map[string]string{"zone": "a", "role": "test"}, jetstream: jetstream})
-}
-
-// startServer starts an embedded NATS server, with JetStream or not.
-func startServer(t *testing.T, jetstream bool) *server.Server {
-	t.Helper()
-	cfg := bus.ServerConfig{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)}
-	if jetstream {
-		cfg.JetStream, cfg.StoreDir = true, t.TempDir()
-	}
-	srv, err := bus.StartServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
+	return addNode(t, testnode.StartServer(t, jetstream), nodeSpec{id: "n1", labels: map[string]string{"zone": "a", "role": "test"}, jetstream: jetstream})
 }
 
 // nodeSpec describes a node addNode starts.
 type nodeSpec struct {
-	id     string
-	labels map[string]string
-	// jetstream: the server has JetStream; the node keeps its events in
-	// the stream and its record in the node registry.
-	jetstream bool
+	id        string
+	labels    map[string]string
+	jetstream bool // events in the stream, record in the node registry
 	heartbeat time.Duration
 }
 
-// addNode starts a node on srv defining "sleeper" and "talker"; it is
-// stopped when the test ends.
+// addNode starts a node on srv defining "sleeper" and "talker", sampling
+// stats every 100ms; it is stopped when the test ends.
 func addNode(t *testing.T, srv *server.Server, spec nodeSpec) *testNode {
 	t.Helper()
-	nc, err := bus.ConnectInProcess(srv, spec.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	cfg := bus.ServiceConfig{NodeID: spec.id, Labels: spec.labels, HeartbeatInterval: spec.heartbeat,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
-	if spec.jetstream {
-		cfg.Relay = bus.RelayConfig{Durable: true, Stream: &bus.StreamConfig{}}
-		cfg.Registry = &bus.RegistryConfig{}
-	}
-	svc := bus.NewService(nc, cfg)
-	t.Cleanup(func() {
-		if err := svc.Close(); err != nil {
-			t.Errorf("closing service: %v", err)
-		}
-	})
-	if err := svc.EnsureStream(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	// Unix socket paths must fit in 108 bytes: t.TempDir() can be too long.
-	sockDir, err := os.MkdirTemp("", "c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	sup, err := node.New(node.Config{NodeID: spec.id, SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"), Reporter: svc, StatsInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &testNode{url: srv.ClientURL(), srv: srv, svc: svc, sup: sup}
-	t.Cleanup(func() {
-		if n.detached {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := sup.Close(ctx); err != nil {
-			t.Errorf("closing supervisor: %v", err)
-		}
-	})
-	for _, d := range []node.Definition{
-		{Name: "sleeper", Command: "sleep", Args: []string{"30"}, StopTimeout: time.Second},
-		{Name: "talker", Command: "sh", Args: []string{"-c", "echo hello from $GREETING; exec sleep 30"}, StopTimeout: time.Second},
-	} {
-		if err := sup.Define(d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := svc.Serve(sup); err != nil {
-		t.Fatal(err)
-	}
-	cc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Close)
-	n.ctl = bus.NewControl(cc)
-	return n
-}
-
-// die takes the node off the bus as a crash would, its children left
-// running; they are killed when the test ends.
-func (n *testNode) die(t *testing.T) {
-	t.Helper()
-	procs := n.sup.GetAll()
-	n.detached = true
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := n.sup.Detach(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, p := range procs {
-			_ = syscall.Kill(-p.PID, syscall.SIGKILL)
-		}
-	})
-	if err := n.svc.Close(); err != nil {
-		t.Fatal(err)
-	}
+	return &testNode{testnode.Start(t, srv, testnode.Spec{
+		ID: spec.id, JetStream: spec.jetstream, StatsInterval: 100 * time.Millisecond, Definitions: definitions,
+		Service: bus.ServiceConfig{Labels: spec.labels, HeartbeatInterval: spec.heartbeat},
+	})}
 }
 
 // result is one run of corralctl.
@@ -193,7 +97,7 @@ func (r result) String() string {
 // run runs corralctl against the node with args and returns what it did.
 func (n *testNode) run(t *testing.T, args ...string) result {
 	t.Helper()
-	return runCtl(t, append([]string{"--server", n.url}, args...)...)
+	return runCtl(t, append([]string{"--server", n.URL}, args...)...)
 }
 
 func runCtl(t *testing.T, args ...string) result {
