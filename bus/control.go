@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -82,21 +83,21 @@ func NewControl(nc *nats.Conn, opts ...ControlOption) *Control {
 }
 
 // Get returns one process, from the node that owns it.
-func (c *Control) Get(ctx context.Context, id string) (ManagedProcess, error) {
-	var mp ManagedProcess
+func (c *Control) Get(ctx context.Context, id string) (api.ManagedProcess, error) {
+	var mp api.ManagedProcess
 	return mp, c.procRequest(ctx, id, VerbGet, nil, &mp, "get")
 }
 
 // Stop stops a process (signal "" means the definition's stop signal) and
 // returns it once it has exited.
-func (c *Control) Stop(ctx context.Context, id, signal string) (ManagedProcess, error) {
-	var mp ManagedProcess
-	return mp, c.procRequest(ctx, id, VerbStop, StopRequest{Signal: signal}, &mp, "stop")
+func (c *Control) Stop(ctx context.Context, id, signal string) (api.ManagedProcess, error) {
+	var mp api.ManagedProcess
+	return mp, c.procRequest(ctx, id, VerbStop, api.StopRequest{Signal: signal}, &mp, "stop")
 }
 
 // Restart restarts a process and returns the new one.
-func (c *Control) Restart(ctx context.Context, id string) (ManagedProcess, error) {
-	var mp ManagedProcess
+func (c *Control) Restart(ctx context.Context, id string) (api.ManagedProcess, error) {
+	var mp api.ManagedProcess
 	return mp, c.procRequest(ctx, id, VerbRestart, nil, &mp, "restart")
 }
 
@@ -105,14 +106,14 @@ func (c *Control) Send(ctx context.Context, id string, msg json.RawMessage) erro
 	if !json.Valid(msg) {
 		return fmt.Errorf("cannot send to %q: %w: message is not valid JSON", id, ErrBadRequest)
 	}
-	var ok OK
+	var ok api.OK
 	return c.procRequest(ctx, id, VerbSend, msg, &ok, "send to")
 }
 
 // Logs returns the last lines of a process's output.
 func (c *Control) Logs(ctx context.Context, id string, lines int) (string, error) {
-	var r LogsReply
-	err := c.procRequest(ctx, id, VerbLogs, LogsRequest{Lines: lines}, &r, "read logs of")
+	var r api.LogsReply
+	err := c.procRequest(ctx, id, VerbLogs, api.LogsRequest{Lines: lines}, &r, "read logs of")
 	return r.Log, err
 }
 
@@ -144,7 +145,7 @@ func wrapf(err error, format string, args ...any) error {
 // on every node that answers, all at once, and returns the processes it
 // stopped. Processes the registry last saw on a node that is gone cannot
 // be stopped: the error, which wraps ErrUnreachable, counts them.
-func (c *Control) StopAll(ctx context.Context, name, signal string) ([]ManagedProcess, error) {
+func (c *Control) StopAll(ctx context.Context, name, signal string) ([]api.ManagedProcess, error) {
 	nodes, err := c.Nodes(ctx)
 	if err != nil {
 		return nil, err
@@ -152,7 +153,7 @@ func (c *Control) StopAll(ctx context.Context, name, signal string) ([]ManagedPr
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
-		out  []ManagedProcess
+		out  []api.ManagedProcess
 		errs []error
 		gone []string
 	)
@@ -162,8 +163,8 @@ func (c *Control) StopAll(ctx context.Context, name, signal string) ([]ManagedPr
 			continue
 		}
 		wg.Go(func() {
-			var lr ListReply
-			err := c.request(ctx, NodeSubject(n.ID, VerbStopAll), StopAllRequest{Signal: signal, Name: name}, &lr)
+			var lr api.ListReply
+			err := c.request(ctx, NodeSubject(n.ID, VerbStopAll), api.StopAllRequest{Signal: signal, Name: name}, &lr)
 			if errors.Is(err, nats.ErrNoResponders) {
 				err = fmt.Errorf("node %q is %w", n.ID, ErrUnreachable)
 			}
@@ -177,7 +178,7 @@ func (c *Control) StopAll(ctx context.Context, name, signal string) ([]ManagedPr
 	}
 	wg.Wait()
 	if len(gone) > 0 {
-		procs := c.procsOf(ctx, c.readRegistry(ctx, ProcessesGone), gone)
+		procs := c.procsOf(ctx, c.readRegistry(ctx, api.ProcessesGone), gone)
 		for _, id := range gone {
 			left := 0
 			for _, p := range procs[id] {
@@ -206,17 +207,17 @@ func (c *Control) StopAll(ctx context.Context, name, signal string) ([]ManagedPr
 
 // Definitions returns the definitions of every node that answers, sorted
 // by node.
-func (c *Control) Definitions(ctx context.Context) ([]DefinitionsReply, error) {
+func (c *Control) Definitions(ctx context.Context) ([]api.DefinitionsReply, error) {
 	nodes, err := c.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DefinitionsReply, 0, len(nodes))
+	out := make([]api.DefinitionsReply, 0, len(nodes))
 	for _, n := range nodes {
 		if n.Gone {
 			continue
 		}
-		var dr DefinitionsReply
+		var dr api.DefinitionsReply
 		if err := c.request(ctx, NodeSubject(n.ID, VerbDefinitions), nil, &dr); err != nil {
 			return nil, fmt.Errorf("cannot list definitions of node %q: %w", n.ID, err)
 		}
@@ -226,8 +227,8 @@ func (c *Control) Definitions(ctx context.Context) ([]DefinitionsReply, error) {
 }
 
 // Define adds or replaces a definition on one node.
-func (c *Control) Define(ctx context.Context, nodeID string, def DefinitionInfo) (DefinitionInfo, error) {
-	var out DefinitionInfo
+func (c *Control) Define(ctx context.Context, nodeID string, def api.DefinitionInfo) (api.DefinitionInfo, error) {
+	var out api.DefinitionInfo
 	err := c.request(ctx, NodeSubject(nodeID, VerbDefine), def, &out)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return out, fmt.Errorf("cannot define %q: node %q is %w", def.Name, nodeID, ErrUnreachable)

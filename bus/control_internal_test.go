@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node"
 )
 
@@ -17,7 +18,7 @@ import (
 // fail the test.
 type fakeSupervisor struct {
 	t   *testing.T
-	get func(id string) (node.ManagedProcess, bool)
+	get func(id string) (api.ManagedProcess, bool)
 }
 
 var _ Supervisor = (*fakeSupervisor)(nil)
@@ -27,19 +28,19 @@ func (f *fakeSupervisor) unexpected(what string) error {
 	return errors.New("unexpected")
 }
 
-func (f *fakeSupervisor) Spawn(context.Context, string, node.SpawnOptions) (node.ManagedProcess, error) {
-	return node.ManagedProcess{}, f.unexpected("Spawn")
+func (f *fakeSupervisor) Spawn(context.Context, string, node.SpawnOptions) (api.ManagedProcess, error) {
+	return api.ManagedProcess{}, f.unexpected("Spawn")
 }
-func (f *fakeSupervisor) Get(id string) (node.ManagedProcess, bool) { return f.get(id) }
-func (f *fakeSupervisor) GetAll() []node.ManagedProcess             { return nil }
-func (f *fakeSupervisor) Stop(context.Context, string, syscall.Signal) (node.ManagedProcess, error) {
-	return node.ManagedProcess{}, f.unexpected("Stop")
+func (f *fakeSupervisor) Get(id string) (api.ManagedProcess, bool) { return f.get(id) }
+func (f *fakeSupervisor) GetAll() []api.ManagedProcess             { return nil }
+func (f *fakeSupervisor) Stop(context.Context, string, syscall.Signal) (api.ManagedProcess, error) {
+	return api.ManagedProcess{}, f.unexpected("Stop")
 }
-func (f *fakeSupervisor) StopAll(context.Context, syscall.Signal, string) ([]node.ManagedProcess, error) {
+func (f *fakeSupervisor) StopAll(context.Context, syscall.Signal, string) ([]api.ManagedProcess, error) {
 	return nil, f.unexpected("StopAll")
 }
-func (f *fakeSupervisor) Restart(context.Context, string) (node.ManagedProcess, error) {
-	return node.ManagedProcess{}, f.unexpected("Restart")
+func (f *fakeSupervisor) Restart(context.Context, string) (api.ManagedProcess, error) {
+	return api.ManagedProcess{}, f.unexpected("Restart")
 }
 func (f *fakeSupervisor) Send(string, json.RawMessage) error { return f.unexpected("Send") }
 func (f *fakeSupervisor) Define(node.Definition) error       { return f.unexpected("Define") }
@@ -64,15 +65,15 @@ func TestBadRequestIsErrBadRequest(t *testing.T) {
 	svc := NewService(nc, ServiceConfig{NodeID: "f"})
 	defer svc.Close()
 	const id = "proc_fake"
-	sup := &fakeSupervisor{t: t, get: func(got string) (node.ManagedProcess, bool) {
-		return node.ManagedProcess{ID: got, Name: "fake", Node: "f", Status: node.StatusRunning}, got == id
+	sup := &fakeSupervisor{t: t, get: func(got string) (api.ManagedProcess, bool) {
+		return api.ManagedProcess{ID: got, Name: "fake", Node: "f", Status: api.StatusRunning}, got == id
 	}}
 	if err := svc.Serve(sup); err != nil {
 		t.Fatal(err)
 	}
 	// As the supervisor does on a spawn: the service starts answering for id.
 	if err := svc.Publish(node.Report{Kind: node.KindSpawned, ProcessID: id, Name: "fake",
-		Payload: node.Spawned{ProcessID: id, Name: "fake", PID: 1, Node: "f"}}); err != nil {
+		Payload: api.Spawned{ProcessID: id, Name: "fake", PID: 1, Node: "f"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {

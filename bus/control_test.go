@@ -8,13 +8,14 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 )
 
 func TestControlErrors(t *testing.T) {
 	n := startTestNode(t)
 	ctx := testContext(t)
-	running, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	running, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,19 +31,19 @@ func TestControlErrors(t *testing.T) {
 			return err
 		}, bus.ErrNotFound, "no such process"},
 		{"spawn name nobody defines", func() error {
-			_, err := n.Ctl.Spawn(ctx, "", "nope", bus.SpawnRequest{})
+			_, err := n.Ctl.Spawn(ctx, "", "nope", api.SpawnRequest{})
 			return err
 		}, bus.ErrNotFound, "no node defines"},
 		{"spawn name the node does not define", func() error {
-			_, err := n.Ctl.Spawn(ctx, "n1", "nope", bus.SpawnRequest{})
+			_, err := n.Ctl.Spawn(ctx, "n1", "nope", api.SpawnRequest{})
 			return err
 		}, bus.ErrNotFound, "definition not found"},
 		{"spawn on unknown node", func() error {
-			_, err := n.Ctl.Spawn(ctx, "n9", "sleeper", bus.SpawnRequest{})
+			_, err := n.Ctl.Spawn(ctx, "n9", "sleeper", api.SpawnRequest{})
 			return err
 		}, bus.ErrUnreachable, `node "n9"`},
 		{"spawn with metadata that is not an object", func() error {
-			_, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{Metadata: json.RawMessage(`[1]`)})
+			_, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{Metadata: json.RawMessage(`[1]`)})
 			return err
 		}, bus.ErrBadRequest, "must be a JSON object"},
 		{"stop with unknown signal", func() error {
@@ -80,7 +81,7 @@ func TestControlErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mp.Status != bus.Status("stopped") {
+		if mp.Status != api.Status("stopped") {
 			t.Errorf("status after stop = %s, want stopped", mp.Status)
 		}
 		_, err = n.Ctl.Stop(ctx, running.ID, "")
@@ -96,7 +97,7 @@ func TestControlErrors(t *testing.T) {
 func TestErrorHeadersOnRawRequests(t *testing.T) {
 	n := startTestNode(t)
 	ctx := testContext(t)
-	running, err := n.Ctl.Spawn(ctx, "n1", "sleeper", bus.SpawnRequest{})
+	running, err := n.Ctl.Spawn(ctx, "n1", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

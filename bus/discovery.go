@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -30,7 +31,7 @@ type registryView struct {
 	records map[string]nodeRecord // nil: no registry (live-only discovery)
 	// procs are the process lists that came with a node's view; nil when
 	// the view was read from the bucket, where they are read on demand.
-	procs map[string][]ProcessSummary
+	procs map[string][]api.ProcessSummary
 	// allProcs: procs holds every node's list.
 	allProcs bool
 	kv       jetstream.KeyValue // set when read from the bucket
@@ -91,10 +92,10 @@ func (c *Control) registry(ctx context.Context) (jetstream.KeyValue, error) {
 func (c *Control) readRegistry(ctx context.Context, processes string) registryView {
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
-	var rv RegistryView
-	if err := c.request(ctx, SubjectRegistry, RegistryRequest{Processes: processes}, &rv); err == nil {
+	var rv api.RegistryView
+	if err := c.request(ctx, SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv); err == nil {
 		now := time.Now()
-		v := registryView{records: map[string]nodeRecord{}, procs: map[string][]ProcessSummary{}, allProcs: processes == ProcessesAll}
+		v := registryView{records: map[string]nodeRecord{}, procs: map[string][]api.ProcessSummary{}, allProcs: processes == api.ProcessesAll}
 		for _, e := range rv.Nodes {
 			id := e.Info.ID
 			v.records[id] = nodeRecord{info: e.Info, at: now.Add(-time.Duration(e.AgeMs) * time.Millisecond)}
@@ -127,8 +128,8 @@ func (c *Control) startRegistryRead(ctx context.Context, processes string) <-cha
 }
 
 // procsOf returns the last known processes of the nodes given.
-func (c *Control) procsOf(ctx context.Context, v registryView, nodes []string) map[string][]ProcessSummary {
-	out := make(map[string][]ProcessSummary, len(nodes))
+func (c *Control) procsOf(ctx context.Context, v registryView, nodes []string) map[string][]api.ProcessSummary {
+	out := make(map[string][]api.ProcessSummary, len(nodes))
 	var missing []string
 	for _, id := range nodes {
 		if ps, ok := v.procs[id]; ok {
@@ -219,7 +220,7 @@ func pingNode(m *nats.Msg) (string, micro.Ping) {
 //
 // It waits for the answers of every node the registry knows as alive,
 // or, without a registry, until none has come for a short while.
-func (c *Control) Nodes(ctx context.Context) ([]NodeInfo, error) {
+func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	regCh := c.startRegistryRead(ctx, "")
@@ -243,7 +244,7 @@ func (c *Control) Nodes(ctx context.Context) ([]NodeInfo, error) {
 		nobody   bool // nobody answers pings
 		quiet    bool // no answer for gatherWait
 		answered = map[string]micro.Ping{}
-		beating  = map[string]NodeInfo{}
+		beating  = map[string]api.NodeInfo{}
 		idle     <-chan time.Time
 		timedOut bool
 	)
@@ -280,7 +281,7 @@ func (c *Control) Nodes(ctx context.Context) ([]NodeInfo, error) {
 			}
 			quiet, idle = false, time.After(c.gatherWait)
 		case m := <-beats:
-			var info NodeInfo
+			var info api.NodeInfo
 			if json.Unmarshal(m.Data, &info) == nil && info.ID != "" {
 				beating[info.ID] = info
 			}
@@ -295,12 +296,12 @@ func (c *Control) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	}
 
 	// Ask every node that answered for its info, all at once.
-	infos := make(map[string]NodeInfo, len(answered))
+	infos := make(map[string]api.NodeInfo, len(answered))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for id := range answered {
 		wg.Go(func() {
-			var info NodeInfo
+			var info api.NodeInfo
 			if err := c.request(ctx, NodeSubject(id, VerbInfo), nil, &info); err != nil {
 				return // gone in the meantime: what else is known of it follows
 			}
@@ -311,9 +312,9 @@ func (c *Control) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	}
 	wg.Wait()
 
-	out := make([]NodeInfo, 0, len(answered)+len(reg.records))
+	out := make([]api.NodeInfo, 0, len(answered)+len(reg.records))
 	seen := map[string]bool{}
-	add := func(info NodeInfo) {
+	add := func(info api.NodeInfo) {
 		if !seen[info.ID] {
 			seen[info.ID] = true
 			out = append(out, info)
@@ -346,7 +347,7 @@ func (c *Control) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	}
 	for id, ping := range answered {
 		if !seen[id] { // answered the ping, then nothing: what the ping said
-			add(NodeInfo{ID: id, Version: ping.Version, Labels: pingLabels(ping.Metadata), Definitions: []string{}})
+			add(api.NodeInfo{ID: id, Version: ping.Version, Labels: pingLabels(ping.Metadata), Definitions: []string{}})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -371,7 +372,7 @@ func pingLabels(meta map[string]string) map[string]string {
 type ListResult struct {
 	// Processes are those of the nodes that answered and, with status
 	// unknown, those last announced by the nodes that are gone.
-	Processes []ManagedProcess `json:"processes"`
+	Processes []api.ManagedProcess `json:"processes"`
 	// Nodes are the nodes that answered, sorted.
 	Nodes []string `json:"nodes"`
 	// Missing are the known nodes that did not answer in time, sorted:
@@ -393,14 +394,14 @@ type ListResult struct {
 // not answered when ctx ends (default: the Control's timeout) is listed in
 // Missing, and so are the gone nodes, whose processes come from the
 // registry with status unknown.
-func (c *Control) List(ctx context.Context, req ListRequest) (ListResult, error) {
+func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, error) {
 	data, err := encodeRequest(req)
 	if err != nil {
 		return ListResult{}, err
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	regCh := c.startRegistryRead(ctx, ProcessesGone)
+	regCh := c.startRegistryRead(ctx, api.ProcessesGone)
 	replies, stopList, err := c.scatter(SubjectList, data)
 	if err != nil {
 		return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
@@ -420,7 +421,7 @@ func (c *Control) List(ctx context.Context, req ListRequest) (ListResult, error)
 		quiet    bool // no answer for gatherWait
 		pinged   = map[string]bool{}
 		answered = map[string]bool{}
-		res      = ListResult{Processes: []ManagedProcess{}, Nodes: []string{}}
+		res      = ListResult{Processes: []api.ManagedProcess{}, Nodes: []string{}}
 		idle     <-chan time.Time
 		timedOut bool
 	)
@@ -483,7 +484,7 @@ func (c *Control) List(ctx context.Context, req ListRequest) (ListResult, error)
 				nobody, replies = true, nil
 				continue
 			}
-			var lr ListReply
+			var lr api.ListReply
 			if err := decodeReply(m, &lr); err != nil {
 				return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
 			}
@@ -521,7 +522,7 @@ func (c *Control) List(ctx context.Context, req ListRequest) (ListResult, error)
 		for _, id := range res.Gone {
 			for _, p := range procs[id] {
 				if req.Name == "" || p.Name == req.Name {
-					res.Processes = append(res.Processes, p.managed())
+					res.Processes = append(res.Processes, unknownProcess(p))
 				}
 			}
 		}
@@ -545,7 +546,7 @@ func (c *Control) List(ctx context.Context, req ListRequest) (ListResult, error)
 // then fails with ErrUnreachable naming the node, rather than "no such
 // process".
 func (c *Control) ownerGone(ctx context.Context, id string) (string, bool) {
-	owner, ok := c.ownerOf(ctx, c.readRegistry(ctx, ProcessesAll), id)
+	owner, ok := c.ownerOf(ctx, c.readRegistry(ctx, api.ProcessesAll), id)
 	if !ok {
 		return "", false
 	}

@@ -34,11 +34,6 @@ func (e Event) Header(key string) string {
 	return nats.Header(e.Headers).Get(key)
 }
 
-// NodeLost is the payload of process.node_lost.
-type NodeLost struct {
-	Node string `json:"node"`
-}
-
 func newEvent(m *nats.Msg) Event { return makeEvent(m.Subject, m.Header, m.Data) }
 
 func makeEvent(subject string, h nats.Header, data []byte) Event {

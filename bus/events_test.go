@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
-	"github.com/corral-run/corral/node"
 )
 
 func TestEvents(t *testing.T) {
@@ -30,7 +30,7 @@ func TestEvents(t *testing.T) {
 		t.Fatal("Events never subscribed")
 	}
 
-	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +95,12 @@ func TestSubscribeDecodes(t *testing.T) {
 	n := startTestNode(t)
 	ctx := testContext(t)
 	type result struct {
-		v node.Spawned
+		v api.Spawned
 		e bus.Event
 	}
 	got := make(chan result, 4)
 	bad := make(chan error, 4)
-	sub, err := bus.Subscribe(n.Conn, bus.SubjectSpawned, func(v node.Spawned, e bus.Event) { got <- result{v, e} },
+	sub, err := bus.Subscribe(n.Conn, bus.SubjectSpawned, func(v api.Spawned, e bus.Event) { got <- result{v, e} },
 		bus.OnDecodeError(func(err error, e bus.Event) { bad <- err }))
 	if err != nil {
 		t.Fatal(err)
@@ -125,13 +125,13 @@ func TestSubscribeDecodes(t *testing.T) {
 		t.Fatal("no decode error")
 	}
 
-	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case r := <-got:
-		want := node.Spawned{ProcessID: mp.ID, Name: "sleeper", PID: mp.PID, Node: "n1"}
+		want := api.Spawned{ProcessID: mp.ID, Name: "sleeper", PID: mp.PID, Node: "n1"}
 		if r.v != want {
 			t.Errorf("decoded %+v, want %+v", r.v, want)
 		}
@@ -149,8 +149,8 @@ func TestSubscribeDecodes(t *testing.T) {
 // arrives.
 func TestSubscribeSkipsBadPayloads(t *testing.T) {
 	n := startTestNode(t)
-	got := make(chan bus.NodeLost, 2)
-	sub, err := bus.Subscribe(n.Conn, bus.SubjectNodeLost, func(v bus.NodeLost, _ bus.Event) { got <- v })
+	got := make(chan api.NodeLost, 2)
+	sub, err := bus.Subscribe(n.Conn, bus.SubjectNodeLost, func(v api.NodeLost, _ bus.Event) { got <- v })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/shirou/gopsutil/v4/cpu"
@@ -38,8 +39,8 @@ type announcer struct {
 	registry *RegistryConfig
 	log      *slog.Logger
 
-	host    atomic.Pointer[HostStats] // the last sample, for Info
-	changed chan struct{}             // cap 1: the node's processes changed
+	host    atomic.Pointer[api.HostStats] // the last sample, for Info
+	changed chan struct{}                 // cap 1: the node's processes changed
 	peers   peerCache
 
 	ctx     context.Context
@@ -214,8 +215,8 @@ func (a *announcer) putProcs() {
 	a.putList(ctx, info.ID, procs)
 }
 
-func (a *announcer) putList(ctx context.Context, nodeID string, procs []ProcessSummary) {
-	list, err := json.Marshal(NodeProcesses{Node: nodeID, Processes: procs})
+func (a *announcer) putList(ctx context.Context, nodeID string, procs []api.ProcessSummary) {
+	list, err := json.Marshal(api.NodeProcesses{Node: nodeID, Processes: procs})
 	if err != nil {
 		a.log.Error("cannot encode process list", "err", err)
 		return
@@ -305,7 +306,7 @@ func (a *announcer) leave(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := json.Marshal(NodeProcesses{Node: info.ID, Processes: procs})
+	list, err := json.Marshal(api.NodeProcesses{Node: info.ID, Processes: procs})
 	if err != nil {
 		return err
 	}
@@ -318,8 +319,8 @@ func (a *announcer) leave(ctx context.Context) error {
 
 // sampleHost measures the host: CPU use since the previous sample and
 // memory in use. It returns nil when neither can be read.
-func sampleHost() *HostStats {
-	var h HostStats
+func sampleHost() *api.HostStats {
+	var h api.HostStats
 	ok := false
 	if pct, err := cpu.Percent(0, false); err == nil && len(pct) == 1 {
 		h.CPUPercent, ok = pct[0], true

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 )
 
@@ -35,7 +36,7 @@ func TestHeartbeat(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.check("corral.node.<node>.heartbeat", m.Data)
-		var info bus.NodeInfo
+		var info api.NodeInfo
 		if err := json.Unmarshal(m.Data, &info); err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +67,7 @@ func TestRegistryRecordAndLeave(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	n := startTestNodeOn(t, srv, "n1", bus.ServiceConfig{Registry: &bus.RegistryConfig{}})
 	ctx := testContext(t)
-	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestRegistryRecordAndLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var procs bus.NodeProcesses
+	var procs api.NodeProcesses
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		e, err := kv.Get(ctx, "n1.procs")
 		if err == nil && json.Unmarshal(e.Value(), &procs) == nil && len(procs.Processes) == 1 {
@@ -93,7 +94,7 @@ func TestRegistryRecordAndLeave(t *testing.T) {
 		t.Errorf("n1.procs = %+v, want %s", procs, mp.ID)
 	}
 	e, err := kv.Get(ctx, "n1")
-	var info bus.NodeInfo
+	var info api.NodeInfo
 	if err != nil || json.Unmarshal(e.Value(), &info) != nil || info.ID != "n1" || info.Lost {
 		t.Errorf("n1 = %v, %v", e, err)
 	}
@@ -113,7 +114,7 @@ func TestRegistryRecordAndLeave(t *testing.T) {
 	if err != nil || len(nodes) != 0 {
 		t.Errorf("nodes after n1 left = %+v, %v, want none", nodes, err)
 	}
-	list, err := n.Ctl.List(ctx, bus.ListRequest{})
+	list, err := n.Ctl.List(ctx, api.ListRequest{})
 	if err != nil || len(list.Processes)+len(list.Gone)+len(list.Missing) != 0 {
 		t.Errorf("list after n1 left = %+v, %v, want nothing", list, err)
 	}
@@ -129,7 +130,7 @@ func TestAllNodesGone(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	n := startTestNodeOn(t, srv, "n1", bus.ServiceConfig{Registry: &bus.RegistryConfig{}})
 	ctx := testContext(t)
-	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,14 +138,14 @@ func TestAllNodesGone(t *testing.T) {
 
 	var list bus.ListResult
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if list, err = n.Ctl.List(ctx, bus.ListRequest{}); err == nil && len(list.Gone) == 1 {
+		if list, err = n.Ctl.List(ctx, api.ListRequest{}); err == nil && len(list.Gone) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("list never showed n1 gone: %+v, %v", list, err)
 		}
 	}
-	if list.Gone[0] != "n1" || len(list.Processes) != 1 || list.Processes[0].ID != mp.ID || list.Processes[0].Status != bus.StatusUnknown {
+	if list.Gone[0] != "n1" || len(list.Processes) != 1 || list.Processes[0].ID != mp.ID || list.Processes[0].Status != api.StatusUnknown {
 		t.Errorf("list = %+v, want n1 gone with %s unknown", list, mp.ID)
 	}
 	nodes, err := n.Ctl.Nodes(ctx)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -42,10 +43,10 @@ type peerCache struct {
 
 // peer is another node as the watcher knows it.
 type peer struct {
-	info  NodeInfo
+	info  api.NodeInfo
 	rev   uint64    // its record's revision; 0 while known only from heartbeats
 	seen  time.Time // the watcher's clock: its last heartbeat or record change
-	procs []ProcessSummary
+	procs []api.ProcessSummary
 }
 
 func (c *peerCache) get(id string) *peer {
@@ -135,13 +136,13 @@ func (a *announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 		return
 	}
 	if isProcs {
-		var np NodeProcesses
+		var np api.NodeProcesses
 		if json.Unmarshal(e.Value(), &np) == nil {
 			c.get(id).procs = np.Processes
 		}
 		return
 	}
-	var info NodeInfo
+	var info api.NodeInfo
 	if err := json.Unmarshal(e.Value(), &info); err != nil || info.ID != id {
 		return
 	}
@@ -163,7 +164,7 @@ func (a *announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 
 // seeHeartbeat records another node's heartbeat.
 func (a *announcer) seeHeartbeat(m *nats.Msg) {
-	var info NodeInfo
+	var info api.NodeInfo
 	if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" || info.ID == a.s.cfg.NodeID {
 		return
 	}
@@ -177,7 +178,7 @@ func (a *announcer) seeHeartbeat(m *nats.Msg) {
 // suspect is a peer that went quiet.
 type suspect struct {
 	id   string
-	info NodeInfo
+	info api.NodeInfo
 	rev  uint64
 }
 
@@ -238,7 +239,7 @@ func (a *announcer) declareLost(kv jetstream.KeyValue, s suspect) {
 		p.info.Lost, p.rev = true, rev
 	}
 	a.peers.mu.Unlock()
-	payload, _ := json.Marshal(NodeLost{Node: s.id})
+	payload, _ := json.Marshal(api.NodeLost{Node: s.id})
 	m := &nats.Msg{Subject: SubjectNodeLost, Data: payload, Header: nats.Header{
 		HeaderNode: []string{a.s.cfg.NodeID}, HeaderMsgID: []string{fmt.Sprintf("node_lost:%s:%d", s.id, rev)},
 	}}
@@ -252,10 +253,10 @@ func (a *announcer) declareLost(kv jetstream.KeyValue, s suspect) {
 // view is what the watcher knows of every node, this one included (with
 // its processes as they are now), for corral.registry. It reports false
 // until the registry's current values are in.
-func (a *announcer) view(req RegistryRequest) (RegistryView, bool) {
+func (a *announcer) view(req api.RegistryRequest) (api.RegistryView, bool) {
 	self, procs := a.s.snapshot()
-	out := RegistryView{Node: self.ID, Nodes: []RegistryEntry{{Info: self}}}
-	if req.Processes == ProcessesAll {
+	out := api.RegistryView{Node: self.ID, Nodes: []api.RegistryEntry{{Info: self}}}
+	if req.Processes == api.ProcessesAll {
 		out.Nodes[0].Processes = procs
 	}
 	now := time.Now()
@@ -263,16 +264,16 @@ func (a *announcer) view(req RegistryRequest) (RegistryView, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.synced {
-		return RegistryView{}, false
+		return api.RegistryView{}, false
 	}
 	for _, p := range c.peers {
 		if p.info.ID == "" {
 			continue // only its process list is known
 		}
 		age := now.Sub(p.seen)
-		e := RegistryEntry{Info: p.info, AgeMs: age.Milliseconds()}
+		e := api.RegistryEntry{Info: p.info, AgeMs: age.Milliseconds()}
 		gone := p.info.Lost || age > goneAfter(p.info.IntervalMs)
-		if req.Processes == ProcessesAll || req.Processes == ProcessesGone && gone {
+		if req.Processes == api.ProcessesAll || req.Processes == api.ProcessesGone && gone {
 			e.Processes = p.procs
 		}
 		out.Nodes = append(out.Nodes, e)

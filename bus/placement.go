@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/corral-run/corral/api"
 	"github.com/nats-io/nats.go"
 )
 
@@ -37,7 +38,7 @@ func LabelSelector(labels map[string]string) string {
 // Spawn starts a process of the named definition: on the node nodeID, or
 // when nodeID is empty on any node that defines name. It is SpawnAt with
 // Placement{Node: nodeID}.
-func (c *Control) Spawn(ctx context.Context, nodeID, name string, req SpawnRequest) (ManagedProcess, error) {
+func (c *Control) Spawn(ctx context.Context, nodeID, name string, req api.SpawnRequest) (api.ManagedProcess, error) {
 	return c.SpawnAt(ctx, name, Placement{Node: nodeID}, req)
 }
 
@@ -46,16 +47,16 @@ func (c *Control) Spawn(ctx context.Context, nodeID, name string, req SpawnReque
 // ErrNotFound when no node defines name or no node matches the labels
 // (the message says which), and ErrUnreachable when the node asked for
 // does not answer.
-func (c *Control) SpawnAt(ctx context.Context, name string, at Placement, req SpawnRequest) (ManagedProcess, error) {
+func (c *Control) SpawnAt(ctx context.Context, name string, at Placement, req api.SpawnRequest) (api.ManagedProcess, error) {
 	switch {
 	case at.Node != "" && len(at.Labels) > 0:
-		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w: give a node or labels, not both", name, ErrBadRequest)
+		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w: give a node or labels, not both", name, ErrBadRequest)
 	case at.Node != "":
 		return c.spawnOn(ctx, at.Node, name, req)
 	case len(at.Labels) > 0:
 		return c.spawnByLabels(ctx, name, at.Labels, req)
 	}
-	var mp ManagedProcess
+	var mp api.ManagedProcess
 	err := c.request(ctx, SpawnSubject(name), req, &mp)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return mp, fmt.Errorf("cannot spawn %q: no node defines it: %w", name, ErrNotFound)
@@ -67,8 +68,8 @@ func (c *Control) SpawnAt(ctx context.Context, name string, at Placement, req Sp
 }
 
 // spawnOn asks one node to spawn.
-func (c *Control) spawnOn(ctx context.Context, nodeID, name string, req SpawnRequest) (ManagedProcess, error) {
-	var mp ManagedProcess
+func (c *Control) spawnOn(ctx context.Context, nodeID, name string, req api.SpawnRequest) (api.ManagedProcess, error) {
+	var mp api.ManagedProcess
 	req.Name = name
 	err := c.request(ctx, NodeSubject(nodeID, VerbSpawn), req, &mp)
 	if errors.Is(err, nats.ErrNoResponders) {
@@ -83,13 +84,13 @@ func (c *Control) spawnOn(ctx context.Context, nodeID, name string, req SpawnReq
 // spawnByLabels spawns on the live node that matches the labels, defines
 // name and runs the fewest processes; if that node is gone by the time it
 // is asked, on the next one.
-func (c *Control) spawnByLabels(ctx context.Context, name string, labels map[string]string, req SpawnRequest) (ManagedProcess, error) {
+func (c *Control) spawnByLabels(ctx context.Context, name string, labels map[string]string, req api.SpawnRequest) (api.ManagedProcess, error) {
 	nodes, err := c.Nodes(ctx)
 	if err != nil {
-		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
 	}
 	var matching []string
-	var candidates []NodeInfo
+	var candidates []api.NodeInfo
 	for _, n := range nodes {
 		if n.Gone || !hasLabels(n.Labels, labels) {
 			continue
@@ -102,9 +103,9 @@ func (c *Control) spawnByLabels(ctx context.Context, name string, labels map[str
 	sel := LabelSelector(labels)
 	switch {
 	case len(matching) == 0:
-		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node has labels %s: %w", name, sel, ErrNotFound)
+		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node has labels %s: %w", name, sel, ErrNotFound)
 	case len(candidates) == 0:
-		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node with labels %s defines it (nodes with those labels: %s): %w",
+		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node with labels %s defines it (nodes with those labels: %s): %w",
 			name, sel, strings.Join(matching, ", "), ErrNotFound)
 	}
 	rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
@@ -120,6 +121,6 @@ func (c *Control) spawnByLabels(ctx context.Context, name string, labels map[str
 	for i, n := range candidates {
 		tried[i] = n.ID
 	}
-	return ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node with labels %s is reachable (tried %s): %w",
+	return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node with labels %s is reachable (tried %s): %w",
 		name, sel, strings.Join(tried, ", "), ErrUnreachable)
 }

@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/corral-run/corral/node"
 )
 
 // The node registry is the JetStream KV bucket CORRAL_NODES. Every node
@@ -109,69 +108,11 @@ func autoRegistryReplicas(ctx context.Context, js jetstream.JetStream) int {
 	return AutoReplicas(knownServers(js.Conn()))
 }
 
-// NodeProcesses is a node's entry <node>.procs in the registry: its
-// processes that had not finished, as last announced. Once the node is
-// gone they are listed with status unknown, and requests for them fail
-// fast naming the node.
-type NodeProcesses struct {
-	Node      string           `json:"node"`
-	Processes []ProcessSummary `json:"processes"`
+// unknownProcess is the summary as a ManagedProcess of unknown status:
+// what is known of a process whose node is gone.
+func unknownProcess(p api.ProcessSummary) api.ManagedProcess {
+	return api.ManagedProcess{ID: p.ID, Name: p.Name, Node: p.Node, Status: api.StatusUnknown, PID: p.PID, StartedAt: p.StartedAt}
 }
-
-// ProcessSummary is what the registry keeps of a process: enough to list
-// it and to find its node.
-type ProcessSummary struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Node      string    `json:"node"`
-	Status    Status    `json:"status"`
-	PID       int       `json:"pid"`
-	StartedAt time.Time `json:"startedAt"`
-}
-
-// managed is the summary as a ManagedProcess of unknown status: what is
-// known of a process whose node is gone.
-func (p ProcessSummary) managed() ManagedProcess {
-	return ManagedProcess{ID: p.ID, Name: p.Name, Node: p.Node, Status: StatusUnknown, PID: p.PID, StartedAt: p.StartedAt}
-}
-
-// RegistryRequest asks a node for its view of the registry
-// (corral.registry).
-type RegistryRequest struct {
-	// Processes says whose processes come with the view: none (""), those
-	// of the nodes the answering node holds for gone (ProcessesGone), or
-	// every node's (ProcessesAll).
-	Processes string `json:"processes,omitempty" jsonschema:"enum=,enum=gone,enum=all"`
-}
-
-// The values of RegistryRequest.Processes.
-const (
-	ProcessesGone = "gone"
-	ProcessesAll  = "all"
-)
-
-// RegistryView is a node's view of the node registry, kept from the
-// registry and the nodes' heartbeats: the reply of corral.registry.
-type RegistryView struct {
-	// Node is the node that answered.
-	Node  string          `json:"node"`
-	Nodes []RegistryEntry `json:"nodes"`
-}
-
-// RegistryEntry is one node in a RegistryView.
-type RegistryEntry struct {
-	// Info is the node's last record or heartbeat.
-	Info NodeInfo `json:"info"`
-	// AgeMs is how long ago the answering node last heard of this one (a
-	// heartbeat or a new record), by its own clock: 0 for itself.
-	AgeMs int64 `json:"ageMs"`
-	// Processes are its unfinished processes as last announced, when
-	// RegistryRequest.Processes asked for them.
-	Processes []ProcessSummary `json:"processes,omitempty"`
-}
-
-// StatusUnknown is the status of a process whose node is gone.
-const StatusUnknown = node.StatusUnknown
 
 // goneAfter is how long a node with this heartbeat interval may stay
 // quiet before it is gone.
@@ -185,7 +126,7 @@ func goneAfter(intervalMs int64) time.Duration {
 
 // nodeRecord is a node's record as read from the registry.
 type nodeRecord struct {
-	info NodeInfo
+	info api.NodeInfo
 	rev  uint64
 	at   time.Time // when the server stored it
 }
@@ -218,7 +159,7 @@ func registryBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyV
 func readRecords(ctx context.Context, kv jetstream.KeyValue) (map[string]nodeRecord, error) {
 	out := map[string]nodeRecord{}
 	err := readKeys(ctx, kv, registryNodeKeys, func(e jetstream.KeyValueEntry) {
-		var info NodeInfo
+		var info api.NodeInfo
 		if json.Unmarshal(e.Value(), &info) == nil && info.ID == e.Key() {
 			out[e.Key()] = nodeRecord{info: info, rev: e.Revision(), at: e.Created()}
 		}
@@ -228,8 +169,8 @@ func readRecords(ctx context.Context, kv jetstream.KeyValue) (map[string]nodeRec
 
 // readProcs reads the process lists of the nodes given, skipping those
 // that have none.
-func readProcs(ctx context.Context, kv jetstream.KeyValue, nodes []string) (map[string][]ProcessSummary, error) {
-	out := make(map[string][]ProcessSummary, len(nodes))
+func readProcs(ctx context.Context, kv jetstream.KeyValue, nodes []string) (map[string][]api.ProcessSummary, error) {
+	out := make(map[string][]api.ProcessSummary, len(nodes))
 	for _, n := range nodes {
 		e, err := kv.Get(ctx, registryProcsKey(n))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -238,7 +179,7 @@ func readProcs(ctx context.Context, kv jetstream.KeyValue, nodes []string) (map[
 		if err != nil {
 			return out, fmt.Errorf("cannot read processes of node %q: %w", n, err)
 		}
-		var np NodeProcesses
+		var np api.NodeProcesses
 		if err := json.Unmarshal(e.Value(), &np); err == nil {
 			out[n] = np.Processes
 		}
@@ -250,7 +191,7 @@ func readProcs(ctx context.Context, kv jetstream.KeyValue, nodes []string) (map[
 func findOwner(ctx context.Context, kv jetstream.KeyValue, id string) (string, bool, error) {
 	owner := ""
 	err := readKeys(ctx, kv, registryProcsKeys, func(e jetstream.KeyValueEntry) {
-		var np NodeProcesses
+		var np api.NodeProcesses
 		if owner != "" || json.Unmarshal(e.Value(), &np) != nil {
 			return
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node"
 )
 
@@ -231,7 +232,7 @@ func fromChild(rep node.Report) bool {
 	case node.KindEvent, node.KindHeartbeat, node.KindConnected:
 		return true
 	case node.KindStats:
-		s, ok := rep.Payload.(node.StatsReport)
+		s, ok := rep.Payload.(api.StatsReport)
 		return ok && s.Source == "client"
 	}
 	return false

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"sort"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/client/wire"
-	"github.com/corral-run/corral/node"
 	"github.com/corral-run/corral/schema"
 )
 
@@ -41,54 +41,54 @@ func Schemas() []NamedSchema {
 		value any
 	}{
 		// Events (DESIGN.md "Subjects and payloads").
-		{SubjectSpawned, node.Spawned{}},
-		{SubjectConnected, node.ProcessRef{}},
-		{SubjectReconnected, node.Reconnected{}},
-		{SubjectHeartbeat, node.ProcessRef{}},
-		{SubjectStats, node.StatsReport{}},
-		{ProcessStatsSubject(name), node.StatsReport{}},
-		{SubjectStale, node.Stale{}},
-		{SubjectStopped, node.Stopped{}},
-		{SubjectCrashed, node.Crashed{}},
-		{SubjectRestarted, node.Restarted{}},
-		{SubjectRestartLimit, node.RestartLimit{}},
-		{SubjectLimitsExceeded, node.LimitsExceeded{}},
-		{SubjectWatchdogStale, node.WatchdogStale{}},
-		{SubjectWatchdogKilled, node.WatchdogKilled{}},
-		{ProcessEventSubject(name, event), node.EventPayload{}},
-		{SubjectNodeLost, NodeLost{}},
+		{SubjectSpawned, api.Spawned{}},
+		{SubjectConnected, api.ProcessRef{}},
+		{SubjectReconnected, api.Reconnected{}},
+		{SubjectHeartbeat, api.ProcessRef{}},
+		{SubjectStats, api.StatsReport{}},
+		{ProcessStatsSubject(name), api.StatsReport{}},
+		{SubjectStale, api.Stale{}},
+		{SubjectStopped, api.Stopped{}},
+		{SubjectCrashed, api.Crashed{}},
+		{SubjectRestarted, api.Restarted{}},
+		{SubjectRestartLimit, api.RestartLimit{}},
+		{SubjectLimitsExceeded, api.LimitsExceeded{}},
+		{SubjectWatchdogStale, api.WatchdogStale{}},
+		{SubjectWatchdogKilled, api.WatchdogKilled{}},
+		{ProcessEventSubject(name, event), api.EventPayload{}},
+		{SubjectNodeLost, api.NodeLost{}},
 
 		// Control plane, node-addressed.
-		{NodeSubject(nodeID, VerbSpawn) + request, SpawnRequest{}},
-		{NodeSubject(nodeID, VerbSpawn) + reply, ManagedProcess{}},
-		{NodeSubject(nodeID, VerbList) + request, ListRequest{}},
-		{NodeSubject(nodeID, VerbList) + reply, ListReply{}},
-		{NodeSubject(nodeID, VerbDefine) + request, DefinitionInfo{}},
-		{NodeSubject(nodeID, VerbDefine) + reply, DefinitionInfo{}},
-		{NodeSubject(nodeID, VerbDefinitions) + reply, DefinitionsReply{}},
-		{NodeSubject(nodeID, VerbStopAll) + request, StopAllRequest{}},
-		{NodeSubject(nodeID, VerbStopAll) + reply, ListReply{}},
-		{NodeSubject(nodeID, VerbInfo) + reply, NodeInfo{}},
-		{NodeHeartbeatSubject(nodeID), NodeInfo{}},
+		{NodeSubject(nodeID, VerbSpawn) + request, api.SpawnRequest{}},
+		{NodeSubject(nodeID, VerbSpawn) + reply, api.ManagedProcess{}},
+		{NodeSubject(nodeID, VerbList) + request, api.ListRequest{}},
+		{NodeSubject(nodeID, VerbList) + reply, api.ListReply{}},
+		{NodeSubject(nodeID, VerbDefine) + request, api.DefinitionInfo{}},
+		{NodeSubject(nodeID, VerbDefine) + reply, api.DefinitionInfo{}},
+		{NodeSubject(nodeID, VerbDefinitions) + reply, api.DefinitionsReply{}},
+		{NodeSubject(nodeID, VerbStopAll) + request, api.StopAllRequest{}},
+		{NodeSubject(nodeID, VerbStopAll) + reply, api.ListReply{}},
+		{NodeSubject(nodeID, VerbInfo) + reply, api.NodeInfo{}},
+		{NodeHeartbeatSubject(nodeID), api.NodeInfo{}},
 		// Any node.
-		{SpawnSubject(name) + request, SpawnRequest{}},
-		{SpawnSubject(name) + reply, ManagedProcess{}},
-		{SubjectList + request, ListRequest{}},
-		{SubjectList + reply, ListReply{}},
-		{SubjectRegistry + request, RegistryRequest{}},
-		{SubjectRegistry + reply, RegistryView{}},
+		{SpawnSubject(name) + request, api.SpawnRequest{}},
+		{SpawnSubject(name) + reply, api.ManagedProcess{}},
+		{SubjectList + request, api.ListRequest{}},
+		{SubjectList + reply, api.ListReply{}},
+		{SubjectRegistry + request, api.RegistryRequest{}},
+		{SubjectRegistry + reply, api.RegistryView{}},
 		// Process-addressed.
-		{ProcSubject(procID, VerbGet) + reply, ManagedProcess{}},
-		{ProcSubject(procID, VerbStop) + request, StopRequest{}},
-		{ProcSubject(procID, VerbStop) + reply, ManagedProcess{}},
-		{ProcSubject(procID, VerbRestart) + reply, ManagedProcess{}},
-		{ProcSubject(procID, VerbSend) + reply, OK{}},
-		{ProcSubject(procID, VerbLogs) + request, LogsRequest{}},
-		{ProcSubject(procID, VerbLogs) + reply, LogsReply{}},
+		{ProcSubject(procID, VerbGet) + reply, api.ManagedProcess{}},
+		{ProcSubject(procID, VerbStop) + request, api.StopRequest{}},
+		{ProcSubject(procID, VerbStop) + reply, api.ManagedProcess{}},
+		{ProcSubject(procID, VerbRestart) + reply, api.ManagedProcess{}},
+		{ProcSubject(procID, VerbSend) + reply, api.OK{}},
+		{ProcSubject(procID, VerbLogs) + request, api.LogsRequest{}},
+		{ProcSubject(procID, VerbLogs) + reply, api.LogsReply{}},
 
 		// The node registry's records (KV bucket CORRAL_NODES).
-		{registrySubject(registryNodeKey(nodeID)), NodeInfo{}},
-		{registrySubject(registryProcsKey(nodeID)), NodeProcesses{}},
+		{registrySubject(registryNodeKey(nodeID)), api.NodeInfo{}},
+		{registrySubject(registryProcsKey(nodeID)), api.NodeProcesses{}},
 
 		// The child wire protocol (DESIGN.md "The child wire protocol").
 		{SchemaWireMessage, wire.Message{}},

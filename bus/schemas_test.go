@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/client/wire"
-	"github.com/corral-run/corral/node"
 	"github.com/corral-run/corral/schema"
 )
 
@@ -66,71 +66,71 @@ func TestSchemasCompileAndValidateSamples(t *testing.T) {
 	zero, one := 0, 1
 	hb := 30000
 	hbMs := int64(hb)
-	mp := bus.ManagedProcess{
-		ID: "proc_0123456789abcdef", Name: "encoder", Node: "n1", Status: node.StatusStopped, PID: 4242,
+	mp := api.ManagedProcess{
+		ID: "proc_0123456789abcdef", Name: "encoder", Node: "n1", Status: api.StatusStopped, PID: 4242,
 		StartedAt: now.Add(-time.Minute), LastHeartbeat: &now, Metadata: json.RawMessage(`{"job":7}`),
 		Restarts: 1, ExitCode: &zero, EndedAt: &now, Connected: false, SocketPath: "/run/corral/proc_0123456789abcdef.sock",
 	}
-	def := bus.DefinitionInfo{
+	def := api.DefinitionInfo{
 		Name: "encoder", Command: "ffmpeg", Args: []string{"-i", "x"}, Env: map[string]string{"A": "b"},
 		Events:             map[string]json.RawMessage{"progress": json.RawMessage(`{"type":"object"}`), "done": nil},
 		HeartbeatTimeoutMs: &hbMs, AutoRestart: true, MaxRestarts: 3, StopSignal: "SIGTERM", StopTimeoutMs: 5000,
-		Limits: node.LimitsInfo{MaxRuntimeMs: 60000, MaxMemoryMb: 512},
+		Limits: api.LimitsInfo{MaxRuntimeMs: 60000, MaxMemoryMb: 512},
 	}
 	stats := wire.Stats{CPU: wire.CPUStats{User: 1200, System: 300, Percent: 12.5},
 		Memory: wire.MemoryStats{RSS: 1 << 20, HeapTotal: 1 << 19, HeapUsed: 1 << 18}, Uptime: 12.5}
-	list := bus.ListReply{Node: "n1", Processes: []bus.ManagedProcess{mp}}
-	nodeInfo := bus.NodeInfo{ID: "n1", Version: bus.Version, Labels: map[string]string{"zone": "a"}, StartedAt: now, IntervalMs: 2000,
-		Processes: 2, Running: 1, Definitions: []string{"encoder"}, Host: &bus.HostStats{CPUPercent: 3.5, MemUsedBytes: 1 << 30, MemTotalBytes: 8 << 30},
+	list := api.ListReply{Node: "n1", Processes: []api.ManagedProcess{mp}}
+	nodeInfo := api.NodeInfo{ID: "n1", Version: bus.Version, Labels: map[string]string{"zone": "a"}, StartedAt: now, IntervalMs: 2000,
+		Processes: 2, Running: 1, Definitions: []string{"encoder"}, Host: &api.HostStats{CPUPercent: 3.5, MemUsedBytes: 1 << 30, MemTotalBytes: 8 << 30},
 		Durable: true, LastSeen: now}
 	lostInfo := nodeInfo
 	lostInfo.Lost = true
 	samples := map[string][]byte{
-		"process.spawned":         mustJSON(t, node.Spawned{ProcessID: mp.ID, Name: "encoder", PID: 4242, Node: "n1"}),
-		"process.connected":       mustJSON(t, node.ProcessRef{ProcessID: mp.ID, Name: "encoder"}),
-		"process.reconnected":     mustJSON(t, node.Reconnected{ProcessID: mp.ID, Name: "encoder", PID: 4242}),
-		"process.heartbeat":       mustJSON(t, node.ProcessRef{ProcessID: mp.ID, Name: "encoder"}),
-		"process.stats":           mustJSON(t, node.StatsReport{ProcessID: mp.ID, Name: "encoder", Stats: stats, Source: "node"}),
-		"process.<name>.stats":    mustJSON(t, node.StatsReport{ProcessID: mp.ID, Name: "encoder", Stats: stats, Source: "client"}),
-		"process.stale":           mustJSON(t, node.Stale{ProcessID: mp.ID, Name: "encoder", TimeSince: 31000}),
-		"process.stopped":         mustJSON(t, node.Stopped{ProcessID: mp.ID, Name: "encoder", ExitCode: &zero}),
-		"process.crashed":         mustJSON(t, node.Crashed{ProcessID: mp.ID, Name: "encoder", ExitCode: &one, Error: "exited with code 1"}),
-		"process.restarted":       mustJSON(t, node.Restarted{OldProcessID: mp.ID, NewProcessID: "proc_x", Name: "encoder", Attempt: 1}),
-		"process.restart_limit":   mustJSON(t, node.RestartLimit{ProcessID: mp.ID, Name: "encoder", Restarts: 3}),
-		"process.limits_exceeded": mustJSON(t, node.LimitsExceeded{ProcessID: mp.ID, Name: "encoder", Reason: "maxMemoryMb", Limit: 512, Value: 700}),
-		"process.watchdog.stale":  mustJSON(t, node.WatchdogStale{ProcessID: mp.ID, Name: "encoder", Reason: "heartbeat", TimeoutMs: 30000}),
-		"process.watchdog.killed": mustJSON(t, node.WatchdogKilled{ProcessID: mp.ID, Name: "encoder", Reason: "maxMemoryMb", Value: 700}),
+		"process.spawned":         mustJSON(t, api.Spawned{ProcessID: mp.ID, Name: "encoder", PID: 4242, Node: "n1"}),
+		"process.connected":       mustJSON(t, api.ProcessRef{ProcessID: mp.ID, Name: "encoder"}),
+		"process.reconnected":     mustJSON(t, api.Reconnected{ProcessID: mp.ID, Name: "encoder", PID: 4242}),
+		"process.heartbeat":       mustJSON(t, api.ProcessRef{ProcessID: mp.ID, Name: "encoder"}),
+		"process.stats":           mustJSON(t, api.StatsReport{ProcessID: mp.ID, Name: "encoder", Stats: stats, Source: "node"}),
+		"process.<name>.stats":    mustJSON(t, api.StatsReport{ProcessID: mp.ID, Name: "encoder", Stats: stats, Source: "client"}),
+		"process.stale":           mustJSON(t, api.Stale{ProcessID: mp.ID, Name: "encoder", TimeSince: 31000}),
+		"process.stopped":         mustJSON(t, api.Stopped{ProcessID: mp.ID, Name: "encoder", ExitCode: &zero}),
+		"process.crashed":         mustJSON(t, api.Crashed{ProcessID: mp.ID, Name: "encoder", ExitCode: &one, Error: "exited with code 1"}),
+		"process.restarted":       mustJSON(t, api.Restarted{OldProcessID: mp.ID, NewProcessID: "proc_x", Name: "encoder", Attempt: 1}),
+		"process.restart_limit":   mustJSON(t, api.RestartLimit{ProcessID: mp.ID, Name: "encoder", Restarts: 3}),
+		"process.limits_exceeded": mustJSON(t, api.LimitsExceeded{ProcessID: mp.ID, Name: "encoder", Reason: "maxMemoryMb", Limit: 512, Value: 700}),
+		"process.watchdog.stale":  mustJSON(t, api.WatchdogStale{ProcessID: mp.ID, Name: "encoder", Reason: "heartbeat", TimeoutMs: 30000}),
+		"process.watchdog.killed": mustJSON(t, api.WatchdogKilled{ProcessID: mp.ID, Name: "encoder", Reason: "maxMemoryMb", Value: 700}),
 		"process.<name>.<event>":  []byte(`{"processId":"proc_0123456789abcdef","name":"encoder","percent":50}`),
-		"process.node_lost":       mustJSON(t, bus.NodeLost{Node: "n2"}),
+		"process.node_lost":       mustJSON(t, api.NodeLost{Node: "n2"}),
 
-		"corral.node.<node>.spawn request":     mustJSON(t, bus.SpawnRequest{Name: "encoder", Metadata: json.RawMessage(`{"job":7}`), Env: map[string]string{"A": "b"}, Cwd: "/tmp"}),
+		"corral.node.<node>.spawn request":     mustJSON(t, api.SpawnRequest{Name: "encoder", Metadata: json.RawMessage(`{"job":7}`), Env: map[string]string{"A": "b"}, Cwd: "/tmp"}),
 		"corral.node.<node>.spawn reply":       mustJSON(t, mp),
-		"corral.node.<node>.list request":      mustJSON(t, bus.ListRequest{Name: "encoder", All: true}),
+		"corral.node.<node>.list request":      mustJSON(t, api.ListRequest{Name: "encoder", All: true}),
 		"corral.node.<node>.list reply":        mustJSON(t, list),
 		"corral.node.<node>.define request":    mustJSON(t, def),
 		"corral.node.<node>.define reply":      mustJSON(t, def),
-		"corral.node.<node>.definitions reply": mustJSON(t, bus.DefinitionsReply{Node: "n1", Definitions: []bus.DefinitionInfo{def}}),
-		"corral.node.<node>.stopall request":   mustJSON(t, bus.StopAllRequest{Signal: "SIGINT", Name: "encoder"}),
+		"corral.node.<node>.definitions reply": mustJSON(t, api.DefinitionsReply{Node: "n1", Definitions: []api.DefinitionInfo{def}}),
+		"corral.node.<node>.stopall request":   mustJSON(t, api.StopAllRequest{Signal: "SIGINT", Name: "encoder"}),
 		"corral.node.<node>.stopall reply":     mustJSON(t, list),
-		"corral.node.<node>.info reply":        mustJSON(t, bus.NodeInfo{ID: "n1", Version: bus.Version, Labels: map[string]string{"zone": "a"}, StartedAt: now, Processes: 2, Running: 1, Definitions: []string{"encoder"}}),
+		"corral.node.<node>.info reply":        mustJSON(t, api.NodeInfo{ID: "n1", Version: bus.Version, Labels: map[string]string{"zone": "a"}, StartedAt: now, Processes: 2, Running: 1, Definitions: []string{"encoder"}}),
 		"corral.node.<node>.heartbeat":         mustJSON(t, nodeInfo),
 		"$KV.CORRAL_NODES.<node>":              mustJSON(t, lostInfo),
-		"$KV.CORRAL_NODES.<node>.procs": mustJSON(t, bus.NodeProcesses{Node: "n1", Processes: []bus.ProcessSummary{
-			{ID: mp.ID, Name: "encoder", Node: "n1", Status: node.StatusRunning, PID: 4242, StartedAt: now}}}),
-		"corral.spawn.<name> request": mustJSON(t, bus.SpawnRequest{}),
+		"$KV.CORRAL_NODES.<node>.procs": mustJSON(t, api.NodeProcesses{Node: "n1", Processes: []api.ProcessSummary{
+			{ID: mp.ID, Name: "encoder", Node: "n1", Status: api.StatusRunning, PID: 4242, StartedAt: now}}}),
+		"corral.spawn.<name> request": mustJSON(t, api.SpawnRequest{}),
 		"corral.spawn.<name> reply":   mustJSON(t, mp),
-		"corral.list request":         mustJSON(t, bus.ListRequest{}),
-		"corral.registry request":     mustJSON(t, bus.RegistryRequest{Processes: bus.ProcessesGone}),
-		"corral.registry reply": mustJSON(t, bus.RegistryView{Node: "n1", Nodes: []bus.RegistryEntry{{Info: nodeInfo},
-			{Info: lostInfo, AgeMs: 7200, Processes: []bus.ProcessSummary{{ID: mp.ID, Name: "encoder", Node: "n2", Status: node.StatusRunning, PID: 4242, StartedAt: now}}}}}),
-		"corral.list reply":              mustJSON(t, bus.ListReply{Node: "n1", Processes: []bus.ManagedProcess{}}),
+		"corral.list request":         mustJSON(t, api.ListRequest{}),
+		"corral.registry request":     mustJSON(t, api.RegistryRequest{Processes: api.ProcessesGone}),
+		"corral.registry reply": mustJSON(t, api.RegistryView{Node: "n1", Nodes: []api.RegistryEntry{{Info: nodeInfo},
+			{Info: lostInfo, AgeMs: 7200, Processes: []api.ProcessSummary{{ID: mp.ID, Name: "encoder", Node: "n2", Status: api.StatusRunning, PID: 4242, StartedAt: now}}}}}),
+		"corral.list reply":              mustJSON(t, api.ListReply{Node: "n1", Processes: []api.ManagedProcess{}}),
 		"corral.proc.<id>.get reply":     mustJSON(t, mp),
-		"corral.proc.<id>.stop request":  mustJSON(t, bus.StopRequest{Signal: "SIGTERM"}),
+		"corral.proc.<id>.stop request":  mustJSON(t, api.StopRequest{Signal: "SIGTERM"}),
 		"corral.proc.<id>.stop reply":    mustJSON(t, mp),
 		"corral.proc.<id>.restart reply": mustJSON(t, mp),
-		"corral.proc.<id>.send reply":    mustJSON(t, bus.OK{OK: true}),
-		"corral.proc.<id>.logs request":  mustJSON(t, bus.LogsRequest{Lines: 10}),
-		"corral.proc.<id>.logs reply":    mustJSON(t, bus.LogsReply{ProcessID: mp.ID, Log: "hello\n"}),
+		"corral.proc.<id>.send reply":    mustJSON(t, api.OK{OK: true}),
+		"corral.proc.<id>.logs request":  mustJSON(t, api.LogsRequest{Lines: 10}),
+		"corral.proc.<id>.logs reply":    mustJSON(t, api.LogsReply{ProcessID: mp.ID, Log: "hello\n"}),
 		bus.SchemaWireMessage:            []byte(`{"type":"event","processId":"proc_0123456789abcdef","timestamp":1700000000000,"id":"e1","event":"progress","data":{"percent":50}}`),
 		bus.SchemaWireReply:              wire.AppendError(nil, json.RawMessage(`7`), wire.CodeUnknownEvent, "unknown event"),
 	}
@@ -199,7 +199,7 @@ func TestSchemasValidateRealMessages(t *testing.T) {
 		c.check(name, m.Data)
 		return m.Data
 	}
-	var mp bus.ManagedProcess
+	var mp api.ManagedProcess
 	if err := json.Unmarshal(request("corral.spawn.<name> reply", bus.SpawnSubject("sleeper"), `{"metadata":{"k":1}}`), &mp); err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +242,8 @@ func TestSchemasValidateRealMessages(t *testing.T) {
 func TestSchemasAcceptNulls(t *testing.T) {
 	schemas := compileSchemas(t)
 	c := &schemaChecker{t: t, schemas: schemas}
-	c.check("process.stopped", mustJSON(t, node.Stopped{ProcessID: "p", Name: "x"}))
-	c.check("process.crashed", mustJSON(t, node.Crashed{ProcessID: "p", Name: "x", Error: "killed by signal SIGKILL"}))
-	c.check("corral.proc.<id>.get reply", mustJSON(t, bus.ManagedProcess{ID: "p", Name: "x", Node: "n1", Status: node.StatusRunning, Metadata: json.RawMessage(`{}`), StartedAt: time.Now()}))
+	c.check("process.stopped", mustJSON(t, api.Stopped{ProcessID: "p", Name: "x"}))
+	c.check("process.crashed", mustJSON(t, api.Crashed{ProcessID: "p", Name: "x", Error: "killed by signal SIGKILL"}))
+	c.check("corral.proc.<id>.get reply", mustJSON(t, api.ManagedProcess{ID: "p", Name: "x", Node: "n1", Status: api.StatusRunning, Metadata: json.RawMessage(`{}`), StartedAt: time.Now()}))
 	c.check(bus.SchemaWireReply, wire.AppendError(nil, nil, wire.CodeLineTooLong, "line too long"))
 }

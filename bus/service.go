@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node"
 )
 
@@ -23,12 +24,12 @@ const Version = "0.1.0"
 
 // Supervisor is what the control service needs of a node's supervisor.
 type Supervisor interface {
-	Spawn(ctx context.Context, name string, opts node.SpawnOptions) (node.ManagedProcess, error)
-	Get(id string) (node.ManagedProcess, bool)
-	GetAll() []node.ManagedProcess
-	Stop(ctx context.Context, id string, sig syscall.Signal) (node.ManagedProcess, error)
-	StopAll(ctx context.Context, sig syscall.Signal, name string) ([]node.ManagedProcess, error)
-	Restart(ctx context.Context, id string) (node.ManagedProcess, error)
+	Spawn(ctx context.Context, name string, opts node.SpawnOptions) (api.ManagedProcess, error)
+	Get(id string) (api.ManagedProcess, bool)
+	GetAll() []api.ManagedProcess
+	Stop(ctx context.Context, id string, sig syscall.Signal) (api.ManagedProcess, error)
+	StopAll(ctx context.Context, sig syscall.Signal, name string) ([]api.ManagedProcess, error)
+	Restart(ctx context.Context, id string) (api.ManagedProcess, error)
 	Send(id string, msg json.RawMessage) error
 	Define(d node.Definition) error
 	Definitions() []node.Definition
@@ -317,7 +318,7 @@ func (s *Service) async(r replier, fn func(ctx context.Context)) {
 func (s *Service) handleSpawn(r micro.Request) { s.spawn(r, "") }
 
 func (s *Service) spawn(r micro.Request, name string) {
-	var req SpawnRequest
+	var req api.SpawnRequest
 	if err := decodeRequest(r.Data(), &req); err != nil {
 		respondError(r, err)
 		return
@@ -334,23 +335,23 @@ func (s *Service) spawn(r micro.Request, name string) {
 }
 
 func (s *Service) handleList(r micro.Request) {
-	var req ListRequest
+	var req api.ListRequest
 	if err := decodeRequest(r.Data(), &req); err != nil {
 		respondError(r, err)
 		return
 	}
 	all := s.supervisor().GetAll()
-	out := make([]node.ManagedProcess, 0, len(all))
+	out := make([]api.ManagedProcess, 0, len(all))
 	for _, p := range all {
 		if (req.Name == "" || p.Name == req.Name) && (req.All || !p.Status.Finished()) {
 			out = append(out, p)
 		}
 	}
-	_ = r.RespondJSON(ListReply{Node: s.cfg.NodeID, Processes: out})
+	_ = r.RespondJSON(api.ListReply{Node: s.cfg.NodeID, Processes: out})
 }
 
 func (s *Service) handleDefine(r micro.Request) {
-	var info node.DefinitionInfo
+	var info api.DefinitionInfo
 	if err := decodeRequest(r.Data(), &info); err != nil {
 		respondError(r, err)
 		return
@@ -367,7 +368,7 @@ func (s *Service) handleDefine(r micro.Request) {
 
 func (s *Service) handleDefinitions(r micro.Request) {
 	defs := s.supervisor().Definitions()
-	out := DefinitionsReply{Node: s.cfg.NodeID, Definitions: make([]node.DefinitionInfo, 0, len(defs))}
+	out := api.DefinitionsReply{Node: s.cfg.NodeID, Definitions: make([]api.DefinitionInfo, 0, len(defs))}
 	for _, d := range defs {
 		out.Definitions = append(out.Definitions, d.Info())
 	}
@@ -375,7 +376,7 @@ func (s *Service) handleDefinitions(r micro.Request) {
 }
 
 func (s *Service) handleStopAll(r micro.Request) {
-	var req StopAllRequest
+	var req api.StopAllRequest
 	if err := decodeRequest(r.Data(), &req); err != nil {
 		respondError(r, err)
 		return
@@ -387,14 +388,14 @@ func (s *Service) handleStopAll(r micro.Request) {
 	}
 	s.async(r, func(ctx context.Context) {
 		ps, err := s.supervisor().StopAll(ctx, sig, req.Name)
-		respond(r, ListReply{Node: s.cfg.NodeID, Processes: ps}, err)
+		respond(r, api.ListReply{Node: s.cfg.NodeID, Processes: ps}, err)
 	})
 }
 
 func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
 
 func (s *Service) handleRegistry(r micro.Request) {
-	var req RegistryRequest
+	var req api.RegistryRequest
 	if err := decodeRequest(r.Data(), &req); err != nil {
 		respondError(r, err)
 		return
@@ -408,19 +409,19 @@ func (s *Service) handleRegistry(r micro.Request) {
 }
 
 // Info describes this node.
-func (s *Service) Info() NodeInfo {
+func (s *Service) Info() api.NodeInfo {
 	info, _ := s.snapshot()
 	return info
 }
 
 // snapshot describes this node, and lists its unfinished processes for
 // the registry.
-func (s *Service) snapshot() (NodeInfo, []ProcessSummary) {
+func (s *Service) snapshot() (api.NodeInfo, []api.ProcessSummary) {
 	sup := s.supervisor()
-	info := NodeInfo{ID: s.cfg.NodeID, Version: Version, Labels: s.cfg.Labels, StartedAt: s.startedAt,
+	info := api.NodeInfo{ID: s.cfg.NodeID, Version: Version, Labels: s.cfg.Labels, StartedAt: s.startedAt,
 		IntervalMs: s.cfg.HeartbeatInterval.Milliseconds(), Definitions: []string{}, Host: s.announce.host.Load(),
 		Durable: s.Relay.Durable(), Dropped: s.Relay.Dropped(), LastSeen: time.Now()}
-	procs := []ProcessSummary{}
+	procs := []api.ProcessSummary{}
 	if sup == nil {
 		return info, procs
 	}
@@ -428,7 +429,7 @@ func (s *Service) snapshot() (NodeInfo, []ProcessSummary) {
 		info.Processes++
 		if !p.Status.Finished() {
 			info.Running++
-			procs = append(procs, ProcessSummary{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt})
+			procs = append(procs, api.ProcessSummary{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt})
 		}
 	}
 	for _, d := range sup.Definitions() {
@@ -456,7 +457,7 @@ func (s *Service) handleProc(id string, m *nats.Msg) {
 		}
 		_ = r.RespondJSON(mp)
 	case VerbStop:
-		var req StopRequest
+		var req api.StopRequest
 		if err := decodeRequest(m.Data, &req); err != nil {
 			respondError(r, err)
 			return
@@ -476,15 +477,15 @@ func (s *Service) handleProc(id string, m *nats.Msg) {
 			respond(r, mp, err)
 		})
 	case VerbSend:
-		respond(r, OK{OK: true}, sup.Send(id, m.Data))
+		respond(r, api.OK{OK: true}, sup.Send(id, m.Data))
 	case VerbLogs:
-		var req LogsRequest
+		var req api.LogsRequest
 		if err := decodeRequest(m.Data, &req); err != nil {
 			respondError(r, err)
 			return
 		}
 		text, err := sup.LogTail(id, req.Lines)
-		respond(r, LogsReply{ProcessID: id, Log: text}, err)
+		respond(r, api.LogsReply{ProcessID: id, Log: text}, err)
 	default:
 		respondError(r, fmt.Errorf("%w: unknown verb %q (expected get, stop, restart, send or logs)", node.ErrInvalid, verb))
 	}
@@ -560,5 +561,5 @@ func parseSignal(name string) (syscall.Signal, error) {
 	if name == "" {
 		return 0, nil
 	}
-	return node.ParseSignal(name)
+	return api.ParseSignal(name)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/internal/natstest"
 	"github.com/corral-run/corral/node"
@@ -326,7 +327,7 @@ func TestBacklogDuringOutage(t *testing.T) {
 		t.Fatalf("%d events published while NATS is away, want a few, then a wait", n)
 	}
 	// The supervisor's reports never wait.
-	stopped := node.Report{Kind: node.KindStopped, ProcessID: "proc_b", Name: "enc", Payload: node.Stopped{ProcessID: "proc_b", Name: "enc"}}
+	stopped := node.Report{Kind: node.KindStopped, ProcessID: "proc_b", Name: "enc", Payload: api.Stopped{ProcessID: "proc_b", Name: "enc"}}
 	for range buffer {
 		if err := r.Publish(stopped); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node"
 	"github.com/corral-run/corral/schema"
 )
@@ -264,7 +265,7 @@ func (p *processTable) signal(key string) syscall.Signal {
 		p.fail(key, fmt.Errorf("must be a signal name such as \"SIGTERM\", got %s", tomlType(val)))
 		return node.DefaultStopSignal
 	}
-	sig, err := node.ParseSignal(s)
+	sig, err := api.ParseSignal(s)
 	if err != nil {
 		p.fail(key, err)
 		return node.DefaultStopSignal

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node"
 )
 
@@ -258,10 +259,10 @@ func TestRequiredIsErrRequired(t *testing.T) {
 	}
 }
 
-func TestBadSignalIsNodeErrUnknownSignal(t *testing.T) {
+func TestBadSignalIsInvalid(t *testing.T) {
 	t.Parallel()
 	_, err := Parse(strings.NewReader("[processes.e]\ncommand = \"e\"\nstop_signal = \"SIGFOO\""), nil)
-	if !errors.Is(err, node.ErrUnknownSignal) {
-		t.Errorf("errors.Is(%v, node.ErrUnknownSignal) = false", err)
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), `unknown signal "SIGFOO"`) {
+		t.Errorf("err = %v, want an api.ErrInvalid error naming the signal", err)
 	}
 }

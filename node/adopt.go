@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node/procstat"
 )
 
@@ -72,7 +73,7 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 	if len(p.metadata) == 0 {
 		p.metadata = json.RawMessage("{}")
 	}
-	p.ref, _ = json.Marshal(ProcessRef{ProcessID: p.id, Name: def.Name})
+	p.ref, _ = json.Marshal(api.ProcessRef{ProcessID: p.id, Name: def.Name})
 	p.eventPrefix = p.ref[:len(p.ref)-1]
 
 	if !sameProcess(r.PID, r.StartTicks) {
@@ -87,7 +88,7 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 		return nil, err
 	}
 	now := time.Now()
-	p.status = StatusRunning
+	p.status = api.StatusRunning
 	p.nextSample = nextTick(now, def.StatsInterval)
 	if lim := def.Limits.MaxRuntime; lim > 0 {
 		p.runtimeTimer = time.AfterFunc(max(lim-now.Sub(p.startedAt), 0), p.runtimeExceeded)
@@ -104,7 +105,7 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 	}
 	s.log.Info("process re-adopted", "process", p.id, "name", def.Name, "pid", p.pid)
 	s.report(Report{Kind: KindReconnected, ProcessID: p.id, Name: def.Name,
-		Payload: Reconnected{ProcessID: p.id, Name: def.Name, PID: p.pid}})
+		Payload: api.Reconnected{ProcessID: p.id, Name: def.Name, PID: p.pid}})
 	s.persist(p) // the definition snapshot may have changed
 	p.run()
 	return p, nil
@@ -113,7 +114,7 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 // definitionFor is the current definition of the recorded name when the
 // node still has it (with its callbacks), else the recorded snapshot, which
 // supervises the process without becoming one of the node's definitions.
-func (s *Supervisor) definitionFor(info DefinitionInfo) (*definition, error) {
+func (s *Supervisor) definitionFor(info api.DefinitionInfo) (*definition, error) {
 	s.mu.RLock()
 	cur := s.defs[info.Name]
 	s.mu.RUnlock()
@@ -130,7 +131,7 @@ func (s *Supervisor) definitionFor(info DefinitionInfo) (*definition, error) {
 // lost reports a recorded process that died while no node watched it.
 func (s *Supervisor) lost(p *process) {
 	now := time.Now()
-	p.status, p.endedAt = StatusCrashed, now
+	p.status, p.endedAt = api.StatusCrashed, now
 	p.errText = "exited while the node was down (exit code unknown)"
 	s.mu.Lock()
 	s.procs[p.id] = p
@@ -140,10 +141,10 @@ func (s *Supervisor) lost(p *process) {
 		_ = os.Remove(p.socketPath)
 	}
 	name := p.def.Name
-	afterReport := p.scheduleRestart(StatusCrashed)
+	afterReport := p.scheduleRestart(api.StatusCrashed)
 	s.log.Warn("recorded process is gone", "process", p.id, "name", name, "pid", p.pid)
 	s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name,
-		Payload: Crashed{ProcessID: p.id, Name: name, Error: p.errText}})
+		Payload: api.Crashed{ProcessID: p.id, Name: name, Error: p.errText}})
 	if p.def.OnCrash != nil {
 		p.def.OnCrash(p.snapshot(), -1)
 	}

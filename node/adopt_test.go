@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
 )
@@ -89,15 +90,15 @@ func TestNodeRestartReadoptsChildren(t *testing.T) {
 	if len(res.Adopted) != 2 || len(res.Lost) != 0 || res.Corrupt != 0 {
 		t.Fatalf("recover: %+v", res)
 	}
-	for _, p := range []node.ManagedProcess{p1, p2} {
-		rc := recB.wait(t, node.KindReconnected, p.ID).Payload.(node.Reconnected)
-		if rc != (node.Reconnected{ProcessID: p.ID, Name: "w", PID: p.PID}) {
+	for _, p := range []api.ManagedProcess{p1, p2} {
+		rc := recB.wait(t, node.KindReconnected, p.ID).Payload.(api.Reconnected)
+		if rc != (api.Reconnected{ProcessID: p.ID, Name: "w", PID: p.PID}) {
 			t.Errorf("reconnected payload %+v", rc)
 		}
 		// The child's own client reconnects to the recreated socket.
 		recB.wait(t, node.KindConnected, p.ID)
 		got, ok := b.Get(p.ID)
-		if !ok || got.Status != node.StatusRunning || got.PID != p.PID || got.SocketPath != p.SocketPath {
+		if !ok || got.Status != api.StatusRunning || got.PID != p.PID || got.SocketPath != p.SocketPath {
 			t.Errorf("adopted record %+v", got)
 		}
 	}
@@ -107,7 +108,7 @@ func TestNodeRestartReadoptsChildren(t *testing.T) {
 
 	// Stop reaches the adopted child's group and its exit is seen.
 	got, err := b.Stop(ctx, p1.ID, 0)
-	if err != nil || got.Status != node.StatusStopped {
+	if err != nil || got.Status != api.StatusStopped {
 		t.Fatalf("stop adopted: %+v %v", got, err)
 	}
 	waitGone(t, p1.PID)
@@ -118,7 +119,7 @@ func TestNodeRestartReadoptsChildren(t *testing.T) {
 	if err := syscall.Kill(p2.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	cr := recB.wait(t, node.KindCrashed, p2.ID).Payload.(node.Crashed)
+	cr := recB.wait(t, node.KindCrashed, p2.ID).Payload.(api.Crashed)
 	if cr.ExitCode != nil || !strings.Contains(cr.Error, "unknown") {
 		t.Errorf("crashed payload %+v", cr)
 	}
@@ -186,7 +187,7 @@ func TestRecycledPidIsNotAdopted(t *testing.T) {
 	if len(res.Adopted) != 0 || len(res.Lost) != 1 || res.Lost[0] != p.ID {
 		t.Fatalf("recover: %+v", res)
 	}
-	cr := recB.wait(t, node.KindCrashed, p.ID).Payload.(node.Crashed)
+	cr := recB.wait(t, node.KindCrashed, p.ID).Payload.(api.Crashed)
 	if cr.ExitCode != nil || !strings.Contains(cr.Error, "while the node was down") {
 		t.Errorf("crashed payload %+v", cr)
 	}
@@ -194,7 +195,7 @@ func TestRecycledPidIsNotAdopted(t *testing.T) {
 	if !alive(p.PID) {
 		t.Error("the process holding the recycled pid was killed")
 	}
-	rs := recB.wait(t, node.KindRestarted, "").Payload.(node.Restarted)
+	rs := recB.wait(t, node.KindRestarted, "").Payload.(api.Restarted)
 	if rs.OldProcessID != p.ID {
 		t.Errorf("restarted payload %+v", rs)
 	}
@@ -264,7 +265,7 @@ func TestAdoptedChildThatNeverConnectedIsLeftToItsExit(t *testing.T) {
 	if n := recB.count(node.KindStale, p.ID) + recB.count(node.KindWatchdogKilled, p.ID); n != 0 {
 		t.Errorf("%d heartbeat watchdog reports for a child that never connected", n)
 	}
-	if got, _ := b.Get(p.ID); got.Status != node.StatusRunning {
+	if got, _ := b.Get(p.ID); got.Status != api.StatusRunning {
 		t.Errorf("status %s", got.Status)
 	}
 }

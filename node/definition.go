@@ -2,12 +2,12 @@ package node
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"sort"
 	"syscall"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/client/wire"
 )
 
@@ -56,11 +56,11 @@ type Definition struct {
 
 	// Callbacks, all optional. They run on the node's goroutines and must
 	// not block for long.
-	OnMessage   func(p ManagedProcess, msg wire.Message)
-	OnCrash     func(p ManagedProcess, exitCode int)
-	OnUnhealthy func(p ManagedProcess)
-	OnRestart   func(old, new ManagedProcess, attempt int)
-	OnStats     func(p ManagedProcess, stats wire.Stats)
+	OnMessage   func(p api.ManagedProcess, msg wire.Message)
+	OnCrash     func(p api.ManagedProcess, exitCode int)
+	OnUnhealthy func(p api.ManagedProcess)
+	OnRestart   func(old, new api.ManagedProcess, attempt int)
+	OnStats     func(p api.ManagedProcess, stats wire.Stats)
 }
 
 // Limits are hard limits enforced by the node. Zero means no limit.
@@ -96,10 +96,10 @@ var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // ValidName reports why name cannot be used as a process name, or nil.
 func ValidName(name string) error {
 	if !tokenRE.MatchString(name) {
-		return fmt.Errorf("%w: process name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", ErrInvalid, name)
+		return api.Errorf(ErrInvalid, "process name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", name)
 	}
 	if name == ReservedProcessName {
-		return fmt.Errorf("%w: process name %q is reserved", ErrInvalid, name)
+		return api.Errorf(ErrInvalid, "process name %q is reserved", name)
 	}
 	return nil
 }
@@ -107,10 +107,10 @@ func ValidName(name string) error {
 // ValidEventName reports why name cannot be used as an event name, or nil.
 func ValidEventName(name string) error {
 	if !validToken(name) {
-		return fmt.Errorf("%w: event name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", ErrInvalid, name)
+		return api.Errorf(ErrInvalid, "event name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", name)
 	}
 	if name == ReservedEventName {
-		return fmt.Errorf("%w: event name %q is reserved", ErrInvalid, name)
+		return api.Errorf(ErrInvalid, "event name %q is reserved", name)
 	}
 	return nil
 }
@@ -161,85 +161,55 @@ func (d Definition) validate() error {
 		return err
 	}
 	if d.Command == "" {
-		return fmt.Errorf("%w: definition %q has no command", ErrInvalid, d.Name)
+		return api.Errorf(ErrInvalid, "no command")
 	}
 	if d.MaxRestarts < -1 {
-		return fmt.Errorf("%w: definition %q: max restarts must be -1 (unlimited) or more, got %d", ErrInvalid, d.Name, d.MaxRestarts)
+		return api.Errorf(ErrInvalid, "max restarts must be -1 (unlimited) or more, got %d", d.MaxRestarts)
 	}
 	if d.StopTimeout < 0 {
-		return fmt.Errorf("%w: definition %q: stop timeout must not be negative", ErrInvalid, d.Name)
+		return api.Errorf(ErrInvalid, "stop timeout must not be negative")
 	}
 	if d.RestartDelay < 0 || d.RestartDelayMax < 0 || d.RestartResetAfter < 0 {
-		return fmt.Errorf("%w: definition %q: restart delays must not be negative", ErrInvalid, d.Name)
+		return api.Errorf(ErrInvalid, "restart delays must not be negative")
 	}
 	if d.RestartDelayMax != 0 && d.RestartDelayMax < d.RestartDelay {
-		return fmt.Errorf("%w: definition %q: restart delay max %s is below restart delay %s", ErrInvalid, d.Name, d.RestartDelayMax, d.RestartDelay)
+		return api.Errorf(ErrInvalid, "restart delay max %s is below restart delay %s", d.RestartDelayMax, d.RestartDelay)
 	}
 	if d.StatsInterval != 0 && d.StatsInterval < MinStatsInterval {
-		return fmt.Errorf("%w: definition %q: stats interval must be at least %s", ErrInvalid, d.Name, MinStatsInterval)
+		return api.Errorf(ErrInvalid, "stats interval must be at least %s", MinStatsInterval)
 	}
 	if d.Limits.MaxRuntime < 0 || d.Limits.MaxMemoryMB < 0 || d.Limits.MaxCPUPercent < 0 {
-		return fmt.Errorf("%w: definition %q: limits must not be negative", ErrInvalid, d.Name)
+		return api.Errorf(ErrInvalid, "limits must not be negative")
 	}
 	for ev := range d.Events {
 		if err := ValidEventName(ev); err != nil {
-			return fmt.Errorf("definition %q: %w", d.Name, err)
+			return err
 		}
 	}
 	return nil
 }
 
-// DefinitionInfo is the serialisable view of a Definition (no callbacks).
-type DefinitionInfo struct {
-	Name    string                     `json:"name"`
-	Command string                     `json:"command"`
-	Args    []string                   `json:"args,omitempty"`
-	Cwd     string                     `json:"cwd,omitempty"`
-	Env     map[string]string          `json:"env,omitempty"`
-	Events  map[string]json.RawMessage `json:"events,omitempty"`
-	// HeartbeatTimeoutMs: absent means the default, 0 turns monitoring off.
-	HeartbeatTimeoutMs *int64 `json:"heartbeatTimeoutMs,omitempty"`
-	AutoRestart        bool   `json:"autoRestart"`
-	MaxRestarts        int    `json:"maxRestarts"`
-	StopSignal         string `json:"stopSignal"`
-	StopTimeoutMs      int64  `json:"stopTimeoutMs"`
-	RestartDelayMs     int64  `json:"restartDelayMs,omitempty"`
-	RestartDelayMaxMs  int64  `json:"restartDelayMaxMs,omitempty"`
-	RestartResetMs     int64  `json:"restartResetAfterMs,omitempty"`
-	// Restart is "on-failure" (default) or "always".
-	Restart         string     `json:"restart,omitempty" jsonschema:"enum=on-failure,enum=always"`
-	StatsIntervalMs int64      `json:"statsIntervalMs,omitempty"`
-	Limits          LimitsInfo `json:"limits"`
-}
-
-// LimitsInfo is the serialisable form of Limits, in the spec's units.
-type LimitsInfo struct {
-	MaxRuntimeMs  int64   `json:"maxRuntimeMs,omitempty"`
-	MaxMemoryMb   float64 `json:"maxMemoryMb,omitempty"`
-	MaxCpuPercent float64 `json:"maxCpuPercent,omitempty"`
-}
-
 // Info returns the serialisable view of d (after defaults).
-func (d Definition) Info() DefinitionInfo {
+func (d Definition) Info() api.DefinitionInfo {
 	d = d.withDefaults()
 	hb := d.HeartbeatTimeout.Milliseconds()
 	if d.HeartbeatTimeout < 0 {
 		hb = 0
 	}
-	return DefinitionInfo{
+	return api.DefinitionInfo{
 		Name: d.Name, Command: d.Command, Args: d.Args, Cwd: d.Cwd, Env: d.Env, Events: d.Events,
 		HeartbeatTimeoutMs: &hb, AutoRestart: d.AutoRestart, MaxRestarts: d.MaxRestarts,
-		StopSignal: SignalName(d.StopSignal), StopTimeoutMs: d.StopTimeout.Milliseconds(),
+		StopSignal: api.SignalName(d.StopSignal), StopTimeoutMs: d.StopTimeout.Milliseconds(),
 		RestartDelayMs: d.RestartDelay.Milliseconds(), RestartDelayMaxMs: d.RestartDelayMax.Milliseconds(),
 		RestartResetMs: d.RestartResetAfter.Milliseconds(), Restart: restartPolicy(d.RestartAlways),
 		StatsIntervalMs: d.StatsInterval.Milliseconds(),
-		Limits:          LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
+		Limits:          api.LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
 	}
 }
 
 // DefinitionFromInfo builds a Definition from its serialisable form (as
 // received by a remote define request).
-func DefinitionFromInfo(in DefinitionInfo) (Definition, error) {
+func DefinitionFromInfo(in api.DefinitionInfo) (Definition, error) {
 	d := Definition{
 		Name: in.Name, Command: in.Command, Args: in.Args, Cwd: in.Cwd, Env: in.Env, Events: in.Events,
 		AutoRestart: in.AutoRestart, MaxRestarts: in.MaxRestarts,
@@ -262,10 +232,10 @@ func DefinitionFromInfo(in DefinitionInfo) (Definition, error) {
 	case "always":
 		d.RestartAlways = true
 	default:
-		return Definition{}, fmt.Errorf("%w: restart policy %q is not on-failure or always", ErrInvalid, in.Restart)
+		return Definition{}, api.Errorf(ErrInvalid, "restart policy %q is not on-failure or always", in.Restart)
 	}
 	if in.StopSignal != "" {
-		sig, err := ParseSignal(in.StopSignal)
+		sig, err := api.ParseSignal(in.StopSignal)
 		if err != nil {
 			return Definition{}, err
 		}

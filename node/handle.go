@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/schema"
 )
@@ -113,7 +114,7 @@ func (c *conn) dispatch(msg *wire.Message) error {
 			return reject(wire.CodeMissingField, `stats message has no "stats" object`)
 		}
 		err := c.publish(Report{Kind: KindStats, ProcessID: p.id, Name: def.Name,
-			Payload: StatsReport{ProcessID: p.id, Name: def.Name, Stats: *msg.Stats, Source: "client"}})
+			Payload: api.StatsReport{ProcessID: p.id, Name: def.Name, Stats: *msg.Stats, Source: "client"}})
 		if def.OnStats != nil {
 			def.OnStats(p.snapshot(), *msg.Stats)
 		}

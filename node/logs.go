@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/corral-run/corral/api"
 )
 
 // maxLogTail bounds how much of a log LogTail reads.
@@ -15,10 +17,10 @@ const maxLogTail = 256 << 10
 func (s *Supervisor) LogTail(id string, lines int) (string, error) {
 	p := s.lookup(id)
 	if p == nil {
-		return "", fmt.Errorf("cannot read logs of %q: process %w", id, ErrNotFound)
+		return "", api.Errorf(ErrNotFound, "cannot read logs of %q: no such process", id)
 	}
 	if p.logPath == "" {
-		return "", fmt.Errorf("cannot read logs of %q: %w: this node does not capture output", id, ErrNotFound)
+		return "", api.Errorf(ErrNotFound, "cannot read logs of %q: this node does not capture output", id)
 	}
 	if lines <= 0 {
 		lines = 100

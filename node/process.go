@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/node/procstat"
 )
@@ -44,7 +45,7 @@ type process struct {
 	eventPrefix []byte
 
 	mu     sync.Mutex
-	status Status
+	status api.Status
 	// restarts counts every restart of this lineage (what ps shows);
 	// failures counts consecutive crashes, the auto-restart budget.
 	restarts      int
@@ -89,13 +90,13 @@ type lineage struct {
 func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*process, error) {
 	p := &process{
 		sup: s, def: def, id: newProcessID(), opts: opts, metadata: opts.Metadata,
-		done: make(chan struct{}), status: StatusStarting, restarts: lin.restarts, failures: lin.failures,
+		done: make(chan struct{}), status: api.StatusStarting, restarts: lin.restarts, failures: lin.failures,
 		conns: make(map[*conn]struct{}),
 	}
 	if len(p.metadata) == 0 {
 		p.metadata = json.RawMessage("{}")
 	}
-	p.ref, _ = json.Marshal(ProcessRef{ProcessID: p.id, Name: def.Name})
+	p.ref, _ = json.Marshal(api.ProcessRef{ProcessID: p.id, Name: def.Name})
 	p.eventPrefix = p.ref[:len(p.ref)-1]
 
 	if err := p.listen(); err != nil {
@@ -119,7 +120,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	// Waiting on a pidfd through the poller first means no thread sits in
 	// waitid per child; Wait then reaps at once. Without one, Wait blocks.
 	p.pidfd, _ = openPidfd(p.pid)
-	p.status = StatusRunning
+	p.status = api.StatusRunning
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
 	if lim := def.Limits.MaxRuntime; lim > 0 {
 		p.runtimeTimer = time.AfterFunc(lim, p.runtimeExceeded)
@@ -147,7 +148,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	// Reported before the accept loop runs, so process.spawned always comes
 	// before anything the child says.
 	s.report(Report{Kind: KindSpawned, ProcessID: p.id, Name: def.Name,
-		Payload: Spawned{ProcessID: p.id, Name: def.Name, PID: p.pid, Node: s.cfg.NodeID}})
+		Payload: api.Spawned{ProcessID: p.id, Name: def.Name, PID: p.pid, Node: s.cfg.NodeID}})
 	p.run()
 	return p, nil
 }
@@ -253,17 +254,17 @@ func (p *process) wait() {
 			t.Stop()
 		}
 	}
-	status := StatusCrashed
+	status := api.StatusCrashed
 	switch {
 	case p.watchdogReason != "":
 		errText = "killed by the watchdog (" + p.watchdogReason + ")"
 	case p.stopRequested || (code != nil && *code == 0):
-		status = StatusStopped
+		status = api.StatusStopped
 	case p.cmd == nil && p.saidGoodbye:
-		status = StatusStopped // re-adopted: said goodbye, then left
+		status = api.StatusStopped // re-adopted: said goodbye, then left
 	}
 	p.status, p.exitCode, p.endedAt = status, code, time.Now()
-	if status == StatusCrashed {
+	if status == api.StatusCrashed {
 		p.errText = errText
 	}
 	stopRequested := p.stopRequested
@@ -286,12 +287,12 @@ func (p *process) wait() {
 		afterReport = p.scheduleRestart(status)
 	}
 	name := p.def.Name
-	if status == StatusStopped {
+	if status == api.StatusStopped {
 		s.log.Info("process stopped", "process", p.id, "name", name, "pid", p.pid, "exitCode", derefOr(code, -1))
-		s.report(Report{Kind: KindStopped, ProcessID: p.id, Name: name, Payload: Stopped{ProcessID: p.id, Name: name, ExitCode: code}})
+		s.report(Report{Kind: KindStopped, ProcessID: p.id, Name: name, Payload: api.Stopped{ProcessID: p.id, Name: name, ExitCode: code}})
 	} else {
 		s.log.Warn("process crashed", "process", p.id, "name", name, "pid", p.pid, "err", errText)
-		s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name, Payload: Crashed{ProcessID: p.id, Name: name, ExitCode: code, Error: errText}})
+		s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name, Payload: api.Crashed{ProcessID: p.id, Name: name, ExitCode: code, Error: errText}})
 		if p.def.OnCrash != nil {
 			p.def.OnCrash(p.snapshot(), derefOr(code, -1))
 		}
@@ -317,7 +318,7 @@ func (p *process) reap() (code *int, errText string) {
 	_ = p.cmd.Wait()
 	state := p.cmd.ProcessState
 	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return nil, "killed by signal " + SignalName(ws.Signal())
+		return nil, "killed by signal " + api.SignalName(ws.Signal())
 	}
 	c := state.ExitCode()
 	if c != 0 {
@@ -352,7 +353,7 @@ func (p *process) stop(ctx context.Context, sig syscall.Signal) error {
 	}
 	if !p.stopRequested {
 		p.stopRequested = true
-		p.status = StatusStopping
+		p.status = api.StatusStopping
 		p.killTimer = time.AfterFunc(p.def.StopTimeout, p.kill)
 	}
 	p.mu.Unlock()
@@ -391,10 +392,10 @@ func (p *process) finished() bool {
 	return p.status.Finished()
 }
 
-func (p *process) snapshot() ManagedProcess {
+func (p *process) snapshot() api.ManagedProcess {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	mp := ManagedProcess{
+	mp := api.ManagedProcess{
 		ID: p.id, Name: p.def.Name, Node: p.sup.cfg.NodeID, Status: p.status, PID: p.pid,
 		StartedAt: p.startedAt, Metadata: p.metadata, Restarts: p.restarts, ExitCode: p.exitCode,
 		Error: p.errText, Connected: len(p.conns) > 0, SocketPath: p.socketPath, TCPPort: p.tcpPort,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
@@ -35,7 +36,7 @@ func TestProtocolRelaysEventsAndAcks(t *testing.T) {
 			msgs := make(chan wire.Message, 16)
 			h.define(t, "encoder", h.ctrl.Env(), func(d *node.Definition) {
 				d.Events = encoderEvents
-				d.OnMessage = func(_ node.ManagedProcess, m wire.Message) { msgs <- m }
+				d.OnMessage = func(_ api.ManagedProcess, m wire.Message) { msgs <- m }
 			})
 			mp := h.spawn(t, "encoder", node.SpawnOptions{})
 			peer := h.ctrl.Accept()
@@ -88,9 +89,9 @@ func TestProtocolRelaysEventsAndAcks(t *testing.T) {
 				t.Fatalf("ack of stats: %s", got)
 			}
 			st := h.rec.waitFor(t, func(r node.Report) bool {
-				sr, ok := r.Payload.(node.StatsReport)
+				sr, ok := r.Payload.(api.StatsReport)
 				return ok && r.ProcessID == mp.ID && sr.Source == "client"
-			}).Payload.(node.StatsReport)
+			}).Payload.(api.StatsReport)
 			if st.Source != "client" || st.Stats.Memory.RSS != 52428800 || st.Stats.CPU.Percent != 0.03 || st.Stats.Uptime != 5.12 {
 				t.Errorf("stats report %+v", st)
 			}

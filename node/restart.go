@@ -3,6 +3,8 @@ package node
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/corral-run/corral/api"
 )
 
 // scheduleRestart decides, once a process has ended on its own (or by the
@@ -10,9 +12,9 @@ import (
 // timer. It runs on the process's wait goroutine before the exit is
 // reported; what it returns (if not nil) reports its decision and must run
 // after the exit report.
-func (p *process) scheduleRestart(status Status) (afterReport func()) {
+func (p *process) scheduleRestart(status api.Status) (afterReport func()) {
 	def := p.def
-	if !def.AutoRestart || (status == StatusStopped && !def.RestartAlways) {
+	if !def.AutoRestart || (status == api.StatusStopped && !def.RestartAlways) {
 		return nil
 	}
 	p.mu.Lock()
@@ -20,7 +22,7 @@ func (p *process) scheduleRestart(status Status) (afterReport func()) {
 	if p.endedAt.Sub(p.startedAt) >= def.RestartResetAfter {
 		failures = 0 // a healthy run earns a fresh budget
 	}
-	if status == StatusStopped {
+	if status == api.StatusStopped {
 		failures = 0 // a clean exit under "always" is not a failure
 	}
 	if def.MaxRestarts >= 0 && failures >= def.MaxRestarts {
@@ -29,12 +31,12 @@ func (p *process) scheduleRestart(status Status) (afterReport func()) {
 			s, name := p.sup, def.Name
 			s.log.Error("restart limit reached, giving up", "process", p.id, "name", name, "restarts", failures)
 			s.report(Report{Kind: KindRestartLimit, ProcessID: p.id, Name: name,
-				Payload: RestartLimit{ProcessID: p.id, Name: name, Restarts: failures}})
+				Payload: api.RestartLimit{ProcessID: p.id, Name: name, Restarts: failures}})
 		}
 	}
 	delay := backoff(def.RestartDelay, def.RestartDelayMax, failures)
 	lin := lineage{restarts: p.restarts + 1, failures: failures + 1}
-	if status == StatusStopped {
+	if status == api.StatusStopped {
 		lin.failures = 0
 	}
 	p.restartTimer = time.AfterFunc(delay, func() { p.autoRestart(lin) })
@@ -90,7 +92,7 @@ func (p *process) autoRestart(lin lineage) {
 func (s *Supervisor) reportRestart(old, cur *process, attempt int) {
 	name := cur.def.Name
 	s.report(Report{Kind: KindRestarted, ProcessID: cur.id, Name: name,
-		Payload: Restarted{OldProcessID: old.id, NewProcessID: cur.id, Name: name, Attempt: attempt}})
+		Payload: api.Restarted{OldProcessID: old.id, NewProcessID: cur.id, Name: name, Attempt: attempt}})
 	if cur.def.OnRestart != nil {
 		cur.def.OnRestart(old.snapshot(), cur.snapshot(), attempt)
 	}

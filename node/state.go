@@ -9,26 +9,28 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/corral-run/corral/api"
 )
 
 // record is what the node keeps on disk about a running process, so that
 // the next node on this host can re-adopt it after a restart or a crash.
 // A record exists exactly while the process is believed to be alive.
 type record struct {
-	Version    int               `json:"version"`
-	ID         string            `json:"id"`
-	Definition DefinitionInfo    `json:"definition"`
-	PID        int               `json:"pid"`
-	StartTicks uint64            `json:"startTicks"` // /proc start time, to tell a recycled pid
-	StartedAt  time.Time         `json:"startedAt"`
-	SocketPath string            `json:"socketPath,omitempty"`
-	TCPPort    int               `json:"tcpPort,omitempty"`
-	LogPath    string            `json:"logPath,omitempty"`
-	Metadata   json.RawMessage   `json:"metadata"`
-	Env        map[string]string `json:"env,omitempty"`
-	Cwd        string            `json:"cwd,omitempty"`
-	Restarts   int               `json:"restarts"`
-	Failures   int               `json:"failures"`
+	Version    int                `json:"version"`
+	ID         string             `json:"id"`
+	Definition api.DefinitionInfo `json:"definition"`
+	PID        int                `json:"pid"`
+	StartTicks uint64             `json:"startTicks"` // /proc start time, to tell a recycled pid
+	StartedAt  time.Time          `json:"startedAt"`
+	SocketPath string             `json:"socketPath,omitempty"`
+	TCPPort    int                `json:"tcpPort,omitempty"`
+	LogPath    string             `json:"logPath,omitempty"`
+	Metadata   json.RawMessage    `json:"metadata"`
+	Env        map[string]string  `json:"env,omitempty"`
+	Cwd        string             `json:"cwd,omitempty"`
+	Restarts   int                `json:"restarts"`
+	Failures   int                `json:"failures"`
 	// Connected: the child has connected (sent connected or a heartbeat),
 	// so its heartbeat is monitored after a re-adoption too.
 	Connected bool `json:"connected,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node/procstat"
 )
 
@@ -66,7 +67,7 @@ func (sm *sampler) round(now time.Time) time.Time {
 	s.mu.RLock()
 	for _, p := range s.procs {
 		p.mu.Lock()
-		if p.status == StatusRunning {
+		if p.status == api.StatusRunning {
 			if !p.nextSample.After(now) {
 				due = append(due, p)
 				p.nextSample = nextTick(now, p.def.StatsInterval)
@@ -117,14 +118,14 @@ func (sm *sampler) observe(p *process, tree procstat.TreeStats) {
 	}
 	p.mu.Unlock()
 	s.report(Report{Kind: KindStats, ProcessID: p.id, Name: def.Name,
-		Payload: StatsReport{ProcessID: p.id, Name: def.Name, Stats: stats, Source: "node"}})
+		Payload: api.StatsReport{ProcessID: p.id, Name: def.Name, Stats: stats, Source: "node"}})
 	if def.OnStats != nil {
 		def.OnStats(p.snapshot(), stats)
 	}
 	switch {
 	case def.Limits.MaxMemoryMB > 0 && memMB > def.Limits.MaxMemoryMB:
-		p.limitExceeded(ReasonMemory, def.Limits.MaxMemoryMB, memMB)
+		p.limitExceeded(api.ReasonMemory, def.Limits.MaxMemoryMB, memMB)
 	case cpuBreach:
-		p.limitExceeded(ReasonCPU, def.Limits.MaxCPUPercent, tree.CPUPercent)
+		p.limitExceeded(api.ReasonCPU, def.Limits.MaxCPUPercent, tree.CPUPercent)
 	}
 }

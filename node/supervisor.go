@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/schema"
 )
@@ -182,7 +183,11 @@ func (s *Supervisor) compile(d Definition) (*definition, error) {
 		}
 		sch, err := schema.Compile(d.Name+"."+ev, raw)
 		if err != nil {
-			return nil, fmt.Errorf("cannot define %q: %w: %w", d.Name, ErrInvalid, err)
+			reason := err.Error()
+			if ce, ok := errors.AsType[*schema.CompileError](err); ok {
+				reason = ce.Reason
+			}
+			return nil, api.Errorf(ErrInvalid, "cannot define %q: schema of event %q: %s", d.Name, ev, reason)
 		}
 		cd.schemas[ev] = sch
 	}
@@ -201,47 +206,49 @@ func (s *Supervisor) Definitions() []Definition {
 }
 
 // Spawn starts a new process of the named definition.
-func (s *Supervisor) Spawn(ctx context.Context, name string, opts SpawnOptions) (ManagedProcess, error) {
+func (s *Supervisor) Spawn(ctx context.Context, name string, opts SpawnOptions) (api.ManagedProcess, error) {
 	s.mu.RLock()
 	def, closed := s.defs[name], s.closed
 	s.mu.RUnlock()
 	switch {
 	case closed:
-		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, ErrClosed)
+		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, ErrClosed)
 	case def == nil:
-		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: definition %w", name, ErrNotFound)
+		return api.ManagedProcess{}, api.Errorf(ErrNotFound, "cannot spawn %q: definition not found", name)
 	}
 	if err := ValidMetadata(opts.Metadata); err != nil {
-		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
 	}
 	p, err := s.start(def, opts, lineage{})
 	if err != nil {
-		return ManagedProcess{}, err
+		return api.ManagedProcess{}, err
 	}
 	return p.snapshot(), nil
 }
 
 // Get returns the process with the given id.
-func (s *Supervisor) Get(id string) (ManagedProcess, bool) {
+func (s *Supervisor) Get(id string) (api.ManagedProcess, bool) {
 	p := s.lookup(id)
 	if p == nil {
-		return ManagedProcess{}, false
+		return api.ManagedProcess{}, false
 	}
 	return p.snapshot(), true
 }
 
 // GetAll returns every known process, oldest first.
-func (s *Supervisor) GetAll() []ManagedProcess { return s.filter(func(*process) bool { return true }) }
+func (s *Supervisor) GetAll() []api.ManagedProcess {
+	return s.filter(func(*process) bool { return true })
+}
 
 // GetByName returns the processes of one definition, oldest first.
-func (s *Supervisor) GetByName(name string) []ManagedProcess {
+func (s *Supervisor) GetByName(name string) []api.ManagedProcess {
 	return s.filter(func(p *process) bool { return p.def.Name == name })
 }
 
-func (s *Supervisor) filter(keep func(*process) bool) []ManagedProcess {
+func (s *Supervisor) filter(keep func(*process) bool) []api.ManagedProcess {
 	s.mu.RLock()
 	ps := make([]*process, 0, len(s.procs))
 	for _, p := range s.procs {
@@ -250,11 +257,11 @@ func (s *Supervisor) filter(keep func(*process) bool) []ManagedProcess {
 		}
 	}
 	s.mu.RUnlock()
-	out := make([]ManagedProcess, 0, len(ps))
+	out := make([]api.ManagedProcess, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, p.snapshot())
 	}
-	slices.SortFunc(out, func(a, b ManagedProcess) int {
+	slices.SortFunc(out, func(a, b api.ManagedProcess) int {
 		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
 			return c
 		}
@@ -282,10 +289,10 @@ func (s *Supervisor) lookup(id string) *process {
 // Stop signals the process group (sig 0 means the definition's stop
 // signal), escalates to SIGKILL after the stop timeout and returns once the
 // process has exited, or when ctx ends.
-func (s *Supervisor) Stop(ctx context.Context, id string, sig syscall.Signal) (ManagedProcess, error) {
+func (s *Supervisor) Stop(ctx context.Context, id string, sig syscall.Signal) (api.ManagedProcess, error) {
 	p := s.lookup(id)
 	if p == nil {
-		return ManagedProcess{}, fmt.Errorf("cannot stop %q: process %w", id, ErrNotFound)
+		return api.ManagedProcess{}, api.Errorf(ErrNotFound, "cannot stop %q: no such process", id)
 	}
 	if err := p.stop(ctx, sig); err != nil {
 		return p.snapshot(), fmt.Errorf("cannot stop %q: %w", id, err)
@@ -295,7 +302,7 @@ func (s *Supervisor) Stop(ctx context.Context, id string, sig syscall.Signal) (M
 
 // StopAll stops every running process (of one definition when name is not
 // empty) in parallel and returns the processes it stopped.
-func (s *Supervisor) StopAll(ctx context.Context, sig syscall.Signal, name string) ([]ManagedProcess, error) {
+func (s *Supervisor) StopAll(ctx context.Context, sig syscall.Signal, name string) ([]api.ManagedProcess, error) {
 	s.mu.RLock()
 	var ps []*process
 	for _, p := range s.procs {
@@ -314,7 +321,7 @@ func (s *Supervisor) StopAll(ctx context.Context, sig syscall.Signal, name strin
 		})
 	}
 	wg.Wait()
-	out := make([]ManagedProcess, 0, len(ps))
+	out := make([]api.ManagedProcess, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, p.snapshot())
 	}
@@ -324,13 +331,13 @@ func (s *Supervisor) StopAll(ctx context.Context, sig syscall.Signal, name strin
 // Restart stops the process if it runs and spawns a new one of the same
 // definition with the same metadata and overrides. The new process has a new
 // id; process.restarted is reported.
-func (s *Supervisor) Restart(ctx context.Context, id string) (ManagedProcess, error) {
+func (s *Supervisor) Restart(ctx context.Context, id string) (api.ManagedProcess, error) {
 	p := s.lookup(id)
 	if p == nil {
-		return ManagedProcess{}, fmt.Errorf("cannot restart %q: process %w", id, ErrNotFound)
+		return api.ManagedProcess{}, api.Errorf(ErrNotFound, "cannot restart %q: no such process", id)
 	}
 	if err := p.stop(ctx, 0); err != nil && !errors.Is(err, ErrNotRunning) {
-		return ManagedProcess{}, fmt.Errorf("cannot restart %q: %w", id, err)
+		return api.ManagedProcess{}, fmt.Errorf("cannot restart %q: %w", id, err)
 	}
 	s.mu.RLock()
 	def := s.defs[p.def.Name]
@@ -341,7 +348,7 @@ func (s *Supervisor) Restart(ctx context.Context, id string) (ManagedProcess, er
 	attempt := p.snapshot().Restarts + 1
 	np, err := s.start(def, p.opts, lineage{restarts: attempt})
 	if err != nil {
-		return ManagedProcess{}, fmt.Errorf("cannot restart %q: %w", id, err)
+		return api.ManagedProcess{}, fmt.Errorf("cannot restart %q: %w", id, err)
 	}
 	s.reportRestart(p, np, attempt)
 	return np.snapshot(), nil
@@ -351,10 +358,10 @@ func (s *Supervisor) Restart(ctx context.Context, id string) (ManagedProcess, er
 func (s *Supervisor) Send(id string, msg json.RawMessage) error {
 	p := s.lookup(id)
 	if p == nil {
-		return fmt.Errorf("cannot send to %q: process %w", id, ErrNotFound)
+		return api.Errorf(ErrNotFound, "cannot send to %q: no such process", id)
 	}
 	if !json.Valid(msg) {
-		return fmt.Errorf("cannot send to %q: %w: message is not valid JSON", id, ErrInvalid)
+		return api.Errorf(ErrInvalid, "cannot send to %q: the message is not valid JSON", id)
 	}
 	c := p.latestConn()
 	if c == nil {

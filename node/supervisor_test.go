@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
 )
@@ -184,7 +185,7 @@ func (h *harness) define(t *testing.T, name string, env map[string]string, mod f
 	}
 }
 
-func (h *harness) spawn(t *testing.T, name string, opts node.SpawnOptions) node.ManagedProcess {
+func (h *harness) spawn(t *testing.T, name string, opts node.SpawnOptions) api.ManagedProcess {
 	t.Helper()
 	mp, err := h.sup.Spawn(context.Background(), name, opts)
 	if err != nil {
@@ -207,7 +208,7 @@ func TestSpawnGivesTheChildItsEnvironment(t *testing.T) {
 	if !strings.HasPrefix(mp.ID, "proc_") || len(mp.ID) != node.IDLength {
 		t.Errorf("id %q does not look like proc_<16 chars>", mp.ID)
 	}
-	if mp.Status != node.StatusRunning || mp.PID <= 0 || mp.Node != "n1" || mp.Name != "worker" {
+	if mp.Status != api.StatusRunning || mp.PID <= 0 || mp.Node != "n1" || mp.Name != "worker" {
 		t.Errorf("unexpected record %+v", mp)
 	}
 	peer := h.ctrl.Accept()
@@ -225,8 +226,8 @@ func TestSpawnGivesTheChildItsEnvironment(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("socket dir mode: %v %v", fi, err)
 	}
-	sp := h.rec.wait(t, node.KindSpawned, mp.ID).Payload.(node.Spawned)
-	if sp != (node.Spawned{ProcessID: mp.ID, Name: "worker", PID: mp.PID, Node: "n1"}) {
+	sp := h.rec.wait(t, node.KindSpawned, mp.ID).Payload.(api.Spawned)
+	if sp != (api.Spawned{ProcessID: mp.ID, Name: "worker", PID: mp.PID, Node: "n1"}) {
 		t.Errorf("spawned payload %+v", sp)
 	}
 }
@@ -262,7 +263,7 @@ func TestStopEndsStoppedAndRemovesSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != node.StatusStopped || got.ExitCode == nil || *got.ExitCode != 0 || got.EndedAt == nil {
+	if got.Status != api.StatusStopped || got.ExitCode == nil || *got.ExitCode != 0 || got.EndedAt == nil {
 		t.Errorf("after stop: %+v", got)
 	}
 	if alive(mp.PID) {
@@ -271,7 +272,7 @@ func TestStopEndsStoppedAndRemovesSocket(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file left behind: %v", err)
 	}
-	st := h.rec.wait(t, node.KindStopped, mp.ID).Payload.(node.Stopped)
+	st := h.rec.wait(t, node.KindStopped, mp.ID).Payload.(api.Stopped)
 	if st.ProcessID != mp.ID || st.Name != "sleeper" || st.ExitCode == nil || *st.ExitCode != 0 {
 		t.Errorf("stopped payload %+v", st)
 	}
@@ -292,7 +293,7 @@ func TestStopEscalatesToSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != node.StatusStopped || got.ExitCode != nil {
+	if got.Status != api.StatusStopped || got.ExitCode != nil {
 		t.Errorf("after escalation: %+v", got)
 	}
 	if time.Since(start) < 200*time.Millisecond {
@@ -304,15 +305,15 @@ func TestExitCodesDecideStoppedOrCrashed(t *testing.T) {
 	h := newHarness(t, "unix")
 	crashes := make(chan int, 1)
 	h.define(t, "fail", map[string]string{testchild.EnvRole: testchild.RoleExit, testchild.EnvExitCode: "3"},
-		func(d *node.Definition) { d.OnCrash = func(_ node.ManagedProcess, code int) { crashes <- code } })
+		func(d *node.Definition) { d.OnCrash = func(_ api.ManagedProcess, code int) { crashes <- code } })
 	h.define(t, "ok", map[string]string{testchild.EnvRole: testchild.RoleExit, testchild.EnvExitCode: "0"}, nil)
 
 	bad := h.spawn(t, "fail", node.SpawnOptions{})
-	cr := h.rec.wait(t, node.KindCrashed, bad.ID).Payload.(node.Crashed)
+	cr := h.rec.wait(t, node.KindCrashed, bad.ID).Payload.(api.Crashed)
 	if cr.ExitCode == nil || *cr.ExitCode != 3 || cr.Error != "exited with code 3" || cr.Name != "fail" {
 		t.Errorf("crashed payload %+v", cr)
 	}
-	if got, _ := h.sup.Get(bad.ID); got.Status != node.StatusCrashed {
+	if got, _ := h.sup.Get(bad.ID); got.Status != api.StatusCrashed {
 		t.Errorf("status %s, want crashed", got.Status)
 	}
 	select {
@@ -325,7 +326,7 @@ func TestExitCodesDecideStoppedOrCrashed(t *testing.T) {
 	}
 
 	good := h.spawn(t, "ok", node.SpawnOptions{})
-	st := h.rec.wait(t, node.KindStopped, good.ID).Payload.(node.Stopped)
+	st := h.rec.wait(t, node.KindStopped, good.ID).Payload.(api.Stopped)
 	if st.ExitCode == nil || *st.ExitCode != 0 {
 		t.Errorf("stopped payload %+v", st)
 	}
@@ -395,10 +396,10 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 		{node.Definition{Name: "", Command: "x"}, `process name "" must be`},
 		{node.Definition{Name: "watchdog", Command: "x"}, `"watchdog" is reserved`},
 		{node.Definition{Name: strings.Repeat("x", 65), Command: "x"}, "must be 1 to 64"},
-		{node.Definition{Name: "ok", Command: ""}, "has no command"},
+		{node.Definition{Name: "ok", Command: ""}, `cannot define "ok": no command`},
 		{node.Definition{Name: "ok", Command: "x", Events: map[string]json.RawMessage{"stats": nil}}, `event name "stats" is reserved`},
 		{node.Definition{Name: "ok", Command: "x", Events: map[string]json.RawMessage{"a>b": nil}}, `event name "a>b" must be`},
-		{node.Definition{Name: "ok", Command: "x", Events: map[string]json.RawMessage{"e": json.RawMessage(`{"type":12}`)}}, "cannot compile schema"},
+		{node.Definition{Name: "ok", Command: "x", Events: map[string]json.RawMessage{"e": json.RawMessage(`{"type":12}`)}}, `cannot define "ok": schema of event "e": schema/type: got number`},
 	} {
 		err := h.sup.Define(tc.def)
 		if !errors.Is(err, node.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
@@ -442,7 +443,7 @@ func TestGetAllAndGetByName(t *testing.T) {
 	if err != nil || len(stopped) != 2 {
 		t.Fatalf("StopAll(a) = %v, %v", stopped, err)
 	}
-	if got, _ := h.sup.Get(b1.ID); got.Status != node.StatusRunning {
+	if got, _ := h.sup.Get(b1.ID); got.Status != api.StatusRunning {
 		t.Errorf("b stopped by StopAll(a): %s", got.Status)
 	}
 }
@@ -451,18 +452,18 @@ func TestRestartKeepsMetadataWithNewID(t *testing.T) {
 	h := newHarness(t, "unix")
 	restarts := make(chan [2]string, 1)
 	h.define(t, "sleeper", role(testchild.RoleSleep), func(d *node.Definition) {
-		d.OnRestart = func(old, cur node.ManagedProcess, attempt int) { restarts <- [2]string{old.ID, cur.ID} }
+		d.OnRestart = func(old, cur api.ManagedProcess, attempt int) { restarts <- [2]string{old.ID, cur.ID} }
 	})
 	mp := h.spawn(t, "sleeper", node.SpawnOptions{Metadata: json.RawMessage(`{"k":1}`)})
 	np, err := h.sup.Restart(context.Background(), mp.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if np.ID == mp.ID || string(np.Metadata) != `{"k":1}` || np.Restarts != 1 || np.Status != node.StatusRunning {
+	if np.ID == mp.ID || string(np.Metadata) != `{"k":1}` || np.Restarts != 1 || np.Status != api.StatusRunning {
 		t.Errorf("restarted record %+v", np)
 	}
-	rs := h.rec.wait(t, node.KindRestarted, np.ID).Payload.(node.Restarted)
-	if rs != (node.Restarted{OldProcessID: mp.ID, NewProcessID: np.ID, Name: "sleeper", Attempt: 1}) {
+	rs := h.rec.wait(t, node.KindRestarted, np.ID).Payload.(api.Restarted)
+	if rs != (api.Restarted{OldProcessID: mp.ID, NewProcessID: np.ID, Name: "sleeper", Attempt: 1}) {
 		t.Errorf("restarted payload %+v", rs)
 	}
 	if got := <-restarts; got != [2]string{mp.ID, np.ID} {

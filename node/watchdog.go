@@ -3,14 +3,8 @@ package node
 import (
 	"syscall"
 	"time"
-)
 
-// Watchdog reasons, the spec's limit names.
-const (
-	ReasonHeartbeat = "heartbeat"
-	ReasonRuntime   = "maxRuntimeMs"
-	ReasonMemory    = "maxMemoryMb"
-	ReasonCPU       = "maxCpuPercent"
+	"github.com/corral-run/corral/api"
 )
 
 // heartbeat records a heartbeat (or the first connection) and, the first
@@ -35,7 +29,7 @@ func (p *process) heartbeat(now time.Time) (first bool) {
 func (p *process) checkHeartbeat() {
 	timeout := p.def.HeartbeatTimeout
 	p.mu.Lock()
-	if p.status.Finished() || p.watchdogReason != "" || p.status == StatusStopping || p.detached {
+	if p.status.Finished() || p.watchdogReason != "" || p.status == api.StatusStopping || p.detached {
 		p.mu.Unlock()
 		return
 	}
@@ -57,28 +51,28 @@ func (p *process) checkHeartbeat() {
 	if becameStale {
 		s.log.Warn("process is stale: no heartbeat", "process", p.id, "name", name, "since", since.Round(time.Millisecond))
 		s.report(Report{Kind: KindStale, ProcessID: p.id, Name: name,
-			Payload: Stale{ProcessID: p.id, Name: name, TimeSince: since.Milliseconds()}})
+			Payload: api.Stale{ProcessID: p.id, Name: name, TimeSince: since.Milliseconds()}})
 		s.report(Report{Kind: KindWatchdogStale, ProcessID: p.id, Name: name,
-			Payload: WatchdogStale{ProcessID: p.id, Name: name, Reason: ReasonHeartbeat, TimeoutMs: timeout.Milliseconds()}})
+			Payload: api.WatchdogStale{ProcessID: p.id, Name: name, Reason: api.ReasonHeartbeat, TimeoutMs: timeout.Milliseconds()}})
 		if p.def.OnUnhealthy != nil {
 			p.def.OnUnhealthy(p.snapshot())
 		}
 	}
 	if kill {
-		p.watchdogKill(ReasonHeartbeat, float64(since.Milliseconds()))
+		p.watchdogKill(api.ReasonHeartbeat, float64(since.Milliseconds()))
 	}
 }
 
 // runtimeExceeded is the max_runtime timer firing.
 func (p *process) runtimeExceeded() {
 	lim := p.def.Limits.MaxRuntime
-	p.limitExceeded(ReasonRuntime, float64(lim.Milliseconds()), float64(time.Since(p.startedAt).Milliseconds()))
+	p.limitExceeded(api.ReasonRuntime, float64(lim.Milliseconds()), float64(time.Since(p.startedAt).Milliseconds()))
 }
 
 // limitExceeded reports a breached hard limit and kills the process.
 func (p *process) limitExceeded(reason string, limit, value float64) {
 	p.mu.Lock()
-	live := !p.status.Finished() && p.watchdogReason == "" && p.status != StatusStopping && !p.detached
+	live := !p.status.Finished() && p.watchdogReason == "" && p.status != api.StatusStopping && !p.detached
 	p.mu.Unlock()
 	if !live {
 		return
@@ -86,7 +80,7 @@ func (p *process) limitExceeded(reason string, limit, value float64) {
 	s, name := p.sup, p.def.Name
 	s.log.Warn("process exceeded a limit", "process", p.id, "name", name, "reason", reason, "limit", limit, "value", value)
 	s.report(Report{Kind: KindLimitsExceeded, ProcessID: p.id, Name: name,
-		Payload: LimitsExceeded{ProcessID: p.id, Name: name, Reason: reason, Limit: limit, Value: value}})
+		Payload: api.LimitsExceeded{ProcessID: p.id, Name: name, Reason: reason, Limit: limit, Value: value}})
 	p.watchdogKill(reason, value)
 }
 
@@ -94,17 +88,17 @@ func (p *process) limitExceeded(reason string, limit, value float64) {
 // timeout) on the watchdog's behalf; the exit then counts as a crash.
 func (p *process) watchdogKill(reason string, value float64) {
 	p.mu.Lock()
-	if p.status.Finished() || p.watchdogReason != "" || p.status == StatusStopping || p.detached {
+	if p.status.Finished() || p.watchdogReason != "" || p.status == api.StatusStopping || p.detached {
 		p.mu.Unlock()
 		return
 	}
 	p.watchdogReason = reason
-	p.status = StatusStopping
+	p.status = api.StatusStopping
 	p.killTimer = time.AfterFunc(p.def.StopTimeout, p.kill)
 	p.mu.Unlock()
 	s, name := p.sup, p.def.Name
 	s.log.Warn("watchdog is killing process", "process", p.id, "name", name, "reason", reason)
 	s.report(Report{Kind: KindWatchdogKilled, ProcessID: p.id, Name: name,
-		Payload: WatchdogKilled{ProcessID: p.id, Name: name, Reason: reason, Value: value}})
+		Payload: api.WatchdogKilled{ProcessID: p.id, Name: name, Reason: reason, Value: value}})
 	_ = syscall.Kill(-p.pid, p.def.StopSignal)
 }

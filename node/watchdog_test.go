@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
 )
@@ -22,7 +23,7 @@ func TestHeartbeatStaleThenKillThenRestart(t *testing.T) {
 		d.AutoRestart = true
 		d.RestartDelay = 50 * time.Millisecond
 		d.StopTimeout = 500 * time.Millisecond
-		d.OnUnhealthy = func(p node.ManagedProcess) { unhealthy <- p.ID }
+		d.OnUnhealthy = func(p api.ManagedProcess) { unhealthy <- p.ID }
 	})
 	mp := h.spawn(t, "hb", node.SpawnOptions{Metadata: []byte(`{"k":"v"}`)})
 	peer := h.ctrl.Accept()
@@ -33,34 +34,34 @@ func TestHeartbeatStaleThenKillThenRestart(t *testing.T) {
 		peer.Send(line(mp.ID, "heartbeat", ""))
 		h.rec.waitN(t, node.KindHeartbeat, i+1, 10*time.Second)
 	}
-	stale := h.rec.wait(t, node.KindStale, mp.ID).Payload.(node.Stale)
+	stale := h.rec.wait(t, node.KindStale, mp.ID).Payload.(api.Stale)
 	if stale.TimeSince < 150 || stale.Name != "hb" {
 		t.Errorf("stale payload %+v", stale)
 	}
-	ws := h.rec.wait(t, node.KindWatchdogStale, mp.ID).Payload.(node.WatchdogStale)
-	if ws != (node.WatchdogStale{ProcessID: mp.ID, Name: "hb", Reason: "heartbeat", TimeoutMs: 150}) {
+	ws := h.rec.wait(t, node.KindWatchdogStale, mp.ID).Payload.(api.WatchdogStale)
+	if ws != (api.WatchdogStale{ProcessID: mp.ID, Name: "hb", Reason: "heartbeat", TimeoutMs: 150}) {
 		t.Errorf("watchdog.stale payload %+v", ws)
 	}
 	if got := <-unhealthy; got != mp.ID {
 		t.Errorf("OnUnhealthy(%s)", got)
 	}
-	killed := h.rec.wait(t, node.KindWatchdogKilled, mp.ID).Payload.(node.WatchdogKilled)
+	killed := h.rec.wait(t, node.KindWatchdogKilled, mp.ID).Payload.(api.WatchdogKilled)
 	if killed.Reason != "heartbeat" || killed.Value < 300 {
 		t.Errorf("watchdog.killed payload %+v", killed)
 	}
 	// The proxy exits 0 on SIGTERM, yet a watchdog kill is a crash.
-	cr := h.rec.wait(t, node.KindCrashed, mp.ID).Payload.(node.Crashed)
+	cr := h.rec.wait(t, node.KindCrashed, mp.ID).Payload.(api.Crashed)
 	if !strings.Contains(cr.Error, "watchdog") {
 		t.Errorf("crashed payload %+v", cr)
 	}
-	if got, _ := h.sup.Get(mp.ID); got.Status != node.StatusCrashed {
+	if got, _ := h.sup.Get(mp.ID); got.Status != api.StatusCrashed {
 		t.Errorf("status %s, want crashed", got.Status)
 	}
 	if n := h.rec.count(node.KindStale, mp.ID); n != 1 {
 		t.Errorf("%d stale reports in one episode, want 1", n)
 	}
 	// Auto-restart: a new id, same metadata, spawned then restarted.
-	rs := h.rec.wait(t, node.KindRestarted, "").Payload.(node.Restarted)
+	rs := h.rec.wait(t, node.KindRestarted, "").Payload.(api.Restarted)
 	if rs.OldProcessID != mp.ID || rs.NewProcessID == mp.ID || rs.Attempt != 1 {
 		t.Errorf("restarted payload %+v", rs)
 	}
@@ -79,7 +80,7 @@ func TestHeartbeatComingBackEndsTheEpisode(t *testing.T) {
 	peer := h.ctrl.Accept()
 	peer.Send(line(mp.ID, "connected", ""))
 	h.rec.wait(t, node.KindStale, mp.ID)
-	if got, _ := h.sup.Get(mp.ID); !got.Stale || got.Status != node.StatusRunning {
+	if got, _ := h.sup.Get(mp.ID); !got.Stale || got.Status != api.StatusRunning {
 		t.Errorf("while stale: %+v", got)
 	}
 	peer.Send(line(mp.ID, "heartbeat", `"id":1`))
@@ -110,7 +111,7 @@ func TestHeartbeatTimeoutOffLeavesTheChildAlone(t *testing.T) {
 	if n := h.rec.count(node.KindStale, mp.ID); n != 0 {
 		t.Errorf("%d stale reports with monitoring off", n)
 	}
-	if got, _ := h.sup.Get(mp.ID); got.Status != node.StatusRunning {
+	if got, _ := h.sup.Get(mp.ID); got.Status != api.StatusRunning {
 		t.Errorf("status %s", got.Status)
 	}
 }
@@ -124,7 +125,7 @@ func TestCrashLoopBacksOffThenGivesUp(t *testing.T) {
 		d.RestartDelayMax = time.Second
 	})
 	first := h.spawn(t, "crasher", node.SpawnOptions{})
-	limit := h.rec.wait(t, node.KindRestartLimit, "").Payload.(node.RestartLimit)
+	limit := h.rec.wait(t, node.KindRestartLimit, "").Payload.(api.RestartLimit)
 	if limit.Restarts != 3 || limit.Name != "crasher" {
 		t.Errorf("restart_limit payload %+v", limit)
 	}
@@ -140,7 +141,7 @@ func TestCrashLoopBacksOffThenGivesUp(t *testing.T) {
 	// crash report took, which the timer does not wait for).
 	prev := time.Duration(0)
 	for i := range restarts {
-		if a := restarts[i].Payload.(node.Restarted).Attempt; a != i+1 {
+		if a := restarts[i].Payload.(api.Restarted).Attempt; a != i+1 {
 			t.Errorf("restart %d has attempt %d", i, a)
 		}
 		delay := rtimes[i].Sub(ctimes[i])
@@ -150,11 +151,11 @@ func TestCrashLoopBacksOffThenGivesUp(t *testing.T) {
 		}
 		prev = delay
 	}
-	last := restarts[2].Payload.(node.Restarted).NewProcessID
+	last := restarts[2].Payload.(api.Restarted).NewProcessID
 	if limit.ProcessID != last {
 		t.Errorf("restart_limit names %s, want the last process %s", limit.ProcessID, last)
 	}
-	if got, _ := h.sup.Get(last); got.Status != node.StatusCrashed || got.RestartPending {
+	if got, _ := h.sup.Get(last); got.Status != api.StatusCrashed || got.RestartPending {
 		t.Errorf("last process %+v", got)
 	}
 }
@@ -173,7 +174,7 @@ func TestHealthyRunEarnsAFreshRestartBudget(t *testing.T) {
 	// each healthy run resets the count, so it keeps coming back.
 	reps := h.rec.waitN(t, node.KindRestarted, 3, 20*time.Second)
 	for _, r := range reps {
-		if a := r.Payload.(node.Restarted).Attempt; a != 1 {
+		if a := r.Payload.(api.Restarted).Attempt; a != 1 {
 			t.Errorf("attempt %d after a healthy run, want 1", a)
 		}
 	}
@@ -214,11 +215,11 @@ func TestMemoryLimitKillsTheWholeTree(t *testing.T) {
 	})
 	mp := h.spawn(t, "wrapper", node.SpawnOptions{})
 	gpid, _ := strconv.Atoi(testchild.WaitFile(t, pidFile))
-	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(node.LimitsExceeded)
+	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
 	if le.Reason != "maxMemoryMb" || le.Limit != 60 || le.Value <= 60 {
 		t.Errorf("limits_exceeded payload %+v", le)
 	}
-	wk := h.rec.wait(t, node.KindWatchdogKilled, mp.ID).Payload.(node.WatchdogKilled)
+	wk := h.rec.wait(t, node.KindWatchdogKilled, mp.ID).Payload.(api.WatchdogKilled)
 	if wk.Reason != "maxMemoryMb" || wk.Value != le.Value {
 		t.Errorf("watchdog.killed payload %+v", wk)
 	}
@@ -246,7 +247,7 @@ func TestCPULimitNeedsTwoSamplesInARow(t *testing.T) {
 		d.StopTimeout = 500 * time.Millisecond
 	})
 	mp := h.spawn(t, "spinner", node.SpawnOptions{})
-	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(node.LimitsExceeded)
+	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
 	if le.Reason != "maxCpuPercent" || le.Value <= 30 {
 		t.Errorf("limits_exceeded payload %+v", le)
 	}
@@ -254,7 +255,7 @@ func TestCPULimitNeedsTwoSamplesInARow(t *testing.T) {
 	over := 0
 	reps, _ := h.rec.all(node.KindStats)
 	for _, r := range reps {
-		if r.ProcessID == mp.ID && r.Payload.(node.StatsReport).Stats.CPU.Percent > 30 {
+		if r.ProcessID == mp.ID && r.Payload.(api.StatsReport).Stats.CPU.Percent > 30 {
 			over++
 		}
 	}
@@ -268,13 +269,13 @@ func TestMaxRuntime(t *testing.T) {
 	h := newHarness(t, "unix")
 	h.define(t, "long", role(testchild.RoleSleep), func(d *node.Definition) { d.Limits.MaxRuntime = 200 * time.Millisecond })
 	mp := h.spawn(t, "long", node.SpawnOptions{})
-	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(node.LimitsExceeded)
+	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
 	if le.Reason != "maxRuntimeMs" || le.Limit != 200 || le.Value < 200 {
 		t.Errorf("limits_exceeded payload %+v", le)
 	}
 	h.rec.wait(t, node.KindWatchdogKilled, mp.ID)
 	h.rec.wait(t, node.KindCrashed, mp.ID)
-	if got, _ := h.sup.Get(mp.ID); got.Status != node.StatusCrashed {
+	if got, _ := h.sup.Get(mp.ID); got.Status != api.StatusCrashed {
 		t.Errorf("status %s", got.Status)
 	}
 }
@@ -289,9 +290,9 @@ func TestNodeStatsForAChildThatNeverConnects(t *testing.T) {
 	// Compare /proc with the first node sample taken after reading it.
 	rss := vmRSS(t, mp.PID)
 	after := time.Now()
-	var sr node.StatsReport
+	var sr api.StatsReport
 	h.rec.waitFor(t, func(r node.Report) bool {
-		s, ok := r.Payload.(node.StatsReport)
+		s, ok := r.Payload.(api.StatsReport)
 		if ok && r.ProcessID == mp.ID && s.Source == "node" && s.Stats.Uptime > after.Sub(mp.StartedAt).Seconds() {
 			sr = s
 			return true

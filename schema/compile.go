@@ -10,8 +10,22 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// ErrInvalidSchema is wrapped by every error Compile returns.
+// ErrInvalidSchema is matched (errors.Is) by every error Compile returns.
 var ErrInvalidSchema = errors.New("invalid schema")
+
+// CompileError is the error of Compile: which schema, and what is wrong
+// with it. It matches ErrInvalidSchema.
+type CompileError struct {
+	Name   string // the name given to Compile
+	Reason string // what is wrong, e.g. "schema/type: got 3, want string"
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("cannot compile schema %q: %s", e.Name, e.Reason)
+}
+
+// Is matches ErrInvalidSchema.
+func (e *CompileError) Is(target error) bool { return target == ErrInvalidSchema }
 
 // errRefused is what the loader answers for every URL that is neither the
 // schema being compiled nor a standard metaschema (those two are served
@@ -42,12 +56,13 @@ type Schema struct {
 //
 // Nothing is fetched: a "$ref" to anything other than a part of the schema
 // itself or a standard metaschema is an error. Numbers in the document are
-// held to the same limits as in Validate's data. Every error wraps
-// ErrInvalidSchema and reads `cannot compile schema "<name>": …`.
+// held to the same limits as in Validate's data. Every error is a
+// *CompileError (errors.Is ErrInvalidSchema) and reads
+// `cannot compile schema "<name>": …`.
 func Compile(name string, raw json.RawMessage) (*Schema, error) {
 	s, err := compile(name, raw)
 	if err != nil {
-		return nil, fmt.Errorf("cannot compile schema %q: %w: %s", name, ErrInvalidSchema, err)
+		return nil, &CompileError{Name: name, Reason: err.Error()}
 	}
 	return s, nil
 }

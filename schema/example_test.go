@@ -33,7 +33,7 @@ func ExampleCompile_invalid() {
 	_, err := schema.Compile("encoder.progress", json.RawMessage(`{"type": "float"}`))
 	fmt.Println(err)
 	// Output:
-	// cannot compile schema "encoder.progress": invalid schema: schema/type: got string, want array; schema/type: value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'
+	// cannot compile schema "encoder.progress": schema/type: got string, want array; schema/type: value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'
 }
 
 func ExampleFor() {

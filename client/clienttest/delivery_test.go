@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/client"
 	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/internal/testchild"
@@ -188,7 +189,7 @@ func runJob(t *testing.T, transport, job string, env map[string]string) (*record
 		t.Fatal(err)
 	}
 	end := rec.waitEnd(t, mp.ID)
-	if st, ok := end.Payload.(node.Stopped); end.Kind != node.KindStopped || !ok || st.ExitCode == nil || *st.ExitCode != 0 {
+	if st, ok := end.Payload.(api.Stopped); end.Kind != node.KindStopped || !ok || st.ExitCode == nil || *st.ExitCode != 0 {
 		logs, _ := os.ReadFile(filepath.Join(dir, "logs", "emitter-"+mp.ID+".log"))
 		t.Fatalf("the child did not exit 0: %+v\nits output:\n%s", end.Payload, logs)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 )
 
@@ -99,7 +100,7 @@ func TestNodesAndDefinitions(t *testing.T) {
 	if !regexp.MustCompile(`^\d+\.\d$`).MatchString(row["CPU%"]) || !regexp.MustCompile(`^[\d.]+[kMG]?B/[\d.]+[kMG]?B$`).MatchString(row["MEM"]) {
 		t.Errorf("host CPU%%/MEM = %q/%q", row["CPU%"], row["MEM"])
 	}
-	var nodes []bus.NodeInfo
+	var nodes []api.NodeInfo
 	if err := json.Unmarshal([]byte(n.ok(t, "nodes", "--json")), &nodes); err != nil || len(nodes) != 1 || nodes[0].ID != "n1" {
 		t.Errorf("nodes --json = %+v, %v", nodes, err)
 	}
@@ -112,7 +113,7 @@ func TestNodesAndDefinitions(t *testing.T) {
 		strings.Join(rs[1], " ") != "n1 sleeper sleep 30 any no" {
 		t.Errorf("defs = %q", rs)
 	}
-	var defs []bus.DefinitionsReply
+	var defs []api.DefinitionsReply
 	if err := json.Unmarshal([]byte(n.ok(t, "--json", "defs")), &defs); err != nil || len(defs) != 1 || len(defs[0].Definitions) != 2 {
 		t.Errorf("defs --json = %+v, %v", defs, err)
 	}
@@ -152,7 +153,7 @@ func TestProcessLifecycle(t *testing.T) {
 			t.Errorf("get does not show %q:\n%s", want, fields)
 		}
 	}
-	var got bus.ManagedProcess
+	var got api.ManagedProcess
 	if err := json.Unmarshal([]byte(n.ok(t, "get", id, "--json")), &got); err != nil || got.ID != id || got.PID != mp.PID {
 		t.Errorf("get --json = %+v, %v", got, err)
 	}
@@ -195,7 +196,7 @@ func TestProcessLifecycle(t *testing.T) {
 	}
 
 	third := spawned(t, n, "talker")
-	var stopped []bus.ManagedProcess
+	var stopped []api.ManagedProcess
 	if err := json.Unmarshal([]byte(n.ok(t, "--json", "stop", "--all", "--name", "talker")), &stopped); err != nil ||
 		len(stopped) != 1 || stopped[0].ID != third || stopped[0].Status != "stopped" {
 		t.Errorf("stop --all --name talker = %+v, %v", stopped, err)
@@ -207,7 +208,7 @@ func TestProcessLifecycle(t *testing.T) {
 	if rs := rows(t, n.ok(t, "ps")); len(rs) != 1 {
 		t.Errorf("ps after stop --all = %v, want no processes", rs)
 	}
-	if list, err := n.Ctl.List(ctx, bus.ListRequest{All: true}); err != nil || len(list.Processes) != 4 {
+	if list, err := n.Ctl.List(ctx, api.ListRequest{All: true}); err != nil || len(list.Processes) != 4 {
 		t.Errorf("processes after all that: %+v, %v, want 4", list, err)
 	}
 }
@@ -228,7 +229,7 @@ func TestLogs(t *testing.T) {
 		}
 		<-tick.C
 	}
-	var reply bus.LogsReply
+	var reply api.LogsReply
 	if err := json.Unmarshal([]byte(n.ok(t, "logs", id, "--json")), &reply); err != nil || reply.ProcessID != id || reply.Log != "hello from the-test\n" {
 		t.Errorf("logs --json = %+v, %v", reply, err)
 	}
@@ -271,7 +272,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { n.fails(t, tt.code, tt.want, tt.args...) })
 	}
 	// Nothing was sent for the usage errors: still one process.
-	if list, err := n.Ctl.List(t.Context(), bus.ListRequest{All: true}); err != nil || len(list.Processes) != 1 {
+	if list, err := n.Ctl.List(t.Context(), api.ListRequest{All: true}); err != nil || len(list.Processes) != 1 {
 		t.Errorf("processes = %+v, %v, want only %s", list, err, id)
 	}
 }
@@ -390,7 +391,7 @@ func (tl *tail) interrupt(t *testing.T) {
 func TestEventsJSON(t *testing.T) {
 	n := startNode(t)
 	tl := startTail(t, n, "events", "--json")
-	mp, err := n.Ctl.Spawn(t.Context(), "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(t.Context(), "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +452,7 @@ func (n *testNode) stored(t *testing.T, subject, id string) {
 func TestEventsSince(t *testing.T) {
 	n := startHistoryNode(t)
 	ctx := t.Context()
-	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,11 +478,11 @@ func TestEventsSince(t *testing.T) {
 func TestEventsProcess(t *testing.T) {
 	n := startHistoryNode(t)
 	ctx := t.Context()
-	a, err := n.Ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{})
+	a, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := n.Ctl.Spawn(ctx, "", "talker", bus.SpawnRequest{})
+	b, err := n.Ctl.Spawn(ctx, "", "talker", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

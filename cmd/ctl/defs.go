@@ -5,9 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/corral-run/corral/api"
 	"github.com/spf13/cobra"
-
-	"github.com/corral-run/corral/bus"
 )
 
 func (a *app) defsCmd() *cobra.Command {
@@ -41,7 +40,7 @@ func (a *app) defsCmd() *cobra.Command {
 
 // commandLine is the definition's command and arguments, quoted where a
 // shell would need it.
-func commandLine(d bus.DefinitionInfo) string {
+func commandLine(d api.DefinitionInfo) string {
 	words := append([]string{d.Command}, d.Args...)
 	for i, w := range words {
 		if w == "" || strings.ContainsAny(w, " \t\n\"'\\$`") {
@@ -51,7 +50,7 @@ func commandLine(d bus.DefinitionInfo) string {
 	return strings.Join(words, " ")
 }
 
-func eventNames(d bus.DefinitionInfo) []string {
+func eventNames(d api.DefinitionInfo) []string {
 	names := make([]string, 0, len(d.Events))
 	for name := range d.Events {
 		names = append(names, name)

@@ -3,9 +3,8 @@ package main
 import (
 	"io"
 
+	"github.com/corral-run/corral/api"
 	"github.com/spf13/cobra"
-
-	"github.com/corral-run/corral/bus"
 )
 
 func (a *app) logsCmd() *cobra.Command {
@@ -27,7 +26,7 @@ func (a *app) logsCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), bus.LogsReply{ProcessID: args[0], Log: text})
+				return printJSON(cmd.OutOrStdout(), api.LogsReply{ProcessID: args[0], Log: text})
 			}
 			_, err = io.WriteString(cmd.OutOrStdout(), text)
 			return err

@@ -3,9 +3,8 @@ package main
 import (
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/spf13/cobra"
-
-	"github.com/corral-run/corral/bus"
 )
 
 func (a *app) nodesCmd() *cobra.Command {
@@ -33,7 +32,7 @@ zero).`,
 				return err
 			}
 			if nodes == nil {
-				nodes = []bus.NodeInfo{}
+				nodes = []api.NodeInfo{}
 			}
 			w := cmd.OutOrStdout()
 			if a.json {

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 )
 
@@ -36,7 +37,7 @@ func (t *table) flush() error { return t.tw.Flush() }
 
 // printProcesses is the table of ps, and of the commands that return
 // processes (spawn, stop, restart).
-func printProcesses(w io.Writer, ps []bus.ManagedProcess, now time.Time) error {
+func printProcesses(w io.Writer, ps []api.ManagedProcess, now time.Time) error {
 	t := newTable(w, "ID", "NAME", "NODE", "STATUS", "PID", "UPTIME", "CPU%", "MEM", "RESTARTS")
 	for _, p := range ps {
 		cpu, mem := "-", "-"
@@ -51,7 +52,7 @@ func printProcesses(w io.Writer, ps []bus.ManagedProcess, now time.Time) error {
 
 // status is the process status, marked when a heartbeat is overdue or a
 // restart is pending.
-func status(p bus.ManagedProcess) string {
+func status(p api.ManagedProcess) string {
 	switch {
 	case p.Stale && !p.Status.Finished():
 		return string(p.Status) + " (stale)"
@@ -75,7 +76,7 @@ func humanBytes(b float64) string {
 }
 
 // uptime is how long p ran: from its start to its end, or to now.
-func uptime(p bus.ManagedProcess, now time.Time) string {
+func uptime(p api.ManagedProcess, now time.Time) string {
 	if p.StartedAt.IsZero() {
 		return "-"
 	}
@@ -154,7 +155,7 @@ func joinOr(names []string, none string) string {
 }
 
 // printNodes is the table of nodes.
-func printNodes(w io.Writer, nodes []bus.NodeInfo, now time.Time) error {
+func printNodes(w io.Writer, nodes []api.NodeInfo, now time.Time) error {
 	t := newTable(w, "NODE", "LABELS", "VERSION", "UPTIME", "PROCESSES", "RUNNING", "CPU%", "MEM", "DEFINITIONS", "DURABLE", "DROPPED", "STATE")
 	for _, n := range nodes {
 		labels := bus.LabelSelector(n.Labels)

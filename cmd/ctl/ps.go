@@ -5,13 +5,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/spf13/cobra"
-
-	"github.com/corral-run/corral/bus"
 )
 
 func (a *app) psCmd() *cobra.Command {
-	var req bus.ListRequest
+	var req api.ListRequest
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List the processes of every node",

@@ -3,9 +3,8 @@ package main
 import (
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/spf13/cobra"
-
-	"github.com/corral-run/corral/bus"
 )
 
 func (a *app) restartCmd() *cobra.Command {
@@ -30,7 +29,7 @@ which restart prints.`,
 			if a.json {
 				return printJSON(cmd.OutOrStdout(), mp)
 			}
-			return printProcesses(cmd.OutOrStdout(), []bus.ManagedProcess{mp}, time.Now())
+			return printProcesses(cmd.OutOrStdout(), []api.ManagedProcess{mp}, time.Now())
 		},
 	}
 }

@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/corral-run/corral/api"
 	"github.com/spf13/cobra"
-
-	"github.com/corral-run/corral/bus"
 )
 
 func (a *app) sendCmd() *cobra.Command {
@@ -28,7 +27,7 @@ func (a *app) sendCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), bus.OK{OK: true})
+				return printJSON(cmd.OutOrStdout(), api.OK{OK: true})
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "sent to %s\n", id)
 			return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 )
 
@@ -43,7 +44,7 @@ A name no node defines, or labels no node matches, fail at once.`,
 				}
 				at.Labels[k] = v
 			}
-			req := bus.SpawnRequest{Cwd: cwd}
+			req := api.SpawnRequest{Cwd: cwd}
 			if meta != "" {
 				if err := jsonObject(meta); err != nil {
 					return usage(cmd, "--meta %v", err)
@@ -71,7 +72,7 @@ A name no node defines, or labels no node matches, fail at once.`,
 			if a.json {
 				return printJSON(cmd.OutOrStdout(), mp)
 			}
-			return printProcesses(cmd.OutOrStdout(), []bus.ManagedProcess{mp}, time.Now())
+			return printProcesses(cmd.OutOrStdout(), []api.ManagedProcess{mp}, time.Now())
 		},
 	}
 	f := cmd.Flags()

@@ -3,9 +3,8 @@ package main
 import (
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/spf13/cobra"
-
-	"github.com/corral-run/corral/bus"
 )
 
 func (a *app) stopCmd() *cobra.Command {
@@ -37,18 +36,18 @@ the group, and prints the processes once they have exited.`,
 			}
 			ctx, cancel := a.exitWait(cmd.Context())
 			defer cancel()
-			var ps []bus.ManagedProcess
+			var ps []api.ManagedProcess
 			if all {
 				ps, err = ctl.StopAll(ctx, name, signal)
 				if ps == nil {
-					ps = []bus.ManagedProcess{}
+					ps = []api.ManagedProcess{}
 				}
 			} else {
-				var mp bus.ManagedProcess
+				var mp api.ManagedProcess
 				if mp, err = ctl.Stop(ctx, args[0], signal); err != nil {
 					return err
 				}
-				ps = []bus.ManagedProcess{mp}
+				ps = []api.ManagedProcess{mp}
 			}
 			if perr := a.printStopped(cmd, ps, all); perr != nil {
 				return perr
@@ -63,7 +62,7 @@ the group, and prints the processes once they have exited.`,
 	return cmd
 }
 
-func (a *app) printStopped(cmd *cobra.Command, ps []bus.ManagedProcess, all bool) error {
+func (a *app) printStopped(cmd *cobra.Command, ps []api.ManagedProcess, all bool) error {
 	w := cmd.OutOrStdout()
 	switch {
 	case a.json && all:

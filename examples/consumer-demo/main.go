@@ -22,8 +22,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
-	"github.com/corral-run/corral/node"
 )
 
 // Progress is the payload of process.encoder.progress: the fields of the
@@ -116,11 +116,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			printf("complete  %s  %s in %v (node %s)\n", c.ProcessID, c.OutputPath,
 				time.Duration(c.Duration)*time.Millisecond, e.Header(bus.HeaderNode))
 		})),
-		keep(bus.Subscribe(nc, bus.SubjectStopped, func(s node.Stopped, _ bus.Event) {
+		keep(bus.Subscribe(nc, bus.SubjectStopped, func(s api.Stopped, _ bus.Event) {
 			printf("stopped   %s  %s, exit code %s\n", s.ProcessID, s.Name, exitCode(s.ExitCode))
 			end(s.ProcessID)
 		})),
-		keep(bus.Subscribe(nc, bus.SubjectCrashed, func(c node.Crashed, _ bus.Event) {
+		keep(bus.Subscribe(nc, bus.SubjectCrashed, func(c api.Crashed, _ bus.Event) {
 			printf("crashed   %s  %s: %s\n", c.ProcessID, c.Name, c.Error)
 			end(c.ProcessID)
 		})),
@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	meta, _ := json.Marshal(map[string]any{"inputPath": "in.mp4", "outputPath": "out.mp4", "frames": *frames})
 	ctl := bus.NewControl(nc)
-	mp, err := ctl.Spawn(ctx, "", definition, bus.SpawnRequest{Metadata: meta})
+	mp, err := ctl.Spawn(ctx, "", definition, api.SpawnRequest{Metadata: meta})
 	if err != nil {
 		return err
 	}

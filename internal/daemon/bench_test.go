@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
@@ -79,7 +80,7 @@ func BenchmarkRelay(b *testing.B) {
 			if bc.durable && !nodeDurable(b, nc) {
 				b.Fatal("the node is not durable")
 			}
-			mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", bus.SpawnRequest{})
+			mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", api.SpawnRequest{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -158,7 +159,7 @@ func nodeDurable(b *testing.B, nc *nats.Conn) bool {
 // to subscriber-receive latency percentiles.
 func BenchmarkRelayLatency(b *testing.B) {
 	_, nc := benchNode(b)
-	mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", bus.SpawnRequest{})
+	mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func BenchmarkSpawn(b *testing.B) {
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if _, err := ctl.Spawn(ctx, "", "sleeper", bus.SpawnRequest{}); err != nil {
+		if _, err := ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{}); err != nil {
 			b.Fatal(err)
 		}
 		durs = append(durs, time.Since(t0))

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
@@ -191,7 +192,7 @@ routes = [%s]
 
 	// c's connection spawns on b.
 	ctl := bus.NewControl(ncC, bus.WithTimeout(10*time.Second))
-	mp, err := ctl.Spawn(ctx, "b", "sleeper", bus.SpawnRequest{})
+	mp, err := ctl.Spawn(ctx, "b", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatalf("spawn on b from c: %v", err)
 	}
@@ -249,7 +250,7 @@ remotes = ["nats-leaf://127.0.0.1:%d"]
 
 	ncHub := connectTo(t, hub)
 	ctl := bus.NewControl(ncHub, bus.WithTimeout(5*time.Second))
-	var nodes []bus.NodeInfo
+	var nodes []api.NodeInfo
 	took := pollUntil(t, 20*time.Second, "hub and edge-1 listed by the hub", func() bool {
 		var err error
 		nodes, err = ctl.Nodes(ctx)
@@ -264,7 +265,7 @@ remotes = ["nats-leaf://127.0.0.1:%d"]
 	onHub := collectMsgs(t, ncHub, bus.SubjectAll)
 	waitDelivery(t, edge.Conn(), onHub, "process.test.leaf", 10*time.Second)
 
-	mp, err := ctl.Spawn(ctx, "edge-1", "sleeper", bus.SpawnRequest{})
+	mp, err := ctl.Spawn(ctx, "edge-1", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatalf("spawn on edge-1 from the hub: %v", err)
 	}

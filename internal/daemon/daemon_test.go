@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
@@ -135,7 +136,7 @@ func TestNodeRelaysLifecycleAndEventsOntoNATS(t *testing.T) {
 	ctl := bus.NewControl(nc)
 	ctx := context.Background()
 
-	mp, err := ctl.Spawn(ctx, "", "encoder", bus.SpawnRequest{Metadata: json.RawMessage(`{"input":"a.mp4"}`)})
+	mp, err := ctl.Spawn(ctx, "", "encoder", api.SpawnRequest{Metadata: json.RawMessage(`{"input":"a.mp4"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestNodeRelaysLifecycleAndEventsOntoNATS(t *testing.T) {
 	peer.Close()
 	assertMsg(t, next("process.stopped"), fmt.Sprintf(`{"processId":%q,"name":"encoder","exitCode":0}`, id), id)
 	got, err := ctl.Get(ctx, id)
-	if err != nil || got.Status != bus.Status("stopped") {
+	if err != nil || got.Status != api.Status("stopped") {
 		t.Errorf("get after exit: %+v %v", got, err)
 	}
 }
@@ -210,17 +211,17 @@ func TestControlPlaneOverNATS(t *testing.T) {
 	}
 
 	// Spawn addressed to the node, and through the queue group.
-	a, err := ctl.Spawn(ctx, "n1", "encoder", bus.SpawnRequest{})
+	a, err := ctl.Spawn(ctx, "n1", "encoder", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctrl.Accept()
-	b, err := ctl.Spawn(ctx, "", "encoder", bus.SpawnRequest{})
+	b, err := ctl.Spawn(ctx, "", "encoder", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctrl.Accept()
-	list, err := ctl.List(ctx, bus.ListRequest{})
+	list, err := ctl.List(ctx, api.ListRequest{})
 	if err != nil || len(list.Processes) != 2 || list.Nodes[0] != "n1" {
 		t.Fatalf("list: %+v %v", list, err)
 	}
@@ -232,10 +233,10 @@ func TestControlPlaneOverNATS(t *testing.T) {
 		t.Fatalf("stop: %+v %v", stopped, err)
 	}
 	next("process.stopped")
-	if l, _ := ctl.List(ctx, bus.ListRequest{}); len(l.Processes) != 1 {
+	if l, _ := ctl.List(ctx, api.ListRequest{}); len(l.Processes) != 1 {
 		t.Errorf("list without --all shows %d processes", len(l.Processes))
 	}
-	if l, _ := ctl.List(ctx, bus.ListRequest{All: true}); len(l.Processes) != 2 {
+	if l, _ := ctl.List(ctx, api.ListRequest{All: true}); len(l.Processes) != 2 {
 		t.Errorf("list --all shows %d processes", len(l.Processes))
 	}
 	restarted, err := ctl.Restart(ctx, b.ID)
@@ -253,16 +254,16 @@ func TestControlPlaneOverNATS(t *testing.T) {
 	}
 
 	// Errors come back typed.
-	if _, err := ctl.Spawn(ctx, "", "nope", bus.SpawnRequest{}); !errors.Is(err, bus.ErrNotFound) {
+	if _, err := ctl.Spawn(ctx, "", "nope", api.SpawnRequest{}); !errors.Is(err, bus.ErrNotFound) {
 		t.Errorf("spawn undefined: %v", err)
 	}
-	if _, err := ctl.Spawn(ctx, "n1", "nope", bus.SpawnRequest{}); !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "definition not found") {
+	if _, err := ctl.Spawn(ctx, "n1", "nope", api.SpawnRequest{}); !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "definition not found") {
 		t.Errorf("spawn undefined on node: %v", err)
 	}
-	if _, err := ctl.Spawn(ctx, "ghost", "encoder", bus.SpawnRequest{}); !errors.Is(err, bus.ErrUnreachable) {
+	if _, err := ctl.Spawn(ctx, "ghost", "encoder", api.SpawnRequest{}); !errors.Is(err, bus.ErrUnreachable) {
 		t.Errorf("spawn on unknown node: %v", err)
 	}
-	if _, err := ctl.Spawn(ctx, "", "encoder", bus.SpawnRequest{Metadata: json.RawMessage(`"x"`)}); !errors.Is(err, bus.ErrBadRequest) || !strings.Contains(err.Error(), "metadata must be a JSON object") {
+	if _, err := ctl.Spawn(ctx, "", "encoder", api.SpawnRequest{Metadata: json.RawMessage(`"x"`)}); !errors.Is(err, bus.ErrBadRequest) || !strings.Contains(err.Error(), "metadata must be a JSON object") {
 		t.Errorf("string metadata: %v", err)
 	}
 	if _, err := ctl.Stop(ctx, "proc_doesnotexist0000", ""); !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "no such process") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
@@ -162,27 +163,27 @@ args = ["60"]`)
 
 	// Placement: c runs one process, so zone=us picks b, the one with
 	// the fewest running.
-	if _, err := a.ctl.Spawn(ctx, "c", "sleeper", bus.SpawnRequest{}); err != nil {
+	if _, err := a.ctl.Spawn(ctx, "c", "sleeper", api.SpawnRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	onB, err := a.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"zone": "us"}}, bus.SpawnRequest{})
+	onB, err := a.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"zone": "us"}}, api.SpawnRequest{})
 	if err != nil || onB.Node != "b" {
 		t.Fatalf("spawn by zone=us = %+v, %v, want it on b (fewest running)", onB, err)
 	}
-	gpu, err := c.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"gpu": "yes"}}, bus.SpawnRequest{})
+	gpu, err := c.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"gpu": "yes"}}, api.SpawnRequest{})
 	if err != nil || gpu.Node != "b" {
 		t.Fatalf("spawn by gpu=yes = %+v, %v, want it on b", gpu, err)
 	}
 	start := time.Now()
-	_, err = a.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"zone": "mars"}}, bus.SpawnRequest{})
+	_, err = a.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"zone": "mars"}}, api.SpawnRequest{})
 	if !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "no node has labels zone=mars") {
 		t.Errorf("spawn by zone=mars: %v, want ErrNotFound saying no node has the labels", err)
 	}
-	_, err = a.ctl.SpawnAt(ctx, "encoder", bus.Placement{Labels: map[string]string{"zone": "us"}}, bus.SpawnRequest{})
+	_, err = a.ctl.SpawnAt(ctx, "encoder", bus.Placement{Labels: map[string]string{"zone": "us"}}, api.SpawnRequest{})
 	if !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "no node with labels zone=us defines it (nodes with those labels: b, c)") {
 		t.Errorf("spawn of encoder by zone=us: %v, want ErrNotFound naming b and c", err)
 	}
-	_, err = a.ctl.Spawn(ctx, "", "nope", bus.SpawnRequest{})
+	_, err = a.ctl.Spawn(ctx, "", "nope", api.SpawnRequest{})
 	if !errors.Is(err, bus.ErrNotFound) {
 		t.Errorf("spawn of a name nobody defines: %v", err)
 	}
@@ -195,7 +196,7 @@ args = ["60"]`)
 	// ps from any node's connection: every process, every node, at once.
 	for _, n := range []*fabricNode{a, b, c} {
 		start := time.Now()
-		list, err := n.ctl.List(ctx, bus.ListRequest{})
+		list, err := n.ctl.List(ctx, api.ListRequest{})
 		d := time.Since(start)
 		if err != nil || strings.Join(list.Nodes, ",") != "a,b,c" || len(list.Processes) != 3 || len(list.Missing)+len(list.Gone) != 0 {
 			t.Errorf("list = %+v, %v, want the 3 processes of a, b and c", list, err)
@@ -239,7 +240,7 @@ args = ["60"]`)
 	t.Logf("b shown gone %v after it died (%d heartbeats of %v)", took, bus.MissedHeartbeats, fabricBeat)
 
 	start = time.Now()
-	list, err := c.ctl.List(ctx, bus.ListRequest{})
+	list, err := c.ctl.List(ctx, api.ListRequest{})
 	if d := time.Since(start); d >= timeout/2 {
 		t.Errorf("list with b gone took %v", d)
 	}
@@ -249,7 +250,7 @@ args = ["60"]`)
 	var unknown []string
 	for _, p := range list.Processes {
 		if p.Node == "b" {
-			if p.Status != bus.StatusUnknown {
+			if p.Status != api.StatusUnknown {
 				t.Errorf("b's process %s is %s, want unknown", p.ID, p.Status)
 			}
 			unknown = append(unknown, p.ID)
@@ -279,7 +280,7 @@ args = ["60"]`)
 	if len(msgs) != 1 {
 		t.Fatalf("%d process.node_lost messages, want 1", len(msgs))
 	}
-	var payload bus.NodeLost
+	var payload api.NodeLost
 	if err := json.Unmarshal(msgs[0].Data, &payload); err != nil || payload.Node != "b" {
 		t.Errorf("process.node_lost payload %s", msgs[0].Data)
 	}
@@ -293,7 +294,7 @@ args = ["60"]`)
 	if err != nil || len(nodes) != 3 || nodes[1].ID != "b" || nodes[1].Gone || nodes[1].Lost {
 		t.Errorf("nodes with b back = %+v, %v", nodes, err)
 	}
-	list, err = a.ctl.List(ctx, bus.ListRequest{})
+	list, err = a.ctl.List(ctx, api.ListRequest{})
 	if err != nil || strings.Join(list.Nodes, ",") != "a,b,c" || len(list.Gone)+len(list.Missing) != 0 {
 		t.Fatalf("list with b back = %+v, %v", list, err)
 	}

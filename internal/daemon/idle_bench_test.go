@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
@@ -79,7 +80,7 @@ env = { IDLE_HEARTBEAT = "5s" }
 	ctl := bus.NewControl(nc)
 	start := time.Now()
 	for i := 0; i < children; i++ {
-		if _, err := ctl.Spawn(context.Background(), "", "idle", bus.SpawnRequest{}); err != nil {
+		if _, err := ctl.Spawn(context.Background(), "", "idle", api.SpawnRequest{}); err != nil {
 			b.Fatalf("spawn %d: %v", i, err)
 		}
 	}
@@ -107,7 +108,7 @@ env = { IDLE_HEARTBEAT = "5s" }
 	time.Sleep(window) // the measured quiet window
 	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
 	b.StopTimer()
-	list, err := ctl.List(context.Background(), bus.ListRequest{})
+	list, err := ctl.List(context.Background(), api.ListRequest{})
 	if err != nil || len(list.Processes) != children {
 		b.Fatalf("%d processes listed, want %d (%v)", len(list.Processes), children, err)
 	}

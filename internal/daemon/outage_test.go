@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
@@ -77,7 +78,7 @@ env = { %s = %q, %s = %q }
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 
-	mp, err := ctl.Spawn(ctx, "", "encoder", bus.SpawnRequest{})
+	mp, err := ctl.Spawn(ctx, "", "encoder", api.SpawnRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,13 +237,13 @@ env = { %s = %q, %s = %q }
 	t.Logf("%d events sent, all acked, each stored once; %d resent", total, len(again))
 
 	// The control plane answers again.
-	if got, err := ctl.Get(ctx, mp.ID); err != nil || got.Status != node.StatusRunning {
+	if got, err := ctl.Get(ctx, mp.ID); err != nil || got.Status != api.StatusRunning {
 		t.Errorf("get after the outage: %+v, %v", got, err)
 	}
-	if list, err := ctl.List(ctx, bus.ListRequest{}); err != nil || len(list.Processes) != 2 {
+	if list, err := ctl.List(ctx, api.ListRequest{}); err != nil || len(list.Processes) != 2 {
 		t.Errorf("list after the outage: %+v, %v", list, err)
 	}
-	if _, err := ctl.Spawn(ctx, "n1", "encoder", bus.SpawnRequest{}); err != nil {
+	if _, err := ctl.Spawn(ctx, "n1", "encoder", api.SpawnRequest{}); err != nil {
 		t.Errorf("spawn after the outage: %v", err)
 	} else {
 		ctrl.Accept()

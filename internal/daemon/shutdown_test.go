@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
@@ -70,9 +71,9 @@ func TestDetachLeavesChildrenForTheNextNode(t *testing.T) {
 	next1 := events(t, nc1)
 	ctl := bus.NewControl(nc1)
 	ctx := context.Background()
-	var spawned []bus.ManagedProcess
+	var spawned []api.ManagedProcess
 	for i := 0; i < 2; i++ {
-		mp, err := ctl.Spawn(ctx, "", "w", bus.SpawnRequest{})
+		mp, err := ctl.Spawn(ctx, "", "w", api.SpawnRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +96,7 @@ func TestDetachLeavesChildrenForTheNextNode(t *testing.T) {
 	d2, nc2 := clientNode(t, dataDir, "stop")
 	next2 := events(t, nc2)
 	ctl2 := bus.NewControl(nc2)
-	list, err := ctl2.List(ctx, bus.ListRequest{})
+	list, err := ctl2.List(ctx, api.ListRequest{})
 	if err != nil || len(list.Processes) != 2 {
 		t.Fatalf("list after restart: %+v %v", list, err)
 	}

@@ -1,0 +1,164 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The requests and replies of the control plane (DESIGN.md "Control
+// plane"): JSON bodies of the corral.* subjects.
+
+// SpawnRequest asks a node to spawn. Name may be empty on
+// corral.spawn.<name>, where the subject names the definition.
+type SpawnRequest struct {
+	Name     string            `json:"name,omitempty"`
+	Metadata json.RawMessage   `json:"metadata,omitempty" jsonschema:"type=object"`
+	Env      map[string]string `json:"env,omitempty"`
+	Cwd      string            `json:"cwd,omitempty"`
+}
+
+// StopRequest asks for a stop with a signal (default: the definition's).
+type StopRequest struct {
+	Signal string `json:"signal,omitempty"`
+}
+
+// StopAllRequest stops every running process of a node, or of one name.
+type StopAllRequest struct {
+	Signal string `json:"signal,omitempty"`
+	Name   string `json:"name,omitempty"`
+}
+
+// ListRequest filters a listing. Without All, finished processes are left out.
+type ListRequest struct {
+	Name string `json:"name,omitempty"`
+	All  bool   `json:"all,omitempty"`
+}
+
+// ListReply is one node's answer to a list.
+type ListReply struct {
+	Node      string           `json:"node"`
+	Processes []ManagedProcess `json:"processes"`
+}
+
+// DefinitionsReply is one node's definitions.
+type DefinitionsReply struct {
+	Node        string           `json:"node"`
+	Definitions []DefinitionInfo `json:"definitions"`
+}
+
+// LogsRequest asks for the last Lines lines of a process's output.
+type LogsRequest struct {
+	Lines int `json:"lines,omitempty"`
+}
+
+// LogsReply holds a process's output tail.
+type LogsReply struct {
+	ProcessID string `json:"processId"`
+	Log       string `json:"log"`
+}
+
+// NodeInfo describes one node. It is the reply of corral.node.<node>.info,
+// the payload of the node's heartbeat (corral.node.<node>.heartbeat), its
+// record in the node registry, and what Control.Nodes returns.
+type NodeInfo struct {
+	ID        string            `json:"id"`
+	Version   string            `json:"version"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	StartedAt time.Time         `json:"startedAt"`
+	// IntervalMs is the node's heartbeat interval: once it missed
+	// MissedHeartbeats of them, the node is gone.
+	IntervalMs  int64    `json:"intervalMs"`
+	Processes   int      `json:"processes"`
+	Running     int      `json:"running"`
+	Definitions []string `json:"definitions"`
+	// Host is the node's host: CPU and memory in use. Absent until the
+	// node's first heartbeat.
+	Host *HostStats `json:"host,omitempty"`
+	// Durable says whether a child's ack of an event waits until
+	// JetStream stored it.
+	Durable bool `json:"durable"`
+	// Dropped counts the messages the node lost on their way to NATS
+	// since it started (see Relay.Dropped): the target is zero.
+	Dropped uint64 `json:"dropped"`
+	// LastSeen is when the node last said it was alive: the time of its
+	// heartbeat (the node's clock) or, for a gone node, when it was last
+	// heard of (by the registry's or a surviving node's clock).
+	LastSeen time.Time `json:"lastSeen,omitzero"`
+	// Gone is set by Control.Nodes on a node that missed MissedHeartbeats
+	// heartbeats and does not answer: what else is here is its last
+	// record.
+	Gone bool `json:"gone,omitempty"`
+	// Lost is set in the registry record of a gone node by the surviving
+	// node that announced the loss on process.node_lost; the node's next
+	// record clears it.
+	Lost bool `json:"lost,omitempty"`
+}
+
+// HostStats is what a node's heartbeat says of its host.
+type HostStats struct {
+	// CPUPercent is the whole host's CPU use since the previous heartbeat,
+	// 0 to 100.
+	CPUPercent    float64 `json:"cpuPercent"`
+	MemUsedBytes  uint64  `json:"memUsedBytes"`
+	MemTotalBytes uint64  `json:"memTotalBytes"`
+}
+
+// OK is the reply to requests that return nothing else.
+type OK struct {
+	OK bool `json:"ok"`
+}
+
+// NodeProcesses is a node's entry <node>.procs in the registry: its
+// processes that had not finished, as last announced. Once the node is
+// gone they are listed with status unknown, and requests for them fail
+// fast naming the node.
+type NodeProcesses struct {
+	Node      string           `json:"node"`
+	Processes []ProcessSummary `json:"processes"`
+}
+
+// ProcessSummary is what the registry keeps of a process: enough to list
+// it and to find its node.
+type ProcessSummary struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Node      string    `json:"node"`
+	Status    Status    `json:"status"`
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"startedAt"`
+}
+
+// RegistryRequest asks a node for its view of the registry
+// (corral.registry).
+type RegistryRequest struct {
+	// Processes says whose processes come with the view: none (""), those
+	// of the nodes the answering node holds for gone (ProcessesGone), or
+	// every node's (ProcessesAll).
+	Processes string `json:"processes,omitempty" jsonschema:"enum=,enum=gone,enum=all"`
+}
+
+// The values of RegistryRequest.Processes.
+const (
+	ProcessesGone = "gone"
+	ProcessesAll  = "all"
+)
+
+// RegistryView is a node's view of the node registry, kept from the
+// registry and the nodes' heartbeats: the reply of corral.registry.
+type RegistryView struct {
+	// Node is the node that answered.
+	Node  string          `json:"node"`
+	Nodes []RegistryEntry `json:"nodes"`
+}
+
+// RegistryEntry is one node in a RegistryView.
+type RegistryEntry struct {
+	// Info is the node's last record or heartbeat.
+	Info NodeInfo `json:"info"`
+	// AgeMs is how long ago the answering node last heard of this one (a
+	// heartbeat or a new record), by its own clock: 0 for itself.
+	AgeMs int64 `json:"ageMs"`
+	// Processes are its unfinished processes as last announced, when
+	// RegistryRequest.Processes asked for them.
+	Processes []ProcessSummary `json:"processes,omitempty"`
+}

@@ -1,0 +1,57 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/corral-run/corral/client/wire"
+)
+
+// Status is where a managed process is in its life.
+type Status string
+
+// The statuses of DESIGN.md. A node reports starting, running, stopping,
+// stopped and crashed; StatusUnknown is only given by the control client
+// to the processes of a node that is gone.
+const (
+	StatusStarting Status = "starting"
+	StatusRunning  Status = "running"
+	StatusStopping Status = "stopping"
+	StatusStopped  Status = "stopped"
+	StatusCrashed  Status = "crashed"
+	StatusUnknown  Status = "unknown"
+)
+
+// Finished reports whether the process has ended.
+func (s Status) Finished() bool { return s == StatusStopped || s == StatusCrashed }
+
+// ManagedProcess describes one process a node supervises (or supervised):
+// every reply that describes a process.
+type ManagedProcess struct {
+	ID            string          `json:"id"`
+	Name          string          `json:"name"`
+	Node          string          `json:"node"`
+	Status        Status          `json:"status" jsonschema:"enum=starting,enum=running,enum=stopping,enum=stopped,enum=crashed,enum=unknown"`
+	PID           int             `json:"pid"`
+	StartedAt     time.Time       `json:"startedAt"`
+	LastHeartbeat *time.Time      `json:"lastHeartbeat" jsonschema:"nullable"`
+	Metadata      json.RawMessage `json:"metadata" jsonschema:"type=object"`
+	Restarts      int             `json:"restarts"`
+	ExitCode      *int            `json:"exitCode" jsonschema:"nullable"`
+	// EndedAt is when the process exited; absent while it runs.
+	EndedAt *time.Time `json:"endedAt,omitempty"`
+	// Error says why a crashed process crashed.
+	Error string `json:"error,omitempty"`
+	// Connected reports whether the child's socket connection is open.
+	Connected bool `json:"connected"`
+	// SocketPath or TCPPort is where the child connects.
+	SocketPath string `json:"socketPath,omitempty"`
+	TCPPort    int    `json:"tcpPort,omitempty"`
+	// Stale is true while the child is overdue with its heartbeat.
+	Stale bool `json:"stale"`
+	// Stats is the node's last sample of the process tree.
+	Stats *wire.Stats `json:"stats,omitempty"`
+	// RestartPending is true while an auto-restart of this crashed process
+	// waits out its backoff.
+	RestartPending bool `json:"restartPending,omitempty"`
+}
