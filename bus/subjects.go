@@ -1,7 +1,5 @@
 package bus
 
-import "github.com/corral-run/corral/node"
-
 // Every subject Corral uses is built here and nowhere else.
 
 // Event subjects (DESIGN.md "Subjects and payloads").
@@ -28,15 +26,6 @@ func ProcessEventSubject(name, event string) string { return "process." + name +
 
 // ProcessStatsSubject is process.<name>.stats.
 func ProcessStatsSubject(name string) string { return "process." + name + ".stats" }
-
-var kindSubjects = map[node.Kind]string{
-	node.KindSpawned: SubjectSpawned, node.KindConnected: SubjectConnected,
-	node.KindReconnected: SubjectReconnected, node.KindHeartbeat: SubjectHeartbeat,
-	node.KindStats: SubjectStats, node.KindStale: SubjectStale, node.KindStopped: SubjectStopped,
-	node.KindCrashed: SubjectCrashed, node.KindRestarted: SubjectRestarted,
-	node.KindRestartLimit: SubjectRestartLimit, node.KindLimitsExceeded: SubjectLimitsExceeded,
-	node.KindWatchdogStale: SubjectWatchdogStale, node.KindWatchdogKilled: SubjectWatchdogKilled,
-}
 
 // Control-plane subjects.
 const (
@@ -70,22 +59,6 @@ func NodeHeartbeatSubject(nodeID string) string { return NodeSubject(nodeID, Ver
 // SubjectNodeHeartbeats matches every node's heartbeat.
 const SubjectNodeHeartbeats = controlPrefix + ".node.*." + VerbHeartbeat
 
-// Keys of the node registry (the KV bucket RegistryBucket).
-const (
-	registryNodeKeys  = "*"       // every node's record
-	registryProcsKeys = "*.procs" // every node's process list
-)
-
-// registryNodeKey is the key of a node's record: <node>.
-func registryNodeKey(nodeID string) string { return nodeID }
-
-// registryProcsKey is the key of a node's process list: <node>.procs.
-func registryProcsKey(nodeID string) string { return nodeID + ".procs" }
-
-// registrySubject is the subject a registry key is stored under:
-// $KV.CORRAL_NODES.<key>.
-func registrySubject(key string) string { return "$KV." + RegistryBucket + "." + key }
-
 // Process-addressed verbs: corral.proc.<id>.<verb>.
 const (
 	VerbGet     = "get"
@@ -96,15 +69,15 @@ const (
 )
 
 // NodeSubject is corral.node.<node>.<verb>.
-func NodeSubject(nodeID, verb string) string { return nodeGroup(nodeID) + "." + verb }
+func NodeSubject(nodeID, verb string) string { return NodeGroup(nodeID) + "." + verb }
 
-func nodeGroup(nodeID string) string { return controlPrefix + ".node." + nodeID }
+func NodeGroup(nodeID string) string { return controlPrefix + ".node." + nodeID }
 
 // ProcSubject is corral.proc.<id>.<verb>.
 func ProcSubject(id, verb string) string { return controlPrefix + ".proc." + id + "." + verb }
 
 // procWildcard is corral.proc.<id>.*, what the owning node subscribes to.
-func procWildcard(id string) string { return controlPrefix + ".proc." + id + ".*" }
+func ProcSubjects(id string) string { return controlPrefix + ".proc." + id + ".*" }
 
 // SpawnSubject is corral.spawn.<name>, a queue group of every node that
 // defines name.

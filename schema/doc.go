@@ -20,13 +20,15 @@
 // cheap whatever a child sends, a number longer than 100 characters or with
 // an exponent beyond ±400 is refused before the validator sees it.
 //
-// For, ForValue and MustCompileFor generate schemas from Go types with
-// invopop/jsonschema. Generated schemas are self-contained, require every
-// field whose json tag lacks omitempty/omitzero, and allow properties the
-// type does not list (see For for why and how a type can refuse them).
+// Schemas are generated from Go types by package schema/schemagen
+// (invopop/jsonschema), apart so that describing messages does not link the
+// validator; MustCompileFor compiles what it generates. Generated schemas
+// are self-contained, require every field whose json tag lacks
+// omitempty/omitzero, and allow properties the type does not list (see
+// schemagen.For for why and how a type can refuse them).
 //
-// The package imports nothing else of Corral's. It does not know event
+// The package imports nothing of Corral's but schema/schemagen. It does not know event
 // names, definitions or subjects: the node decides which schema applies to
-// which event, and bus builds the catalogue of Corral's own message schemas
-// with ForValue.
+// which event, and bus/catalog builds the catalogue of Corral's own message
+// schemas with schemagen.ForValue.
 package schema

@@ -35,33 +35,3 @@ func ExampleCompile_invalid() {
 	// Output:
 	// cannot compile schema "encoder.progress": schema/type: got string, want array; schema/type: value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'
 }
-
-func ExampleFor() {
-	type Progress struct {
-		Percent float64 `json:"percent" jsonschema:"minimum=0,maximum=100"`
-		Stage   string  `json:"stage,omitempty" jsonschema:"enum=encode,enum=mux"`
-	}
-	fmt.Printf("%s\n", schema.For[Progress]())
-	// Output:
-	// {
-	//   "$schema": "https://json-schema.org/draft/2020-12/schema",
-	//   "properties": {
-	//     "percent": {
-	//       "type": "number",
-	//       "maximum": 100,
-	//       "minimum": 0
-	//     },
-	//     "stage": {
-	//       "type": "string",
-	//       "enum": [
-	//         "encode",
-	//         "mux"
-	//       ]
-	//     }
-	//   },
-	//   "type": "object",
-	//   "required": [
-	//     "percent"
-	//   ]
-	// }
-}

@@ -1,10 +1,8 @@
 package schema
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -48,86 +46,6 @@ func (strict) JSONSchemaExtend(s *jsonschema.Schema) {
 type tree struct {
 	Name string  `json:"name"`
 	Kids []*tree `json:"kids,omitempty"`
-}
-
-func TestFor(t *testing.T) {
-	raw := For[progress]()
-	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("For is not JSON: %v\n%s", err, raw)
-	}
-	get := func(path ...string) any {
-		var v any = doc
-		for _, p := range path {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil
-			}
-			v = m[p]
-		}
-		return v
-	}
-	str := func(v any) string {
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
-
-	checks := []struct {
-		path []string
-		want string
-	}{
-		{[]string{"$schema"}, `"https://json-schema.org/draft/2020-12/schema"`},
-		{[]string{"type"}, `"object"`},
-		{[]string{"required"}, `["input","percent","stage","output","at"]`},
-		{[]string{"properties", "input", "type"}, `"string"`},
-		{[]string{"properties", "percent"}, `{"maximum":100,"minimum":0,"type":"number"}`},
-		{[]string{"properties", "fps", "type"}, `"integer"`},
-		{[]string{"properties", "stage", "enum"}, `["probe","encode","mux"]`},
-		{[]string{"properties", "output", "type"}, `"object"`},
-		{[]string{"properties", "output", "required"}, `["path","codec"]`},
-		{[]string{"properties", "output", "properties", "codec", "enum"}, `["h264","vp9","av1"]`},
-		{[]string{"properties", "outputs", "items", "properties", "path", "minLength"}, `1`},
-		{[]string{"properties", "labels", "additionalProperties"}, `{"type":"string"}`},
-		{[]string{"properties", "at"}, `{"format":"date-time","type":"string"}`},
-		{[]string{"properties", "note"}, `{"type":"string"}`},
-		// Self-contained and open: nothing to fetch, extra properties allowed.
-		{[]string{"$id"}, `null`},
-		{[]string{"$defs"}, `null`},
-		{[]string{"additionalProperties"}, `null`},
-		{[]string{"properties", "output", "additionalProperties"}, `null`},
-		{[]string{"properties", "Ignored"}, `null`},
-		{[]string{"properties", "internal"}, `null`},
-	}
-	for _, c := range checks {
-		if got := str(get(c.path...)); got != c.want {
-			t.Errorf("%s = %s, want %s", strings.Join(c.path, "."), got, c.want)
-		}
-	}
-	if strings.Contains(string(raw), `"$ref"`) {
-		t.Errorf("For[progress] has a $ref:\n%s", raw)
-	}
-	if !bytes.Equal(raw, For[progress]()) {
-		t.Error("For[progress] differs between calls")
-	}
-	if !strings.HasPrefix(string(raw), "{\n  \"$schema\"") {
-		t.Errorf("For[progress] is not indented:\n%s", raw)
-	}
-}
-
-func TestForValue(t *testing.T) {
-	want := For[progress]()
-	if got := ForValue(progress{}); !bytes.Equal(got, want) {
-		t.Errorf("ForValue(progress{}) differs from For[progress]:\n%s", got)
-	}
-	if got := ForValue(&progress{}); !bytes.Equal(got, want) {
-		t.Errorf("ForValue(&progress{}) differs from For[progress]:\n%s", got)
-	}
-	defer func() {
-		if recover() == nil {
-			t.Error("ForValue(nil) did not panic")
-		}
-	}()
-	ForValue(nil)
 }
 
 func TestForRoundTrip(t *testing.T) {
@@ -203,10 +121,6 @@ func TestForStrict(t *testing.T) {
 }
 
 func TestForRecursive(t *testing.T) {
-	raw := For[tree]()
-	if !strings.Contains(string(raw), `"$ref": "#/$defs/tree"`) {
-		t.Fatalf("For[tree] does not refer to its $defs:\n%s", raw)
-	}
 	s := MustCompileFor[tree]("tree")
 	good, _ := json.Marshal(tree{Name: "a", Kids: []*tree{{Name: "b", Kids: []*tree{{Name: "c"}}}}})
 	if err := s.Validate(good); err != nil {
@@ -215,32 +129,6 @@ func TestForRecursive(t *testing.T) {
 	err := s.Validate([]byte(`{"name":"a","kids":[{"name":"b","kids":[{"name":3}]}]}`))
 	if err == nil || err.Error() != "data/kids/0/kids/0/name: got number, want string" {
 		t.Errorf("Validate(bad grandchild) = %v", err)
-	}
-}
-
-func TestRecursive(t *testing.T) {
-	type flat struct{ A, B string }
-	type pair struct{ L, R flat } // flat twice is not a cycle
-	type viaMap struct {
-		M map[string]viaMap
-	}
-	tests := []struct {
-		t    reflect.Type
-		want bool
-	}{
-		{reflect.TypeFor[flat](), false},
-		{reflect.TypeFor[pair](), false},
-		{reflect.TypeFor[progress](), false},
-		{reflect.TypeFor[tree](), true},
-		{reflect.TypeFor[*tree](), true},
-		{reflect.TypeFor[[]tree](), true},
-		{reflect.TypeFor[viaMap](), true},
-		{reflect.TypeFor[int](), false},
-	}
-	for _, tt := range tests {
-		if got := recursive(tt.t); got != tt.want {
-			t.Errorf("recursive(%s) = %v, want %v", tt.t, got, tt.want)
-		}
 	}
 }
 

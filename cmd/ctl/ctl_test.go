@@ -17,6 +17,8 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/catalog"
+	"github.com/corral-run/corral/bus/control"
 )
 
 func compact(t *testing.T, raw []byte) string {
@@ -158,7 +160,7 @@ func TestProcessLifecycle(t *testing.T) {
 		t.Errorf("get --json = %+v, %v", got, err)
 	}
 
-	var list bus.ListResult
+	var list control.ListResult
 	if err := json.Unmarshal([]byte(n.ok(t, "--json", "ps")), &list); err != nil {
 		t.Fatalf("ps --json does not parse as a ListResult: %v", err)
 	}
@@ -396,7 +398,7 @@ func TestEventsJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := tl.next(t, func(string) bool { return true })
-	var e bus.Event
+	var e control.Event
 	if err := json.Unmarshal([]byte(line), &e); err != nil {
 		t.Fatalf("events --json printed %q: %v", line, err)
 	}
@@ -436,7 +438,7 @@ func (n *testNode) stored(t *testing.T, subject, id string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		found := false
-		err := n.Ctl.History(t.Context(), bus.HistoryOptions{Subject: subject, ProcessID: id}, func(bus.Event) { found = true })
+		err := n.Ctl.History(t.Context(), control.HistoryOptions{Subject: subject, ProcessID: id}, func(control.Event) { found = true })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -460,7 +462,7 @@ func TestEventsSince(t *testing.T) {
 
 	// History first: the spawn, published before events started.
 	tl := startTail(t, n, "events", "--since", "1m", "--json")
-	var e bus.Event
+	var e control.Event
 	if line := tl.next(t, func(string) bool { return true }); json.Unmarshal([]byte(line), &e) != nil ||
 		e.Subject != bus.SubjectSpawned || e.Header(bus.HeaderProcessID) != mp.ID || e.Seq != 1 || time.Since(e.Time) > time.Minute {
 		t.Fatalf("first line = %s, want the stored process.spawned of %s", line, mp.ID)
@@ -497,7 +499,7 @@ func TestEventsProcess(t *testing.T) {
 	only := func(subject string) {
 		t.Helper()
 		tl.next(t, func(line string) bool {
-			var e bus.Event
+			var e control.Event
 			if err := json.Unmarshal([]byte(line), &e); err != nil || e.Header(bus.HeaderProcessID) != a.ID {
 				t.Fatalf("events --process %s printed %s", a.ID, line)
 			}
@@ -525,13 +527,13 @@ func TestSchema(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil || r.code != 0 {
 		t.Fatalf("schema: %v\n%v", err, r)
 	}
-	for _, name := range []string{"process.spawned", "process.node_lost", "corral.proc.<id>.get reply", "corral.node.<node>.spawn request", bus.SchemaWireMessage} {
+	for _, name := range []string{"process.spawned", "process.node_lost", "corral.proc.<id>.get reply", "corral.node.<node>.spawn request", catalog.WireMessage} {
 		if _, ok := all[name]; !ok {
 			t.Errorf("schema does not list %q", name)
 		}
 	}
-	if len(all) != len(bus.Schemas()) {
-		t.Errorf("schema printed %d schemas, want %d", len(all), len(bus.Schemas()))
+	if len(all) != len(catalog.All()) {
+		t.Errorf("schema printed %d schemas, want %d", len(all), len(catalog.All()))
 	}
 
 	r = runCtl(t, "schema", "process.spawned")

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 )
 
 func (a *app) eventsCmd() *cobra.Command {
@@ -52,7 +53,7 @@ of one process: its whole stored history, or from --since on.`,
 			enc := json.NewEncoder(w)
 			enc.SetEscapeHTML(false)
 			var werr error
-			show := func(e bus.Event) {
+			show := func(e control.Event) {
 				if werr != nil {
 					return
 				}
@@ -71,7 +72,7 @@ of one process: its whole stored history, or from --since on.`,
 				_, werr = fmt.Fprintf(w, "%s  %s  %s\n", e.Time.Local().Format("2006-01-02T15:04:05.000"), e.Subject, data.Bytes())
 			}
 			if since == 0 && processID == "" {
-				ready := bus.OnSubscribed(func() {
+				ready := control.OnSubscribed(func() {
 					fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s at %s (Ctrl-C to stop)\n", subject, a.nc.ConnectedUrlRedacted())
 				})
 				if err := ctl.Events(cmd.Context(), subject, show, ready); err != nil {
@@ -79,7 +80,7 @@ of one process: its whole stored history, or from --since on.`,
 				}
 				return werr
 			}
-			opts := bus.HistoryOptions{Subject: subject, ProcessID: processID, Follow: true}
+			opts := control.HistoryOptions{Subject: subject, ProcessID: processID, Follow: true}
 			from := "the start of the history"
 			if since > 0 {
 				opts.Since = time.Now().Add(-since)
@@ -88,7 +89,7 @@ of one process: its whole stored history, or from --since on.`,
 			if processID != "" {
 				from = "process " + processID + " from " + from
 			}
-			ready := bus.OnSubscribed(func() {
+			ready := control.OnSubscribed(func() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s at %s after replaying %s (Ctrl-C to stop)\n",
 					subject, a.nc.ConnectedUrlRedacted(), from)
 			})

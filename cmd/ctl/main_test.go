@@ -14,7 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/service"
 	"github.com/corral-run/corral/internal/testnode"
 	"github.com/corral-run/corral/node"
 )
@@ -80,7 +80,7 @@ func addNode(t *testing.T, srv *server.Server, spec nodeSpec) *testNode {
 	t.Helper()
 	return &testNode{testnode.Start(t, srv, testnode.Spec{
 		ID: spec.id, JetStream: spec.jetstream, StatsInterval: 100 * time.Millisecond, Definitions: definitions,
-		Service: bus.ServiceConfig{Labels: spec.labels, HeartbeatInterval: spec.heartbeat},
+		Service: service.Config{Labels: spec.labels, HeartbeatInterval: spec.heartbeat},
 	})}
 }
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/corral-run/corral/api"
-	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 )
 
 // printJSON writes v as indented JSON, with <, > and & left as they are.
@@ -158,7 +158,7 @@ func joinOr(names []string, none string) string {
 func printNodes(w io.Writer, nodes []api.NodeInfo, now time.Time) error {
 	t := newTable(w, "NODE", "LABELS", "VERSION", "UPTIME", "PROCESSES", "RUNNING", "CPU%", "MEM", "DEFINITIONS", "DURABLE", "DROPPED", "STATE")
 	for _, n := range nodes {
-		labels := bus.LabelSelector(n.Labels)
+		labels := control.LabelSelector(n.Labels)
 		if labels == "" {
 			labels = "-"
 		}

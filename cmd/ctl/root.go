@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 )
 
 // defaultServer is used when neither --server nor $NATS_URL is set.
@@ -99,7 +100,7 @@ arguments or values, found before anything is sent).`,
 // control connects to NATS, once, and returns a Control on the connection.
 // The first connection is not retried, so a wrong --server fails within
 // --timeout, naming the URL.
-func (a *app) control() (*bus.Control, error) {
+func (a *app) control() (*control.Control, error) {
 	if a.nc == nil {
 		if a.timeout <= 0 {
 			return nil, fmt.Errorf("--timeout must be positive, got %v", a.timeout)
@@ -111,7 +112,7 @@ func (a *app) control() (*bus.Control, error) {
 		}
 		a.nc = nc
 	}
-	return bus.NewControl(a.nc, bus.WithTimeout(a.timeout)), nil
+	return control.New(a.nc, control.WithTimeout(a.timeout)), nil
 }
 
 func (a *app) close() {

@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/corral-run/corral/bus/catalog"
 	"github.com/spf13/cobra"
-
-	"github.com/corral-run/corral/bus"
 )
 
 func (a *app) schemaCmd() *cobra.Command {
@@ -22,7 +21,7 @@ message"; "->" may be typed for "→").`,
   corralctl schema 'corral.proc.<id>.get reply'`,
 		Args: argNames("?NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			all := bus.Schemas()
+			all := catalog.All()
 			w := cmd.OutOrStdout()
 			if len(args) == 0 {
 				out := make(map[string]json.RawMessage, len(all))

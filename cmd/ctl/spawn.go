@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/corral-run/corral/api"
-	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 )
 
 func (a *app) spawnCmd() *cobra.Command {
@@ -30,7 +30,7 @@ A name no node defines, or labels no node matches, fail at once.`,
   corralctl spawn encoder --label gpu=true --label zone=eu-1`,
 		Args: argNames("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			at := bus.Placement{Node: nodeID}
+			at := control.Placement{Node: nodeID}
 			if nodeID != "" && len(labels) > 0 {
 				return usage(cmd, "give --node or --label, not both")
 			}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 )
 
 // Progress is the payload of process.encoder.progress: the fields of the
@@ -109,18 +110,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	err = errors.Join(
-		keep(bus.Subscribe(nc, bus.ProcessEventSubject(definition, "progress"), func(p Progress, _ bus.Event) {
+		keep(control.Subscribe(nc, bus.ProcessEventSubject(definition, "progress"), func(p Progress, _ control.Event) {
 			printf("progress  %s  %5.1f%%  frame %d at %.0f fps\n", p.ProcessID, p.Percent, p.CurrentFrame, p.FPS)
 		})),
-		keep(bus.Subscribe(nc, bus.ProcessEventSubject(definition, "complete"), func(c Complete, e bus.Event) {
+		keep(control.Subscribe(nc, bus.ProcessEventSubject(definition, "complete"), func(c Complete, e control.Event) {
 			printf("complete  %s  %s in %v (node %s)\n", c.ProcessID, c.OutputPath,
 				time.Duration(c.Duration)*time.Millisecond, e.Header(bus.HeaderNode))
 		})),
-		keep(bus.Subscribe(nc, bus.SubjectStopped, func(s api.Stopped, _ bus.Event) {
+		keep(control.Subscribe(nc, bus.SubjectStopped, func(s api.Stopped, _ control.Event) {
 			printf("stopped   %s  %s, exit code %s\n", s.ProcessID, s.Name, exitCode(s.ExitCode))
 			end(s.ProcessID)
 		})),
-		keep(bus.Subscribe(nc, bus.SubjectCrashed, func(c api.Crashed, _ bus.Event) {
+		keep(control.Subscribe(nc, bus.SubjectCrashed, func(c api.Crashed, _ control.Event) {
 			printf("crashed   %s  %s: %s\n", c.ProcessID, c.Name, c.Error)
 			end(c.ProcessID)
 		})),
@@ -141,7 +142,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	meta, _ := json.Marshal(map[string]any{"inputPath": "in.mp4", "outputPath": "out.mp4", "frames": *frames})
-	ctl := bus.NewControl(nc)
+	ctl := control.New(nc)
 	mp, err := ctl.Spawn(ctx, "", definition, api.SpawnRequest{Metadata: meta})
 	if err != nil {
 		return err

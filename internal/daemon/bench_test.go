@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/corral-run/corral/api"
-	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
@@ -80,7 +80,7 @@ func BenchmarkRelay(b *testing.B) {
 			if bc.durable && !nodeDurable(b, nc) {
 				b.Fatal("the node is not durable")
 			}
-			mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", api.SpawnRequest{})
+			mp, err := control.New(nc).Spawn(context.Background(), "", "sleeper", api.SpawnRequest{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -148,7 +148,7 @@ func BenchmarkRelay(b *testing.B) {
 
 // nodeDurable asks the node whether its acks wait for storage.
 func nodeDurable(b *testing.B, nc *nats.Conn) bool {
-	nodes, err := bus.NewControl(nc).Nodes(context.Background())
+	nodes, err := control.New(nc).Nodes(context.Background())
 	if err != nil || len(nodes) != 1 {
 		b.Fatalf("nodes: %v %v", nodes, err)
 	}
@@ -159,7 +159,7 @@ func nodeDurable(b *testing.B, nc *nats.Conn) bool {
 // to subscriber-receive latency percentiles.
 func BenchmarkRelayLatency(b *testing.B) {
 	_, nc := benchNode(b)
-	mp, err := bus.NewControl(nc).Spawn(context.Background(), "", "sleeper", api.SpawnRequest{})
+	mp, err := control.New(nc).Spawn(context.Background(), "", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func BenchmarkRelayLatency(b *testing.B) {
 // started), one at a time; the children are stopped outside the timer.
 func BenchmarkSpawn(b *testing.B) {
 	_, nc := benchNode(b)
-	ctl := bus.NewControl(nc)
+	ctl := control.New(nc)
 	ctx := context.Background()
 	durs := make([]time.Duration, 0, b.N)
 	b.ResetTimer()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
@@ -191,7 +192,7 @@ routes = [%s]
 	}
 
 	// c's connection spawns on b.
-	ctl := bus.NewControl(ncC, bus.WithTimeout(10*time.Second))
+	ctl := control.New(ncC, control.WithTimeout(10*time.Second))
 	mp, err := ctl.Spawn(ctx, "b", "sleeper", api.SpawnRequest{})
 	if err != nil {
 		t.Fatalf("spawn on b from c: %v", err)
@@ -249,7 +250,7 @@ remotes = ["nats-leaf://127.0.0.1:%d"]
 	defer cancel()
 
 	ncHub := connectTo(t, hub)
-	ctl := bus.NewControl(ncHub, bus.WithTimeout(5*time.Second))
+	ctl := control.New(ncHub, control.WithTimeout(5*time.Second))
 	var nodes []api.NodeInfo
 	took := pollUntil(t, 20*time.Second, "hub and edge-1 listed by the hub", func() bool {
 		var err error

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/embedded"
+	"github.com/corral-run/corral/bus/service"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/node"
 )
@@ -27,7 +29,7 @@ type Daemon struct {
 	log *slog.Logger
 	srv *server.Server // nil when connected to an external server
 	nc  *nats.Conn
-	svc *bus.Service
+	svc *service.Service
 	sup *node.Supervisor
 }
 
@@ -47,7 +49,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 		return nil, fmt.Errorf("cannot create data directory: %w", err)
 	}
 	if cfg.NATS.Embedded() {
-		d.srv, err = bus.StartServer(bus.ServerConfig{
+		d.srv, err = embedded.Start(embedded.Config{
 			Name: cfg.Node.ID, Listen: cfg.NATS.Listen, JetStream: cfg.NATS.JetStream,
 			StoreDir: cfg.Node.DataDir, Logger: logger,
 			Cluster: clusterConfig(cfg.NATS), Leaf: leafConfig(cfg.NATS),
@@ -55,14 +57,14 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			return nil, err
 		}
-		d.nc, err = bus.ConnectInProcess(d.srv, "corrald "+cfg.Node.ID)
+		d.nc, err = embedded.ConnectInProcess(d.srv, "corrald "+cfg.Node.ID)
 	} else {
 		d.nc, err = bus.Connect(cfg.NATS.URL, "corrald "+cfg.Node.ID, logger)
 	}
 	if err != nil {
 		return nil, err
 	}
-	d.svc = bus.NewService(d.nc, bus.ServiceConfig{
+	d.svc = service.New(d.nc, service.Config{
 		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, Relay: relayConfig(cfg),
 		HeartbeatInterval: cfg.Node.HeartbeatInterval, Registry: registryConfig(cfg), Logger: logger,
 	})
@@ -115,7 +117,7 @@ func (d *Daemon) Conn() *nats.Conn { return d.nc }
 func (d *Daemon) Close(ctx context.Context) error {
 	var errs []error
 	if d.svc != nil {
-		d.svc.Release() // children's reports stop waiting for NATS, so shutdown cannot stall on an outage
+		d.svc.Relay().Release() // children's reports stop waiting for NATS, so shutdown cannot stall on an outage
 	}
 	switch {
 	case d.sup == nil:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
@@ -133,7 +134,7 @@ func TestNodeRelaysLifecycleAndEventsOntoNATS(t *testing.T) {
 	ctrl := testchild.NewCtrl(t)
 	_, nc := startNode(t, ctrl, "")
 	next := events(t, nc)
-	ctl := bus.NewControl(nc)
+	ctl := control.New(nc)
 	ctx := context.Background()
 
 	mp, err := ctl.Spawn(ctx, "", "encoder", api.SpawnRequest{Metadata: json.RawMessage(`{"input":"a.mp4"}`)})
@@ -198,7 +199,7 @@ func TestControlPlaneOverNATS(t *testing.T) {
 	ctrl := testchild.NewCtrl(t)
 	_, nc := startNode(t, ctrl, "")
 	next := events(t, nc)
-	ctl := bus.NewControl(nc)
+	ctl := control.New(nc)
 	ctx := context.Background()
 
 	nodes, err := ctl.Nodes(ctx)
@@ -254,25 +255,25 @@ func TestControlPlaneOverNATS(t *testing.T) {
 	}
 
 	// Errors come back typed.
-	if _, err := ctl.Spawn(ctx, "", "nope", api.SpawnRequest{}); !errors.Is(err, bus.ErrNotFound) {
+	if _, err := ctl.Spawn(ctx, "", "nope", api.SpawnRequest{}); !errors.Is(err, control.ErrNotFound) {
 		t.Errorf("spawn undefined: %v", err)
 	}
-	if _, err := ctl.Spawn(ctx, "n1", "nope", api.SpawnRequest{}); !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "definition not found") {
+	if _, err := ctl.Spawn(ctx, "n1", "nope", api.SpawnRequest{}); !errors.Is(err, control.ErrNotFound) || !strings.Contains(err.Error(), "definition not found") {
 		t.Errorf("spawn undefined on node: %v", err)
 	}
-	if _, err := ctl.Spawn(ctx, "ghost", "encoder", api.SpawnRequest{}); !errors.Is(err, bus.ErrUnreachable) {
+	if _, err := ctl.Spawn(ctx, "ghost", "encoder", api.SpawnRequest{}); !errors.Is(err, control.ErrUnreachable) {
 		t.Errorf("spawn on unknown node: %v", err)
 	}
-	if _, err := ctl.Spawn(ctx, "", "encoder", api.SpawnRequest{Metadata: json.RawMessage(`"x"`)}); !errors.Is(err, bus.ErrBadRequest) || !strings.Contains(err.Error(), "metadata must be a JSON object") {
+	if _, err := ctl.Spawn(ctx, "", "encoder", api.SpawnRequest{Metadata: json.RawMessage(`"x"`)}); !errors.Is(err, control.ErrBadRequest) || !strings.Contains(err.Error(), "metadata must be a JSON object") {
 		t.Errorf("string metadata: %v", err)
 	}
-	if _, err := ctl.Stop(ctx, "proc_doesnotexist0000", ""); !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "no such process") {
+	if _, err := ctl.Stop(ctx, "proc_doesnotexist0000", ""); !errors.Is(err, control.ErrNotFound) || !strings.Contains(err.Error(), "no such process") {
 		t.Errorf("stop unknown: %v", err)
 	}
-	if _, err := ctl.Stop(ctx, a.ID, ""); !errors.Is(err, bus.ErrConflict) {
+	if _, err := ctl.Stop(ctx, a.ID, ""); !errors.Is(err, control.ErrConflict) {
 		t.Errorf("stop of a stopped process: %v", err)
 	}
-	if _, err := ctl.Stop(ctx, b.ID, "SIGNOPE"); !errors.Is(err, bus.ErrBadRequest) {
+	if _, err := ctl.Stop(ctx, b.ID, "SIGNOPE"); !errors.Is(err, control.ErrBadRequest) {
 		t.Errorf("stop with a bad signal: %v", err)
 	}
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/bus/registry"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/natstest"
@@ -28,7 +30,7 @@ const fabricBeat = 100 * time.Millisecond
 // fabricNode is a whole node (corrald) of a test cluster.
 type fabricNode struct {
 	d      *daemon.Daemon
-	ctl    *bus.Control // on the node's own connection
+	ctl    *control.Control // on the node's own connection
 	closed bool
 }
 
@@ -60,7 +62,7 @@ stop_timeout = "2s"
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &fabricNode{d: d, ctl: bus.NewControl(d.Conn())}
+	n := &fabricNode{d: d, ctl: control.New(d.Conn())}
 	t.Cleanup(func() {
 		if n.closed {
 			return
@@ -138,7 +140,7 @@ args = ["60"]`)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	for _, n := range []*fabricNode{a, b, c} {
-		n.ctl = bus.NewControl(n.d.Conn(), bus.WithTimeout(timeout))
+		n.ctl = control.New(n.d.Conn(), control.WithTimeout(timeout))
 	}
 	events := collectMsgs(t, a.d.Conn(), bus.SubjectAll)
 	watcher, err := nats.Connect(ns.URL())
@@ -155,7 +157,7 @@ args = ["60"]`)
 	}
 	wantLabels := []string{"zone=eu", "gpu=yes,zone=us", "zone=us"}
 	for i, n := range nodes {
-		if n.ID != []string{"a", "b", "c"}[i] || bus.LabelSelector(n.Labels) != wantLabels[i] || n.Gone ||
+		if n.ID != []string{"a", "b", "c"}[i] || control.LabelSelector(n.Labels) != wantLabels[i] || n.Gone ||
 			n.IntervalMs != fabricBeat.Milliseconds() || n.Host == nil || n.Host.MemTotalBytes == 0 {
 			t.Errorf("node %d = %+v, want %s with labels %s, alive, with its host", i, n, []string{"a", "b", "c"}[i], wantLabels[i])
 		}
@@ -166,25 +168,25 @@ args = ["60"]`)
 	if _, err := a.ctl.Spawn(ctx, "c", "sleeper", api.SpawnRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	onB, err := a.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"zone": "us"}}, api.SpawnRequest{})
+	onB, err := a.ctl.SpawnAt(ctx, "sleeper", control.Placement{Labels: map[string]string{"zone": "us"}}, api.SpawnRequest{})
 	if err != nil || onB.Node != "b" {
 		t.Fatalf("spawn by zone=us = %+v, %v, want it on b (fewest running)", onB, err)
 	}
-	gpu, err := c.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"gpu": "yes"}}, api.SpawnRequest{})
+	gpu, err := c.ctl.SpawnAt(ctx, "sleeper", control.Placement{Labels: map[string]string{"gpu": "yes"}}, api.SpawnRequest{})
 	if err != nil || gpu.Node != "b" {
 		t.Fatalf("spawn by gpu=yes = %+v, %v, want it on b", gpu, err)
 	}
 	start := time.Now()
-	_, err = a.ctl.SpawnAt(ctx, "sleeper", bus.Placement{Labels: map[string]string{"zone": "mars"}}, api.SpawnRequest{})
-	if !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "no node has labels zone=mars") {
+	_, err = a.ctl.SpawnAt(ctx, "sleeper", control.Placement{Labels: map[string]string{"zone": "mars"}}, api.SpawnRequest{})
+	if !errors.Is(err, control.ErrNotFound) || !strings.Contains(err.Error(), "no node has labels zone=mars") {
 		t.Errorf("spawn by zone=mars: %v, want ErrNotFound saying no node has the labels", err)
 	}
-	_, err = a.ctl.SpawnAt(ctx, "encoder", bus.Placement{Labels: map[string]string{"zone": "us"}}, api.SpawnRequest{})
-	if !errors.Is(err, bus.ErrNotFound) || !strings.Contains(err.Error(), "no node with labels zone=us defines it (nodes with those labels: b, c)") {
+	_, err = a.ctl.SpawnAt(ctx, "encoder", control.Placement{Labels: map[string]string{"zone": "us"}}, api.SpawnRequest{})
+	if !errors.Is(err, control.ErrNotFound) || !strings.Contains(err.Error(), "no node with labels zone=us defines it (nodes with those labels: b, c)") {
 		t.Errorf("spawn of encoder by zone=us: %v, want ErrNotFound naming b and c", err)
 	}
 	_, err = a.ctl.Spawn(ctx, "", "nope", api.SpawnRequest{})
-	if !errors.Is(err, bus.ErrNotFound) {
+	if !errors.Is(err, control.ErrNotFound) {
 		t.Errorf("spawn of a name nobody defines: %v", err)
 	}
 	if d := time.Since(start); d >= timeout {
@@ -233,11 +235,11 @@ args = ["60"]`)
 	cancelClose()
 	died := time.Now()
 	slack := 2 * time.Second
-	took := pollUntil(t, bus.MissedHeartbeats*fabricBeat+slack, "b shown gone", func() bool {
+	took := pollUntil(t, registry.MissedHeartbeats*fabricBeat+slack, "b shown gone", func() bool {
 		nodes, err := a.ctl.Nodes(ctx)
 		return err == nil && len(nodes) == 3 && nodes[1].ID == "b" && nodes[1].Gone
 	})
-	t.Logf("b shown gone %v after it died (%d heartbeats of %v)", took, bus.MissedHeartbeats, fabricBeat)
+	t.Logf("b shown gone %v after it died (%d heartbeats of %v)", took, registry.MissedHeartbeats, fabricBeat)
 
 	start = time.Now()
 	list, err := c.ctl.List(ctx, api.ListRequest{})
@@ -265,7 +267,7 @@ args = ["60"]`)
 	if d := time.Since(start); d >= timeout/2 {
 		t.Errorf("get of b's process took %v: not fast", d)
 	}
-	if !errors.Is(err, bus.ErrUnreachable) || !strings.Contains(err.Error(), `node "b" is unreachable`) {
+	if !errors.Is(err, control.ErrUnreachable) || !strings.Contains(err.Error(), `node "b" is unreachable`) {
 		t.Errorf("get of b's process = %v, want ErrUnreachable naming b", err)
 	}
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
@@ -77,7 +78,7 @@ env = { IDLE_HEARTBEAT = "5s" }
 		b.Fatal(err)
 	}
 	_ = nc.Flush()
-	ctl := bus.NewControl(nc)
+	ctl := control.New(nc)
 	start := time.Now()
 	for i := 0; i < children; i++ {
 		if _, err := ctl.Spawn(context.Background(), "", "idle", api.SpawnRequest{}); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/natstest"
@@ -74,7 +75,7 @@ env = { %s = %q, %s = %q }
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	ctl := bus.NewControl(nc, bus.WithTimeout(10*time.Second))
+	ctl := control.New(nc, control.WithTimeout(10*time.Second))
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 
@@ -254,7 +255,7 @@ env = { %s = %q, %s = %q }
 	}
 	// What happened during the outage reached the history.
 	var spawned []string
-	err = ctl.History(ctx, bus.HistoryOptions{ProcessID: during.ID}, func(e bus.Event) { spawned = append(spawned, e.Subject) })
+	err = ctl.History(ctx, control.HistoryOptions{ProcessID: during.ID}, func(e control.Event) { spawned = append(spawned, e.Subject) })
 	if err != nil || len(spawned) == 0 || spawned[0] != bus.SubjectSpawned {
 		t.Errorf("history of the process spawned during the outage: %v, %v", spawned, err)
 	}

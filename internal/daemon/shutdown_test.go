@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/corral-run/corral/api"
-	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
@@ -69,7 +69,7 @@ func TestDetachLeavesChildrenForTheNextNode(t *testing.T) {
 	dataDir := testchild.ShortTempDir(t)
 	d1, nc1 := clientNode(t, dataDir, "detach")
 	next1 := events(t, nc1)
-	ctl := bus.NewControl(nc1)
+	ctl := control.New(nc1)
 	ctx := context.Background()
 	var spawned []api.ManagedProcess
 	for i := 0; i < 2; i++ {
@@ -95,7 +95,7 @@ func TestDetachLeavesChildrenForTheNextNode(t *testing.T) {
 	// The next node re-adopts them: same ids, same pids, running.
 	d2, nc2 := clientNode(t, dataDir, "stop")
 	next2 := events(t, nc2)
-	ctl2 := bus.NewControl(nc2)
+	ctl2 := control.New(nc2)
 	list, err := ctl2.List(ctx, api.ListRequest{})
 	if err != nil || len(list.Processes) != 2 {
 		t.Fatalf("list after restart: %+v %v", list, err)

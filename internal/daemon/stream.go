@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/embedded"
+	"github.com/corral-run/corral/bus/relay"
 	"github.com/corral-run/corral/config"
 )
 
@@ -13,10 +15,10 @@ import (
 // (embedded with jetstream on, or an external server, which may have it),
 // every process.> message is kept in the stream CORRAL_EVENTS and, in
 // durable mode, a child's ack of an event waits until it is stored.
-func relayConfig(cfg *config.Config) bus.RelayConfig {
+func relayConfig(cfg *config.Config) relay.Config {
 	n := cfg.NATS
 	if n.Embedded() && !n.JetStream {
-		return bus.RelayConfig{Buffer: n.PublishBuffer}
+		return relay.Config{Buffer: n.PublishBuffer}
 	}
 	replicas := n.StreamReplicas
 	if replicas == 0 && n.Embedded() {
@@ -24,18 +26,18 @@ func relayConfig(cfg *config.Config) bus.RelayConfig {
 		// and is the relay's to make.
 		replicas = bus.AutoReplicas(clusterConfig(n).Members())
 	}
-	return bus.RelayConfig{Durable: n.Durable, Buffer: n.PublishBuffer,
-		Stream: &bus.StreamConfig{MaxAge: n.StreamMaxAge, MaxBytes: n.StreamMaxBytes, Replicas: replicas}}
+	return relay.Config{Durable: n.Durable, Buffer: n.PublishBuffer,
+		Stream: &relay.StreamConfig{MaxAge: n.StreamMaxAge, MaxBytes: n.StreamMaxBytes, Replicas: replicas}}
 }
 
 // clusterConfig is the embedded server's [nats.cluster].
-func clusterConfig(n config.NATSConfig) bus.ClusterConfig {
-	return bus.ClusterConfig{Name: n.Cluster.Name, Listen: n.Cluster.Listen, Routes: n.Cluster.Routes}
+func clusterConfig(n config.NATSConfig) embedded.ClusterConfig {
+	return embedded.ClusterConfig{Name: n.Cluster.Name, Listen: n.Cluster.Listen, Routes: n.Cluster.Routes}
 }
 
 // leafConfig is the embedded server's [nats.leaf].
-func leafConfig(n config.NATSConfig) bus.LeafConfig {
-	return bus.LeafConfig{Remotes: n.Leaf.Remotes, Listen: n.Leaf.Listen}
+func leafConfig(n config.NATSConfig) embedded.LeafConfig {
+	return embedded.LeafConfig{Remotes: n.Leaf.Remotes, Listen: n.Leaf.Listen}
 }
 
 // setUpStream ensures the event stream before any child can speak. The
@@ -60,7 +62,7 @@ func (d *Daemon) setUpStream() error {
 	if n.Embedded() && n.Cluster.Listen != "" {
 		d.log.Info("JetStream cluster: the event stream is set up once the cluster has a leader; until then a child's ack means handed to NATS",
 			"stream", bus.StreamName, "replicas", relayConfig(d.cfg).Stream.Replicas, "cluster", n.Cluster.Name)
-		d.svc.EnsureStreamInBackground()
+		d.svc.Relay().EnsureStreamInBackground()
 		return nil
 	}
 	if !d.nc.IsConnected() {
@@ -70,7 +72,7 @@ func (d *Daemon) setUpStream() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := d.svc.EnsureStream(ctx)
+	err := d.svc.Relay().EnsureStream(ctx)
 	switch {
 	case err == nil:
 		return nil
@@ -80,7 +82,7 @@ func (d *Daemon) setUpStream() error {
 		d.log.Warn("the NATS server has no JetStream: no event history, and a child's ack means handed to NATS", "err", err)
 	default:
 		d.log.Warn("cannot set up the event stream; retrying in the background; until then a child's ack means handed to NATS", "err", err)
-		d.svc.EnsureStreamInBackground()
+		d.svc.Relay().EnsureStreamInBackground()
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 // Package testnode starts real nodes inside a test process: an embedded
 // NATS server, the control service and the supervisor, wired as corrald
-// wires them, torn down when the test ends. The bus and corralctl tests
-// share it.
+// wires them, torn down when the test ends. It also holds what the tests
+// of the bus packages and corralctl share around them: a client
+// connection, a relay of their own, a context with a deadline, and a check
+// of a message against the catalogue's schemas. Each is defined here once.
 package testnode
 
 import (
@@ -9,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,8 +19,14 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/catalog"
+	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/bus/embedded"
+	"github.com/corral-run/corral/bus/registry"
+	"github.com/corral-run/corral/bus/relay"
+	"github.com/corral-run/corral/bus/service"
 	"github.com/corral-run/corral/node"
+	"github.com/corral-run/corral/schema"
 )
 
 // Sleeper is a definition most tests need: sleep 30.
@@ -28,9 +37,9 @@ type Node struct {
 	URL  string // the server's client URL
 	Srv  *server.Server
 	Conn *nats.Conn // the node's own connection
-	Svc  *bus.Service
+	Svc  *service.Service
 	Sup  *node.Supervisor
-	Ctl  *bus.Control // on a connection of its own, as a client would be
+	Ctl  *control.Control // on a connection of its own, as a client would be
 
 	detached bool // the supervisor let go of its children: see Die
 }
@@ -39,11 +48,11 @@ type Node struct {
 // with JetStream or not, shut down when the test ends.
 func StartServer(t testing.TB, jetstream bool) *server.Server {
 	t.Helper()
-	cfg := bus.ServerConfig{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)}
+	cfg := embedded.Config{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)}
 	if jetstream {
 		cfg.JetStream, cfg.StoreDir = true, t.TempDir()
 	}
-	srv, err := bus.StartServer(cfg)
+	srv, err := embedded.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,19 +65,35 @@ type Spec struct {
 	ID string
 	// Service is the control service's configuration; NodeID is set from
 	// ID, HeartbeatInterval defaults to 100ms, Logger to the test's output.
-	Service bus.ServiceConfig
+	Service service.Config
 	// JetStream: the node keeps its events in the stream (durable acks)
 	// and its record in the node registry; the server must have JetStream.
 	JetStream bool
 	// StatsInterval is the supervisor's sampling interval (default 5s).
 	StatsInterval time.Duration
-	Definitions   []node.Definition
+	// Definitions are the node's definitions (default: Sleeper).
+	Definitions []node.Definition
+}
+
+// StartOne starts node n1 defining Sleeper, on an embedded server of its
+// own without JetStream, heartbeat every 100ms; it is stopped when the
+// test ends.
+func StartOne(t testing.TB) *Node {
+	t.Helper()
+	return Start(t, StartServer(t, false), Spec{ID: "n1"})
+}
+
+// Context is a context that ends with the test, or after 10 s.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // Start starts a node on srv; it is stopped when the test ends.
 func Start(t testing.TB, srv *server.Server, spec Spec) *Node {
 	t.Helper()
-	nc, err := bus.ConnectInProcess(srv, spec.ID)
+	nc, err := embedded.ConnectInProcess(srv, spec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,17 +107,17 @@ func Start(t testing.TB, srv *server.Server, spec Spec) *Node {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
 	if spec.JetStream {
-		cfg.Relay = bus.RelayConfig{Durable: true, Stream: &bus.StreamConfig{}}
-		cfg.Registry = &bus.RegistryConfig{}
+		cfg.Relay = relay.Config{Durable: true, Stream: &relay.StreamConfig{}}
+		cfg.Registry = &registry.Config{}
 	}
-	svc := bus.NewService(nc, cfg)
+	svc := service.New(nc, cfg)
 	t.Cleanup(func() {
 		if err := svc.Close(); err != nil {
 			t.Errorf("closing service: %v", err)
 		}
 	})
 	if spec.JetStream {
-		if err := svc.EnsureStream(t.Context()); err != nil {
+		if err := svc.Relay().EnsureStream(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -118,6 +143,9 @@ func Start(t testing.TB, srv *server.Server, spec Spec) *Node {
 			t.Errorf("closing supervisor: %v", err)
 		}
 	})
+	if spec.Definitions == nil {
+		spec.Definitions = []node.Definition{Sleeper}
+	}
 	for _, d := range spec.Definitions {
 		if err := sup.Define(d); err != nil {
 			t.Fatal(err)
@@ -131,7 +159,7 @@ func Start(t testing.TB, srv *server.Server, spec Spec) *Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(cc.Close)
-	n.Ctl = bus.NewControl(cc)
+	n.Ctl = control.New(cc)
 	return n
 }
 
@@ -153,5 +181,66 @@ func (n *Node) Die(t testing.TB) {
 	})
 	if err := n.Svc.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Connect connects to url as a client would; the connection is closed when
+// the test ends.
+func Connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// NewRelay returns a relay of node n1 on nc, closed (with a deadline) when
+// the test ends.
+func NewRelay(t testing.TB, nc *nats.Conn, cfg relay.Config) *relay.Relay {
+	t.Helper()
+	cfg.NodeID = "n1"
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
+	r := relay.New(nc, cfg)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != nil {
+			t.Errorf("closing relay: %v", err)
+		}
+	})
+	return r
+}
+
+var catalogSchemas = sync.OnceValues(func() (map[string]*schema.Schema, error) {
+	out := map[string]*schema.Schema{}
+	for _, ns := range catalog.All() {
+		s, err := schema.Compile(ns.Name, ns.Schema)
+		if err != nil {
+			return nil, err
+		}
+		out[ns.Name] = s
+	}
+	return out, nil
+})
+
+// CheckSchema fails the test unless data validates against the schema the
+// catalogue (package bus/catalog) has under name.
+func CheckSchema(t testing.TB, name string, data []byte) {
+	t.Helper()
+	schemas, err := catalogSchemas()
+	if err != nil {
+		t.Fatalf("cannot compile the catalogue: %v", err)
+	}
+	s := schemas[name]
+	if s == nil {
+		t.Errorf("no schema named %q", name)
+		return
+	}
+	if err := s.Validate(data); err != nil {
+		t.Errorf("%s: %s does not validate: %v", name, data, err)
 	}
 }

@@ -1,0 +1,586 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/registry"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Discovery: what Control knows of the cluster's nodes. The live view is
+// who answers now (the micro service's $SRV.PING.corral, heartbeats seen
+// during the call); the node registry (see registry.go), when there is
+// one, adds the nodes that are gone and what ran on them, and tells a
+// scatter-gather how many answers to wait for.
+
+// registryView is the node registry as read at the start of a call: from
+// a node's view (corral.registry), or from the bucket itself when no node
+// answers for it.
+type registryView struct {
+	records map[string]registry.Record // nil: no registry (live-only discovery)
+	// procs are the process lists that came with a node's view; nil when
+	// the view was read from the bucket, where they are read on demand.
+	procs map[string][]api.ProcessSummary
+	// allProcs: procs holds every node's list.
+	allProcs bool
+	kv       jetstream.KeyValue // set when read from the bucket
+}
+
+// known reports whether there is a registry.
+func (v registryView) known() bool { return v.records != nil }
+
+// fresh reports whether the registry says the node is alive at now.
+func (v registryView) fresh(id string, now time.Time) bool {
+	r, ok := v.records[id]
+	return ok && !r.Gone(now)
+}
+
+// gone lists the nodes the registry says are gone at now that are not in
+// alive, sorted.
+func (v registryView) gone(alive map[string]bool, now time.Time) []string {
+	var out []string
+	for id, r := range v.records {
+		if !alive[id] && r.Gone(now) {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// registryTimeout bounds a read of the registry: it normally takes
+// milliseconds, and a registry that does not answer (a JetStream cluster
+// electing a leader) leaves discovery live only rather than holding a
+// command up.
+const registryTimeout = 2 * time.Second
+
+// registry returns the node registry's bucket, or an error wrapping
+// errNoRegistry when there is none.
+func (c *Control) registry(ctx context.Context) (jetstream.KeyValue, error) {
+	c.mu.Lock()
+	kv := c.kv
+	c.mu.Unlock()
+	if kv != nil {
+		return kv, nil
+	}
+	kv, err := registry.Open(ctx, c.js)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.kv = kv
+	c.mu.Unlock()
+	return kv, nil
+}
+
+// readRegistry reads every node's record, with the process lists
+// processes asks for (see RegistryRequest). It asks a node first: its view
+// is kept from the registry and the heartbeats, so it answers even while
+// the registry's JetStream stream does not. A registry that cannot be read
+// gives an empty view: discovery is then live only.
+func (c *Control) readRegistry(ctx context.Context, processes string) registryView {
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	var rv api.RegistryView
+	if err := c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv); err == nil {
+		now := time.Now()
+		v := registryView{records: map[string]registry.Record{}, procs: map[string][]api.ProcessSummary{}, allProcs: processes == api.ProcessesAll}
+		for _, e := range rv.Nodes {
+			id := e.Info.ID
+			v.records[id] = registry.Record{Info: e.Info, At: now.Add(-time.Duration(e.AgeMs) * time.Millisecond)}
+			if e.Processes != nil || v.allProcs {
+				v.procs[id] = e.Processes
+			}
+		}
+		return v
+	}
+	kv, err := c.registry(ctx)
+	if err != nil {
+		return registryView{}
+	}
+	records, err := registry.ReadRecords(ctx, kv)
+	if err != nil {
+		return registryView{}
+	}
+	return registryView{records: records, kv: kv}
+}
+
+// startRegistryRead reads the registry in a goroutine of its own; the
+// channel gets the view, then closes.
+func (c *Control) startRegistryRead(ctx context.Context, processes string) <-chan registryView {
+	ch := make(chan registryView, 1)
+	go func() {
+		defer close(ch)
+		ch <- c.readRegistry(ctx, processes)
+	}()
+	return ch
+}
+
+// procsOf returns the last known processes of the nodes given.
+func (c *Control) procsOf(ctx context.Context, v registryView, nodes []string) map[string][]api.ProcessSummary {
+	out := make(map[string][]api.ProcessSummary, len(nodes))
+	var missing []string
+	for _, id := range nodes {
+		if ps, ok := v.procs[id]; ok {
+			out[id] = ps
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 || !v.known() {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	kv := v.kv
+	if kv == nil {
+		var err error
+		if kv, err = c.registry(ctx); err != nil {
+			return out
+		}
+	}
+	more, _ := registry.ReadProcs(ctx, kv, missing)
+	maps.Copy(out, more)
+	return out
+}
+
+// ownerOf returns the node that last announced process id.
+func (c *Control) ownerOf(ctx context.Context, v registryView, id string) (string, bool) {
+	if v.allProcs {
+		for node, ps := range v.procs {
+			for _, p := range ps {
+				if p.ID == id {
+					return node, true
+				}
+			}
+		}
+		return "", false
+	}
+	if !v.known() {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	defer cancel()
+	kv := v.kv
+	if kv == nil {
+		var err error
+		if kv, err = c.registry(ctx); err != nil {
+			return "", false
+		}
+	}
+	owner, ok, err := registry.FindOwner(ctx, kv, id)
+	return owner, ok && err == nil
+}
+
+// scatter publishes a request that many nodes answer, and returns the
+// channel their answers arrive on. Call the returned function to stop
+// listening.
+func (c *Control) scatter(subject string, data []byte) (<-chan *nats.Msg, func(), error) {
+	inbox := c.nc.NewRespInbox()
+	ch := make(chan *nats.Msg, 256)
+	sub, err := c.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.nc.PublishRequest(subject, inbox, data); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, nil, err
+	}
+	return ch, func() { _ = sub.Unsubscribe() }, nil
+}
+
+// noResponders reports whether m is the server's "no responders" status.
+func noResponders(m *nats.Msg) bool { return m.Header.Get("Status") == "503" && len(m.Data) == 0 }
+
+// pingNode returns the node id a $SRV.PING answer names, or "".
+func pingNode(m *nats.Msg) (string, micro.Ping) {
+	var ping micro.Ping
+	if err := json.Unmarshal(m.Data, &ping); err != nil || ping.Name != bus.ServiceName {
+		return "", ping
+	}
+	return ping.Metadata["node"], ping
+}
+
+// Nodes returns every node, sorted by id: those that answer now, with
+// what they say of themselves, and, from the node registry, those that do
+// not: a node that missed MissedHeartbeats heartbeats comes with Gone set
+// and its last record. Without a registry (no JetStream) only the nodes
+// that answer, or whose heartbeat arrives during the call, are returned.
+//
+// It waits for the answers of every node the registry knows as alive,
+// or, without a registry, until none has come for a short while.
+func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	regCh := c.startRegistryRead(ctx, "")
+
+	beats := make(chan *nats.Msg, 256)
+	hbSub, err := c.nc.ChanSubscribe(bus.SubjectNodeHeartbeats, beats)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list nodes: %w", err)
+	}
+	defer hbSub.Unsubscribe()
+	pingSubject, _ := micro.ControlSubject(micro.PingVerb, bus.ServiceName, "")
+	pings, stop, err := c.scatter(pingSubject, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list nodes: %w", err)
+	}
+	defer stop()
+
+	var (
+		reg      registryView
+		regDone  bool
+		nobody   bool // nobody answers pings
+		quiet    bool // no answer for gatherWait
+		answered = map[string]micro.Ping{}
+		beating  = map[string]api.NodeInfo{}
+		idle     <-chan time.Time
+		timedOut bool
+	)
+	// done: once the registry is read, as soon as every node it knows as
+	// alive answered; without a registry, once answers stopped coming.
+	done := func() bool {
+		switch {
+		case !regDone:
+			return false
+		case nobody || quiet:
+			return true
+		case !reg.known():
+			return false
+		}
+		now := time.Now()
+		for id := range reg.records {
+			if _, ok := answered[id]; !ok && reg.fresh(id, now) {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() && !timedOut {
+		select {
+		case v := <-regCh:
+			reg, regDone, regCh = v, true, nil
+		case m := <-pings:
+			if noResponders(m) {
+				nobody, pings = true, nil
+				continue
+			}
+			if id, ping := pingNode(m); id != "" {
+				answered[id] = ping
+			}
+			quiet, idle = false, time.After(c.gatherWait)
+		case m := <-beats:
+			var info api.NodeInfo
+			if json.Unmarshal(m.Data, &info) == nil && info.ID != "" {
+				beating[info.ID] = info
+			}
+		case <-idle:
+			quiet = true
+		case <-ctx.Done():
+			timedOut = true
+		}
+	}
+	if timedOut && len(answered) == 0 && len(beating) == 0 && len(reg.records) == 0 {
+		return nil, fmt.Errorf("cannot list nodes: no answer on %s: %w", pingSubject, ErrTimeout)
+	}
+
+	// Ask every node that answered for its info, all at once.
+	infos := make(map[string]api.NodeInfo, len(answered))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id := range answered {
+		wg.Go(func() {
+			var info api.NodeInfo
+			if err := c.request(ctx, bus.NodeSubject(id, bus.VerbInfo), nil, &info); err != nil {
+				return // gone in the meantime: what else is known of it follows
+			}
+			mu.Lock()
+			infos[id] = info
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+
+	out := make([]api.NodeInfo, 0, len(answered)+len(reg.records))
+	seen := map[string]bool{}
+	add := func(info api.NodeInfo) {
+		if !seen[info.ID] {
+			seen[info.ID] = true
+			out = append(out, info)
+		}
+	}
+	for id := range infos {
+		add(infos[id])
+	}
+	for id, info := range beating {
+		if _, ok := answered[id]; ok {
+			if _, described := infos[id]; !described {
+				add(info)
+			}
+		} else {
+			add(info)
+		}
+	}
+	now := time.Now()
+	for id, r := range reg.records {
+		if seen[id] {
+			continue
+		}
+		info := r.Info
+		_, alive := answered[id]
+		info.Gone = !alive && r.Gone(now)
+		if info.Gone && !info.Lost {
+			info.LastSeen = r.At
+		}
+		add(info)
+	}
+	for id, ping := range answered {
+		if !seen[id] { // answered the ping, then nothing: what the ping said
+			add(api.NodeInfo{ID: id, Version: ping.Version, Labels: pingLabels(ping.Metadata), Definitions: []string{}})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// pingLabels reads the labels a node puts in its service metadata.
+func pingLabels(meta map[string]string) map[string]string {
+	var labels map[string]string
+	for k, v := range meta {
+		if name, ok := strings.CutPrefix(k, "label."); ok && name != "" {
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[name] = v
+		}
+	}
+	return labels
+}
+
+// ListResult gathers the answers of every node.
+type ListResult struct {
+	// Processes are those of the nodes that answered and, with status
+	// unknown, those last announced by the nodes that are gone.
+	Processes []api.ManagedProcess `json:"processes"`
+	// Nodes are the nodes that answered, sorted.
+	Nodes []string `json:"nodes"`
+	// Missing are the known nodes that did not answer in time, sorted:
+	// those alive (they answer pings, or the registry has a recent
+	// heartbeat of theirs), whose processes are not listed, and those
+	// that are gone (in Gone too).
+	Missing []string `json:"missing,omitempty"`
+	// Gone are the nodes the registry says are gone (they missed their
+	// heartbeats and do not answer), sorted: their last known processes
+	// are listed with status unknown.
+	Gone []string `json:"gone,omitempty"`
+}
+
+// List returns the processes of every node, sorted by node then start
+// time. It asks every node at once (corral.list) and returns as soon as
+// every node it knows of has answered: the nodes alive in the registry and
+// those that answer a ping sent alongside. Without a registry it also
+// waits until no answer has come for a short while. A known node that has
+// not answered when ctx ends (default: the Control's timeout) is listed in
+// Missing, and so are the gone nodes, whose processes come from the
+// registry with status unknown.
+func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, error) {
+	data, err := encodeRequest(req)
+	if err != nil {
+		return ListResult{}, err
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	regCh := c.startRegistryRead(ctx, api.ProcessesGone)
+	replies, stopList, err := c.scatter(bus.SubjectList, data)
+	if err != nil {
+		return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
+	}
+	defer stopList()
+	pingSubject, _ := micro.ControlSubject(micro.PingVerb, bus.ServiceName, "")
+	pings, stopPing, err := c.scatter(pingSubject, nil)
+	if err != nil {
+		return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
+	}
+	defer stopPing()
+
+	var (
+		reg      registryView
+		regDone  bool
+		nobody   bool // nobody serves corral.list
+		quiet    bool // no answer for gatherWait
+		pinged   = map[string]bool{}
+		answered = map[string]bool{}
+		res      = ListResult{Processes: []api.ManagedProcess{}, Nodes: []string{}}
+		idle     <-chan time.Time
+		timedOut bool
+	)
+	// waiting lists the known nodes that have not answered; staleAt is
+	// when the first of those known only from the registry misses its
+	// heartbeats, and stops being waited for.
+	var staleAt time.Time
+	waiting := func() []string {
+		var out []string
+		for id := range pinged {
+			if !answered[id] {
+				out = append(out, id)
+			}
+		}
+		now := time.Now()
+		staleAt = time.Time{}
+		for id, r := range reg.records {
+			if !answered[id] && !pinged[id] && reg.fresh(id, now) {
+				out = append(out, id)
+				if at := r.At.Add(registry.GoneAfter(r.Info.IntervalMs)); staleAt.IsZero() || at.Before(staleAt) {
+					staleAt = at
+				}
+			}
+		}
+		return out
+	}
+	// done: once the registry is read, as soon as every known node
+	// answered (without a registry, once answers stopped coming, too).
+	done := func() bool {
+		switch {
+		case !regDone:
+			return false
+		case nobody:
+			return true
+		}
+		return len(waiting()) == 0 && (reg.known() || quiet)
+	}
+	var stale *time.Timer
+	defer func() {
+		if stale != nil {
+			stale.Stop()
+		}
+	}()
+	for !done() && !timedOut {
+		var staleC <-chan time.Time
+		if !staleAt.IsZero() { // wake up when a node waited for is gone
+			if stale == nil {
+				stale = time.NewTimer(time.Until(staleAt))
+			} else {
+				stale.Reset(time.Until(staleAt))
+			}
+			staleC = stale.C
+		}
+		select {
+		case <-staleC:
+		case v := <-regCh:
+			reg, regDone, regCh = v, true, nil
+		case m := <-replies:
+			if noResponders(m) {
+				nobody, replies = true, nil
+				continue
+			}
+			var lr api.ListReply
+			if err := decodeReply(m, &lr); err != nil {
+				return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
+			}
+			if !answered[lr.Node] {
+				answered[lr.Node] = true
+				res.Nodes = append(res.Nodes, lr.Node)
+				res.Processes = append(res.Processes, lr.Processes...)
+			}
+			quiet, idle = false, time.After(c.gatherWait)
+		case m := <-pings:
+			if noResponders(m) {
+				pings = nil
+				continue
+			}
+			if id, _ := pingNode(m); id != "" {
+				pinged[id] = true
+			}
+			quiet, idle = false, time.After(c.gatherWait)
+		case <-idle:
+			quiet = true
+		case <-ctx.Done():
+			timedOut = true
+		}
+	}
+	alive := maps.Clone(answered)
+	for id := range pinged {
+		alive[id] = true
+	}
+	res.Gone = reg.gone(alive, time.Now())
+	res.Missing = append(waiting(), res.Gone...)
+	sort.Strings(res.Missing)
+	if len(res.Gone) > 0 {
+		// What is left of ctx may be nothing: reading a few keys is quick.
+		procs := c.procsOf(context.WithoutCancel(ctx), reg, res.Gone)
+		for _, id := range res.Gone {
+			for _, p := range procs[id] {
+				if req.Name == "" || p.Name == req.Name {
+					res.Processes = append(res.Processes, unknownProcess(p))
+				}
+			}
+		}
+	}
+	if timedOut && len(answered) == 0 && len(res.Missing) == 0 && len(res.Gone) == 0 {
+		return ListResult{}, fmt.Errorf("cannot list processes: no answer on %s: %w", bus.SubjectList, ErrTimeout)
+	}
+	sort.Strings(res.Nodes)
+	sort.SliceStable(res.Processes, func(i, j int) bool {
+		a, b := res.Processes[i], res.Processes[j]
+		if a.Node != b.Node {
+			return a.Node < b.Node
+		}
+		return a.StartedAt.Before(b.StartedAt)
+	})
+	return res, nil
+}
+
+// ownerGone reports the node that last announced process id, when the
+// registry has it and that node does not answer: a request to the process
+// then fails with ErrUnreachable naming the node, rather than "no such
+// process".
+func (c *Control) ownerGone(ctx context.Context, id string) (string, bool) {
+	owner, ok := c.ownerOf(ctx, c.readRegistry(ctx, api.ProcessesAll), id)
+	if !ok {
+		return "", false
+	}
+	err := c.request(ctx, bus.NodeSubject(owner, bus.VerbInfo), nil, nil)
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrTimeout) {
+		return owner, true
+	}
+	return "", false
+}
+
+// hasLabels reports whether labels include every one of want.
+func hasLabels(labels, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// unknownProcess is the summary as a ManagedProcess of unknown status:
+// what is known of a process whose node is gone.
+func unknownProcess(p api.ProcessSummary) api.ManagedProcess {
+	return api.ManagedProcess{ID: p.ID, Name: p.Name, Node: p.Node, Status: api.StatusUnknown, PID: p.PID, StartedAt: p.StartedAt}
+}

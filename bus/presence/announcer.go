@@ -1,0 +1,381 @@
+package presence
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/registry"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shirou/gopsutil/v4/cpu"
+	"github.com/shirou/gopsutil/v4/mem"
+)
+
+// Announcer is a node's part in discovery: it tells the cluster the node
+// is alive and notices when another node is not. It runs three goroutines:
+//   - the heartbeat: every interval, the node's NodeInfo on
+//     corral.node.<node>.heartbeat (core NATS, so it never waits for
+//     JetStream);
+//   - with a registry, the writer: every interval the same NodeInfo at
+//     <node> in CORRAL_NODES, and the node's unfinished processes at
+//     <node>.procs when they changed;
+//   - with a registry, the watcher (peers.go): what the node knows of the
+//     others, from the registry and their heartbeats, served on
+//     corral.registry, and the announcement of the loss of those that go
+//     quiet.
+//
+// The control service owns it: its Serve calls Start, its Close calls Stop
+// and then Leave.
+type Announcer struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	nodeID   string
+	interval time.Duration
+	registry *registry.Config
+	describe func() (api.NodeInfo, []api.ProcessSummary)
+	log      *slog.Logger
+
+	host    atomic.Pointer[api.HostStats] // the last sample, for Info
+	changed chan struct{}                 // cap 1: the node's processes changed
+	peers   peerCache
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	stopped bool // no goroutine starts any more
+
+	// The writer's own state (start and leave use it while the writer
+	// does not run).
+	kv        jetstream.KeyValue // nil until the registry is set up
+	ensured   bool               // the bucket is known to exist
+	nextTry   time.Time          // when to try to set the registry up again
+	backoff   time.Duration
+	warned    bool      // a registry failure was logged
+	lastProcs []byte    // the process list last put
+	procsAt   time.Time // when it was put
+}
+
+// Config configures an Announcer. NodeID, Interval and Describe are
+// required.
+type Config struct {
+	NodeID string
+	// Interval is how often the node publishes its NodeInfo on
+	// corral.node.<node>.heartbeat (and refreshes its registry record). A
+	// node that misses registry.MissedHeartbeats of them is gone.
+	Interval time.Duration
+	// Registry, when set, keeps the node's record and process list in the
+	// node registry, has the node follow the others' records and
+	// heartbeats to announce their loss (process.node_lost), and makes
+	// View answer. Without JetStream the announcer retries with a backoff
+	// and meanwhile only heartbeats. nil: no registry.
+	Registry *registry.Config
+	// Describe returns the node as it is now (Host is filled in by the
+	// announcer) and its unfinished processes. It is called from the
+	// announcer's goroutines and must not block.
+	Describe func() (api.NodeInfo, []api.ProcessSummary)
+	Logger   *slog.Logger
+}
+
+// New returns an Announcer for the node on nc. Start starts it.
+func New(nc *nats.Conn, cfg Config) *Announcer {
+	js, _ := jetstream.New(nc) // without options, New cannot fail
+	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Announcer{
+		nc: nc, js: js, nodeID: cfg.NodeID, interval: cfg.Interval, registry: cfg.Registry,
+		describe: cfg.Describe, log: cfg.Logger,
+		changed: make(chan struct{}, 1), peers: peerCache{peers: map[string]*peer{}},
+		ctx: ctx, cancel: cancel,
+	}
+}
+
+// Host is the host's CPU and memory as last sampled (nil before the first
+// heartbeat).
+func (a *Announcer) Host() *api.HostStats { return a.host.Load() }
+
+// snapshot is the node as Describe says, with the host's last sample.
+func (a *Announcer) snapshot() (api.NodeInfo, []api.ProcessSummary) {
+	info, procs := a.describe()
+	info.Host = a.host.Load()
+	return info, procs
+}
+
+// procsRefresh is how often the node puts its process list even when it
+// did not change, so that it never reaches registry.MaxAge.
+const procsRefresh = time.Hour
+
+// Bounds of setting the registry up: Serve waits for the first attempt,
+// so it is short (a JetStream cluster still electing its leader may not
+// answer at all); the writer's own attempts may take longer.
+const (
+	firstSetUpTimeout = time.Second
+	setUpTimeout      = 5 * time.Second
+)
+
+// Start announces the node once before it returns (so that, when the
+// registry is up, the node is in it once Serve returned), then starts the
+// goroutines, until stop.
+func (a *Announcer) Start() {
+	a.heartbeat()
+	if a.registry == nil {
+		a.goOwned(a.heartbeatLoop)
+		return
+	}
+	a.writeRecord(firstSetUpTimeout)
+	a.goOwned(a.heartbeatLoop)
+	a.goOwned(a.writerLoop)
+}
+
+// goOwned runs fn in a goroutine stop waits for, unless stop was called.
+func (a *Announcer) goOwned(fn func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.stopped {
+		a.wg.Go(fn)
+	}
+}
+
+// Stop ends the goroutines and waits for them.
+func (a *Announcer) Stop() {
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+	a.cancel()
+	a.wg.Wait()
+}
+
+// ProcessesChanged says a process started or ended: the registry gets
+// the node's process list soon, without waiting for the next interval.
+func (a *Announcer) ProcessesChanged() {
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Announcer) heartbeatLoop() {
+	t := time.NewTicker(a.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			a.heartbeat()
+		case <-a.ctx.Done():
+			return
+		}
+	}
+}
+
+// heartbeat samples the host and publishes the node's NodeInfo.
+func (a *Announcer) heartbeat() {
+	a.host.Store(sampleHost())
+	info, _ := a.snapshot()
+	data, err := json.Marshal(info)
+	if err != nil {
+		a.log.Error("cannot encode heartbeat", "err", err)
+		return
+	}
+	m := &nats.Msg{Subject: bus.NodeHeartbeatSubject(info.ID), Header: nats.Header{bus.HeaderNode: []string{info.ID}}, Data: data}
+	if err := a.nc.PublishMsg(m); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		a.log.Debug("cannot publish heartbeat", "err", err)
+	}
+}
+
+// writerLoop puts the node's record every interval. Between those, a
+// change of the node's processes is put at once if the list was last put
+// an interval ago or more, otherwise when that interval is over: at most
+// one put of the list per interval, and none late by more than one.
+func (a *Announcer) writerLoop() {
+	t := time.NewTicker(a.interval)
+	defer t.Stop()
+	var due *time.Timer // a put of the process list is due
+	var dueC <-chan time.Time
+	defer func() {
+		if due != nil {
+			due.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-t.C:
+			a.writeRecord(setUpTimeout)
+		case <-a.changed:
+			if dueC != nil {
+				continue
+			}
+			if wait := a.interval - time.Since(a.procsAt); wait > 0 {
+				due = time.NewTimer(wait)
+				dueC = due.C
+				continue
+			}
+			a.putProcs()
+		case <-dueC:
+			dueC = nil
+			a.putProcs()
+		case <-a.ctx.Done():
+			return
+		}
+	}
+}
+
+// writeRecord puts the node's record, and its process list if it changed.
+func (a *Announcer) writeRecord(setUpTimeout time.Duration) {
+	if !a.nc.IsConnected() || !a.setUp(setUpTimeout) {
+		return
+	}
+	info, procs := a.snapshot()
+	data, err := json.Marshal(info)
+	if err != nil {
+		a.log.Error("cannot encode node record", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, time.Second))
+	defer cancel()
+	if _, err := a.kv.Put(ctx, registry.NodeKey(info.ID), data); err != nil {
+		a.putFailed(err)
+		return
+	}
+	a.putList(ctx, info.ID, procs)
+}
+
+// putProcs puts the node's process list, if it changed.
+func (a *Announcer) putProcs() {
+	if !a.ensured || !a.nc.IsConnected() {
+		return
+	}
+	info, procs := a.snapshot()
+	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, time.Second))
+	defer cancel()
+	a.putList(ctx, info.ID, procs)
+}
+
+func (a *Announcer) putList(ctx context.Context, nodeID string, procs []api.ProcessSummary) {
+	list, err := json.Marshal(api.NodeProcesses{Node: nodeID, Processes: procs})
+	if err != nil {
+		a.log.Error("cannot encode process list", "err", err)
+		return
+	}
+	if bytes.Equal(list, a.lastProcs) && time.Since(a.procsAt) < procsRefresh {
+		return
+	}
+	if _, err := a.kv.Put(ctx, registry.ProcsKey(nodeID), list); err != nil {
+		a.putFailed(err)
+		return
+	}
+	a.lastProcs, a.procsAt = list, time.Now()
+	if a.warned {
+		a.warned = false
+		a.log.Info("node registry is back", "bucket", registry.Bucket)
+	}
+}
+
+// setUp makes sure the registry bucket exists and, the first time, starts
+// the watcher. It reports whether the registry can be used now. Failures
+// are retried with a backoff of one interval doubling to a minute, with
+// jitter, so that the nodes of a cluster that start together do not retry
+// together.
+func (a *Announcer) setUp(timeout time.Duration) bool {
+	if a.ensured {
+		return true
+	}
+	if time.Now().Before(a.nextTry) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, timeout)
+	defer cancel()
+	kv, err := registry.Ensure(ctx, a.js, *a.registry)
+	if err != nil {
+		a.backoff = min(max(2*a.backoff, a.interval), time.Minute)
+		a.nextTry = time.Now().Add(a.backoff + rand.N(a.backoff/2+1))
+		a.log.Debug("cannot set up the node registry", "err", err, "retryIn", a.backoff)
+		if !a.warned && a.ctx.Err() == nil {
+			a.warned = true
+			if errors.Is(err, bus.ErrNoJetStream) {
+				a.log.Info("no JetStream: no node registry, so gone nodes are not shown and node loss is not announced", "err", err)
+			} else {
+				a.log.Warn("cannot set up the node registry; retrying", "err", err)
+			}
+		}
+		return false
+	}
+	a.ensured, a.backoff = true, 0
+	if a.kv == nil {
+		a.kv = kv
+		a.goOwned(func() { a.watchPeers(kv) })
+	}
+	return true
+}
+
+// putFailed logs a failed put (once until one succeeds again) and has the
+// bucket ensured again, in case the server lost it.
+func (a *Announcer) putFailed(err error) {
+	if a.ctx.Err() != nil {
+		return
+	}
+	a.log.Debug("cannot update the node registry", "err", err)
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrNoResponders) {
+		a.ensured = false
+		a.lastProcs = nil
+	}
+	if !a.warned {
+		a.warned = true
+		a.log.Warn("cannot update the node registry", "bucket", registry.Bucket, "err", err)
+	}
+}
+
+// Leave is the node's last word, once the goroutines have stopped: a node
+// without unfinished processes leaves the registry (it is not lost: it
+// stopped), one that leaves processes running (detach) puts their list
+// and its last record, so that they are shown as unknown once it is gone.
+func (a *Announcer) Leave(ctx context.Context) error {
+	if a.kv == nil || !a.nc.IsConnected() {
+		return nil
+	}
+	info, procs := a.snapshot()
+	if len(procs) == 0 {
+		err := a.kv.Delete(ctx, registry.NodeKey(info.ID))
+		return errors.Join(err, a.kv.Delete(ctx, registry.ProcsKey(info.ID)))
+	}
+	record, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	list, err := json.Marshal(api.NodeProcesses{Node: info.ID, Processes: procs})
+	if err != nil {
+		return err
+	}
+	if _, err := a.kv.Put(ctx, registry.ProcsKey(info.ID), list); err != nil {
+		return err
+	}
+	_, err = a.kv.Put(ctx, registry.NodeKey(info.ID), record)
+	return err
+}
+
+// sampleHost measures the host: CPU use since the previous sample and
+// memory in use. It returns nil when neither can be read.
+func sampleHost() *api.HostStats {
+	var h api.HostStats
+	ok := false
+	if pct, err := cpu.Percent(0, false); err == nil && len(pct) == 1 {
+		h.CPUPercent, ok = pct[0], true
+	}
+	if vm, err := mem.VirtualMemory(); err == nil {
+		h.MemUsedBytes, h.MemTotalBytes, ok = vm.Used, vm.Total, true
+	}
+	if !ok {
+		return nil
+	}
+	return &h
+}

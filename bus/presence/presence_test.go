@@ -1,0 +1,165 @@
+package presence_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/bus/embedded"
+	"github.com/corral-run/corral/bus/registry"
+	"github.com/corral-run/corral/bus/service"
+	"github.com/corral-run/corral/internal/testnode"
+)
+
+// Every interval the node publishes its NodeInfo, host included, on
+// corral.node.<node>.heartbeat, and Nodes shows the host too.
+func TestHeartbeat(t *testing.T) {
+	n := testnode.StartOne(t) // heartbeat every 100ms, no JetStream
+	ctx := testnode.Context(t)
+	cc, err := nats.Connect(n.Srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	sub, err := cc.SubscribeSync(bus.SubjectNodeHeartbeats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last time.Time
+	for i := range 2 {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testnode.CheckSchema(t, "corral.node.<node>.heartbeat", m.Data)
+		var info api.NodeInfo
+		if err := json.Unmarshal(m.Data, &info); err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != bus.NodeHeartbeatSubject("n1") || m.Header.Get(bus.HeaderNode) != "n1" || info.ID != "n1" ||
+			info.IntervalMs != 100 || info.Host == nil || info.Host.MemTotalBytes == 0 ||
+			len(info.Definitions) != 1 || info.LastSeen.IsZero() {
+			t.Errorf("heartbeat %d on %s = %s", i, m.Subject, m.Data)
+		}
+		if i == 1 && !info.LastSeen.After(last) {
+			t.Errorf("heartbeat LastSeen %v, not after %v", info.LastSeen, last)
+		}
+		last = info.LastSeen
+	}
+	nodes, err := n.Ctl.Nodes(ctx)
+	if err != nil || len(nodes) != 1 || nodes[0].Host == nil || nodes[0].Gone {
+		t.Errorf("nodes = %+v, %v, want n1 with its host", nodes, err)
+	}
+}
+
+// With JetStream the node keeps its record and its processes in the
+// registry; a node that stops with no process left leaves it, so it is
+// not shown gone.
+func TestRegistryRecordAndLeave(t *testing.T) {
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	n := testnode.Start(t, srv, testnode.Spec{ID: "n1", Service: service.Config{Registry: &registry.Config{}}})
+	ctx := testnode.Context(t)
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	js, err := jetstream.New(n.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, registry.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var procs api.NodeProcesses
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e, err := kv.Get(ctx, "n1.procs")
+		if err == nil && json.Unmarshal(e.Value(), &procs) == nil && len(procs.Processes) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n1.procs never listed the process: %+v, %v", procs, err)
+		}
+	}
+	if p := procs.Processes[0]; p.ID != mp.ID || p.Node != "n1" || p.Name != "sleeper" || p.PID != mp.PID || p.Status != "running" {
+		t.Errorf("n1.procs = %+v, want %s", procs, mp.ID)
+	}
+	e, err := kv.Get(ctx, "n1")
+	var info api.NodeInfo
+	if err != nil || json.Unmarshal(e.Value(), &info) != nil || info.ID != "n1" || info.Lost {
+		t.Errorf("n1 = %v, %v", e, err)
+	}
+
+	if _, err := n.Ctl.Stop(ctx, mp.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"n1", "n1.procs"} {
+		if _, err := kv.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+			t.Errorf("%s after a clean stop: %v, want it gone", key, err)
+		}
+	}
+	nodes, err := n.Ctl.Nodes(ctx)
+	if err != nil || len(nodes) != 0 {
+		t.Errorf("nodes after n1 left = %+v, %v, want none", nodes, err)
+	}
+	list, err := n.Ctl.List(ctx, api.ListRequest{})
+	if err != nil || len(list.Processes)+len(list.Gone)+len(list.Missing) != 0 {
+		t.Errorf("list after n1 left = %+v, %v, want nothing", list, err)
+	}
+}
+
+// With every node gone, nobody keeps a view of the registry: the client
+// reads the bucket itself, and still shows what ran where.
+func TestAllNodesGone(t *testing.T) {
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	n := testnode.Start(t, srv, testnode.Spec{ID: "n1", Service: service.Config{Registry: &registry.Config{}}})
+	ctx := testnode.Context(t)
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Die(t)
+
+	var list control.ListResult
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if list, err = n.Ctl.List(ctx, api.ListRequest{}); err == nil && len(list.Gone) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list never showed n1 gone: %+v, %v", list, err)
+		}
+	}
+	if list.Gone[0] != "n1" || len(list.Processes) != 1 || list.Processes[0].ID != mp.ID || list.Processes[0].Status != api.StatusUnknown {
+		t.Errorf("list = %+v, want n1 gone with %s unknown", list, mp.ID)
+	}
+	nodes, err := n.Ctl.Nodes(ctx)
+	if err != nil || len(nodes) != 1 || !nodes[0].Gone || nodes[0].Running != 1 {
+		t.Errorf("nodes = %+v, %v, want n1 gone with 1 running", nodes, err)
+	}
+	if _, err := n.Ctl.Stop(ctx, mp.ID, ""); !errors.Is(err, control.ErrUnreachable) || !strings.Contains(err.Error(), `node "n1" is unreachable`) {
+		t.Errorf("stop of n1's process: %v, want ErrUnreachable naming n1", err)
+	}
+	if _, err := n.Ctl.StopAll(ctx, "", ""); !errors.Is(err, control.ErrUnreachable) || !strings.Contains(err.Error(), `cannot stop 1 process on node "n1"`) {
+		t.Errorf("stop --all: %v, want ErrUnreachable for n1's process", err)
+	}
+}

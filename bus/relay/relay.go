@@ -1,0 +1,371 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/node"
+)
+
+// Errors of Relay.Publish. Test with errors.Is.
+var (
+	// ErrRelayClosed: the relay was closed (or is shutting down) before
+	// the report could be handed on.
+	ErrClosed = errors.New("relay closed")
+	// ErrBacklogFull: NATS has been away so long that the backlog of
+	// supervisor reports is full; the report is dropped and counted.
+	ErrBacklogFull = errors.New("publish backlog full")
+)
+
+// Defaults of RelayConfig.
+const (
+	DefaultBuffer       = 65536
+	DefaultStoreTimeout = bus.DuplicateWindow
+	DefaultAckTimeout   = 10 * time.Second
+	// storingQueue is the capacity of the channel to the collector; the
+	// slots, not the channel, bound the events waiting for storage (a
+	// channel of Buffer pointers would cost every GC cycle a scan).
+	storingQueue = 1024
+)
+
+// RelayConfig configures a Relay.
+type Config struct {
+	// NodeID goes into every message's Corral-Node header.
+	NodeID string
+	// Durable makes events that carry an id (Report.MsgID and Report.Done
+	// set: a child's line with an "id") wait for JetStream: Done is called
+	// once the stream stored the event (a duplicate counts as stored),
+	// not when it is handed to NATS. Events are published to JetStream
+	// asynchronously and acknowledged in order by one goroutine; a PubAck
+	// that fails or times out is retried with the same Nats-Msg-Id until
+	// StoreTimeout, then Done gets the error.
+	//
+	// With Stream set, durable acks start once the relay has ensured the
+	// stream (EnsureStream) and stop if the server turns out to have no
+	// JetStream. Without Stream, the caller promises that a stream
+	// captures process.>.
+	Durable bool
+	// Stream, when set, is the event stream the relay sets up on
+	// EnsureStream and again each time the connection comes back, so a
+	// server that lost its state gets the stream back.
+	Stream *StreamConfig
+	// Buffer bounds what waits for NATS: events waiting for storage in
+	// durable mode, and messages waiting for a reconnection once nats.go's
+	// own reconnect buffer is full. Past it, Publish blocks for reports
+	// from a child (its read loop stalls and its acks wait: back-pressure)
+	// while the supervisor's own reports are kept up to twice Buffer
+	// before any is dropped. Default DefaultPublishBuffer.
+	Buffer int
+	// StoreTimeout is how long a durable event may wait for storage
+	// before Done gets an error. Default and maximum DuplicateWindow.
+	StoreTimeout time.Duration
+	// AckTimeout is how long one attempt to store a durable event waits
+	// for its PubAck before the event is sent again (the stream
+	// de-duplicates). Default DefaultAckTimeout.
+	AckTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Relay publishes what the supervisor reports on the subjects of
+// DESIGN.md, with the Corral-* and Nats-Msg-Id headers. It implements
+// node.Reporter.
+//
+// Publishing is core NATS (buffered by the connection, no flush per
+// message) except for durable events (see RelayConfig.Durable). Nothing is
+// given up while NATS is away: nats.go buffers what is published while it
+// reconnects, the relay keeps what overflows that buffer in a backlog
+// bounded by RelayConfig.Buffer, and a full backlog makes reports from a
+// child wait. What is really lost (publishing on a closed connection, a
+// full backlog of supervisor reports) is counted by Dropped and logged.
+//
+// Create it with NewRelay; Close stops its goroutines.
+type Relay struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cfg    Config
+	nodeID []string // header value, shared by every message (read-only)
+	log    *slog.Logger
+	link   *link
+
+	durable atomic.Bool
+	dropped atomic.Uint64
+
+	backlog backlog
+	slots   chan struct{}     // one per event waiting for storage
+	storing chan *storedEvent // to the collector, in publish order
+	acks    acker
+
+	// mu is held for reading by Publish and for writing by Close, so that
+	// nothing is published into a closed relay.
+	mu     sync.RWMutex
+	closed bool
+
+	waitCtx     context.Context // ends waiting: Release or Close
+	stopWaiting context.CancelFunc
+	ctx         context.Context // the goroutines' life
+	cancel      context.CancelFunc
+	work        sync.WaitGroup // the collector and the backlog pump
+	bg          sync.WaitGroup // the status watcher and the stream keeper
+	ensureNow   chan struct{}
+	retryWait   time.Duration // the collector's backoff
+}
+
+var _ node.Reporter = (*Relay)(nil)
+
+// NewRelay returns a Relay publishing on nc and starts its goroutines.
+func New(nc *nats.Conn, cfg Config) *Relay {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.StoreTimeout <= 0 || cfg.StoreTimeout > bus.DuplicateWindow {
+		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	js, _ := jetstream.New(nc) // without options, New cannot fail
+	r := &Relay{
+		nc: nc, js: js, cfg: cfg, nodeID: []string{cfg.NodeID}, log: cfg.Logger.With("node", cfg.NodeID),
+		link:    newLink(nc),
+		slots:   make(chan struct{}, cfg.Buffer),
+		storing: make(chan *storedEvent, min(cfg.Buffer, storingQueue)),
+		backlog: backlog{limit: cfg.Buffer, wake: make(chan struct{}, 1)}, ensureNow: make(chan struct{}, 1),
+		acks: acker{waiting: make(map[uint64]*storedEvent), wake: make(chan struct{}, 1)},
+	}
+	if cfg.Durable {
+		if err := r.listen(); err != nil {
+			// Only a closed connection refuses a subscription: nothing
+			// can be stored, so nothing waits for storage.
+			r.log.Error("durable events off", "err", err)
+			cfg.Durable, r.cfg.Durable = false, false
+		}
+	}
+	r.durable.Store(cfg.Durable && cfg.Stream == nil)
+	r.waitCtx, r.stopWaiting = context.WithCancel(context.Background())
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	statuses := nc.StatusChanged()
+	r.link.refresh() // after subscribing to changes: none is missed
+	r.bg.Add(2)
+	go r.watch(statuses)
+	go r.keepStream()
+	r.work.Add(2)
+	go r.collect()
+	go r.pump()
+	return r
+}
+
+// Durable reports whether events with an id wait for JetStream storage now.
+func (r *Relay) Durable() bool { return r.durable.Load() }
+
+// Dropped is the number of messages lost since the relay started: the
+// target is zero.
+func (r *Relay) Dropped() uint64 { return r.dropped.Load() }
+
+// Publish implements node.Reporter. Reports from a child (events,
+// heartbeats, connected, the child's stats) may block while NATS is away
+// or JetStream is behind, until there is room or Release is called.
+func (r *Relay) Publish(rep node.Report) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		r.drop(r.subject(rep), ErrClosed)
+		return fmt.Errorf("cannot publish %s: %w", r.subject(rep), ErrClosed)
+	}
+	data, copied := rep.Raw, false
+	if data == nil {
+		var err error
+		if data, err = json.Marshal(rep.Payload); err != nil {
+			return fmt.Errorf("cannot encode %s payload: %w", r.subject(rep), err)
+		}
+		copied = true
+	}
+	paced := fromChild(rep)
+	if rep.Kind == node.KindStats {
+		// The per-name subject first, then the general one, as the original.
+		h := make(nats.Header, 4)
+		r.setHeaders(h, rep, "")
+		if err := r.publish(bus.ProcessStatsSubject(rep.Name), h, data, paced, copied); err != nil {
+			return err
+		}
+		h2 := make(nats.Header, 4)
+		r.setHeaders(h2, rep, "")
+		return r.publish(bus.SubjectStats, h2, data, paced, copied)
+	}
+	// The header stays on the stack (one allocation less per message):
+	// only a copy outlives Publish (keep).
+	h := make(nats.Header, 4)
+	r.setHeaders(h, rep, rep.MsgID)
+	if rep.Done != nil && rep.MsgID != "" && r.durable.Load() {
+		return r.store(keep(r.subject(rep), h, data, copied), rep.Done)
+	}
+	if err := r.publish(r.subject(rep), h, data, paced, copied); err != nil {
+		return err
+	}
+	if rep.Done != nil {
+		rep.Done(nil) // handed to NATS
+	}
+	return nil
+}
+
+// fromChild reports whether rep comes from a child's read loop, which may
+// wait (that is how back-pressure reaches the child). The supervisor's own
+// reports (lifecycle, watchdog, node-sampled stats) come from goroutines
+// that must keep supervising, so they never wait.
+func fromChild(rep node.Report) bool {
+	switch rep.Kind {
+	case node.KindEvent, node.KindHeartbeat, node.KindConnected:
+		return true
+	case node.KindStats:
+		s, ok := rep.Payload.(api.StatsReport)
+		return ok && s.Source == "client"
+	}
+	return false
+}
+
+func (r *Relay) subject(rep node.Report) string {
+	if rep.Kind == node.KindEvent {
+		return bus.ProcessEventSubject(rep.Name, rep.Event)
+	}
+	return kindSubjects[rep.Kind]
+}
+
+// setHeaders sets the Corral-* headers and Nats-Msg-Id (made up when
+// msgID is empty).
+func (r *Relay) setHeaders(h nats.Header, rep node.Report, msgID string) {
+	if msgID == "" {
+		msgID = nuid.Next()
+	}
+	h[bus.HeaderNode] = r.nodeID
+	if rep.ProcessID != "" {
+		h[bus.HeaderProcessID] = []string{rep.ProcessID}
+		h[bus.HeaderProcessName] = []string{rep.Name}
+	}
+	h[bus.HeaderMsgID] = []string{msgID}
+}
+
+// publish hands a message to NATS, or to the backlog while NATS is away
+// and its reconnect buffer is full (or the backlog is not empty: order is
+// kept). owned says data is the message's own, not the caller's buffer.
+func (r *Relay) publish(subject string, h nats.Header, data []byte, paced, owned bool) error {
+	if r.backlog.busy.Load() == 0 {
+		err := r.nc.PublishMsg(&nats.Msg{Subject: subject, Header: h, Data: data})
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, nats.ErrConnectionClosed):
+			r.drop(subject, err)
+			return fmt.Errorf("cannot publish on %s: %w", subject, err)
+		case !errors.Is(err, nats.ErrReconnectBufExceeded):
+			return fmt.Errorf("cannot publish on %s: %w", subject, err)
+		}
+	}
+	return r.enqueue(keep(subject, h, data, owned), paced)
+}
+
+// keep returns a message that outlives Publish: its own header and, unless
+// owned, its own data (Raw is only valid during Publish).
+func keep(subject string, h nats.Header, data []byte, owned bool) *nats.Msg {
+	m := &nats.Msg{Subject: subject, Header: make(nats.Header, len(h)), Data: data}
+	for k, v := range h {
+		m.Header[k] = v
+	}
+	if !owned {
+		m.Data = bytes.Clone(data)
+	}
+	return m
+}
+
+// drop counts a lost message and logs it: the first ten, then one in a
+// thousand.
+func (r *Relay) drop(subject string, err error) {
+	n := r.dropped.Add(1)
+	if n <= 10 || n%1000 == 0 {
+		r.log.Error("message dropped", "subject", subject, "err", err, "dropped", n)
+	}
+}
+
+// Release ends back-pressure for good: Publish no longer waits for room
+// (reports from a child are refused with ErrRelayClosed where they would
+// wait for storage, and kept in the backlog up to its hard limit where
+// they would wait for a reconnection). Call it when the node starts
+// shutting down, so that read loops stalled by an outage let the
+// supervisor finish.
+func (r *Relay) Release() { r.stopWaiting() }
+
+// Close stops the relay: Publish fails from now on, and Close waits until
+// ctx ends for what is in flight to be stored (durable events) or handed
+// to NATS (the backlog). Durable events still unconfirmed then get
+// ErrRelayClosed; backlog messages still unsent are counted as dropped.
+// It does not close the connection.
+func (r *Relay) Close(ctx context.Context) error {
+	r.stopWaiting()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	close(r.storing) // no Publish is running: nothing sends any more
+	r.mu.Unlock()
+	r.backlog.close()
+
+	done := make(chan struct{})
+	go func() { r.work.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("cannot flush relay: %w", ctx.Err())
+		r.cancel()
+		<-done
+	}
+	r.cancel()
+	r.bg.Wait()
+	if r.acks.sub != nil {
+		_ = r.acks.sub.Unsubscribe()
+	}
+	for _, m := range r.backlog.discard() {
+		r.drop(m.Subject, ErrClosed)
+	}
+	return err
+}
+
+// watch follows the connection's status; when it comes back it wakes the
+// backlog pump and has the stream ensured again.
+func (r *Relay) watch(statuses chan nats.Status) {
+	defer r.bg.Done()
+	defer r.nc.RemoveStatusListener(statuses)
+	for {
+		select {
+		case <-statuses:
+			cameUp := r.link.refresh()
+			r.acks.poke() // the collector checks for attempts lost with the connection
+			if cameUp {
+				r.backlog.poke()
+				select {
+				case r.ensureNow <- struct{}{}:
+				default:
+				}
+			}
+		case <-r.ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,575 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/presence"
+	"github.com/corral-run/corral/bus/registry"
+	"github.com/corral-run/corral/bus/relay"
+	"github.com/corral-run/corral/node"
+)
+
+// Supervisor is what the control service needs of a node's supervisor.
+type Supervisor interface {
+	Spawn(ctx context.Context, name string, opts node.SpawnOptions) (api.ManagedProcess, error)
+	Get(id string) (api.ManagedProcess, bool)
+	GetAll() []api.ManagedProcess
+	Stop(ctx context.Context, id string, sig syscall.Signal) (api.ManagedProcess, error)
+	StopAll(ctx context.Context, sig syscall.Signal, name string) ([]api.ManagedProcess, error)
+	Restart(ctx context.Context, id string) (api.ManagedProcess, error)
+	Send(id string, msg json.RawMessage) error
+	Define(d node.Definition) error
+	Definitions() []node.Definition
+	LogTail(id string, lines int) (string, error)
+}
+
+var _ Supervisor = (*node.Supervisor)(nil)
+
+// ServiceConfig configures a node's control service.
+type Config struct {
+	NodeID string
+	Labels map[string]string
+	// RequestTimeout bounds the work of one request (stop waits for the
+	// exit). Default 30 s.
+	RequestTimeout time.Duration
+	// Relay configures how reports are published (durable events, the
+	// bound of what waits for NATS). Its NodeID and Logger default to the
+	// service's.
+	Relay relay.Config
+	// FlushTimeout bounds how long Close waits for the relay to hand on
+	// what is in flight. Default 5 s.
+	FlushTimeout time.Duration
+	// HeartbeatInterval is how often the node publishes its NodeInfo on
+	// corral.node.<node>.heartbeat (and refreshes its registry record).
+	// A node that misses MissedHeartbeats of them is gone. Default
+	// DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// Registry, when set, keeps the node's record and process list in the
+	// node registry (the JetStream KV bucket CORRAL_NODES), has the node
+	// follow the others' records and heartbeats to announce their loss
+	// (process.node_lost), and answer corral.registry with what it knows
+	// of them. Without JetStream the node retries with a backoff and
+	// meanwhile only heartbeats. nil: no registry.
+	Registry *registry.Config
+	Logger   *slog.Logger
+}
+
+// Service is one node on NATS: it relays the supervisor's reports (it is
+// the node.Reporter, and hands them to its Relay), answers the control
+// plane (micro service "corral"), and announces the node (its presence
+// Announcer).
+//
+// Create it with New, give it to node.New as the Reporter, then call
+// Serve with the supervisor. Close stops answering and waits for requests
+// in flight.
+type Service struct {
+	relay     *relay.Relay
+	nc        *nats.Conn
+	cfg       Config
+	log       *slog.Logger
+	startedAt time.Time
+
+	mu       sync.Mutex
+	sup      Supervisor
+	svc      micro.Service
+	procSubs map[string]*nats.Subscription
+	spawnFor map[string]bool // names with a corral.spawn.<name> endpoint
+	closed   bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // requests handled off the subscription goroutine
+
+	presence *presence.Announcer // heartbeats, registry record, node-loss watch
+}
+
+// New returns a Service for the node cfg.NodeID on nc.
+func New(nc *nats.Conn, cfg Config) *Service {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.FlushTimeout <= 0 {
+		cfg.FlushTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = registry.DefaultHeartbeatInterval
+	}
+	if cfg.Relay.NodeID == "" {
+		cfg.Relay.NodeID = cfg.NodeID
+	}
+	if cfg.Relay.Logger == nil {
+		cfg.Relay.Logger = cfg.Logger
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		relay: relay.New(nc, cfg.Relay), nc: nc, cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID),
+		startedAt: time.Now(), procSubs: make(map[string]*nats.Subscription), spawnFor: make(map[string]bool),
+		ctx: ctx, cancel: cancel,
+	}
+	s.presence = presence.New(nc, presence.Config{
+		NodeID: cfg.NodeID, Interval: cfg.HeartbeatInterval, Registry: cfg.Registry,
+		Describe: s.snapshot, Logger: s.log,
+	})
+	return s
+}
+
+// Relay is the service's relay: what publishes the reports (Release,
+// EnsureStream, Durable, Dropped).
+func (s *Service) Relay() *relay.Relay { return s.relay }
+
+// Publish implements node.Reporter: it relays the report and, for a new
+// process, starts answering corral.proc.<id>.*.
+func (s *Service) Publish(r node.Report) error {
+	switch r.Kind {
+	case node.KindSpawned, node.KindReconnected:
+		if err := s.watchProcess(r.ProcessID); err != nil {
+			s.log.Error("cannot serve process control subjects", "process", r.ProcessID, "err", err)
+		}
+		s.presence.ProcessesChanged()
+	case node.KindStopped, node.KindCrashed:
+		s.presence.ProcessesChanged()
+	}
+	return s.relay.Publish(r)
+}
+
+// Serve registers the micro service "corral" and its endpoints, then
+// starts announcing the node: a heartbeat now and every
+// HeartbeatInterval, and its registry record (see ServiceConfig.Registry).
+func (s *Service) Serve(sup Supervisor) error {
+	meta := map[string]string{"node": s.cfg.NodeID}
+	for k, v := range s.cfg.Labels {
+		meta["label."+k] = v
+	}
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name: bus.ServiceName, Version: bus.Version, Metadata: meta,
+		Description: "Corral node " + s.cfg.NodeID,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot register control service: %w", err)
+	}
+	s.mu.Lock()
+	s.sup, s.svc = sup, svc
+	s.mu.Unlock()
+
+	g := svc.AddGroup(bus.NodeGroup(s.cfg.NodeID), micro.WithGroupQueueGroupDisabled())
+	endpoints := []struct {
+		verb string
+		h    func(micro.Request)
+	}{
+		{bus.VerbSpawn, s.handleSpawn}, {bus.VerbList, s.handleList}, {bus.VerbDefine, s.handleDefine},
+		{bus.VerbDefinitions, s.handleDefinitions}, {bus.VerbStopAll, s.handleStopAll}, {bus.VerbInfo, s.handleInfo},
+	}
+	for _, e := range endpoints {
+		if err := g.AddEndpoint(e.verb, micro.HandlerFunc(e.h)); err != nil {
+			return fmt.Errorf("cannot add endpoint %s: %w", e.verb, err)
+		}
+	}
+	if err := svc.AddEndpoint("list-all", micro.HandlerFunc(s.handleList),
+		micro.WithEndpointSubject(bus.SubjectList), micro.WithEndpointQueueGroupDisabled()); err != nil {
+		return fmt.Errorf("cannot add endpoint %s: %w", bus.SubjectList, err)
+	}
+	if s.cfg.Registry != nil {
+		if err := svc.AddEndpoint("registry", micro.HandlerFunc(s.handleRegistry),
+			micro.WithEndpointSubject(bus.SubjectRegistry), micro.WithEndpointQueueGroup("registry")); err != nil {
+			return fmt.Errorf("cannot add endpoint %s: %w", bus.SubjectRegistry, err)
+		}
+	}
+	for _, d := range sup.Definitions() {
+		if err := s.serveSpawn(d.Name); err != nil {
+			return err
+		}
+	}
+	// Subscribing only queues the SUBs on the connection: flush, so that a
+	// client on another connection told the node is up finds its endpoints.
+	// A connection still waiting to connect sends them when it does.
+	if s.nc.IsConnected() {
+		if err := s.nc.Flush(); err != nil {
+			s.log.Warn("cannot flush control subscriptions", "err", err)
+		}
+	}
+	s.presence.Start()
+	return nil
+}
+
+// serveSpawn joins the corral.spawn.<name> queue group.
+func (s *Service) serveSpawn(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spawnFor[name] || s.svc == nil {
+		return nil
+	}
+	err := s.svc.AddEndpoint("spawn-"+name, micro.HandlerFunc(func(r micro.Request) { s.spawn(r, name) }),
+		micro.WithEndpointSubject(bus.SpawnSubject(name)), micro.WithEndpointQueueGroup("spawn"))
+	if err != nil {
+		return fmt.Errorf("cannot add endpoint %s: %w", bus.SpawnSubject(name), err)
+	}
+	s.spawnFor[name] = true
+	return nil
+}
+
+// watchProcess subscribes to corral.proc.<id>.* so that only the owning
+// node answers, and nobody at all once the node is gone.
+func (s *Service) watchProcess(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.procSubs[id] != nil {
+		return nil
+	}
+	sub, err := s.nc.Subscribe(bus.ProcSubjects(id), func(m *nats.Msg) { s.handleProc(id, m) })
+	if err != nil {
+		return err
+	}
+	s.procSubs[id] = sub
+	return nil
+}
+
+// Forget stops answering for a process whose record is gone.
+func (s *Service) Forget(id string) {
+	s.mu.Lock()
+	sub := s.procSubs[id]
+	delete(s.procSubs, id)
+	s.mu.Unlock()
+	if sub != nil {
+		_ = sub.Unsubscribe()
+	}
+}
+
+// leaveTimeout bounds the node's last word to the registry on Close: a
+// JetStream cluster that lost its quorum (the other nodes are stopping
+// too) would otherwise hold the shutdown up.
+const leaveTimeout = 2 * time.Second
+
+// Close stops announcing the node, stops the control service, waits for
+// requests in flight, then closes the relay, waiting up to FlushTimeout
+// for what it has in flight.
+//
+// A node that has no unfinished process left (its children were stopped)
+// leaves the registry: it is not shown as gone and its loss is not
+// announced. One that leaves processes running (detached) keeps its
+// record, so it is shown as gone, its processes as unknown, once it
+// missed its heartbeats.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	svc := s.svc
+	subs := s.procSubs
+	s.procSubs = map[string]*nats.Subscription{}
+	s.mu.Unlock()
+	var errs []error
+	s.presence.Stop()
+	leaveCtx, cancelLeave := context.WithTimeout(context.Background(), min(s.cfg.FlushTimeout, leaveTimeout))
+	if err := s.presence.Leave(leaveCtx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		// Not a failure of the shutdown: the record ages and the node is
+		// shown gone, as if it had crashed.
+		s.log.Warn("cannot update the node registry on the way out", "err", err)
+	}
+	cancelLeave()
+	for _, sub := range subs {
+		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if svc != nil {
+		if err := svc.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
+	defer cancel()
+	errs = append(errs, s.relay.Close(ctx))
+	return errors.Join(errs...)
+}
+
+func (s *Service) supervisor() Supervisor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sup
+}
+
+// async runs a slow request (one that waits for exits) off the
+// subscription's goroutine, so one stop does not hold up the others. Once
+// Close has begun (a drained or in-flight request can still arrive) it
+// answers r with an error instead: no goroutine outlives Close.
+func (s *Service) async(r replier, fn func(ctx context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		respondError(r, fmt.Errorf("node %s is shutting down", s.cfg.NodeID))
+		return
+	}
+	s.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
+		defer cancel()
+		fn(ctx)
+	})
+}
+
+// --- node-addressed handlers ---
+
+func (s *Service) handleSpawn(r micro.Request) { s.spawn(r, "") }
+
+func (s *Service) spawn(r micro.Request, name string) {
+	var req api.SpawnRequest
+	if err := decodeRequest(r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	if name == "" {
+		name = req.Name
+	}
+	if name == "" {
+		respondError(r, fmt.Errorf("cannot spawn: %w: no process name given", node.ErrInvalid))
+		return
+	}
+	mp, err := s.supervisor().Spawn(s.ctx, name, node.SpawnOptions{Metadata: req.Metadata, Env: req.Env, Cwd: req.Cwd})
+	respond(r, mp, err)
+}
+
+func (s *Service) handleList(r micro.Request) {
+	var req api.ListRequest
+	if err := decodeRequest(r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	all := s.supervisor().GetAll()
+	out := make([]api.ManagedProcess, 0, len(all))
+	for _, p := range all {
+		if (req.Name == "" || p.Name == req.Name) && (req.All || !p.Status.Finished()) {
+			out = append(out, p)
+		}
+	}
+	_ = r.RespondJSON(api.ListReply{Node: s.cfg.NodeID, Processes: out})
+}
+
+func (s *Service) handleDefine(r micro.Request) {
+	var info api.DefinitionInfo
+	if err := decodeRequest(r.Data(), &info); err != nil {
+		respondError(r, err)
+		return
+	}
+	d, err := node.DefinitionFromInfo(info)
+	if err == nil {
+		err = s.supervisor().Define(d)
+	}
+	if err == nil {
+		err = s.serveSpawn(d.Name)
+	}
+	respond(r, d.Info(), err)
+}
+
+func (s *Service) handleDefinitions(r micro.Request) {
+	defs := s.supervisor().Definitions()
+	out := api.DefinitionsReply{Node: s.cfg.NodeID, Definitions: make([]api.DefinitionInfo, 0, len(defs))}
+	for _, d := range defs {
+		out.Definitions = append(out.Definitions, d.Info())
+	}
+	_ = r.RespondJSON(out)
+}
+
+func (s *Service) handleStopAll(r micro.Request) {
+	var req api.StopAllRequest
+	if err := decodeRequest(r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	sig, err := parseSignal(req.Signal)
+	if err != nil {
+		respondError(r, err)
+		return
+	}
+	s.async(r, func(ctx context.Context) {
+		ps, err := s.supervisor().StopAll(ctx, sig, req.Name)
+		respond(r, api.ListReply{Node: s.cfg.NodeID, Processes: ps}, err)
+	})
+}
+
+func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
+
+func (s *Service) handleRegistry(r micro.Request) {
+	var req api.RegistryRequest
+	if err := decodeRequest(r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	view, ok := s.presence.View(req)
+	if !ok {
+		respondError(r, fmt.Errorf("node %s has not read the node registry yet", s.cfg.NodeID)) // 500: DESIGN's codes
+		return
+	}
+	_ = r.RespondJSON(view)
+}
+
+// Info describes this node.
+func (s *Service) Info() api.NodeInfo {
+	info, _ := s.snapshot()
+	return info
+}
+
+// snapshot describes this node, and lists its unfinished processes for
+// the registry.
+func (s *Service) snapshot() (api.NodeInfo, []api.ProcessSummary) {
+	sup := s.supervisor()
+	info := api.NodeInfo{ID: s.cfg.NodeID, Version: bus.Version, Labels: s.cfg.Labels, StartedAt: s.startedAt,
+		IntervalMs: s.cfg.HeartbeatInterval.Milliseconds(), Definitions: []string{}, Host: s.presence.Host(),
+		Durable: s.relay.Durable(), Dropped: s.relay.Dropped(), LastSeen: time.Now()}
+	procs := []api.ProcessSummary{}
+	if sup == nil {
+		return info, procs
+	}
+	for _, p := range sup.GetAll() {
+		info.Processes++
+		if !p.Status.Finished() {
+			info.Running++
+			procs = append(procs, api.ProcessSummary{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt})
+		}
+	}
+	for _, d := range sup.Definitions() {
+		info.Definitions = append(info.Definitions, d.Name)
+	}
+	return info, procs
+}
+
+// --- process-addressed handlers (plain subscription, micro error headers) ---
+
+func (s *Service) handleProc(id string, m *nats.Msg) {
+	verb := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	r := msgRequest{m}
+	sup := s.supervisor()
+	if sup == nil {
+		respondError(r, fmt.Errorf("node %s is starting", s.cfg.NodeID))
+		return
+	}
+	switch verb {
+	case bus.VerbGet:
+		mp, ok := sup.Get(id)
+		if !ok {
+			respondError(r, fmt.Errorf("process %q: %w", id, node.ErrNotFound))
+			return
+		}
+		_ = r.RespondJSON(mp)
+	case bus.VerbStop:
+		var req api.StopRequest
+		if err := decodeRequest(m.Data, &req); err != nil {
+			respondError(r, err)
+			return
+		}
+		sig, err := parseSignal(req.Signal)
+		if err != nil {
+			respondError(r, err)
+			return
+		}
+		s.async(r, func(ctx context.Context) {
+			mp, err := sup.Stop(ctx, id, sig)
+			respond(r, mp, err)
+		})
+	case bus.VerbRestart:
+		s.async(r, func(ctx context.Context) {
+			mp, err := sup.Restart(ctx, id)
+			respond(r, mp, err)
+		})
+	case bus.VerbSend:
+		respond(r, api.OK{OK: true}, sup.Send(id, m.Data))
+	case bus.VerbLogs:
+		var req api.LogsRequest
+		if err := decodeRequest(m.Data, &req); err != nil {
+			respondError(r, err)
+			return
+		}
+		text, err := sup.LogTail(id, req.Lines)
+		respond(r, api.LogsReply{ProcessID: id, Log: text}, err)
+	default:
+		respondError(r, fmt.Errorf("%w: unknown verb %q (expected get, stop, restart, send or logs)", node.ErrInvalid, verb))
+	}
+}
+
+// --- replies ---
+
+// replier is what micro.Request and msgRequest share.
+type replier interface {
+	RespondJSON(v any, opts ...micro.RespondOpt) error
+	Error(code, description string, data []byte, opts ...micro.RespondOpt) error
+}
+
+// msgRequest answers a plain NATS message the way micro does.
+type msgRequest struct{ m *nats.Msg }
+
+func (r msgRequest) RespondJSON(v any, _ ...micro.RespondOpt) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return r.m.Respond(b)
+}
+
+func (r msgRequest) Error(code, description string, data []byte, _ ...micro.RespondOpt) error {
+	reply := nats.NewMsg(r.m.Reply)
+	reply.Header.Set(micro.ErrorHeader, description)
+	reply.Header.Set(micro.ErrorCodeHeader, code)
+	reply.Data = data
+	return r.m.RespondMsg(reply)
+}
+
+func respond(r replier, v any, err error) {
+	if err != nil {
+		respondError(r, err)
+		return
+	}
+	_ = r.RespondJSON(v)
+}
+
+func respondError(r replier, err error) {
+	_ = r.Error(strconv.Itoa(errorCode(err)), err.Error(), nil)
+}
+
+// errorCode maps the supervisor's errors onto the micro error codes.
+func errorCode(err error) int {
+	switch {
+	case errors.Is(err, node.ErrNotFound):
+		return 404
+	case errors.Is(err, node.ErrInvalid):
+		return 400
+	case errors.Is(err, node.ErrConflict):
+		return 409
+	}
+	return 500 // timeouts included: DESIGN's codes are 400, 404, 409 and 500
+}
+
+// decodeRequest reads a JSON request body; an empty body is an empty
+// request. Unknown fields are refused so typos are not silently ignored.
+func decodeRequest(data []byte, v any) error {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: cannot decode request: %v", node.ErrInvalid, err)
+	}
+	return nil
+}
+
+func parseSignal(name string) (syscall.Signal, error) {
+	if name == "" {
+		return 0, nil
+	}
+	return api.ParseSignal(name)
+}
