@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,18 +17,25 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
-// Errors returned by Control. Test with errors.Is; a *ServiceError also
-// matches the one of its code.
+// Errors returned by Control. Test with errors.Is. The first are the kinds
+// of package api, named as a client sees them: a node's error reply (a
+// *ServiceError) matches the kind of its code. The last two are what only
+// a client can tell: nobody answered in time, or the node that owns what
+// was asked for is gone.
 var (
-	ErrBadRequest  = errors.New("bad request")
-	ErrNotFound    = errors.New("not found")
-	ErrConflict    = errors.New("conflict")
-	ErrInternal    = errors.New("internal error")
-	ErrTimeout     = errors.New("timed out")
-	ErrUnreachable = errors.New("unreachable")
+	ErrBadRequest   = api.ErrInvalid      // 400
+	ErrNotPermitted = api.ErrNotPermitted // 403
+	ErrNotFound     = api.ErrNotFound     // 404
+	ErrConflict     = api.ErrConflict     // 409
+	ErrInternal     = api.ErrInternal     // 500
+	ErrNoCapacity   = api.ErrNoCapacity   // 503
+	ErrTimeout      = errors.New("timed out")
+	ErrUnreachable  = errors.New("unreachable")
 )
 
-// ServiceError is an error reply of the control service.
+// ServiceError is an error reply of the control service. Its Description
+// is the node's own sentence, which says what could not be done (`cannot
+// spawn "enc": definition not found`): Control returns it as it is.
 type ServiceError struct {
 	Code        int
 	Description string
@@ -37,19 +43,13 @@ type ServiceError struct {
 
 func (e *ServiceError) Error() string { return e.Description }
 
-// Is matches the sentinel of the error's code.
+// Is matches the kind of the error's code (api.KindOf), and ErrTimeout
+// for 504.
 func (e *ServiceError) Is(target error) bool {
-	switch e.Code {
-	case 400:
-		return target == ErrBadRequest
-	case 404:
-		return target == ErrNotFound
-	case 409:
-		return target == ErrConflict
-	case 504:
+	if e.Code == 504 {
 		return target == ErrTimeout
 	}
-	return target == ErrInternal
+	return target == api.KindOf(e.Code)
 }
 
 // Control drives the cluster's nodes over NATS. It is what corralctl uses
@@ -105,7 +105,7 @@ func (c *Control) Restart(ctx context.Context, id string) (api.ManagedProcess, e
 // Send writes one JSON value to a process's connection.
 func (c *Control) Send(ctx context.Context, id string, msg json.RawMessage) error {
 	if !json.Valid(msg) {
-		return fmt.Errorf("cannot send to %q: %w: message is not valid JSON", id, ErrBadRequest)
+		return api.Errorf(ErrBadRequest, "cannot send to %q: the message is not valid JSON", id)
 	}
 	var ok api.OK
 	return c.procRequest(ctx, id, bus.VerbSend, msg, &ok, "send to")
@@ -122,21 +122,20 @@ func (c *Control) procRequest(ctx context.Context, id, verb string, req, reply a
 	err := c.request(ctx, bus.ProcSubject(id, verb), req, reply)
 	if errors.Is(err, nats.ErrNoResponders) {
 		if owner, gone := c.ownerGone(ctx, id); gone {
-			return fmt.Errorf("cannot %s %q: node %q is %w", what, id, owner, ErrUnreachable)
+			return api.Errorf(ErrUnreachable, "cannot %s %q: node %q is unreachable", what, id, owner)
 		}
-		return fmt.Errorf("cannot %s %q: no such process: %w", what, id, ErrNotFound)
+		return api.Errorf(ErrNotFound, "cannot %s %q: no such process", what, id)
 	}
 	if err != nil {
-		return wrapf(err, "cannot %s %q", what, id)
+		return explain(err, "cannot %s %q", what, id)
 	}
 	return nil
 }
 
-// wrapf says what could not be done, unless the node's error already does:
-// the supervisor's messages start with "cannot <verb> <what>" themselves.
-func wrapf(err error, format string, args ...any) error {
-	var se *ServiceError
-	if errors.As(err, &se) && strings.HasPrefix(se.Description, "cannot ") {
+// explain says what could not be done, unless err is a node's error reply:
+// the control service answers with whole sentences that say it already.
+func explain(err error, format string, args ...any) error {
+	if _, ok := errors.AsType[*ServiceError](err); ok {
 		return err
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)
@@ -167,7 +166,7 @@ func (c *Control) StopAll(ctx context.Context, name, signal string) ([]api.Manag
 			var lr api.ListReply
 			err := c.request(ctx, bus.NodeSubject(n.ID, bus.VerbStopAll), api.StopAllRequest{Signal: signal, Name: name}, &lr)
 			if errors.Is(err, nats.ErrNoResponders) {
-				err = fmt.Errorf("node %q is %w", n.ID, ErrUnreachable)
+				err = api.Errorf(ErrUnreachable, "node %q is unreachable", n.ID)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -192,7 +191,7 @@ func (c *Control) StopAll(ctx context.Context, name, signal string) ([]api.Manag
 				if left == 1 {
 					what = "process"
 				}
-				errs = append(errs, fmt.Errorf("cannot stop %d %s on node %q: node %q is %w", left, what, id, id, ErrUnreachable))
+				errs = append(errs, api.Errorf(ErrUnreachable, "cannot stop %d %s on node %q: node %q is unreachable", left, what, id, id))
 			}
 		}
 	}
@@ -232,10 +231,10 @@ func (c *Control) Define(ctx context.Context, nodeID string, def api.DefinitionI
 	var out api.DefinitionInfo
 	err := c.request(ctx, bus.NodeSubject(nodeID, bus.VerbDefine), def, &out)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return out, fmt.Errorf("cannot define %q: node %q is %w", def.Name, nodeID, ErrUnreachable)
+		return out, api.Errorf(ErrUnreachable, "cannot define %q: node %q is unreachable", def.Name, nodeID)
 	}
 	if err != nil {
-		return out, fmt.Errorf("cannot define %q: %w", def.Name, err)
+		return out, explain(err, "cannot define %q", def.Name)
 	}
 	return out, nil
 }
@@ -251,7 +250,7 @@ func (c *Control) request(ctx context.Context, subject string, req, reply any) e
 	m, err := c.nc.RequestWithContext(ctx, subject, data)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("no answer on %s: %w", subject, ErrTimeout)
+			return api.Errorf(ErrTimeout, "no answer on %s in time", subject)
 		}
 		return err
 	}
@@ -274,7 +273,7 @@ func encodeRequest(req any) ([]byte, error) {
 	}
 	b, err := json.Marshal(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: cannot encode request: %v", ErrBadRequest, err)
+		return nil, api.Errorf(ErrBadRequest, "cannot encode the request: %v", err)
 	}
 	return b, nil
 }
@@ -288,7 +287,7 @@ func decodeReply(m *nats.Msg, reply any) error {
 		return nil
 	}
 	if err := json.Unmarshal(m.Data, reply); err != nil {
-		return fmt.Errorf("%w: cannot decode reply: %v", ErrInternal, err)
+		return api.Errorf(ErrInternal, "cannot decode the reply: %v", err)
 	}
 	return nil
 }

@@ -294,7 +294,7 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 		}
 	}
 	if timedOut && len(answered) == 0 && len(beating) == 0 && len(reg.records) == 0 {
-		return nil, fmt.Errorf("cannot list nodes: no answer on %s: %w", pingSubject, ErrTimeout)
+		return nil, api.Errorf(ErrTimeout, "cannot list nodes: no answer on %s in time", pingSubject)
 	}
 
 	// Ask every node that answered for its info, all at once.
@@ -530,7 +530,7 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 		}
 	}
 	if timedOut && len(answered) == 0 && len(res.Missing) == 0 && len(res.Gone) == 0 {
-		return ListResult{}, fmt.Errorf("cannot list processes: no answer on %s: %w", bus.SubjectList, ErrTimeout)
+		return ListResult{}, api.Errorf(ErrTimeout, "cannot list processes: no answer on %s in time", bus.SubjectList)
 	}
 	sort.Strings(res.Nodes)
 	sort.SliceStable(res.Processes, func(i, j int) bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,7 +60,7 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 	st, err := js.Stream(reqCtx, bus.StreamName)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return fmt.Errorf("cannot replay events: no event history (stream %s does not exist): %w", bus.StreamName, ErrNotFound)
+		return api.Errorf(ErrNotFound, "cannot replay events: no event history (stream %s does not exist)", bus.StreamName)
 	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
 		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
 		return fmt.Errorf("cannot replay events: no event history: %w", bus.ErrNoJetStream)

@@ -51,7 +51,7 @@ func (c *Control) Spawn(ctx context.Context, nodeID, name string, req api.SpawnR
 func (c *Control) SpawnAt(ctx context.Context, name string, at Placement, req api.SpawnRequest) (api.ManagedProcess, error) {
 	switch {
 	case at.Node != "" && len(at.Labels) > 0:
-		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w: give a node or labels, not both", name, ErrBadRequest)
+		return api.ManagedProcess{}, api.Errorf(ErrBadRequest, "cannot spawn %q: give a node or labels, not both", name)
 	case at.Node != "":
 		return c.spawnOn(ctx, at.Node, name, req)
 	case len(at.Labels) > 0:
@@ -60,10 +60,10 @@ func (c *Control) SpawnAt(ctx context.Context, name string, at Placement, req ap
 	var mp api.ManagedProcess
 	err := c.request(ctx, bus.SpawnSubject(name), req, &mp)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return mp, fmt.Errorf("cannot spawn %q: no node defines it: %w", name, ErrNotFound)
+		return mp, api.Errorf(ErrNotFound, "cannot spawn %q: no node defines it", name)
 	}
 	if err != nil {
-		return mp, wrapf(err, "cannot spawn %q", name)
+		return mp, explain(err, "cannot spawn %q", name)
 	}
 	return mp, nil
 }
@@ -74,10 +74,10 @@ func (c *Control) spawnOn(ctx context.Context, nodeID, name string, req api.Spaw
 	req.Name = name
 	err := c.request(ctx, bus.NodeSubject(nodeID, bus.VerbSpawn), req, &mp)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return mp, fmt.Errorf("cannot spawn %q: node %q is %w", name, nodeID, ErrUnreachable)
+		return mp, api.Errorf(ErrUnreachable, "cannot spawn %q: node %q is unreachable", name, nodeID)
 	}
 	if err != nil {
-		return mp, wrapf(err, "cannot spawn %q", name)
+		return mp, explain(err, "cannot spawn %q", name)
 	}
 	return mp, nil
 }
@@ -104,10 +104,10 @@ func (c *Control) spawnByLabels(ctx context.Context, name string, labels map[str
 	sel := LabelSelector(labels)
 	switch {
 	case len(matching) == 0:
-		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node has labels %s: %w", name, sel, ErrNotFound)
+		return api.ManagedProcess{}, api.Errorf(ErrNotFound, "cannot spawn %q: no node has labels %s", name, sel)
 	case len(candidates) == 0:
-		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node with labels %s defines it (nodes with those labels: %s): %w",
-			name, sel, strings.Join(matching, ", "), ErrNotFound)
+		return api.ManagedProcess{}, api.Errorf(ErrNotFound, "cannot spawn %q: no node with labels %s defines it (nodes with those labels: %s)",
+			name, sel, strings.Join(matching, ", "))
 	}
 	rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	sort.SliceStable(candidates, func(i, j int) bool { return candidates[i].Running < candidates[j].Running })
@@ -122,6 +122,6 @@ func (c *Control) spawnByLabels(ctx context.Context, name string, labels map[str
 	for i, n := range candidates {
 		tried[i] = n.ID
 	}
-	return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: no node with labels %s is reachable (tried %s): %w",
-		name, sel, strings.Join(tried, ", "), ErrUnreachable)
+	return api.ManagedProcess{}, api.Errorf(ErrUnreachable, "cannot spawn %q: no node with labels %s is reachable (tried %s)",
+		name, sel, strings.Join(tried, ", "))
 }

@@ -309,11 +309,11 @@ func (s *Service) supervisor() Supervisor {
 // subscription's goroutine, so one stop does not hold up the others. Once
 // Close has begun (a drained or in-flight request can still arrive) it
 // answers r with an error instead: no goroutine outlives Close.
-func (s *Service) async(r replier, fn func(ctx context.Context)) {
+func (s *Service) async(r replier, what string, fn func(ctx context.Context)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		respondError(r, fmt.Errorf("node %s is shutting down", s.cfg.NodeID))
+		respondError(r, fmt.Errorf("%s: node %s is shutting down", what, s.cfg.NodeID))
 		return
 	}
 	s.wg.Go(func() {
@@ -329,7 +329,7 @@ func (s *Service) handleSpawn(r micro.Request) { s.spawn(r, "") }
 
 func (s *Service) spawn(r micro.Request, name string) {
 	var req api.SpawnRequest
-	if err := decodeRequest(r.Data(), &req); err != nil {
+	if err := decodeRequest("cannot spawn", r.Data(), &req); err != nil {
 		respondError(r, err)
 		return
 	}
@@ -337,7 +337,7 @@ func (s *Service) spawn(r micro.Request, name string) {
 		name = req.Name
 	}
 	if name == "" {
-		respondError(r, fmt.Errorf("cannot spawn: %w: no process name given", node.ErrInvalid))
+		respondError(r, api.Errorf(api.ErrInvalid, "cannot spawn: no process name given"))
 		return
 	}
 	mp, err := s.supervisor().Spawn(s.ctx, name, node.SpawnOptions{Metadata: req.Metadata, Env: req.Env, Cwd: req.Cwd})
@@ -346,7 +346,7 @@ func (s *Service) spawn(r micro.Request, name string) {
 
 func (s *Service) handleList(r micro.Request) {
 	var req api.ListRequest
-	if err := decodeRequest(r.Data(), &req); err != nil {
+	if err := decodeRequest("cannot list processes", r.Data(), &req); err != nil {
 		respondError(r, err)
 		return
 	}
@@ -362,18 +362,24 @@ func (s *Service) handleList(r micro.Request) {
 
 func (s *Service) handleDefine(r micro.Request) {
 	var info api.DefinitionInfo
-	if err := decodeRequest(r.Data(), &info); err != nil {
+	if err := decodeRequest("cannot define", r.Data(), &info); err != nil {
 		respondError(r, err)
 		return
 	}
 	d, err := node.DefinitionFromInfo(info)
-	if err == nil {
-		err = s.supervisor().Define(d)
+	if err != nil {
+		respondError(r, fmt.Errorf("cannot define %q: %w", info.Name, err))
+		return
 	}
-	if err == nil {
-		err = s.serveSpawn(d.Name)
+	if err := s.supervisor().Define(d); err != nil {
+		respondError(r, err) // the supervisor's errors say what could not be done
+		return
 	}
-	respond(r, d.Info(), err)
+	if err := s.serveSpawn(d.Name); err != nil {
+		respondError(r, fmt.Errorf("cannot define %q: %w", d.Name, err))
+		return
+	}
+	_ = r.RespondJSON(d.Info())
 }
 
 func (s *Service) handleDefinitions(r micro.Request) {
@@ -387,16 +393,16 @@ func (s *Service) handleDefinitions(r micro.Request) {
 
 func (s *Service) handleStopAll(r micro.Request) {
 	var req api.StopAllRequest
-	if err := decodeRequest(r.Data(), &req); err != nil {
+	if err := decodeRequest("cannot stop processes", r.Data(), &req); err != nil {
 		respondError(r, err)
 		return
 	}
 	sig, err := parseSignal(req.Signal)
 	if err != nil {
-		respondError(r, err)
+		respondError(r, fmt.Errorf("cannot stop processes: %w", err))
 		return
 	}
-	s.async(r, func(ctx context.Context) {
+	s.async(r, "cannot stop processes", func(ctx context.Context) {
 		ps, err := s.supervisor().StopAll(ctx, sig, req.Name)
 		respond(r, api.ListReply{Node: s.cfg.NodeID, Processes: ps}, err)
 	})
@@ -406,13 +412,13 @@ func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
 
 func (s *Service) handleRegistry(r micro.Request) {
 	var req api.RegistryRequest
-	if err := decodeRequest(r.Data(), &req); err != nil {
+	if err := decodeRequest("cannot describe the node registry", r.Data(), &req); err != nil {
 		respondError(r, err)
 		return
 	}
 	view, ok := s.presence.View(req)
 	if !ok {
-		respondError(r, fmt.Errorf("node %s has not read the node registry yet", s.cfg.NodeID)) // 500: DESIGN's codes
+		respondError(r, fmt.Errorf("cannot describe the node registry: node %s has not read it yet", s.cfg.NodeID)) // 500: DESIGN's codes
 		return
 	}
 	_ = r.RespondJSON(view)
@@ -455,34 +461,35 @@ func (s *Service) handleProc(id string, m *nats.Msg) {
 	r := msgRequest{m}
 	sup := s.supervisor()
 	if sup == nil {
-		respondError(r, fmt.Errorf("node %s is starting", s.cfg.NodeID))
+		respondError(r, fmt.Errorf("cannot %s %q: node %s is starting", verb, id, s.cfg.NodeID))
 		return
 	}
 	switch verb {
 	case bus.VerbGet:
 		mp, ok := sup.Get(id)
 		if !ok {
-			respondError(r, fmt.Errorf("process %q: %w", id, node.ErrNotFound))
+			respondError(r, api.Errorf(api.ErrNotFound, "cannot get %q: no such process", id))
 			return
 		}
 		_ = r.RespondJSON(mp)
 	case bus.VerbStop:
 		var req api.StopRequest
-		if err := decodeRequest(m.Data, &req); err != nil {
+		what := fmt.Sprintf("cannot stop %q", id)
+		if err := decodeRequest(what, m.Data, &req); err != nil {
 			respondError(r, err)
 			return
 		}
 		sig, err := parseSignal(req.Signal)
 		if err != nil {
-			respondError(r, err)
+			respondError(r, fmt.Errorf("%s: %w", what, err))
 			return
 		}
-		s.async(r, func(ctx context.Context) {
+		s.async(r, what, func(ctx context.Context) {
 			mp, err := sup.Stop(ctx, id, sig)
 			respond(r, mp, err)
 		})
 	case bus.VerbRestart:
-		s.async(r, func(ctx context.Context) {
+		s.async(r, fmt.Sprintf("cannot restart %q", id), func(ctx context.Context) {
 			mp, err := sup.Restart(ctx, id)
 			respond(r, mp, err)
 		})
@@ -490,14 +497,14 @@ func (s *Service) handleProc(id string, m *nats.Msg) {
 		respond(r, api.OK{OK: true}, sup.Send(id, m.Data))
 	case bus.VerbLogs:
 		var req api.LogsRequest
-		if err := decodeRequest(m.Data, &req); err != nil {
+		if err := decodeRequest(fmt.Sprintf("cannot read logs of %q", id), m.Data, &req); err != nil {
 			respondError(r, err)
 			return
 		}
 		text, err := sup.LogTail(id, req.Lines)
 		respond(r, api.LogsReply{ProcessID: id, Log: text}, err)
 	default:
-		respondError(r, fmt.Errorf("%w: unknown verb %q (expected get, stop, restart, send or logs)", node.ErrInvalid, verb))
+		respondError(r, api.Errorf(api.ErrInvalid, "cannot answer %s: unknown verb %q (expected get, stop, restart, send or logs)", m.Subject, verb))
 	}
 }
 
@@ -536,33 +543,26 @@ func respond(r replier, v any, err error) {
 	_ = r.RespondJSON(v)
 }
 
+// respondError answers with the micro error headers: the code of err's
+// kind (api.Code; a timeout is 500) and err's text. Every error the
+// service answers is a sentence that starts with what could not be done
+// (`cannot stop "proc_x": …`): the supervisor's errors are written so, and
+// the service's own are too. Clients show it as it is.
 func respondError(r replier, err error) {
-	_ = r.Error(strconv.Itoa(errorCode(err)), err.Error(), nil)
-}
-
-// errorCode maps the supervisor's errors onto the micro error codes.
-func errorCode(err error) int {
-	switch {
-	case errors.Is(err, node.ErrNotFound):
-		return 404
-	case errors.Is(err, node.ErrInvalid):
-		return 400
-	case errors.Is(err, node.ErrConflict):
-		return 409
-	}
-	return 500 // timeouts included: DESIGN's codes are 400, 404, 409 and 500
+	_ = r.Error(strconv.Itoa(api.Code(err)), err.Error(), nil)
 }
 
 // decodeRequest reads a JSON request body; an empty body is an empty
 // request. Unknown fields are refused so typos are not silently ignored.
-func decodeRequest(data []byte, v any) error {
+// what says what could not be done, and starts the error's sentence.
+func decodeRequest(what string, data []byte, v any) error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil
 	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: cannot decode request: %v", node.ErrInvalid, err)
+		return api.Errorf(api.ErrInvalid, "%s: bad request body: %v", what, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,8 +102,9 @@ func TestBadRequestIsErrBadRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if code := m.Header.Get(micro.ErrorCodeHeader); code != "400" {
-			t.Errorf("%s %s: code %q (%s), want 400", tt.subject, tt.body, code, m.Header.Get(micro.ErrorHeader))
+		desc := m.Header.Get(micro.ErrorHeader)
+		if code := m.Header.Get(micro.ErrorCodeHeader); code != "400" || !strings.HasPrefix(desc, "cannot ") {
+			t.Errorf("%s %s: code %q, %q; want 400 and a sentence saying what could not be done", tt.subject, tt.body, code, desc)
 		}
 	}
 
