@@ -185,35 +185,6 @@ func (c *Control) ownerOf(ctx context.Context, v registryView, id string) (strin
 	return owner, ok && err == nil
 }
 
-// scatter publishes a request that many nodes answer, and returns the
-// channel their answers arrive on. Call the returned function to stop
-// listening.
-func (c *Control) scatter(subject string, data []byte) (<-chan *nats.Msg, func(), error) {
-	inbox := c.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 256)
-	sub, err := c.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := c.nc.PublishRequest(subject, inbox, data); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, nil, err
-	}
-	return ch, func() { _ = sub.Unsubscribe() }, nil
-}
-
-// noResponders reports whether m is the server's "no responders" status.
-func noResponders(m *nats.Msg) bool { return m.Header.Get("Status") == "503" && len(m.Data) == 0 }
-
-// pingNode returns the node id a $SRV.PING answer names, or "".
-func pingNode(m *nats.Msg) (string, micro.Ping) {
-	var ping micro.Ping
-	if err := json.Unmarshal(m.Data, &ping); err != nil || ping.Name != bus.ServiceName {
-		return "", ping
-	}
-	return ping.Metadata["node"], ping
-}
-
 // Nodes returns every node, sorted by id: those that answer now, with
 // what they say of themselves, and, from the node registry, those that do
 // not: a node that missed MissedHeartbeats heartbeats comes with Gone set
@@ -225,81 +196,43 @@ func pingNode(m *nats.Msg) (string, micro.Ping) {
 func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	regCh := c.startRegistryRead(ctx, "")
-
-	beats := make(chan *nats.Msg, 256)
-	hbSub, err := c.nc.ChanSubscribe(bus.SubjectNodeHeartbeats, beats)
+	// The heartbeats that arrive meanwhile describe nodes too.
+	var mu sync.Mutex
+	beating := map[string]api.NodeInfo{}
+	hbSub, err := c.nc.Subscribe(bus.SubjectNodeHeartbeats, func(m *nats.Msg) {
+		var info api.NodeInfo
+		if json.Unmarshal(m.Data, &info) == nil && info.ID != "" {
+			mu.Lock()
+			beating[info.ID] = info
+			mu.Unlock()
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot list nodes: %w", err)
 	}
 	defer hbSub.Unsubscribe()
-	pingSubject, _ := micro.ControlSubject(micro.PingVerb, bus.ServiceName, "")
-	pings, stop, err := c.scatter(pingSubject, nil)
+	answered := map[string]micro.Ping{}
+	g, err := c.gather(ctx, gatherRequest{subject: pingSubject(), answer: func(m *nats.Msg) (string, error) {
+		id, ping := pingNode(m)
+		if id != "" {
+			answered[id] = ping
+		}
+		return id, nil
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("cannot list nodes: %w", err)
 	}
-	defer stop()
-
-	var (
-		reg      registryView
-		regDone  bool
-		nobody   bool // nobody answers pings
-		quiet    bool // no answer for gatherWait
-		answered = map[string]micro.Ping{}
-		beating  = map[string]api.NodeInfo{}
-		idle     <-chan time.Time
-		timedOut bool
-	)
-	// done: once the registry is read, as soon as every node it knows as
-	// alive answered; without a registry, once answers stopped coming.
-	done := func() bool {
-		switch {
-		case !regDone:
-			return false
-		case nobody || quiet:
-			return true
-		case !reg.known():
-			return false
-		}
-		now := time.Now()
-		for id := range reg.records {
-			if _, ok := answered[id]; !ok && reg.fresh(id, now) {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() && !timedOut {
-		select {
-		case v := <-regCh:
-			reg, regDone, regCh = v, true, nil
-		case m := <-pings:
-			if noResponders(m) {
-				nobody, pings = true, nil
-				continue
-			}
-			if id, ping := pingNode(m); id != "" {
-				answered[id] = ping
-			}
-			quiet, idle = false, time.After(c.gatherWait)
-		case m := <-beats:
-			var info api.NodeInfo
-			if json.Unmarshal(m.Data, &info) == nil && info.ID != "" {
-				beating[info.ID] = info
-			}
-		case <-idle:
-			quiet = true
-		case <-ctx.Done():
-			timedOut = true
-		}
-	}
-	if timedOut && len(answered) == 0 && len(beating) == 0 && len(reg.records) == 0 {
-		return nil, api.Errorf(ErrTimeout, "cannot list nodes: no answer on %s in time", pingSubject)
+	_ = hbSub.Unsubscribe()
+	mu.Lock()
+	defer mu.Unlock()
+	reg := g.reg
+	if g.timedOut && len(answered) == 0 && len(beating) == 0 && len(reg.records) == 0 {
+		return nil, api.Errorf(ErrTimeout, "cannot list nodes: no answer on %s in time", pingSubject())
 	}
 
 	// Ask every node that answered for its info, all at once.
 	infos := make(map[string]api.NodeInfo, len(answered))
-	var mu sync.Mutex
+	var imu sync.Mutex
 	var wg sync.WaitGroup
 	for id := range answered {
 		wg.Go(func() {
@@ -307,9 +240,9 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 			if err := c.request(ctx, bus.NodeSubject(id, bus.VerbInfo), nil, &info); err != nil {
 				return // gone in the meantime: what else is known of it follows
 			}
-			mu.Lock()
+			imu.Lock()
 			infos[id] = info
-			mu.Unlock()
+			imu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -403,120 +336,29 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	regCh := c.startRegistryRead(ctx, api.ProcessesGone)
-	replies, stopList, err := c.scatter(bus.SubjectList, data)
-	if err != nil {
-		return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
-	}
-	defer stopList()
-	pingSubject, _ := micro.ControlSubject(micro.PingVerb, bus.ServiceName, "")
-	pings, stopPing, err := c.scatter(pingSubject, nil)
-	if err != nil {
-		return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
-	}
-	defer stopPing()
-
-	var (
-		reg      registryView
-		regDone  bool
-		nobody   bool // nobody serves corral.list
-		quiet    bool // no answer for gatherWait
-		pinged   = map[string]bool{}
-		answered = map[string]bool{}
-		res      = ListResult{Processes: []api.ManagedProcess{}, Nodes: []string{}}
-		idle     <-chan time.Time
-		timedOut bool
-	)
-	// waiting lists the known nodes that have not answered; staleAt is
-	// when the first of those known only from the registry misses its
-	// heartbeats, and stops being waited for.
-	var staleAt time.Time
-	waiting := func() []string {
-		var out []string
-		for id := range pinged {
-			if !answered[id] {
-				out = append(out, id)
-			}
-		}
-		now := time.Now()
-		staleAt = time.Time{}
-		for id, r := range reg.records {
-			if !answered[id] && !pinged[id] && reg.fresh(id, now) {
-				out = append(out, id)
-				if at := r.At.Add(registry.GoneAfter(r.Info.IntervalMs)); staleAt.IsZero() || at.Before(staleAt) {
-					staleAt = at
-				}
-			}
-		}
-		return out
-	}
-	// done: once the registry is read, as soon as every known node
-	// answered (without a registry, once answers stopped coming, too).
-	done := func() bool {
-		switch {
-		case !regDone:
-			return false
-		case nobody:
-			return true
-		}
-		return len(waiting()) == 0 && (reg.known() || quiet)
-	}
-	var stale *time.Timer
-	defer func() {
-		if stale != nil {
-			stale.Stop()
-		}
-	}()
-	for !done() && !timedOut {
-		var staleC <-chan time.Time
-		if !staleAt.IsZero() { // wake up when a node waited for is gone
-			if stale == nil {
-				stale = time.NewTimer(time.Until(staleAt))
-			} else {
-				stale.Reset(time.Until(staleAt))
-			}
-			staleC = stale.C
-		}
-		select {
-		case <-staleC:
-		case v := <-regCh:
-			reg, regDone, regCh = v, true, nil
-		case m := <-replies:
-			if noResponders(m) {
-				nobody, replies = true, nil
-				continue
-			}
+	res := ListResult{Processes: []api.ManagedProcess{}, Nodes: []string{}}
+	g, err := c.gather(ctx, gatherRequest{subject: bus.SubjectList, data: data, processes: api.ProcessesGone,
+		ping: true, waitForKnown: true, answer: func(m *nats.Msg) (string, error) {
 			var lr api.ListReply
 			if err := decodeReply(m, &lr); err != nil {
-				return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
+				return "", err
 			}
-			if !answered[lr.Node] {
-				answered[lr.Node] = true
+			if !slices.Contains(res.Nodes, lr.Node) {
 				res.Nodes = append(res.Nodes, lr.Node)
 				res.Processes = append(res.Processes, lr.Processes...)
 			}
-			quiet, idle = false, time.After(c.gatherWait)
-		case m := <-pings:
-			if noResponders(m) {
-				pings = nil
-				continue
-			}
-			if id, _ := pingNode(m); id != "" {
-				pinged[id] = true
-			}
-			quiet, idle = false, time.After(c.gatherWait)
-		case <-idle:
-			quiet = true
-		case <-ctx.Done():
-			timedOut = true
-		}
+			return lr.Node, nil
+		}})
+	if err != nil {
+		return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
 	}
-	alive := maps.Clone(answered)
-	for id := range pinged {
+	reg := g.reg
+	alive := maps.Clone(g.answered)
+	for id := range g.pinged {
 		alive[id] = true
 	}
 	res.Gone = reg.gone(alive, time.Now())
-	res.Missing = append(waiting(), res.Gone...)
+	res.Missing = append(g.waiting, res.Gone...)
 	sort.Strings(res.Missing)
 	if len(res.Gone) > 0 {
 		// What is left of ctx may be nothing: reading a few keys is quick.
@@ -529,7 +371,7 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 			}
 		}
 	}
-	if timedOut && len(answered) == 0 && len(res.Missing) == 0 && len(res.Gone) == 0 {
+	if g.timedOut && len(g.answered) == 0 && len(res.Missing) == 0 && len(res.Gone) == 0 {
 		return ListResult{}, api.Errorf(ErrTimeout, "cannot list processes: no answer on %s in time", bus.SubjectList)
 	}
 	sort.Strings(res.Nodes)
