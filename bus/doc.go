@@ -1,24 +1,31 @@
-// Package bus is everything Corral does on NATS: starting the embedded
-// nats-server (on its own, as a member of a NATS cluster with clustered
-// JetStream, or as a leaf node or hub), connection options, the one place where subject names are
-// built, the headers every message carries, publishing what the supervisor
-// reports (Relay, a node.Reporter), the event history (the JetStream
-// stream CORRAL_EVENTS: EnsureStream, durable events, Control.History),
-// the control service every node registers (micro service "corral") and
-// its Go client Control, used by corralctl and by Go services.
+// Package bus is Corral's vocabulary on NATS, shared by every side: the
+// one place where subject names are built (subjects.go), the headers every
+// message carries, the names of the event stream (CORRAL_EVENTS) and its
+// de-duplication window, the JetStream helpers every side needs
+// (WaitJetStream, AutoReplicas, ErrNoJetStream), the client connection
+// (Connect) and Corral's Version. It imports nothing of Corral's.
 //
-// The Relay rides out NATS outages: what cannot be handed on waits in
-// bounded buffers, and when they are full a child's reports wait too
-// (back-pressure through delayed acks) rather than anything being lost.
+// Everything Corral does on NATS lives in its sub-packages, each one
+// concern:
 //
-// Discovery spans the cluster: every node publishes a heartbeat
-// (corral.node.<node>.heartbeat) and, with JetStream, keeps its record and
-// process list in the node registry (the KV bucket CORRAL_NODES), so that
-// Control.Nodes and Control.List show the nodes that are gone and what ran
-// on them, requests for their processes fail fast (ErrUnreachable), and
-// one surviving node announces each loss on process.node_lost. SpawnAt
-// places a process by node or by labels.
+//   - bus/control: the Go client of the control plane (Control), used by
+//     corralctl and by Go services: spawn and placement, stop, list, the
+//     cluster's nodes, live events and the event history. It links no
+//     NATS server, no supervisor and no schema compiler.
+//   - bus/service: a node's control service (micro service "corral"); it
+//     is the node.Reporter the supervisor reports to, and drives the
+//     supervisor through its small Supervisor interface.
+//   - bus/relay: how a node's reports become NATS messages: subjects and
+//     headers, the backlog that rides out NATS outages, durable events
+//     acknowledged once JetStream stored them, the event stream.
+//   - bus/presence: a node's liveness on the bus: its heartbeat, its
+//     record in the node registry, and the announcement of other nodes'
+//     loss (process.node_lost).
+//   - bus/registry: the node registry, the JetStream KV bucket
+//     CORRAL_NODES, as both sides read and write it.
+//   - bus/embedded: the embedded nats-server (alone, clustered, leaf).
+//   - bus/catalog: the JSON Schemas of every message Corral sends.
 //
-// The supervisor (package node) knows nothing of NATS; bus drives it
-// through the small Supervisor interface declared here.
+// The message types themselves (ManagedProcess, payloads, requests and
+// replies) are in package api.
 package bus

@@ -37,12 +37,12 @@ const MaxAutoReplicas = 3
 //   - an embedded cluster member: ClusterConfig.Members (distinct routes,
 //     this server counted once);
 //   - external servers: those the connection knows, the URLs it was given
-//     or, when more, those the servers announced (see knownServers).
+//     or, when more, those the servers announced (see KnownServers).
 func AutoReplicas(servers int) int {
 	return min(max(servers, 1), MaxAutoReplicas)
 }
 
-// knownServers is the number of distinct NATS servers a connection knows:
+// KnownServers is the number of distinct NATS servers a connection knows:
 // the URLs it was given, or those the servers announced when there are
 // more (they announce every member of their cluster, and may name a
 // configured server by another address).
@@ -92,7 +92,7 @@ func WaitJetStream(ctx context.Context, js jetstream.JetStream) error {
 	}
 }
 
-// noJetStream reports whether err says the server has no JetStream (as
+// IsNoJetStream reports whether err says the server has no JetStream (as
 // opposed to a JetStream not ready yet).
 func IsNoJetStream(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||

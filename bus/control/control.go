@@ -66,14 +66,14 @@ type Control struct {
 	kv jetstream.KeyValue // the node registry, once found
 }
 
-// ControlOption configures a Control.
+// Option configures a Control.
 type Option func(*Control)
 
 // WithTimeout sets the timeout of requests whose context has no deadline
 // (default 5 s).
 func WithTimeout(d time.Duration) Option { return func(c *Control) { c.timeout = d } }
 
-// NewControl returns a Control on nc.
+// New returns a Control on nc.
 func New(nc *nats.Conn, opts ...Option) *Control {
 	js, _ := jetstream.New(nc) // without options, New cannot fail
 	c := &Control{nc: nc, js: js, timeout: 5 * time.Second, gatherWait: 150 * time.Millisecond}

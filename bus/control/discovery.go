@@ -22,7 +22,7 @@ import (
 
 // Discovery: what Control knows of the cluster's nodes. The live view is
 // who answers now (the micro service's $SRV.PING.corral, heartbeats seen
-// during the call); the node registry (see registry.go), when there is
+// during the call); the node registry (package bus/registry), when there is
 // one, adds the nodes that are gone and what ran on them, and tells a
 // scatter-gather how many answers to wait for.
 

@@ -19,7 +19,7 @@ const DefaultClusterName = "corral"
 // ClusterConfig makes an embedded server a member of a NATS cluster: it
 // accepts routes from the other members on Listen and connects to every
 // member listed in Routes. With JetStream on, the members form a
-// JetStream cluster: the server name (ServerConfig.Name, the node id)
+// JetStream cluster: the server name (Config.Name, the node id)
 // must be unique in it.
 type ClusterConfig struct {
 	// Name is the cluster's name, the same on every member. Default

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// ServerConfig configures the embedded nats-server.
+// Config configures the embedded nats-server.
 type Config struct {
 	// Name is the server name (the node id).
 	Name string
@@ -31,7 +31,7 @@ type Config struct {
 	Leaf LeafConfig
 }
 
-// StartServer starts an embedded nats-server that leaves signals to the
+// Start starts an embedded nats-server that leaves signals to the
 // node (NoSigs) and logs through slog. Call Shutdown and WaitForShutdown.
 //
 // The server always listens for clients on TCP (a clustered server cannot

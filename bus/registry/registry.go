@@ -26,7 +26,7 @@ import (
 const Bucket = "CORRAL_NODES"
 
 // DefaultHeartbeatInterval is how often a node announces itself unless
-// ServiceConfig.HeartbeatInterval says otherwise.
+// service.Config.HeartbeatInterval says otherwise.
 const DefaultHeartbeatInterval = 2 * time.Second
 
 // MissedHeartbeats is how many heartbeat intervals a node may stay quiet
@@ -39,7 +39,7 @@ const MissedHeartbeats = 3
 // expire.
 const MaxAge = 24 * time.Hour
 
-// RegistryConfig configures the node registry.
+// Config configures the node registry.
 type Config struct {
 	// Replicas is the number of copies of the bucket in a JetStream
 	// cluster (1 to 5); give it the event stream's. 0 means auto: the
@@ -49,7 +49,7 @@ type Config struct {
 	Replicas int
 }
 
-// EnsureRegistry creates the registry bucket CORRAL_NODES, or updates it
+// Ensure creates the registry bucket CORRAL_NODES, or updates it
 // to cfg. It is idempotent: every node calls it. When the server has no
 // JetStream the error wraps ErrNoJetStream.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
@@ -92,7 +92,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 	return kv, nil
 }
 
-// autoRegistryReplicas is RegistryConfig.Replicas 0: auto never rescales
+// autoReplicas is Config.Replicas 0: auto never rescales
 // the bucket, and follows the event stream.
 func autoReplicas(ctx context.Context, js jetstream.JetStream) int {
 	if kv, err := js.KeyValue(ctx, Bucket); err == nil {
@@ -106,7 +106,7 @@ func autoReplicas(ctx context.Context, js jetstream.JetStream) int {
 	return bus.AutoReplicas(bus.KnownServers(js.Conn()))
 }
 
-// goneAfter is how long a node with this heartbeat interval may stay
+// GoneAfter is how long a node with this heartbeat interval may stay
 // quiet before it is gone.
 func GoneAfter(intervalMs int64) time.Duration {
 	interval := time.Duration(intervalMs) * time.Millisecond
@@ -116,7 +116,7 @@ func GoneAfter(intervalMs int64) time.Duration {
 	return MissedHeartbeats * interval
 }
 
-// nodeRecord is a node's record as read from the registry.
+// Record is a node's record as read from the registry.
 type Record struct {
 	Info api.NodeInfo
 	Rev  uint64

@@ -78,10 +78,10 @@ func (r *Relay) listen() error {
 	return nil
 }
 
-// store publishes a durable event to JetStream and hands it to the
+// publishDurable publishes a durable event to JetStream and hands it to the
 // collector, which calls done once it is stored. It waits for a slot while
 // Buffer events wait for storage: back-pressure to the child.
-func (r *Relay) store(m *nats.Msg, done func(error)) error {
+func (r *Relay) publishDurable(m *nats.Msg, done func(error)) error {
 	select {
 	case r.slots <- struct{}{}:
 	default:
@@ -415,11 +415,11 @@ func (r *Relay) finish(e *storedEvent) {
 	e.done(nil)
 }
 
-// EnsureStream sets up RelayConfig.Stream (see the package function
+// EnsureStream sets up Config.Stream (see the package function
 // EnsureStream). Once it is there, durable acks are on (when
-// RelayConfig.Durable); when the server has no JetStream, they are off.
+// Config.Durable); when the server has no JetStream, they are off.
 // The node calls it at start; the relay calls it again each time the
-// connection comes back. Without RelayConfig.Stream it does nothing.
+// connection comes back. Without Config.Stream it does nothing.
 func (r *Relay) EnsureStream(ctx context.Context) error {
 	if r.cfg.Stream == nil {
 		return nil
@@ -438,7 +438,7 @@ func (r *Relay) EnsureStream(ctx context.Context) error {
 	return err
 }
 
-// EnsureStreamInBackground has the relay set up RelayConfig.Stream in
+// EnsureStreamInBackground has the relay set up Config.Stream in
 // the background and returns at once: the relay keeps trying, as it does
 // after a reconnection, until the stream is there, the server turns out
 // to have no JetStream, the connection goes away (its return starts

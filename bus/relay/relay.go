@@ -22,7 +22,7 @@ import (
 
 // Errors of Relay.Publish. Test with errors.Is.
 var (
-	// ErrRelayClosed: the relay was closed (or is shutting down) before
+	// ErrClosed: the relay was closed (or is shutting down) before
 	// the report could be handed on.
 	ErrClosed = errors.New("relay closed")
 	// ErrBacklogFull: NATS has been away so long that the backlog of
@@ -30,7 +30,7 @@ var (
 	ErrBacklogFull = errors.New("publish backlog full")
 )
 
-// Defaults of RelayConfig.
+// Defaults of Config.
 const (
 	DefaultBuffer       = 65536
 	DefaultStoreTimeout = bus.DuplicateWindow
@@ -41,7 +41,7 @@ const (
 	storingQueue = 1024
 )
 
-// RelayConfig configures a Relay.
+// Config configures a Relay.
 type Config struct {
 	// NodeID goes into every message's Corral-Node header.
 	NodeID string
@@ -67,7 +67,7 @@ type Config struct {
 	// own reconnect buffer is full. Past it, Publish blocks for reports
 	// from a child (its read loop stalls and its acks wait: back-pressure)
 	// while the supervisor's own reports are kept up to twice Buffer
-	// before any is dropped. Default DefaultPublishBuffer.
+	// before any is dropped. Default DefaultBuffer.
 	Buffer int
 	// StoreTimeout is how long a durable event may wait for storage
 	// before Done gets an error. Default and maximum DuplicateWindow.
@@ -85,14 +85,14 @@ type Config struct {
 // node.Reporter.
 //
 // Publishing is core NATS (buffered by the connection, no flush per
-// message) except for durable events (see RelayConfig.Durable). Nothing is
+// message) except for durable events (see Config.Durable). Nothing is
 // given up while NATS is away: nats.go buffers what is published while it
 // reconnects, the relay keeps what overflows that buffer in a backlog
-// bounded by RelayConfig.Buffer, and a full backlog makes reports from a
+// bounded by Config.Buffer, and a full backlog makes reports from a
 // child wait. What is really lost (publishing on a closed connection, a
 // full backlog of supervisor reports) is counted by Dropped and logged.
 //
-// Create it with NewRelay; Close stops its goroutines.
+// Create it with New; Close stops its goroutines.
 type Relay struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -126,7 +126,7 @@ type Relay struct {
 
 var _ node.Reporter = (*Relay)(nil)
 
-// NewRelay returns a Relay publishing on nc and starts its goroutines.
+// New returns a Relay publishing on nc and starts its goroutines.
 func New(nc *nats.Conn, cfg Config) *Relay {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
@@ -213,7 +213,7 @@ func (r *Relay) Publish(rep node.Report) error {
 	h := make(nats.Header, 4)
 	r.setHeaders(h, rep, rep.MsgID)
 	if rep.Done != nil && rep.MsgID != "" && r.durable.Load() {
-		return r.store(keep(r.subject(rep), h, data, copied), rep.Done)
+		return r.publishDurable(keep(r.subject(rep), h, data, copied), rep.Done)
 	}
 	if err := r.publish(r.subject(rep), h, data, paced, copied); err != nil {
 		return err
@@ -302,7 +302,7 @@ func (r *Relay) drop(subject string, err error) {
 }
 
 // Release ends back-pressure for good: Publish no longer waits for room
-// (reports from a child are refused with ErrRelayClosed where they would
+// (reports from a child are refused with ErrClosed where they would
 // wait for storage, and kept in the backlog up to its hard limit where
 // they would wait for a reconnection). Call it when the node starts
 // shutting down, so that read loops stalled by an outage let the
@@ -312,7 +312,7 @@ func (r *Relay) Release() { r.stopWaiting() }
 // Close stops the relay: Publish fails from now on, and Close waits until
 // ctx ends for what is in flight to be stored (durable events) or handed
 // to NATS (the backlog). Durable events still unconfirmed then get
-// ErrRelayClosed; backlog messages still unsent are counted as dropped.
+// ErrClosed; backlog messages still unsent are counted as dropped.
 // It does not close the connection.
 func (r *Relay) Close(ctx context.Context) error {
 	r.stopWaiting()

@@ -39,7 +39,7 @@ type Supervisor interface {
 
 var _ Supervisor = (*node.Supervisor)(nil)
 
-// ServiceConfig configures a node's control service.
+// Config configures a node's control service.
 type Config struct {
 	NodeID string
 	Labels map[string]string
@@ -151,7 +151,7 @@ func (s *Service) Publish(r node.Report) error {
 
 // Serve registers the micro service "corral" and its endpoints, then
 // starts announcing the node: a heartbeat now and every
-// HeartbeatInterval, and its registry record (see ServiceConfig.Registry).
+// HeartbeatInterval, and its registry record (see Config.Registry).
 func (s *Service) Serve(sup Supervisor) error {
 	meta := map[string]string{"node": s.cfg.NodeID}
 	for k, v := range s.cfg.Labels {
