@@ -14,6 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus/registry"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/natstest"
 )
 
@@ -112,26 +115,24 @@ type nodeView struct {
 // durable (JetStream stores the events).
 func (n *node) waitCluster(t *testing.T, ids []string) {
 	t.Helper()
-	deadline := time.Now().Add(waitReady)
-	for {
-		out, err := n.runCtl("--timeout", "2s", "nodes", "--json")
+	var out string
+	var err error
+	if !await.Poll(waitReady, func() bool { // polling the CLI: there is nothing to wait on
+		out, err = n.runCtl("--timeout", "2s", "nodes", "--json")
 		var nodes []nodeView
-		if err == nil && json.Unmarshal([]byte(out), &nodes) == nil {
-			var alive []string
-			for _, v := range nodes {
-				if !v.Gone && v.Durable {
-					alive = append(alive, v.ID)
-				}
-			}
-			slices.Sort(alive)
-			if slices.Equal(alive, ids) {
-				return
+		if err != nil || json.Unmarshal([]byte(out), &nodes) != nil {
+			return false
+		}
+		var alive []string
+		for _, v := range nodes {
+			if !v.Gone && v.Durable {
+				alive = append(alive, v.ID)
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s does not see nodes %v within %v: %v %s", n.id, ids, waitReady, err, out)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the CLI: there is nothing to wait on
+		slices.Sort(alive)
+		return slices.Equal(alive, ids)
+	}) {
+		t.Fatalf("node %s does not see nodes %v within %v: %v %s", n.id, ids, waitReady, err, out)
 	}
 }
 
@@ -229,29 +230,24 @@ func TestClusterNodeLoss(t *testing.T) {
 	onB := a.spawnOn(t, "--node", "b")
 	ev.waitFor(t, "process.spawned", onB.ID, nil)
 	// A node writes its process list to the registry at most once per
-	// heartbeat interval: let that write happen before the crash.
-	time.Sleep(3 * heartbeatInterval)
+	// heartbeat interval: wait for the write that lists onB before the crash.
+	waitRegistered(t, a.url, "b", onB.ID)
 
 	b.kill9(t)
 	lost := time.Now()
 	// Within three heartbeats (plus the time to notice: a registry read can
 	// wait out a JetStream leader election when b led it), b is gone.
-	deadline := time.Now().Add(3*heartbeatInterval + 15*time.Second)
-	for {
-		res := a.ps(t)
-		var unknown bool
+	var res listResult
+	if !await.Poll(3*heartbeatInterval+15*time.Second, func() bool {
+		res = a.ps(t)
 		for _, p := range res.Processes {
 			if p.ID == onB.ID && p.Status == "unknown" {
-				unknown = true
+				return slices.Contains(res.Missing, "b")
 			}
 		}
-		if unknown && slices.Contains(res.Missing, "b") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ps does not report b gone %v after its loss: %+v", time.Since(lost), res)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("ps does not report b gone %v after its loss: %+v", time.Since(lost), res)
 	}
 	t.Logf("b reported gone %v after kill -9", time.Since(lost).Round(time.Millisecond))
 	// Control requests to b's processes fail fast, naming b.
@@ -374,5 +370,47 @@ func dumpStream(t *testing.T, url string) {
 			continue
 		}
 		t.Logf("stored %d %s %s %s", seq, m.Subject, m.Header.Get("Corral-Node"), m.Data)
+	}
+}
+
+// waitRegistered waits until node's process list in the node registry
+// lists process id, watching the registry's bucket.
+func waitRegistered(t *testing.T, url, node, id string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), waitEvent)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, registry.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctx, registry.ProcsKey(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case e := <-w.Updates():
+			var np api.NodeProcesses
+			if e == nil || json.Unmarshal(e.Value(), &np) != nil {
+				continue
+			}
+			for _, p := range np.Processes {
+				if p.ID == id {
+					return
+				}
+			}
+		case <-ctx.Done():
+			t.Fatalf("the registry never listed %s on node %s", id, node)
+		}
 	}
 }

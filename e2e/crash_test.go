@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/internal/await"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -109,12 +110,8 @@ func acked(t *testing.T, dir, id string) []int {
 
 func waitAcked(t *testing.T, dir, id string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitEvent)
-	for len(acked(t, dir, id)) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s acked %d events, want %d", id, len(acked(t, dir, id)), n)
-		}
-		time.Sleep(20 * time.Millisecond) // the emitter's file has no event to wait on
+	if !await.Poll(waitEvent, func() bool { return len(acked(t, dir, id)) >= n }) {
+		t.Fatalf("%s acked %d events, want %d", id, len(acked(t, dir, id)), n)
 	}
 }
 

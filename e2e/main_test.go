@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/internal/await"
 	"github.com/nats-io/nats.go"
 )
 
@@ -376,16 +377,12 @@ func (n *node) listAll(t *testing.T) []process {
 // waitLog polls corralctl logs ID until the process's output contains want.
 func (n *node) waitLog(t *testing.T, id, want string) {
 	t.Helper()
-	deadline := time.Now().Add(waitEvent)
-	for {
-		out := n.ctl(t, "logs", id)
-		if strings.Contains(out, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log of %s has no %q within %v:\n%s", id, want, waitEvent, out)
-		}
-		time.Sleep(50 * time.Millisecond) // polling, with the deadline above
+	var out string
+	if !await.Poll(waitEvent, func() bool {
+		out = n.ctl(t, "logs", id)
+		return strings.Contains(out, want)
+	}) {
+		t.Fatalf("the log of %s has no %q within %v:\n%s", id, want, waitEvent, out)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/registry"
 	"github.com/corral-run/corral/bus/service"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testnode"
 )
 
@@ -85,15 +86,10 @@ func TestRegistryRecordAndLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	var procs api.NodeProcesses
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	await.Until(t, 5*time.Second, "n1.procs to list the process", func() bool {
 		e, err := kv.Get(ctx, "n1.procs")
-		if err == nil && json.Unmarshal(e.Value(), &procs) == nil && len(procs.Processes) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("n1.procs never listed the process: %+v, %v", procs, err)
-		}
-	}
+		return err == nil && json.Unmarshal(e.Value(), &procs) == nil && len(procs.Processes) == 1
+	})
 	if p := procs.Processes[0]; p.ID != mp.ID || p.Node != "n1" || p.Name != "sleeper" || p.PID != mp.PID || p.Status != "running" {
 		t.Errorf("n1.procs = %+v, want %s", procs, mp.ID)
 	}
@@ -141,14 +137,10 @@ func TestAllNodesGone(t *testing.T) {
 	n.Die(t)
 
 	var list control.ListResult
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if list, err = n.Ctl.List(ctx, api.ListRequest{}); err == nil && len(list.Gone) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("list never showed n1 gone: %+v, %v", list, err)
-		}
-	}
+	await.Until(t, 5*time.Second, "list to show n1 gone", func() bool {
+		list, err = n.Ctl.List(ctx, api.ListRequest{})
+		return err == nil && len(list.Gone) == 1
+	})
 	if list.Gone[0] != "n1" || len(list.Processes) != 1 || list.Processes[0].ID != mp.ID || list.Processes[0].Status != api.StatusUnknown {
 		t.Errorf("list = %+v, want n1 gone with %s unknown", list, mp.ID)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/relay"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/natstest"
 	"github.com/corral-run/corral/internal/testnode"
 	"github.com/corral-run/corral/node"
@@ -303,9 +304,10 @@ func TestBacklogDuringOutage(t *testing.T) {
 		t.Fatalf("%d events published", n)
 	}
 	ids := map[string]int{}
-	for deadline := time.Now().Add(10 * time.Second); len(ids) < 100+buffer && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	await.Poll(10*time.Second, func() bool {
 		ids = natstest.StoredIDs(t, check)
-	}
+		return len(ids) >= 100+buffer
+	})
 	for i := range 100 {
 		if ids["proc_a:"+strconv.Itoa(i)] != 1 {
 			t.Errorf("event %d stored %d times", i, ids["proc_a:"+strconv.Itoa(i)])

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testnode"
 )
 
@@ -48,16 +49,11 @@ func TestTwoNodes(t *testing.T) {
 
 	// b dies, leaving its child running.
 	b.Die(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !await.Poll(10*time.Second, func() bool {
 		rs = rows(t, a.ok(t, "nodes"))
-		if len(rs) == 3 && rs[2][0] == "b" && rs[2][state] == "gone" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b never shown gone: %v", rs)
-		}
-		time.Sleep(beat)
+		return len(rs) == 3 && rs[2][0] == "b" && rs[2][state] == "gone"
+	}) {
+		t.Fatalf("b never shown gone: %v", rs)
 	}
 	r := a.run(t, "ps")
 	if r.code != 0 || !strings.Contains(r.stderr, `corralctl: node "b" is gone: its processes are listed as unknown`) {

@@ -19,6 +19,7 @@ import (
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/catalog"
 	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/internal/await"
 )
 
 func compact(t *testing.T, raw []byte) string {
@@ -136,14 +137,11 @@ func TestProcessLifecycle(t *testing.T) {
 		t.Errorf("ps row = %v, want sleeper running on n1 with pid %d", row, mp.PID)
 	}
 	// Once the node has sampled the process, ps shows its CPU and memory.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	if !await.Poll(10*time.Second, func() bool {
 		row = processRow(t, n.ok(t, "ps"), id)
-		if row["MEM"] != "-" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ps never showed memory: %v", row)
-		}
+		return row["MEM"] != "-"
+	}) {
+		t.Fatalf("ps never showed memory: %v", row)
 	}
 	if !strings.HasSuffix(row["MEM"], "B") || row["CPU%"] == "-" {
 		t.Errorf("ps CPU%%/MEM = %q/%q", row["CPU%"], row["MEM"])
@@ -436,19 +434,14 @@ func TestEventsHuman(t *testing.T) {
 // process id.
 func (n *testNode) stored(t *testing.T, subject, id string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	await.Until(t, 10*time.Second, subject+" of "+id+" to be stored", func() bool {
 		found := false
 		err := n.Ctl.History(t.Context(), control.HistoryOptions{Subject: subject, ProcessID: id}, func(control.Event) { found = true })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if found {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s of %s never stored", subject, id)
-		}
-	}
+		return found
+	})
 }
 
 func TestEventsSince(t *testing.T) {

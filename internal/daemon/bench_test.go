@@ -4,11 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +14,6 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus/control"
-	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
 )
@@ -43,19 +39,7 @@ args = ["600"]
 heartbeat_timeout = "0s"
 stop_timeout = "1s"
 `, testchild.ShortTempDir(b), jetstream)
-	cfg, err := config.Parse(strings.NewReader(toml), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := daemon.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = d.Close(ctx)
-	})
+	d := startDaemon(b, parseConfig(b, toml), quiet)
 	nc, err := nats.Connect(d.ClientURL())
 	if err != nil {
 		b.Fatal(err)

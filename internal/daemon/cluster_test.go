@@ -16,7 +16,7 @@ import (
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
-	"github.com/corral-run/corral/config"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
 )
@@ -45,28 +45,12 @@ func loopbackPort(t *testing.T) int {
 // definition, and closes it (stopping its children) when the test ends.
 func startTopologyNode(t *testing.T, id, natsTOML string) *daemon.Daemon {
 	t.Helper()
-	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+	return startDaemon(t, parseConfig(t, fmt.Sprintf(`
 [node]
 id = %q
 data_dir = %q
 %s
-%s`, id, testchild.ShortTempDir(t), natsTOML, sleeperDefinition)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("test_node", id)
-	d, err := daemon.Start(cfg, logger)
-	if err != nil {
-		t.Fatalf("start node %s: %v", id, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("close node %s: %v", id, err)
-		}
-	})
-	return d
+%s`, id, testchild.ShortTempDir(t), natsTOML, sleeperDefinition)), slog.LevelWarn)
 }
 
 // connectTo is a TCP client of a node's bus, as any client on the network
@@ -89,7 +73,7 @@ func waitDelivery(t *testing.T, pub *nats.Conn, got *msgLog, subject string, wit
 	probe := fmt.Sprintf("probe-%d", time.Now().UnixNano())
 	var found *nats.Msg
 	next := time.Now()
-	pollUntil(t, within, "delivery of "+subject, func() bool {
+	await.Until(t, within, "delivery of "+subject, func() bool {
 		for _, m := range got.all() {
 			if m.Subject == subject && string(m.Data) == probe {
 				found = m
@@ -154,7 +138,7 @@ routes = [%s]
 		t.Fatal(err)
 	}
 	var info *jetstream.StreamInfo
-	took := pollUntil(t, 45*time.Second, "stream "+bus.StreamName+" with 3 replicas and a leader", func() bool {
+	took := await.Until(t, 45*time.Second, "stream "+bus.StreamName+" with 3 replicas and a leader", func() bool {
 		reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		st, err := js.Stream(reqCtx, bus.StreamName)
@@ -203,7 +187,7 @@ routes = [%s]
 	if got, ok := b.Supervisor().Get(mp.ID); !ok || got.PID != mp.PID {
 		t.Errorf("b's supervisor has %+v %v, want %s with pid %d", got, ok, mp.ID, mp.PID)
 	}
-	pollUntil(t, 10*time.Second, "process.spawned of b's process on c", func() bool {
+	await.Until(t, 10*time.Second, "process.spawned of b's process on c", func() bool {
 		return spawnedOf(onC.all(), mp.ID) != nil
 	})
 	if m := spawnedOf(onC.all(), mp.ID); m.Header.Get(bus.HeaderNode) != "b" {
@@ -217,7 +201,7 @@ routes = [%s]
 		t.Fatal(err)
 	}
 	var stored *jetstream.RawStreamMsg
-	pollUntil(t, 10*time.Second, "process.spawned stored in "+bus.StreamName, func() bool {
+	await.Until(t, 10*time.Second, "process.spawned stored in "+bus.StreamName, func() bool {
 		reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		stored, err = st.GetLastMsgForSubject(reqCtx, bus.SubjectSpawned)
@@ -252,7 +236,7 @@ remotes = ["nats-leaf://127.0.0.1:%d"]
 	ncHub := connectTo(t, hub)
 	ctl := control.New(ncHub, control.WithTimeout(5*time.Second))
 	var nodes []api.NodeInfo
-	took := pollUntil(t, 20*time.Second, "hub and edge-1 listed by the hub", func() bool {
+	took := await.Until(t, 20*time.Second, "hub and edge-1 listed by the hub", func() bool {
 		var err error
 		nodes, err = ctl.Nodes(ctx)
 		if err != nil || len(nodes) != 2 {
@@ -279,7 +263,7 @@ remotes = ["nats-leaf://127.0.0.1:%d"]
 	if _, ok := hub.Supervisor().Get(mp.ID); ok {
 		t.Errorf("the hub's supervisor runs %s too", mp.ID)
 	}
-	pollUntil(t, 10*time.Second, "edge-1's process.spawned on the hub", func() bool {
+	await.Until(t, 10*time.Second, "edge-1's process.spawned on the hub", func() bool {
 		return spawnedOf(onHub.all(), mp.ID) != nil
 	})
 	m := spawnedOf(onHub.all(), mp.ID)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,6 +32,9 @@ type Daemon struct {
 	nc  *nats.Conn
 	svc *service.Service
 	sup *node.Supervisor
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start brings a node up: NATS, supervisor with the configured
@@ -113,8 +117,14 @@ func (d *Daemon) Conn() *nats.Conn { return d.nc }
 // Close shuts the node down as configured (node.shutdown): it stops every
 // child, or with "detach" leaves them running for the next node to
 // re-adopt; then it closes the control service, the connection and the
-// embedded server.
+// embedded server. Only the first call does anything; later ones return
+// its error.
 func (d *Daemon) Close(ctx context.Context) error {
+	d.closeOnce.Do(func() { d.closeErr = d.close(ctx) })
+	return d.closeErr
+}
+
+func (d *Daemon) close(ctx context.Context) error {
 	var errs []error
 	if d.svc != nil {
 		d.svc.Relay().Release() // children's reports stop waiting for NATS, so shutdown cannot stall on an outage

@@ -16,7 +16,6 @@ import (
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
-	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
 )
@@ -53,21 +52,7 @@ properties = { percent = { type = "number" }, fps = { type = "number" } }
 [processes.encoder.events.complete]
 %s
 `, testchild.ShortTempDir(t), exe, testchild.EnvRole, env[testchild.EnvRole], testchild.EnvCtrl, env[testchild.EnvCtrl], extra)
-	cfg, err := config.Parse(strings.NewReader(toml), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.Start(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
+	d := startDaemon(t, parseConfig(t, toml), slog.LevelInfo)
 	// A separate TCP client, as any subscriber on the network would be.
 	nc, err := nats.Connect(d.ClientURL())
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/bus/registry"
 	"github.com/corral-run/corral/config"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/natstest"
 	"github.com/corral-run/corral/internal/testchild"
@@ -29,9 +30,8 @@ const fabricBeat = 100 * time.Millisecond
 
 // fabricNode is a whole node (corrald) of a test cluster.
 type fabricNode struct {
-	d      *daemon.Daemon
-	ctl    *control.Control // on the node's own connection
-	closed bool
+	d   *daemon.Daemon
+	ctl *control.Control // on the node's own connection
 }
 
 // startFabricNode starts node id on the NATS server at url, keeping its
@@ -39,7 +39,7 @@ type fabricNode struct {
 // ends unless the test closed it before.
 func startFabricNode(t *testing.T, url, id, dataDir, labels, extra string) *fabricNode {
 	t.Helper()
-	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+	cfg := parseConfig(t, fmt.Sprintf(`
 [node]
 id = %q
 data_dir = %q
@@ -54,27 +54,11 @@ command = "sleep"
 args = ["60"]
 stop_timeout = "2s"
 %s
-`, id, dataDir, fabricBeat, labels, url, extra)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.Start(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &fabricNode{d: d, ctl: control.New(d.Conn())}
-	t.Cleanup(func() {
-		if n.closed {
-			return
-		}
-		cfg.Node.Shutdown = config.ShutdownStop // no orphans once the test is over
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("close node %s: %v", id, err)
-		}
-	})
-	return n
+`, id, dataDir, fabricBeat, labels, url, extra))
+	d := startDaemon(t, cfg, slog.LevelWarn)
+	// Runs before startDaemon's close: no orphans once the test is over.
+	t.Cleanup(func() { cfg.Node.Shutdown = config.ShutdownStop })
+	return &fabricNode{d: d, ctl: control.New(d.Conn())}
 }
 
 // msgLog gathers the messages of a subject.
@@ -105,20 +89,6 @@ func (c *msgLog) all() []*nats.Msg {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.msgs)
-}
-
-// waitFor polls cond every heartbeat interval until it holds, failing the
-// test after d.
-func pollUntil(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(fabricBeat / 4)
-	}
-	return time.Since(start)
 }
 
 // Three nodes on one NATS server with JetStream: discovery with labels,
@@ -217,7 +187,7 @@ args = ["60"]`)
 
 	// Events of every node reach a subscriber on any node, with their
 	// Corral-Node.
-	pollUntil(t, 5*time.Second, "process.spawned of b's process on a's connection", func() bool {
+	await.Until(t, 5*time.Second, "process.spawned of b's process on a's connection", func() bool {
 		for _, m := range events.all() {
 			if m.Subject == bus.SubjectSpawned && m.Header.Get(bus.HeaderProcessID) == onB.ID {
 				return m.Header.Get(bus.HeaderNode) == "b"
@@ -227,7 +197,6 @@ args = ["60"]`)
 	})
 
 	// b dies, leaving its child running.
-	b.closed = true
 	closeCtx, cancelClose := context.WithTimeout(ctx, 20*time.Second)
 	if err := b.d.Close(closeCtx); err != nil {
 		t.Fatal(err)
@@ -235,7 +204,7 @@ args = ["60"]`)
 	cancelClose()
 	died := time.Now()
 	slack := 2 * time.Second
-	took := pollUntil(t, registry.MissedHeartbeats*fabricBeat+slack, "b shown gone", func() bool {
+	took := await.Until(t, registry.MissedHeartbeats*fabricBeat+slack, "b shown gone", func() bool {
 		nodes, err := a.ctl.Nodes(ctx)
 		return err == nil && len(nodes) == 3 && nodes[1].ID == "b" && nodes[1].Gone
 	})
@@ -272,7 +241,7 @@ args = ["60"]`)
 	}
 
 	// Exactly one process.node_lost {node: b}, from a surviving node.
-	pollUntil(t, 5*time.Second, "process.node_lost", func() bool { return len(lost.all()) > 0 })
+	await.Until(t, 5*time.Second, "process.node_lost", func() bool { return len(lost.all()) > 0 })
 	t.Logf("process.node_lost %v after b died", time.Since(died))
 	// Absence cannot be awaited: give every survivor a few more checks
 	// of b (one each half interval) to announce it again, wrongly.

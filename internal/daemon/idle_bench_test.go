@@ -3,8 +3,6 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +19,6 @@ import (
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
-	"github.com/corral-run/corral/config"
-	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
 )
 
@@ -55,19 +51,7 @@ heartbeat_timeout = "30s"
 stop_timeout = "5s"
 env = { IDLE_HEARTBEAT = "5s" }
 `, dir, worker)
-	cfg, err := config.Parse(strings.NewReader(toml), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := daemon.Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = d.Close(ctx)
-	}()
+	d := startDaemon(b, parseConfig(b, toml), quiet)
 	nc, err := nats.Connect(d.ClientURL())
 	if err != nil {
 		b.Fatal(err)

@@ -17,8 +17,6 @@ import (
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
-	"github.com/corral-run/corral/config"
-	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/natstest"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
@@ -43,7 +41,7 @@ func TestNATSOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := ctrl.Env()
-	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+	d := startDaemon(t, parseConfig(t, fmt.Sprintf(`
 [node]
 id = "n1"
 data_dir = %q
@@ -55,21 +53,7 @@ command = %q
 heartbeat_timeout = "0s"
 stop_timeout = "2s"
 env = { %s = %q, %s = %q }
-`, testchild.ShortTempDir(t), ns.URL(), exe, testchild.EnvRole, env[testchild.EnvRole], testchild.EnvCtrl, env[testchild.EnvCtrl])), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.Start(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
+`, testchild.ShortTempDir(t), ns.URL(), exe, testchild.EnvRole, env[testchild.EnvRole], testchild.EnvCtrl, env[testchild.EnvCtrl])), slog.LevelInfo)
 	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus/control"
-	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testchild"
 )
@@ -40,14 +39,7 @@ command = %q
 stop_timeout = "2s"
 env = { %s = %q, %s = "100ms" }
 `, dataDir, shutdown, exe, testchild.EnvRole, testchild.RoleClient, testchild.EnvHeartbeat)
-	cfg, err := config.Parse(strings.NewReader(toml), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := daemon.Start(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := startDaemon(t, parseConfig(t, toml), slog.LevelInfo)
 	nc, err := nats.Connect(d.ClientURL())
 	if err != nil {
 		t.Fatal(err)

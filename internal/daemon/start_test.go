@@ -1,0 +1,45 @@
+package daemon_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corral-run/corral/config"
+	"github.com/corral-run/corral/internal/daemon"
+)
+
+// quiet is a log level nothing is logged at: benchmarks log nowhere.
+const quiet = slog.LevelError + 4
+
+// parseConfig parses a node's configuration, failing the test on error.
+func parseConfig(tb testing.TB, toml string) *config.Config {
+	tb.Helper()
+	cfg, err := config.Parse(strings.NewReader(toml), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
+}
+
+// startDaemon starts a whole node with cfg, logging to the test's output
+// from level up, and closes it as its configuration says (node.shutdown)
+// when the test ends; a test may close it earlier.
+func startDaemon(tb testing.TB, cfg *config.Config, level slog.Level) *daemon.Daemon {
+	tb.Helper()
+	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: level})).With("test_node", cfg.Node.ID)
+	d, err := daemon.Start(cfg, logger)
+	if err != nil {
+		tb.Fatalf("start node %s: %v", cfg.Node.ID, err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			tb.Errorf("close node %s: %v", cfg.Node.ID, err)
+		}
+	})
+	return d
+}
