@@ -13,16 +13,21 @@
 // # Keys
 //
 // config.example.toml at the repository root documents every key with its
-// default. In short:
+// default. Every key, by table (a test keeps this list and that file
+// complete):
 //
-//	[node]  id, data_dir, socket_dir, transport, log_level, log_format, max_line_bytes,
-//	        heartbeat_interval
+//	[node]  id, data_dir, socket_dir, transport, log_level, log_format,
+//	        max_line_bytes, stats_interval, retention, retention_max,
+//	        shutdown, heartbeat_interval
 //	[node.labels]  key = "value" pairs, matched by spawn placement
-//	[nats]  url, listen, jetstream
+//	[nats]  url, listen, jetstream, durable, stream_max_age,
+//	        stream_max_bytes, stream_replicas, publish_buffer
 //	[nats.cluster]  name, listen, routes (the embedded server joins a NATS cluster)
 //	[nats.leaf]     remotes, listen (the embedded server as a leaf node, or a hub)
-//	[processes.<name>]         command, args, cwd, env, heartbeat_timeout, auto_restart,
-//	                           max_restarts, stop_signal, stop_timeout
+//	[processes.<name>]  command, args, cwd, env, heartbeat_timeout,
+//	                    auto_restart, max_restarts, restart, restart_delay,
+//	                    restart_delay_max, restart_reset_after, stop_signal,
+//	                    stop_timeout, stats_interval, limits, events
 //	[processes.<name>.limits]  max_runtime, max_memory_mb, max_cpu_percent
 //	[processes.<name>.events.<event>]  a JSON Schema written as a TOML table
 //
