@@ -14,6 +14,10 @@ import (
 // message on process.>.
 const StreamName = "CORRAL_EVENTS"
 
+// RegistryBucket is the JetStream KV bucket of the node registry (package
+// bus/registry).
+const RegistryBucket = "CORRAL_NODES"
+
 // DuplicateWindow is how long the stream remembers a Nats-Msg-Id: an
 // event published again within it (a resend after a lost ack) is stored
 // once. The relay gives up on storing an event after StoreTimeout, no

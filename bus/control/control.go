@@ -61,6 +61,7 @@ type Control struct {
 	// gatherWait is how long a scatter-gather without a node registry
 	// waits for more answers after the last one.
 	gatherWait time.Duration
+	permits    *permitWatch // the connection's permission refusals
 
 	mu sync.Mutex
 	kv jetstream.KeyValue // the node registry, once found
@@ -73,10 +74,12 @@ type Option func(*Control)
 // (default 5 s).
 func WithTimeout(d time.Duration) Option { return func(c *Control) { c.timeout = d } }
 
-// New returns a Control on nc.
+// New returns a Control on nc. It adds itself to nc's error handler (set
+// nc's own handlers before, with nats.ErrorHandler, not after) to learn at
+// once of a request that the server's permissions refuse.
 func New(nc *nats.Conn, opts ...Option) *Control {
 	js, _ := jetstream.New(nc) // without options, New cannot fail
-	c := &Control{nc: nc, js: js, timeout: 5 * time.Second, gatherWait: 150 * time.Millisecond}
+	c := &Control{nc: nc, js: js, timeout: 5 * time.Second, gatherWait: 150 * time.Millisecond, permits: watchFor(nc)}
 	for _, o := range opts {
 		o(c)
 	}
@@ -134,9 +137,13 @@ func (c *Control) procRequest(ctx context.Context, id, verb string, req, reply a
 
 // explain says what could not be done, unless err is a node's error reply:
 // the control service answers with whole sentences that say it already.
+// A request the server's permissions refused reads "not permitted: …".
 func explain(err error, format string, args ...any) error {
 	if _, ok := errors.AsType[*ServiceError](err); ok {
 		return err
+	}
+	if r, ok := errors.AsType[*refusal](err); ok {
+		return api.Errorf(ErrNotPermitted, "not permitted: "+format+" (this user may not publish to %s)", append(args, r.subject)...)
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)
 }
@@ -247,8 +254,13 @@ func (c *Control) request(ctx context.Context, subject string, req, reply any) e
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
+	ctx, stop := c.permits.guard(ctx, subject)
+	defer stop()
 	m, err := c.nc.RequestWithContext(ctx, subject, data)
 	if err != nil {
+		if refusedIn(ctx) {
+			return &refusal{subject: subject}
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return api.Errorf(ErrTimeout, "no answer on %s in time", subject)
 		}

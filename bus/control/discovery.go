@@ -220,7 +220,7 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 		return id, nil
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("cannot list nodes: %w", err)
+		return nil, explain(err, "cannot list nodes")
 	}
 	_ = hbSub.Unsubscribe()
 	mu.Lock()
@@ -350,7 +350,7 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 			return lr.Node, nil
 		}})
 	if err != nil {
-		return ListResult{}, fmt.Errorf("cannot list processes: %w", err)
+		return ListResult{}, explain(err, "cannot list processes")
 	}
 	reg := g.reg
 	alive := maps.Clone(g.answered)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/nats-io/nats.go"
 )
@@ -109,6 +110,9 @@ func (c *Control) Events(ctx context.Context, subject string, fn func(Event), op
 		case errors.Is(err, nats.ErrSlowConsumer):
 			continue
 		case err != nil:
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				return api.Errorf(ErrNotPermitted, "not permitted: this user may not subscribe to %s", subject)
+			}
 			return fmt.Errorf("cannot receive on %s: %w", subject, err)
 		}
 		fn(newEvent(m))

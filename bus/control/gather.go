@@ -62,6 +62,8 @@ func pingSubject() string {
 // ctx ends.
 func (c *Control) gather(ctx context.Context, req gatherRequest) (gathered, error) {
 	g := gathered{answered: map[string]bool{}, pinged: map[string]bool{}}
+	ctx, stopGuard := c.permits.guard(ctx, req.subject)
+	defer stopGuard()
 	regCh := c.startRegistryRead(ctx, req.processes)
 	replies, stopReplies, err := c.scatter(req.subject, req.data)
 	if err != nil {
@@ -158,6 +160,9 @@ func (c *Control) gather(ctx context.Context, req gatherRequest) (gathered, erro
 		case <-idle:
 			quiet = true
 		case <-ctx.Done():
+			if refusedIn(ctx) {
+				return g, &refusal{subject: req.subject}
+			}
 			g.timedOut = true
 		}
 	}

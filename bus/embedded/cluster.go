@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,14 @@ type ClusterConfig struct {
 	// list: nats-server ignores a route to itself. Empty on a seed member
 	// that only accepts routes.
 	Routes []string
+	// User and Password, when set, authenticate routes: the server asks
+	// them of every route that connects, and gives them on the routes it
+	// makes (unless a route URL carries its own). A server that does not
+	// know them cannot join.
+	User, Password string
+	// TLS makes routes use TLS; with Verify, a server without a
+	// certificate the CA signed cannot join.
+	TLS *TLS
 }
 
 // Clustered reports whether the server joins a cluster.
@@ -48,6 +57,13 @@ type LeafConfig struct {
 	// Listen is where the server accepts leaf nodes, host:port. Empty: it
 	// accepts none.
 	Listen string
+	// User and Password, when set, authenticate leaf nodes: a hub asks
+	// them of every leaf node (on Listen), a leaf node gives them to its
+	// hub (unless a remote URL carries its own).
+	User, Password string
+	// TLS makes leaf connections use TLS, both ways; with Verify, a hub
+	// refuses a leaf node without a certificate the CA signed.
+	TLS *TLS
 }
 
 // Members is the number of distinct servers in the cluster as far as its
@@ -173,9 +189,15 @@ func (cfg Config) applyCluster(opts *server.Options) error {
 		if name == "" {
 			name = DefaultClusterName
 		}
-		opts.Cluster = server.ClusterOpts{Name: name, Host: host, Port: port}
+		opts.Cluster = server.ClusterOpts{Name: name, Host: host, Port: port, Username: c.User, Password: c.Password}
 		if opts.Routes, err = parseURLs("route", c.Routes); err != nil {
 			return err
+		}
+		withUser(opts.Routes, c.User, c.Password)
+		if c.TLS != nil {
+			if opts.Cluster.TLSConfig, err = c.TLS.config(); err != nil {
+				return err
+			}
 		}
 	}
 	if l := cfg.Leaf; l.Listen != "" || len(l.Remotes) > 0 {
@@ -185,14 +207,39 @@ func (cfg Config) applyCluster(opts *server.Options) error {
 				return err
 			}
 			opts.LeafNode.Host, opts.LeafNode.Port = host, port
+			opts.LeafNode.Username, opts.LeafNode.Password = l.User, l.Password
+		}
+		var tlsConfig *tls.Config
+		if l.TLS != nil {
+			var err error
+			if tlsConfig, err = l.TLS.config(); err != nil {
+				return err
+			}
+			if l.Listen != "" {
+				opts.LeafNode.TLSConfig = tlsConfig
+			}
 		}
 		if len(l.Remotes) > 0 {
 			urls, err := parseURLs("leaf node remote", l.Remotes)
 			if err != nil {
 				return err
 			}
-			opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: urls}}
+			withUser(urls, l.User, l.Password)
+			opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: urls, TLS: tlsConfig != nil, TLSConfig: tlsConfig}}
 		}
 	}
 	return nil
+}
+
+// withUser gives the URLs that carry no credentials of their own the user
+// and password, when there are some.
+func withUser(urls []*url.URL, user, password string) {
+	if user == "" {
+		return
+	}
+	for _, u := range urls {
+		if u.User == nil {
+			u.User = url.UserPassword(user, password)
+		}
+	}
 }

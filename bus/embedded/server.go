@@ -29,6 +29,44 @@ type Config struct {
 	Cluster ClusterConfig
 	// Leaf makes the server a leaf node of a hub, or a hub of leaf nodes.
 	Leaf LeafConfig
+	// Users are the client users, each with the permissions of its role.
+	// Without users, any client may do anything (the server had better
+	// listen on loopback only: see Insecure). With users, the node
+	// connects in process as a user of its own, made up at start.
+	Users []User
+	// TLS, when set, makes client connections use TLS (and, with Verify,
+	// present a certificate the CA signed).
+	TLS *TLS
+	// Insecure lets a listener that other hosts can reach (not loopback)
+	// run without authentication; Start refuses it otherwise
+	// (ErrInsecure). Server.Insecure lists such listeners, for the node
+	// to warn about.
+	Insecure bool
+}
+
+// Server is a running embedded nats-server.
+type Server struct {
+	*server.Server
+	self nodeUser // the node's own user; empty without users
+	open []string // listeners open to other hosts without authentication
+}
+
+// Insecure lists the listeners other hosts can reach without
+// authentication (allowed by Config.Insecure): each deserves a warning.
+func (s *Server) Insecure() []string { return s.open }
+
+// Connect connects the node to its server in process (no TCP), as its own
+// user when the server has users.
+func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	all := []nats.Option{nats.InProcessServer(s.Server), nats.Name(name), nats.MaxReconnects(-1)}
+	if s.self.name != "" {
+		all = append(all, nats.UserInfo(s.self.name, s.self.password))
+	}
+	nc, err := nats.Connect("", append(all, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
+	}
+	return nc, nil
 }
 
 // Start starts an embedded nats-server that leaves signals to the
@@ -39,7 +77,7 @@ type Config struct {
 // runs), while the node itself connects in process (ConnectInProcess).
 // A clustered server is ready for connections before its JetStream is:
 // see WaitJetStream.
-func Start(cfg Config) (*server.Server, error) {
+func Start(cfg Config) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4222"
 	}
@@ -62,6 +100,14 @@ func Start(cfg Config) (*server.Server, error) {
 		opts.JetStream = true
 		opts.StoreDir = filepath.Clean(cfg.StoreDir)
 	}
+	open, err := cfg.checkExposure()
+	if err != nil {
+		return nil, fmt.Errorf("cannot start NATS server: %w", err)
+	}
+	self, err := cfg.applyAuth(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start NATS server: %w", err)
+	}
 	if err := cfg.applyCluster(opts); err != nil {
 		return nil, fmt.Errorf("cannot start NATS server: %w", err)
 	}
@@ -79,7 +125,7 @@ func Start(cfg Config) (*server.Server, error) {
 		s.Shutdown()
 		return nil, fmt.Errorf("cannot start NATS server on %s: not ready after 10s", cfg.Listen)
 	}
-	return s, nil
+	return &Server{Server: s, self: self, open: open}, nil
 }
 
 // serverLogger routes nats-server's log into slog.
@@ -91,13 +137,3 @@ func (l *serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprint
 func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-
-// ConnectInProcess connects to an embedded server without TCP.
-func ConnectInProcess(s *server.Server, name string, opts ...nats.Option) (*nats.Conn, error) {
-	all := append([]nats.Option{nats.InProcessServer(s), nats.Name(name), nats.MaxReconnects(-1)}, opts...)
-	nc, err := nats.Connect("", all...)
-	if err != nil {
-		return nil, fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
-	}
-	return nc, nil
-}

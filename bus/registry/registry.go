@@ -22,8 +22,8 @@ import (
 // discovery is live only (the nodes that answer now), and gone nodes are
 // not shown.
 
-// RegistryBucket is the KV bucket of the node registry.
-const Bucket = "CORRAL_NODES"
+// Bucket is the KV bucket of the node registry (bus.RegistryBucket).
+const Bucket = bus.RegistryBucket
 
 // DefaultHeartbeatInterval is how often a node announces itself unless
 // service.Config.HeartbeatInterval says otherwise.

@@ -62,7 +62,7 @@ func TestBadRequestIsErrBadRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	nc, err := embedded.ConnectInProcess(srv, "fake")
+	nc, err := srv.Connect("fake")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestStopAfterCloseIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	nc, err := embedded.ConnectInProcess(srv, "fake")
+	nc, err := srv.Connect("fake")
 	if err != nil {
 		t.Fatal(err)
 	}

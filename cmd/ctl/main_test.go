@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
+	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/service"
 	"github.com/corral-run/corral/internal/testnode"
 	"github.com/corral-run/corral/node"
@@ -76,7 +75,7 @@ type nodeSpec struct {
 
 // addNode starts a node on srv defining "sleeper" and "talker", sampling
 // stats every 100ms; it is stopped when the test ends.
-func addNode(t *testing.T, srv *server.Server, spec nodeSpec) *testNode {
+func addNode(t *testing.T, srv *embedded.Server, spec nodeSpec) *testNode {
 	t.Helper()
 	return &testNode{testnode.Start(t, srv, testnode.Spec{
 		ID: spec.id, JetStream: spec.jetstream, StatsInterval: 100 * time.Millisecond, Definitions: definitions,

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/corral-run/corral/bus"
@@ -28,7 +27,7 @@ import (
 type Daemon struct {
 	cfg *config.Config
 	log *slog.Logger
-	srv *server.Server // nil when connected to an external server
+	srv *embedded.Server // nil when connected to an external server
 	nc  *nats.Conn
 	svc *service.Service
 	sup *node.Supervisor
@@ -61,7 +60,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			return nil, err
 		}
-		d.nc, err = embedded.ConnectInProcess(d.srv, "corrald "+cfg.Node.ID)
+		d.nc, err = d.srv.Connect("corrald " + cfg.Node.ID)
 	} else {
 		d.nc, err = bus.Connect(cfg.NATS.URL, "corrald "+cfg.Node.ID, logger)
 	}

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/corral-run/corral/bus/catalog"
@@ -35,7 +34,7 @@ var Sleeper = node.Definition{Name: "sleeper", Command: "sleep", Args: []string{
 // Node is one real node.
 type Node struct {
 	URL  string // the server's client URL
-	Srv  *server.Server
+	Srv  *embedded.Server
 	Conn *nats.Conn // the node's own connection
 	Svc  *service.Service
 	Sup  *node.Supervisor
@@ -46,11 +45,25 @@ type Node struct {
 
 // StartServer starts an embedded NATS server on a random loopback port,
 // with JetStream or not, shut down when the test ends.
-func StartServer(t testing.TB, jetstream bool) *server.Server {
+func StartServer(t testing.TB, jetstream bool) *embedded.Server {
 	t.Helper()
-	cfg := embedded.Config{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)}
-	if jetstream {
-		cfg.JetStream, cfg.StoreDir = true, t.TempDir()
+	return StartServerWith(t, embedded.Config{JetStream: jetstream})
+}
+
+// StartServerWith starts an embedded NATS server configured by cfg
+// (Listen defaults to a random loopback port, Logger to nothing, and
+// JetStream stores in a temporary directory), shut down when the test
+// ends.
+func StartServerWith(t testing.TB, cfg embedded.Config) *embedded.Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:-1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.JetStream && cfg.StoreDir == "" {
+		cfg.StoreDir = t.TempDir()
 	}
 	srv, err := embedded.Start(cfg)
 	if err != nil {
@@ -91,9 +104,9 @@ func Context(t testing.TB) context.Context {
 }
 
 // Start starts a node on srv; it is stopped when the test ends.
-func Start(t testing.TB, srv *server.Server, spec Spec) *Node {
+func Start(t testing.TB, srv *embedded.Server, spec Spec) *Node {
 	t.Helper()
-	nc, err := embedded.ConnectInProcess(srv, spec.ID)
+	nc, err := srv.Connect(spec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +167,7 @@ func Start(t testing.TB, srv *server.Server, spec Spec) *Node {
 	if err := svc.Serve(sup); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := nats.Connect(srv.ClientURL())
+	cc, err := srv.Connect(spec.ID + " control") // in process, as the node's own user when the server has users
 	if err != nil {
 		t.Fatal(err)
 	}
