@@ -26,9 +26,10 @@ const stopGrace = 30 * time.Second
 
 // app holds the global flags and the connection shared by the commands.
 type app struct {
-	server  string
+	conn    bus.ClientOptions // --server, --user, --context… as the nats CLI takes them
 	timeout time.Duration
 	json    bool
+	lookup  func(string) (string, bool) // the environment
 
 	nc *nats.Conn
 }
@@ -36,7 +37,7 @@ type app struct {
 // run executes one command line and returns the exit status: 0, 1 for a
 // failure, 2 for a usage error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a := &app{}
+	a := &app{lookup: os.LookupEnv}
 	root := a.rootCmd()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -81,12 +82,17 @@ arguments or values, found before anything is sent).`,
 		// For "did you mean" on an unknown command.
 		SuggestionsMinimumDistance: 2,
 	}
-	server := os.Getenv("NATS_URL")
-	if server == "" {
-		server = defaultServer
-	}
 	f := root.PersistentFlags()
-	f.StringVar(&a.server, "server", server, "NATS server URL(s), comma-separated; $NATS_URL sets the default")
+	f.StringVarP(&a.conn.Servers, "server", "s", "", "NATS server URL(s), comma-separated (default $NATS_URL, the context's, or "+defaultServer+")")
+	f.StringVar(&a.conn.Context, "context", "", "a nats CLI context to connect with (default $NATS_CONTEXT)")
+	f.StringVar(&a.conn.User, "user", "", "user name (default $NATS_USER)")
+	f.StringVar(&a.conn.Password, "password", "", "password (default $NATS_PASSWORD)")
+	f.StringVar(&a.conn.Creds, "creds", "", "user credentials file (default $NATS_CREDS)")
+	f.StringVar(&a.conn.Nkey, "nkey", "", "user nkey seed file (default $NATS_NKEY)")
+	f.StringVar(&a.conn.TLSCert, "tlscert", "", "TLS client certificate file")
+	f.StringVar(&a.conn.TLSKey, "tlskey", "", "TLS client key file")
+	f.StringVar(&a.conn.TLSCA, "tlsca", "", "TLS certificate authority file, to verify the server")
+	f.StringVar(&a.conn.InboxPrefix, "inbox-prefix", "", "reply subject prefix (default _INBOX_<user> when signed in as a user)")
 	f.DurationVar(&a.timeout, "timeout", 5*time.Second, "how long to wait for the connection and for each answer")
 	f.BoolVar(&a.json, "json", false, "print the replies as JSON")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usage(cmd, "%v", err) })
@@ -105,8 +111,19 @@ func (a *app) control() (*control.Control, error) {
 		if a.timeout <= 0 {
 			return nil, fmt.Errorf("--timeout must be positive, got %v", a.timeout)
 		}
-		nc, err := bus.Connect(a.server, "corralctl", slog.New(slog.DiscardHandler),
-			nats.RetryOnFailedConnect(false), nats.Timeout(a.timeout))
+		o, err := a.conn.FromEnv(a.lookup).WithContext()
+		if err != nil {
+			return nil, err
+		}
+		if o.Servers == "" {
+			o.Servers = defaultServer
+		}
+		opts, err := o.NATSOptions()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.RetryOnFailedConnect(false), nats.Timeout(a.timeout), nats.PermissionErrOnSubscribe(true))
+		nc, err := bus.Connect(o.Servers, "corralctl", slog.New(slog.DiscardHandler), opts...)
 		if err != nil {
 			return nil, err
 		}
