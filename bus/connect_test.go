@@ -78,10 +78,10 @@ func TestNATSOptionsRefuseWhatCannotWork(t *testing.T) {
 
 func TestRedactURLs(t *testing.T) {
 	for in, want := range map[string]string{
-		"nats://a:4222":                            "nats://a:4222",
-		"nats://ops:s3cret@a:4222":                 "nats://ops:xxxxx@a:4222",
-		"nats://tok3n@a:4222":                      "nats://xxxxx@a:4222",
-		"nats://u:p@a:4222, nats://b:4222":         "nats://u:xxxxx@a:4222,nats://b:4222",
+		"nats://a:4222":                           "nats://a:4222",
+		"nats://ops:s3cret@a:4222":                "nats://ops:xxxxx@a:4222",
+		"nats://tok3n@a:4222":                     "nats://xxxxx@a:4222",
+		"nats://u:p@a:4222, nats://b:4222":        "nats://u:xxxxx@a:4222,nats://b:4222",
 		"tls://u:p%40ss@a:4222,nats://v:q@b:4222": "tls://u:xxxxx@a:4222,nats://v:xxxxx@b:4222",
 	} {
 		got := bus.RedactURLs(in)
