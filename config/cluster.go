@@ -25,6 +25,11 @@ type ClusterConfig struct {
 	// Every member may be given the same full list: a route to itself is
 	// ignored. Without JetStream a seed member may list none.
 	Routes []string
+	// User and Password authenticate routes: a server that does not give
+	// them cannot join. TLS ([nats.cluster.tls]) encrypts routes; with
+	// verify, a server needs a certificate the CA signed to join.
+	User, Password string
+	TLS            *TLSConfig
 }
 
 // LeafConfig is the [nats.leaf] table: the embedded server as a leaf node
@@ -37,6 +42,12 @@ type LeafConfig struct {
 	// Listen is where the embedded server accepts leaf nodes, host:port.
 	// Empty (the default): it accepts none.
 	Listen string
+	// User and Password: a hub asks them of its leaf nodes, a leaf node
+	// gives them to its hub. TLS ([nats.leaf.tls]) encrypts leaf
+	// connections; with verify, a hub refuses leaf nodes without a
+	// certificate the CA signed.
+	User, Password string
+	TLS            *TLSConfig
 }
 
 // DefaultClusterName is the default of nats.cluster.name.
@@ -51,7 +62,10 @@ var (
 // subTables are the tables inside [node] and [nats] whose keys are
 // settings of their own (nats.cluster.listen): the file's values are read
 // from them like those of [nats].
-var subTables = map[string]bool{"nats.cluster": true, "nats.leaf": true}
+var subTables = map[string]bool{
+	"nats.cluster": true, "nats.leaf": true,
+	"nats.tls": true, "nats.cluster.tls": true, "nats.leaf.tls": true,
+}
 
 // subTableValues checks the keys of a sub-table (see subTables) of the
 // file and returns its values for viper.
@@ -63,6 +77,14 @@ func subTableValues(key string, val any, kinds map[string]valueKind) (map[string
 	values := map[string]any{}
 	for _, k := range sortedKeys(table) {
 		sub := key + "." + k
+		if subTables[sub] {
+			inner, err := subTableValues(sub, table[k], kinds)
+			if err != nil {
+				return nil, err
+			}
+			values[k] = inner
+			continue
+		}
 		kind, ok := kinds[sub]
 		if !ok {
 			return nil, &KeyError{Key: sub, Err: ErrUnknownKey}

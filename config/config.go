@@ -55,6 +55,9 @@ type NodeConfig struct {
 	// corral.node.<id>.heartbeat and in the node registry; a node that
 	// misses three heartbeats is gone. Default 2s, at least 100ms.
 	HeartbeatInterval time.Duration
+	// RemoteDefinitions lets operators define processes over the control
+	// plane (corral.node.<id>.define). Default false: define answers 403.
+	RemoteDefinitions bool
 	// Labels are the [node.labels] table (or CORRAL_NODE_LABELS="k=v,…"),
 	// matched by spawn placement; nil when there are none. Keys and values
 	// are subject tokens.
@@ -102,6 +105,18 @@ type NATSConfig struct {
 	Cluster ClusterConfig
 	// Leaf is [nats.leaf]: the embedded server as a leaf node or a hub.
 	Leaf LeafConfig
+	// Users are [[nats.users]]: the embedded server's client users, each
+	// with a role. None: any client may do anything (loopback only,
+	// unless Insecure).
+	Users []User
+	// TLS is [nats.tls]: the embedded server's client TLS, or the node's
+	// TLS as a client of external servers.
+	TLS *TLSConfig
+	// Client is how the node signs in to external servers (with URL).
+	Client ClientAuth
+	// Insecure lets the embedded server listen where other hosts reach
+	// it without authentication (with a warning at every start).
+	Insecure bool
 }
 
 // Embedded reports whether corrald should run its own NATS server.

@@ -18,12 +18,17 @@
 //
 //	[node]  id, data_dir, socket_dir, transport, log_level, log_format,
 //	        max_line_bytes, stats_interval, retention, retention_max,
-//	        shutdown, heartbeat_interval
+//	        shutdown, heartbeat_interval, remote_definitions
 //	[node.labels]  key = "value" pairs, matched by spawn placement
 //	[nats]  url, listen, jetstream, durable, stream_max_age,
-//	        stream_max_bytes, stream_replicas, publish_buffer
-//	[nats.cluster]  name, listen, routes (the embedded server joins a NATS cluster)
-//	[nats.leaf]     remotes, listen (the embedded server as a leaf node, or a hub)
+//	        stream_max_bytes, stream_replicas, publish_buffer, insecure,
+//	        creds, nkey, user, password, token
+//	[[nats.users]]  user, password, nkey, role (the embedded server's users)
+//	[nats.tls]      cert, key, ca, verify
+//	[nats.cluster]  name, listen, routes, user, password (the embedded server joins a NATS cluster)
+//	[nats.cluster.tls]  cert, key, ca, verify
+//	[nats.leaf]     remotes, listen, user, password (the embedded server as a leaf node, or a hub)
+//	[nats.leaf.tls]     cert, key, ca, verify
 //	[processes.<name>]  command, args, cwd, env, heartbeat_timeout,
 //	                    auto_restart, max_restarts, restart, restart_delay,
 //	                    restart_delay_max, restart_reset_after, stop_signal,

@@ -25,11 +25,12 @@ func allKeys() map[string][]string {
 	for k := range limitKeys {
 		out["processes.*.limits"] = append(out["processes.*.limits"], k)
 	}
+	out[usersKey] = append(out[usersKey], userKeys...)
 	return out
 }
 
 var (
-	tableLine = regexp.MustCompile(`^#?\s*\[([a-z_.]+)\]\s*$`)
+	tableLine = regexp.MustCompile(`^#?\s*\[\[?([a-z_.]+)\]\]?\s*$`)
 	keyLine   = regexp.MustCompile(`^#?\s*([a-z_]+)\s*=`)
 )
 
@@ -89,7 +90,7 @@ func TestDocListsEveryKey(t *testing.T) {
 	// continued on indented lines.
 	listed := map[string]map[string]bool{}
 	table := ""
-	header := regexp.MustCompile(`^//\t\[([a-z_.<>]+)\]\s+(.*)$`)
+	header := regexp.MustCompile(`^//\t\[\[?([a-z_.<>]+)\]\]?\s+(.*)$`)
 	more := regexp.MustCompile(`^//\t\s+([a-z_, ]+)$`)
 	word := regexp.MustCompile(`[a-z_]+`)
 	for _, line := range strings.Split(string(b), "\n") {

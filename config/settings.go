@@ -59,6 +59,7 @@ var settings = []setting{
 	{"node.retention_max", kindInt, DefaultRetentionMax},
 	{"node.shutdown", kindString, string(DefaultShutdown)},
 	{"node.heartbeat_interval", kindString, DefaultHeartbeatInterval},
+	{"node.remote_definitions", kindBool, false},
 	{"nats.url", kindServers, ""},
 	{"nats.listen", kindString, DefaultNATSListen},
 	{"nats.jetstream", kindBool, DefaultJetStream},
@@ -67,11 +68,33 @@ var settings = []setting{
 	{"nats.stream_max_bytes", kindInt, DefaultStreamMaxBytes},
 	{"nats.stream_replicas", kindInt, DefaultStreamReplicas},
 	{"nats.publish_buffer", kindInt, DefaultPublishBuffer},
+	{"nats.insecure", kindBool, false},
+	{"nats.creds", kindString, ""},
+	{"nats.nkey", kindString, ""},
+	{"nats.user", kindString, ""},
+	{"nats.password", kindString, ""},
+	{"nats.token", kindString, ""},
+	{"nats.tls.cert", kindString, ""},
+	{"nats.tls.key", kindString, ""},
+	{"nats.tls.ca", kindString, ""},
+	{"nats.tls.verify", kindBool, false},
 	{"nats.cluster.name", kindString, DefaultClusterName},
 	{"nats.cluster.listen", kindString, ""},
 	{"nats.cluster.routes", kindServers, ""},
+	{"nats.cluster.user", kindString, ""},
+	{"nats.cluster.password", kindString, ""},
+	{"nats.cluster.tls.cert", kindString, ""},
+	{"nats.cluster.tls.key", kindString, ""},
+	{"nats.cluster.tls.ca", kindString, ""},
+	{"nats.cluster.tls.verify", kindBool, false},
 	{"nats.leaf.remotes", kindServers, ""},
 	{"nats.leaf.listen", kindString, ""},
+	{"nats.leaf.user", kindString, ""},
+	{"nats.leaf.password", kindString, ""},
+	{"nats.leaf.tls.cert", kindString, ""},
+	{"nats.leaf.tls.key", kindString, ""},
+	{"nats.leaf.tls.ca", kindString, ""},
+	{"nats.leaf.tls.verify", kindBool, false},
 }
 
 // Bounds of node.max_line_bytes: a line must hold a message envelope, and
@@ -106,8 +129,8 @@ func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (N
 		values := map[string]any{}
 		for _, k := range sortedKeys(table) {
 			key := section + "." + k
-			if key == labelsKey {
-				continue // a table of its own: see parseLabels
+			if key == labelsKey || key == usersKey {
+				continue // tables of their own: see parseLabels, parseUsers
 			}
 			if subTables[key] {
 				sub, err := subTableValues(key, table[k], kinds)
@@ -156,6 +179,9 @@ func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (N
 	}
 	nc, err := r.nats(n)
 	if err != nil {
+		return NodeConfig{}, NATSConfig{}, err
+	}
+	if err := r.natsSecurity(&nc, doc); err != nil {
 		return NodeConfig{}, NATSConfig{}, err
 	}
 	return n, nc, nil
@@ -324,6 +350,9 @@ func (r layers) node() (NodeConfig, error) {
 	}
 
 	if n.HeartbeatInterval, err = r.duration("node.heartbeat_interval", MinHeartbeatInterval); err != nil {
+		return n, err
+	}
+	if n.RemoteDefinitions, err = r.boolean("node.remote_definitions"); err != nil {
 		return n, err
 	}
 

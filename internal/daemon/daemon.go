@@ -51,20 +51,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create data directory: %w", err)
 	}
-	if cfg.NATS.Embedded() {
-		d.srv, err = embedded.Start(embedded.Config{
-			Name: cfg.Node.ID, Listen: cfg.NATS.Listen, JetStream: cfg.NATS.JetStream,
-			StoreDir: cfg.Node.DataDir, Logger: logger,
-			Cluster: clusterConfig(cfg.NATS), Leaf: leafConfig(cfg.NATS),
-		})
-		if err != nil {
-			return nil, err
-		}
-		d.nc, err = d.srv.Connect("corrald " + cfg.Node.ID)
-	} else {
-		d.nc, err = bus.Connect(cfg.NATS.URL, "corrald "+cfg.Node.ID, logger)
-	}
-	if err != nil {
+	if err := d.connect(logger); err != nil {
 		return nil, err
 	}
 	d.svc = service.New(d.nc, service.Config{
@@ -95,7 +82,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
 	if err := d.svc.Serve(d.sup); err != nil {
 		return nil, err
 	}
-	d.log.Info("node started", "nats", d.ClientURL(), "definitions", len(cfg.Processes))
+	d.log.Info("node started", "nats", bus.RedactURLs(d.ClientURL()), "definitions", len(cfg.Processes))
 	return d, nil
 }
 

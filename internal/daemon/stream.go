@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/corral-run/corral/bus"
-	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/relay"
 	"github.com/corral-run/corral/config"
 )
@@ -28,16 +27,6 @@ func relayConfig(cfg *config.Config) relay.Config {
 	}
 	return relay.Config{Durable: n.Durable, Buffer: n.PublishBuffer,
 		Stream: &relay.StreamConfig{MaxAge: n.StreamMaxAge, MaxBytes: n.StreamMaxBytes, Replicas: replicas}}
-}
-
-// clusterConfig is the embedded server's [nats.cluster].
-func clusterConfig(n config.NATSConfig) embedded.ClusterConfig {
-	return embedded.ClusterConfig{Name: n.Cluster.Name, Listen: n.Cluster.Listen, Routes: n.Cluster.Routes}
-}
-
-// leafConfig is the embedded server's [nats.leaf].
-func leafConfig(n config.NATSConfig) embedded.LeafConfig {
-	return embedded.LeafConfig{Remotes: n.Leaf.Remotes, Listen: n.Leaf.Listen}
 }
 
 // setUpStream ensures the event stream before any child can speak. The
