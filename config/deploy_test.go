@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/corral-run/corral/config"
@@ -27,11 +28,33 @@ func TestDeployConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			c, err := config.Parse(f, nil)
+			// The secrets the host files leave to the environment.
+			env := map[string]string{}
+			if !strings.HasPrefix(filepath.Base(path), "local-") {
+				env = map[string]map[string]string{"cluster-embedded": {"CORRAL_NATS_CLUSTER_PASSWORD": "s"},
+					"cluster-external": {"CORRAL_NATS_PASSWORD": "s"},
+					"leaf":             {"CORRAL_NATS_LEAF_PASSWORD": "s"}}[filepath.Base(filepath.Dir(path))]
+			}
+			c, err := config.Parse(f, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 			if err != nil {
 				t.Fatal(err)
 			}
 			n := c.NATS
+			// Every file signs in and uses TLS: clients, routes, leaf nodes.
+			switch {
+			case n.Embedded() && len(n.Leaf.Remotes) == 0 && (len(n.Users) == 0 || n.TLS == nil):
+				t.Error("clients of the embedded server do not sign in over TLS")
+			case n.Embedded() && len(n.Leaf.Remotes) > 0 && !strings.HasPrefix(n.Listen, "127.0.0.1:"):
+				t.Error("an edge's own listener is for local clients only")
+			case !n.Embedded() && (n.Client.User == "" || n.Client.Password == "" || n.TLS == nil):
+				t.Errorf("the node does not sign in over TLS: %+v", n.Client)
+			case n.Cluster.Listen != "" && (n.Cluster.User == "" || n.Cluster.TLS == nil || !n.Cluster.TLS.Verify):
+				t.Errorf("routes are not authenticated: %+v", n.Cluster)
+			case n.Leaf.Listen != "" && (n.Leaf.User == "" || n.Leaf.TLS == nil || !n.Leaf.TLS.Verify):
+				t.Errorf("leaf nodes are not authenticated: %+v", n.Leaf)
+			case len(n.Leaf.Remotes) > 0 && (n.Leaf.User == "" || n.Leaf.TLS == nil || n.Leaf.TLS.Cert == ""):
+				t.Errorf("the leaf connection does not sign in: %+v", n.Leaf)
+			}
 			switch filepath.Base(filepath.Dir(path)) {
 			case "cluster-embedded":
 				if !n.Embedded() || n.Cluster.Listen == "" || len(n.Cluster.Routes) != 3 || !n.JetStream {

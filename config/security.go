@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/nats-io/nkeys"
@@ -131,7 +130,8 @@ func containsString(list []string, s string) bool {
 }
 
 // tls reads the [<prefix>.tls] table: nil when it sets nothing. A
-// certificate needs its key; every file must be readable.
+// certificate needs its key. The files are read when the node starts (a
+// configuration is checked where they may not exist yet).
 func (r layers) tls(prefix string, server bool) (*TLSConfig, error) {
 	t := &TLSConfig{Cert: r.str(prefix + ".tls.cert"), Key: r.str(prefix + ".tls.key"), CA: r.str(prefix + ".tls.ca")}
 	var err error
@@ -151,25 +151,7 @@ func (r layers) tls(prefix string, server bool) (*TLSConfig, error) {
 	case t.Verify && t.CA == "":
 		return nil, r.fail(prefix+".tls.ca", errors.New("is required with verify = true: the CA that signs the peers' certificates"))
 	}
-	for _, f := range []struct{ key, path string }{{"cert", t.Cert}, {"key", t.Key}, {"ca", t.CA}} {
-		if err := readable(f.path); err != nil {
-			return nil, r.fail(prefix+".tls."+f.key, err)
-		}
-	}
 	return t, nil
-}
-
-// readable checks that a file named in the configuration can be read
-// ("" is fine: not given).
-func readable(path string) error {
-	if path == "" {
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
-	}
-	return f.Close()
 }
 
 // natsSecurity reads the authentication and TLS keys of [nats], checking
@@ -208,11 +190,6 @@ func (r layers) natsSecurity(c *NATSConfig, doc map[string]any) error {
 		return r.fail("nats.user", errors.New("give one way to sign in: creds, nkey, user and password, or token"))
 	case c.Client.Password != "" && c.Client.User == "":
 		return r.fail("nats.user", errors.New("is required with nats.password"))
-	}
-	for _, f := range []struct{ key, path string }{{"nats.creds", c.Client.Creds}, {"nats.nkey", c.Client.Nkey}} {
-		if err := readable(f.path); err != nil {
-			return r.fail(f.key, err)
-		}
 	}
 	if c.TLS, err = r.tls("nats", c.Embedded()); err != nil {
 		return err
