@@ -122,7 +122,8 @@ func (a *app) control() (*control.Control, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, nats.RetryOnFailedConnect(false), nats.Timeout(a.timeout), nats.PermissionErrOnSubscribe(true))
+		opts = append(opts, nats.RetryOnFailedConnect(false), nats.Timeout(a.timeout), nats.PermissionErrOnSubscribe(true),
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // what matters reaches the command as its error
 		nc, err := bus.Connect(o.Servers, "corralctl", slog.New(slog.DiscardHandler), opts...)
 		if err != nil {
 			return nil, err
