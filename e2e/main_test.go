@@ -110,6 +110,7 @@ type node struct {
 	cfgPath string
 	dataDir string
 	logPath string // corrald's stdout and stderr
+	ctlArgs []string // what corralctl needs besides --server: credentials, TLS
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once cmd.Wait has returned
 
@@ -123,7 +124,7 @@ type node struct {
 func startNode(t *testing.T) *node { return startNodeWith(t, "") }
 
 // startNodeWith is startNode with more TOML appended to the config.
-func startNodeWith(t *testing.T, extraTOML string) *node {
+func startNodeWith(t *testing.T, extraTOML string, ctlArgs ...string) *node {
 	t.Helper()
 	example, err := os.ReadFile(filepath.Join(repoDir, "config.example.toml"))
 	if err != nil {
@@ -144,7 +145,7 @@ func startNodeWith(t *testing.T, extraTOML string) *node {
 	t.Cleanup(func() { os.RemoveAll(dataDir) })
 	port := freePort(t)
 	n := &node{id: "e2e", port: port, url: fmt.Sprintf("nats://127.0.0.1:%d", port), cfgPath: cfgPath,
-		dataDir: dataDir, logPath: filepath.Join(cfgDir, "corrald.log")}
+		dataDir: dataDir, logPath: filepath.Join(cfgDir, "corrald.log"), ctlArgs: ctlArgs}
 	n.launch(t)
 	return n
 }
@@ -153,7 +154,7 @@ func startNodeWith(t *testing.T, extraTOML string) *node {
 // port as n (which must have exited), as a restarted node would.
 func (n *node) restart(t *testing.T) *node {
 	t.Helper()
-	m := &node{id: n.id, port: n.port, url: n.url, cfgPath: n.cfgPath, dataDir: n.dataDir, logPath: n.logPath + ".2"}
+	m := &node{id: n.id, port: n.port, url: n.url, cfgPath: n.cfgPath, dataDir: n.dataDir, logPath: n.logPath + ".2", ctlArgs: n.ctlArgs}
 	m.launch(t)
 	return m
 }
@@ -310,7 +311,8 @@ func (n *node) dumpLogs(t *testing.T) {
 func (n *node) runCtl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin("corralctl"), append([]string{"--server", n.url}, args...)...)
+	all := append(append([]string{"--server", n.url}, n.ctlArgs...), args...)
+	cmd := exec.CommandContext(ctx, bin("corralctl"), all...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = programEnv()

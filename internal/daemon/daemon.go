@@ -38,14 +38,14 @@ type Daemon struct {
 
 // Start brings a node up: NATS, supervisor with the configured
 // definitions, control service. On error everything started is stopped.
-func Start(cfg *config.Config, logger *slog.Logger) (d *Daemon, err error) {
+func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	d = &Daemon{cfg: cfg, log: logger.With("node", cfg.Node.ID)}
+	d := &Daemon{cfg: cfg, log: logger.With("node", cfg.Node.ID)}
 	defer func() {
 		if err != nil {
-			d.shutdownBus()
+			d.shutdownBus() // d, not the result: a failed Start returns nil
 		}
 	}()
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o750); err != nil {
