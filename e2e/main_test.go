@@ -109,7 +109,7 @@ type node struct {
 	port    int
 	cfgPath string
 	dataDir string
-	logPath string // corrald's stdout and stderr
+	logPath string   // corrald's stdout and stderr
 	ctlArgs []string // what corralctl needs besides --server: credentials, TLS
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once cmd.Wait has returned
