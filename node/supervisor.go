@@ -422,6 +422,9 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 			conns = append(conns, c)
 		}
 		p.mu.Unlock()
+		if p.listener == nil { // a lost process's record: it never had a socket here
+			continue
+		}
 		if ul, ok := p.listener.(*net.UnixListener); ok {
 			ul.SetUnlinkOnClose(false) // the next node replaces it
 		}
