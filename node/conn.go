@@ -47,7 +47,7 @@ func (p *process) acceptLoop() {
 			go c.writeLoop()
 		}, func() { c.nc.Close() })
 		p.mu.Lock()
-		if p.status.Finished() {
+		if p.st.status().Finished() {
 			p.mu.Unlock()
 			nc.Close()
 			continue
