@@ -50,10 +50,10 @@
 //     perform (process.go) carries out the rest once the lock is released,
 //     and finish (process.go) reports every end, whether the reaper saw the
 //     exit (wait) or adopt found the process dead (lost).
-//   - A child's line is read in conn.go (readLoop, with a bounded line
-//     reader), decoded and acted on in handle.go (handle, dispatch); a
-//     connected or heartbeat message becomes a heartbeat event
-//     (watchdog.go heartbeat).
+//   - A child's line is read in conn.go (readLoop, with wire.ReadLine, the
+//     bounded line reader), decoded and acted on in handle.go (handle,
+//     dispatch); a connected or heartbeat message becomes a heartbeat
+//     event (watchdog.go heartbeat).
 //   - A late heartbeat kills a process when the heartbeat timer fires
 //     (watchdog.go heartbeatDue): step's evHeartbeatDue case finds it late
 //     by twice the timeout, perform reports process.watchdog.killed and
