@@ -37,6 +37,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./client/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./client/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzReadLine$$' -fuzztime $(FUZZTIME) ./client/wire
 	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' client/*_test.go | sed 's/func //'); do \
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./client || exit 1; done
 	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' schema/*_test.go | sed 's/func //'); do \

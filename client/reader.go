@@ -12,10 +12,6 @@ import (
 	"github.com/corral-run/corral/client/wire"
 )
 
-// errLineTooLong reports a line from the node longer than the limit; the
-// line is skipped and the reader goes on with the next.
-var errLineTooLong = errors.New("line too long")
-
 // maxAnswerBatch bounds how many answers the reader gathers before it
 // hands them to their Emits.
 const maxAnswerBatch = 512
@@ -40,8 +36,8 @@ func (c *Client) readLoop(s *session) {
 	var long []byte
 	batch := make([]answer, 0, 64)
 	for {
-		line, err := readLine(r, c.opts.maxLineBytes, &long)
-		if err != nil && !errors.Is(err, errLineTooLong) {
+		line, err := wire.ReadLine(r, c.opts.maxLineBytes, &long)
+		if err != nil && !errors.Is(err, wire.ErrLineTooLong) {
 			c.answer(batch)
 			if errors.Is(err, io.EOF) {
 				err = errors.New("the node closed the connection")
@@ -150,47 +146,4 @@ func parseAnswer(line []byte) (answer, bool) {
 		a.id = id
 	}
 	return a, true
-}
-
-// readLine returns the next line without its newline. The line is valid
-// until the next call. A line longer than max is skipped whole and
-// reported as errLineTooLong; buf holds the pieces of lines longer than
-// the reader's buffer.
-func readLine(r *bufio.Reader, max int, buf *[]byte) ([]byte, error) {
-	frag, err := r.ReadSlice('\n')
-	if err == nil {
-		if len(frag)-1 > max {
-			return nil, errLineTooLong
-		}
-		return frag[:len(frag)-1], nil
-	}
-	if !errors.Is(err, bufio.ErrBufferFull) {
-		return nil, err // a partial last line is dropped with the connection
-	}
-	acc := append((*buf)[:0], frag...)
-	tooLong := len(acc) > max
-	for {
-		frag, err = r.ReadSlice('\n')
-		if !tooLong {
-			acc = append(acc, frag...)
-			n := len(acc)
-			if err == nil {
-				n--
-			}
-			if n > max {
-				tooLong, acc = true, acc[:0]
-			}
-		}
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, err
-		}
-	}
-	*buf = acc[:0]
-	if tooLong {
-		return nil, errLineTooLong
-	}
-	return acc[:len(acc)-1], nil
 }

@@ -3,34 +3,11 @@ package client
 import (
 	"bufio"
 	"errors"
-	"io"
 	"strings"
 	"testing"
-)
 
-func TestReadLine(t *testing.T) {
-	const max = 40
-	long := strings.Repeat("x", 100)
-	input := "short\n" + long + "\n" + strings.Repeat("y", max) + "\n" + strings.Repeat("z", max+1) + "\nlast\npartial"
-	r := bufio.NewReaderSize(strings.NewReader(input), 16) // smaller than the lines
-	var buf []byte
-	for _, want := range []struct {
-		line string
-		err  error
-	}{
-		{"short", nil},
-		{"", errLineTooLong},
-		{strings.Repeat("y", max), nil},
-		{"", errLineTooLong},
-		{"last", nil},
-		{"", io.EOF},
-	} {
-		line, err := readLine(r, max, &buf)
-		if !errors.Is(err, want.err) || string(line) != want.line {
-			t.Fatalf("got %q, %v; want %q, %v", line, err, want.line, want.err)
-		}
-	}
-}
+	"github.com/corral-run/corral/client/wire"
+)
 
 func TestParseAnswer(t *testing.T) {
 	for _, tc := range []struct {
@@ -74,8 +51,8 @@ func FuzzReadLines(f *testing.F) {
 		r := bufio.NewReaderSize(strings.NewReader(string(input)), 16)
 		var buf []byte
 		for {
-			line, err := readLine(r, max, &buf)
-			if errors.Is(err, errLineTooLong) {
+			line, err := wire.ReadLine(r, max, &buf)
+			if errors.Is(err, wire.ErrLineTooLong) {
 				continue
 			}
 			if err != nil {

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -64,17 +63,10 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &process{
-		sup: s, def: def, id: r.ID, opts: SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd},
-		metadata: r.Metadata, socketPath: r.SocketPath, tcpPort: r.TCPPort, logPath: r.LogPath,
-		pid: r.PID, startTicks: r.StartTicks, startedAt: r.StartedAt, done: make(chan struct{}),
-		restarts: r.Restarts, failures: r.Failures, conns: make(map[*conn]struct{}),
-	}
-	if len(p.metadata) == 0 {
-		p.metadata = json.RawMessage("{}")
-	}
-	p.ref, _ = json.Marshal(api.ProcessRef{ProcessID: p.id, Name: def.Name})
-	p.eventPrefix = p.ref[:len(p.ref)-1]
+	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd},
+		lineage{restarts: r.Restarts, failures: r.Failures})
+	p.socketPath, p.tcpPort, p.logPath = r.SocketPath, r.TCPPort, r.LogPath
+	p.pid, p.startTicks, p.startedAt = r.PID, r.StartTicks, r.StartedAt
 
 	if !sameProcess(r.PID, r.StartTicks) {
 		s.lost(p)
@@ -88,11 +80,8 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 		return nil, err
 	}
 	now := time.Now()
-	p.status = api.StatusRunning
 	p.nextSample = nextTick(now, def.StatsInterval)
-	if lim := def.Limits.MaxRuntime; lim > 0 {
-		p.runtimeTimer = time.AfterFunc(max(lim-now.Sub(p.startedAt), 0), p.runtimeExceeded)
-	}
+	p.transition(event{kind: evStarted, at: now})
 	s.mu.Lock()
 	s.procs[p.id] = p
 	s.mu.Unlock()
@@ -128,30 +117,16 @@ func (s *Supervisor) definitionFor(info api.DefinitionInfo) (*definition, error)
 	return s.compile(d)
 }
 
-// lost reports a recorded process that died while no node watched it.
+// lost reports a recorded process that died while no node watched it:
+// it ends at once (crashed, exit code unknown), and auto-restart applies.
+// Its pid may belong to another process by now: nothing is signalled.
 func (s *Supervisor) lost(p *process) {
-	now := time.Now()
-	p.status, p.endedAt = api.StatusCrashed, now
-	p.errText = "exited while the node was down (exit code unknown)"
+	st, eff := p.transition(event{kind: evLost, at: time.Now()})
 	s.mu.Lock()
-	s.procs[p.id] = p
+	s.procs[p.id] = p // listed before its end is reported
 	s.mu.Unlock()
-	s.unpersist(p.id)
-	if p.socketPath != "" {
-		_ = os.Remove(p.socketPath)
-	}
-	name := p.def.Name
-	afterReport := p.scheduleRestart(api.StatusCrashed)
-	s.log.Warn("recorded process is gone", "process", p.id, "name", name, "pid", p.pid)
-	s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name,
-		Payload: api.Crashed{ProcessID: p.id, Name: name, Error: p.errText}})
-	if p.def.OnCrash != nil {
-		p.def.OnCrash(p.snapshot(), -1)
-	}
-	if afterReport != nil {
-		afterReport()
-	}
-	close(p.done)
+	s.log.Warn("recorded process is gone", "process", p.id, "name", p.def.Name, "pid", p.pid)
+	_ = p.perform(st, eff)
 }
 
 // relisten recreates the process's socket where the child expects it.

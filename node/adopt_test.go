@@ -269,3 +269,39 @@ func TestAdoptedChildThatNeverConnectedIsLeftToItsExit(t *testing.T) {
 		t.Errorf("status %s", got.Status)
 	}
 }
+
+func TestDetachAfterRecoveringALostProcess(t *testing.T) {
+	dirs := newNodeDirs(t)
+	a, recA := startSupervisor(t, dirs, nil)
+	p, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recA.wait(t, node.KindConnected, p.ID)
+	detach(t, a)
+	t.Cleanup(func() { syscall.Kill(-p.PID, syscall.SIGKILL) })
+	// Its pid now "belongs" to another process, so the next node finds it lost.
+	path := filepath.Join(dirs.state, p.ID+".json")
+	var rec map[string]any
+	b0, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b0, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["startTicks"] = rec["startTicks"].(float64) + 1
+	b1, _ := json.Marshal(rec)
+	if err := os.WriteFile(path, b1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b, recB := startSupervisor(t, dirs, nil)
+	if res := b.Recover(); len(res.Lost) != 1 {
+		t.Fatalf("recover: %+v", res)
+	}
+	recB.wait(t, node.KindCrashed, p.ID)
+	// The lost process is listed (crashed) and has no socket: detaching the
+	// node must step over it.
+	detach(t, b)
+}

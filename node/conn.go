@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"sync"
+
+	"github.com/corral-run/corral/client/wire"
 )
 
 // conn is one open connection from a child to its process's socket. Each
@@ -47,7 +49,7 @@ func (p *process) acceptLoop() {
 			go c.writeLoop()
 		}, func() { c.nc.Close() })
 		p.mu.Lock()
-		if p.status.Finished() {
+		if p.st.status().Finished() {
 			p.mu.Unlock()
 			nc.Close()
 			continue
@@ -80,9 +82,11 @@ func (c *conn) readLoop() {
 	r := bufio.NewReaderSize(c.nc, readBufferSize)
 	max := c.p.sup.cfg.MaxLineBytes
 	for {
-		line, err := readLine(r, max)
+		// No kept buffer: a long line's is dropped once it is handled, so
+		// an idle child costs only r.
+		line, err := wire.ReadLine(r, max, nil)
 		switch {
-		case errors.Is(err, errLineTooLong):
+		case errors.Is(err, wire.ErrLineTooLong):
 			c.tooLong()
 			continue
 		case err != nil:
@@ -91,7 +95,7 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
-		line = bytes.TrimRight(line, "\r\n")
+		line = bytes.TrimRight(line, "\r") // a CRLF line
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
@@ -102,48 +106,10 @@ func (c *conn) readLoop() {
 	}
 }
 
-var errLineTooLong = errors.New("line too long")
-
 // readBufferSize is each connection's read buffer: small, because a node
 // holds one per child (1,000 idle children cost 8 MiB), yet a read still
 // carries dozens of typical lines. Longer lines are assembled separately.
 const readBufferSize = 8 << 10
-
-// readLine returns the next line, newline included, valid until the next
-// call. A line longer than max bytes (without its newline) is consumed whole
-// and reported as errLineTooLong, without buffering more than max bytes.
-func readLine(r *bufio.Reader, max int) ([]byte, error) {
-	frag, err := r.ReadSlice('\n')
-	if err == nil {
-		if len(frag)-1 > max {
-			return nil, errLineTooLong
-		}
-		return frag, nil
-	}
-	if !errors.Is(err, bufio.ErrBufferFull) {
-		return nil, err // a partial line at EOF is dropped with the connection
-	}
-	var long []byte
-	tooLong := false
-	for {
-		if !tooLong {
-			long = append(long, frag...)
-			if len(long) > max {
-				tooLong, long = true, nil
-			}
-		}
-		frag, err = r.ReadSlice('\n')
-		switch {
-		case err == nil:
-			if tooLong || len(long)+len(frag)-1 > max {
-				return nil, errLineTooLong
-			}
-			return append(long, frag...), nil
-		case !errors.Is(err, bufio.ErrBufferFull):
-			return nil, err
-		}
-	}
-}
 
 // detach removes the connection from its process once reading has ended.
 func (c *conn) detach() {

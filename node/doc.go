@@ -7,4 +7,58 @@
 // world goes to a Reporter (implemented by package bus), and the bus drives
 // it through the Supervisor's methods. So the supervisor can be tested
 // without a broker.
+//
+// # The life of a managed process
+//
+//	spawned (start)      found alive (adopt)
+//	       └──────────┬──────────┘
+//	                  ▼
+//	┌────────────────────────────────────┐  heartbeat late by the timeout:
+//	│ running        on time ⇄ stale     │  stale (reported once per episode);
+//	└────────────────────────────────────┘  a heartbeat: on time again
+//	   │ stop            │ limit, or heartbeat late by twice
+//	   │                 │ the timeout: the watchdog kills it
+//	   ▼                 ▼
+//	┌────────────────────────────────────┐  why: a stop asked, or the watchdog
+//	│ stopping                           │  and its reason; the kill timer
+//	└────────────────────────────────────┘  SIGKILLs the group after the timeout
+//
+//	running, stopping ──exited──┐        found dead (adopt) ──lost──┐
+//	                            ▼                                   ▼
+//	        auto-restart? (a crash, or any exit under "always"; never after a stop)
+//	            │ yes                                │ no, or the budget is
+//	            ▼                                    │ spent: restart_limit
+//	       ┌─────────┐  restart due: respawn         │
+//	       │ backoff │  stop, Close, Detach: cancel  │
+//	       └─────────┘                               │
+//	            ▼                                    ▼
+//	┌────────────────────────────────────────────────────────────┐
+//	│ exited: stopped or crashed, as why and the exit code say   │
+//	└────────────────────────────────────────────────────────────┘
+//
+//	running, stopping ──Detach──► detached: no timers, sockets closed;
+//	                              its exit is the next node's to report
+//
+// The wire status (api.Status) is derived from the phase: running (stale
+// or not) → running; stopping → stopping; backoff and exited → stopped or
+// crashed; detached → as it was. There is no "starting": a process is
+// registered once its child runs.
+//
+// Where things happen:
+//   - A state changes only in lifecycle.go: transition runs step, the
+//     transition table, under the process's lock and sets its timers;
+//     perform (process.go) carries out the rest once the lock is released,
+//     and finish (process.go) reports every end, whether the reaper saw the
+//     exit (wait) or adopt found the process dead (lost).
+//   - A child's line is read in conn.go (readLoop, with wire.ReadLine, the
+//     bounded line reader), decoded and acted on in handle.go (handle,
+//     dispatch); a connected or heartbeat message becomes a heartbeat
+//     event (watchdog.go heartbeat).
+//   - A late heartbeat kills a process when the heartbeat timer fires
+//     (watchdog.go heartbeatDue): step's evHeartbeatDue case finds it late
+//     by twice the timeout, perform reports process.watchdog.killed and
+//     sends the stop signal to the group, and the kill timer
+//     (stopTimeoutPassed) sends SIGKILL once the stop timeout has passed.
+//   - Hard limits: the runtime timer (watchdog.go) and the sampler
+//     (stats.go) raise evLimit.
 package node

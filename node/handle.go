@@ -129,9 +129,7 @@ func (c *conn) dispatch(msg *wire.Message) error {
 		return err
 	case wire.TypeDisconnecting:
 		s.log.Debug("child disconnecting", "process", p.id, "name", def.Name)
-		p.mu.Lock()
-		p.saidGoodbye = true
-		p.mu.Unlock()
+		_ = p.on(event{kind: evGoodbye})
 		c.callOnMessage(msg)
 		return nil
 	}

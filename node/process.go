@@ -21,14 +21,14 @@ import (
 
 // process is the record of one managed child. Fields above mu never change
 // after start; fields below it are guarded by it. mu is never held across
-// I/O or callbacks.
+// I/O or callbacks. Its state changes only in lifecycle.go.
 type process struct {
 	sup        *Supervisor
 	def        *definition
 	id         string
 	opts       SpawnOptions
 	metadata   json.RawMessage
-	listener   net.Listener
+	listener   net.Listener // nil for a lost process (adopt found it dead)
 	socketPath string
 	tcpPort    int
 	logPath    string
@@ -43,40 +43,23 @@ type process struct {
 	// brace, the start of every custom event payload. Both are read-only.
 	ref         []byte
 	eventPrefix []byte
-
-	mu     sync.Mutex
-	status api.Status
-	// restarts counts every restart of this lineage (what ps shows);
+	// lin: restarts counts every restart of this lineage (what ps shows);
 	// failures counts consecutive crashes, the auto-restart budget.
-	restarts      int
-	failures      int
-	lastHeartbeat time.Time
-	// Heartbeat watchdog: armed at the first connected message.
-	hbTimer *time.Timer
-	stale   bool
-	// watchdogReason is set when the watchdog kills the process (heartbeat
-	// or a limit name); such an exit is a crash whatever its code.
-	watchdogReason string
-	runtimeTimer   *time.Timer
+	lin lineage
+
+	mu sync.Mutex
+	st state // where it is in its life (lifecycle.go)
+	// Timers, armed and stopped only by apply (lifecycle.go).
+	runtimeTimer *time.Timer // max_runtime
+	hbTimer      *time.Timer // the heartbeat watchdog, from the first connection
+	killTimer    *time.Timer // SIGKILL after the stop timeout
+	restartTimer *time.Timer // a pending auto-restart (backoff)
 	// Stats sampled by the node.
 	lastStats  *wire.Stats
 	cpuOver    int       // consecutive samples over max_cpu_percent
 	nextSample time.Time // when the sampler is due to look at it
-	// restartTimer is a pending auto-restart of this (finished) process.
-	restartTimer  *time.Timer
-	exitCode      *int
-	errText       string
-	endedAt       time.Time
-	stopRequested bool
-	killTimer     *time.Timer
-	conns         map[*conn]struct{}
-	latest        *conn
-	// saidGoodbye: the child sent "disconnecting" (tells a clean exit of a
-	// re-adopted process, whose exit code the node cannot learn).
-	saidGoodbye bool
-	// detached: the node left this process running for the next node to
-	// re-adopt; its exit is then none of this node's business.
-	detached bool
+	conns      map[*conn]struct{}
+	latest     *conn
 }
 
 // lineage is what a restarted process inherits from the one it replaces.
@@ -85,20 +68,26 @@ type lineage struct {
 	failures int // consecutive crashes so far
 }
 
-// start creates the socket, starts the child and its goroutines, and
-// reports process.spawned.
-func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*process, error) {
+// newProcess builds the record common to a spawned and a re-adopted
+// process, running. It is registered by its caller once its child is
+// known to run.
+func (s *Supervisor) newProcess(def *definition, id string, opts SpawnOptions, lin lineage) *process {
 	p := &process{
-		sup: s, def: def, id: newProcessID(), opts: opts, metadata: opts.Metadata,
-		done: make(chan struct{}), status: api.StatusStarting, restarts: lin.restarts, failures: lin.failures,
-		conns: make(map[*conn]struct{}),
+		sup: s, def: def, id: id, opts: opts, metadata: opts.Metadata, lin: lin,
+		done: make(chan struct{}), conns: make(map[*conn]struct{}), st: state{phase: running},
 	}
 	if len(p.metadata) == 0 {
 		p.metadata = json.RawMessage("{}")
 	}
 	p.ref, _ = json.Marshal(api.ProcessRef{ProcessID: p.id, Name: def.Name})
 	p.eventPrefix = p.ref[:len(p.ref)-1]
+	return p
+}
 
+// start creates the socket, starts the child and its goroutines, and
+// reports process.spawned.
+func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*process, error) {
+	p := s.newProcess(def, newProcessID(), opts, lin)
 	if err := p.listen(); err != nil {
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
@@ -120,18 +109,11 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	// Waiting on a pidfd through the poller first means no thread sits in
 	// waitid per child; Wait then reaps at once. Without one, Wait blocks.
 	p.pidfd, _ = openPidfd(p.pid)
-	p.status = api.StatusRunning
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
-	if lim := def.Limits.MaxRuntime; lim > 0 {
-		p.runtimeTimer = time.AfterFunc(lim, p.runtimeExceeded)
-	}
 
 	s.mu.Lock()
 	if s.closed { // Close ran while we started: take it down again
 		s.mu.Unlock()
-		if p.runtimeTimer != nil {
-			p.runtimeTimer.Stop()
-		}
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		if p.pidfd != nil {
@@ -140,6 +122,9 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 		p.listener.Close()
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, ErrClosed)
 	}
+	// Started under s.mu, so that a Close that follows finds it running
+	// with its runtime limit armed.
+	p.transition(event{kind: evStarted, at: p.startedAt})
 	s.procs[p.id] = p
 	s.mu.Unlock()
 	s.sampler.poke()
@@ -168,8 +153,8 @@ func (p *process) record() record {
 	return record{
 		ID: p.id, Definition: p.def.Info(), PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt,
 		SocketPath: p.socketPath, TCPPort: p.tcpPort, LogPath: p.logPath, Metadata: p.metadata,
-		Env: p.opts.Env, Cwd: p.opts.Cwd, Restarts: p.restarts, Failures: p.failures,
-		Connected: !p.lastHeartbeat.IsZero(),
+		Env: p.opts.Env, Cwd: p.opts.Cwd, Restarts: p.lin.restarts, Failures: p.lin.failures,
+		Connected: !p.st.lastHeartbeat.IsZero(),
 	}
 }
 
@@ -235,74 +220,11 @@ func (p *process) command() (*exec.Cmd, *os.File, error) {
 	return cmd, f, nil
 }
 
-// wait reaps the child and turns its exit into a final status and report.
+// wait reaps the child and reports its end (unless the node let it go).
 func (p *process) wait() {
 	defer p.sup.reapers.Done()
 	code, errText := p.reap()
-	p.mu.Lock()
-	if p.detached {
-		p.mu.Unlock()
-		return
-	}
-	p.mu.Unlock()
-	// Leave no orphans: whatever is left of the group goes too.
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-
-	p.mu.Lock()
-	for _, t := range []*time.Timer{p.killTimer, p.hbTimer, p.runtimeTimer} {
-		if t != nil {
-			t.Stop()
-		}
-	}
-	status := api.StatusCrashed
-	switch {
-	case p.watchdogReason != "":
-		errText = "killed by the watchdog (" + p.watchdogReason + ")"
-	case p.stopRequested || (code != nil && *code == 0):
-		status = api.StatusStopped
-	case p.cmd == nil && p.saidGoodbye:
-		status = api.StatusStopped // re-adopted: said goodbye, then left
-	}
-	p.status, p.exitCode, p.endedAt = status, code, time.Now()
-	if status == api.StatusCrashed {
-		p.errText = errText
-	}
-	stopRequested := p.stopRequested
-	conns := make([]*conn, 0, len(p.conns))
-	for c := range p.conns {
-		conns = append(conns, c)
-	}
-	p.mu.Unlock()
-
-	s := p.sup
-	p.listener.Close() // also unlinks the socket file
-	for _, c := range conns {
-		c.close()
-	}
-	s.unpersist(p.id)
-	// The restart is armed before the exit is reported, so whoever reacts
-	// to process.crashed already sees it pending.
-	var afterReport func()
-	if !stopRequested {
-		afterReport = p.scheduleRestart(status)
-	}
-	name := p.def.Name
-	if status == api.StatusStopped {
-		s.log.Info("process stopped", "process", p.id, "name", name, "pid", p.pid, "exitCode", derefOr(code, -1))
-		s.report(Report{Kind: KindStopped, ProcessID: p.id, Name: name, Payload: api.Stopped{ProcessID: p.id, Name: name, ExitCode: code}})
-	} else {
-		s.log.Warn("process crashed", "process", p.id, "name", name, "pid", p.pid, "err", errText)
-		s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name, Payload: api.Crashed{ProcessID: p.id, Name: name, ExitCode: code, Error: errText}})
-		if p.def.OnCrash != nil {
-			p.def.OnCrash(p.snapshot(), derefOr(code, -1))
-		}
-	}
-	if afterReport != nil {
-		afterReport()
-	}
-	s.sampler.forget(p.pid)
-	close(p.done)
-	s.prune()
+	_ = p.on(event{kind: evExited, at: time.Now(), code: code, errText: errText})
 }
 
 // reap waits for the process to exit. A child of ours tells its exit code
@@ -337,28 +259,19 @@ func derefOr(p *int, def int) int {
 // stop asks the process group to end and waits for the exit. Stopping a
 // finished process that waits for an auto-restart cancels the restart.
 func (p *process) stop(ctx context.Context, sig syscall.Signal) error {
-	p.mu.Lock()
-	if p.status.Finished() {
-		st, pending := p.status, p.restartTimer != nil && p.restartTimer.Stop()
-		p.restartTimer = nil
-		p.mu.Unlock()
-		if pending {
-			p.sup.log.Info("pending restart cancelled", "process", p.id, "name", p.def.Name)
-			return nil
-		}
-		return fmt.Errorf("%w (status %s)", ErrNotRunning, st)
-	}
 	if sig == 0 {
 		sig = p.def.StopSignal
 	}
-	if !p.stopRequested {
-		p.stopRequested = true
-		p.status = api.StatusStopping
-		p.killTimer = time.AfterFunc(p.def.StopTimeout, p.kill)
+	st, eff := p.transition(event{kind: evStop, sig: sig})
+	if eff.cancelled {
+		p.sup.log.Info("pending restart cancelled", "process", p.id, "name", p.def.Name)
+		return nil
 	}
-	p.mu.Unlock()
-	if err := syscall.Kill(-p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("cannot signal process group %d: %w", p.pid, err)
+	if st.phase == exited {
+		return fmt.Errorf("%w (status %s)", ErrNotRunning, st.status())
+	}
+	if err := p.perform(st, eff); err != nil {
+		return err
 	}
 	select {
 	case <-p.done:
@@ -368,47 +281,116 @@ func (p *process) stop(ctx context.Context, sig syscall.Signal) error {
 	}
 }
 
-// kill is the stop timeout firing: SIGKILL to the group, unless the process
-// is already gone.
-func (p *process) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
+// perform carries out what a transition left to do once p.mu is released
+// (the effects, in the order lifecycle.go lists them). It returns the
+// error of signalling the group.
+func (p *process) perform(st state, eff effects) error {
+	s, name := p.sup, p.def.Name
+	if eff.sigkill {
+		s.log.Warn("stop timeout passed, killing process group", "process", p.id, "name", name, "pid", p.pid)
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
-	p.mu.Lock()
-	detached := p.detached
-	p.mu.Unlock()
-	if detached { // the next node supervises it now
-		return
+	if since := eff.stale; since > 0 {
+		s.log.Warn("process is stale: no heartbeat", "process", p.id, "name", name, "since", since.Round(time.Millisecond))
+		s.report(Report{Kind: KindStale, ProcessID: p.id, Name: name,
+			Payload: api.Stale{ProcessID: p.id, Name: name, TimeSince: since.Milliseconds()}})
+		s.report(Report{Kind: KindWatchdogStale, ProcessID: p.id, Name: name,
+			Payload: api.WatchdogStale{ProcessID: p.id, Name: name, Reason: api.ReasonHeartbeat, TimeoutMs: p.def.HeartbeatTimeout.Milliseconds()}})
+		if p.def.OnUnhealthy != nil {
+			p.def.OnUnhealthy(p.snapshot())
+		}
 	}
-	p.sup.log.Warn("stop timeout passed, killing process group", "process", p.id, "name", p.def.Name, "pid", p.pid)
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if eff.exceeded {
+		s.log.Warn("process exceeded a limit", "process", p.id, "name", name, "reason", eff.reason, "limit", eff.limit, "value", eff.value)
+		s.report(Report{Kind: KindLimitsExceeded, ProcessID: p.id, Name: name,
+			Payload: api.LimitsExceeded{ProcessID: p.id, Name: name, Reason: eff.reason, Limit: eff.limit, Value: eff.value}})
+	}
+	if eff.killed {
+		s.log.Warn("watchdog is killing process", "process", p.id, "name", name, "reason", eff.reason)
+		s.report(Report{Kind: KindWatchdogKilled, ProcessID: p.id, Name: name,
+			Payload: api.WatchdogKilled{ProcessID: p.id, Name: name, Reason: eff.reason, Value: eff.value}})
+	}
+	var err error
+	if eff.signal != 0 {
+		if e := syscall.Kill(-p.pid, eff.signal); e != nil && !errors.Is(e, syscall.ESRCH) {
+			err = fmt.Errorf("cannot signal process group %d: %w", p.pid, e)
+		}
+	}
+	if eff.detach {
+		if ul, ok := p.listener.(*net.UnixListener); ok {
+			ul.SetUnlinkOnClose(false) // the next node replaces it
+		}
+		p.listener.Close()
+		for _, c := range eff.conns {
+			c.close()
+		}
+	}
+	if eff.end {
+		p.finish(st, eff)
+	}
+	if eff.respawn {
+		p.respawn(eff.next)
+	}
+	return err
+}
+
+// finish reports how a process ended, for the reaper (wait) and for a
+// process found dead at recovery (lost) alike: it closes the socket and the
+// connections, forgets the record on disk, reports process.stopped or
+// process.crashed (the restart, if any, is already pending), then the
+// restart decision, and lets go of the process.
+func (p *process) finish(st state, eff effects) {
+	s, name, code := p.sup, p.def.Name, st.exitCode
+	if eff.killGroup {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL) // leave no orphans: whatever is left of the group goes too
+	}
+	if p.listener != nil {
+		p.listener.Close() // also unlinks the socket file
+	} else if p.socketPath != "" {
+		_ = os.Remove(p.socketPath)
+	}
+	for _, c := range eff.conns {
+		c.close()
+	}
+	s.unpersist(p.id)
+	if st.ended == api.StatusStopped {
+		s.log.Info("process stopped", "process", p.id, "name", name, "pid", p.pid, "exitCode", derefOr(code, -1))
+		s.report(Report{Kind: KindStopped, ProcessID: p.id, Name: name, Payload: api.Stopped{ProcessID: p.id, Name: name, ExitCode: code}})
+	} else {
+		s.log.Warn("process crashed", "process", p.id, "name", name, "pid", p.pid, "err", st.errText)
+		s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name, Payload: api.Crashed{ProcessID: p.id, Name: name, ExitCode: code, Error: st.errText}})
+		if p.def.OnCrash != nil {
+			p.def.OnCrash(p.snapshot(), derefOr(code, -1))
+		}
+	}
+	switch {
+	case eff.armRestart:
+		s.log.Info("restarting after backoff", "process", p.id, "name", name, "delay", eff.delay.Round(time.Millisecond), "attempt", eff.next.restarts)
+	case eff.restartLimit:
+		s.log.Error("restart limit reached, giving up", "process", p.id, "name", name, "restarts", eff.failures)
+		s.report(Report{Kind: KindRestartLimit, ProcessID: p.id, Name: name,
+			Payload: api.RestartLimit{ProcessID: p.id, Name: name, Restarts: eff.failures}})
+	}
+	s.sampler.forget(p.pid)
+	close(p.done)
+	s.prune()
 }
 
 func (p *process) finished() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.status.Finished()
+	return p.st.status().Finished()
 }
 
 func (p *process) snapshot() api.ManagedProcess {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	mp := api.ManagedProcess{
-		ID: p.id, Name: p.def.Name, Node: p.sup.cfg.NodeID, Status: p.status, PID: p.pid,
-		StartedAt: p.startedAt, Metadata: p.metadata, Restarts: p.restarts, ExitCode: p.exitCode,
-		Error: p.errText, Connected: len(p.conns) > 0, SocketPath: p.socketPath, TCPPort: p.tcpPort,
-		Stale: p.stale, Stats: p.lastStats, RestartPending: p.restartTimer != nil,
+		ID: p.id, Name: p.def.Name, Node: p.sup.cfg.NodeID, PID: p.pid,
+		StartedAt: p.startedAt, Metadata: p.metadata, Restarts: p.lin.restarts,
+		Connected: len(p.conns) > 0, SocketPath: p.socketPath, TCPPort: p.tcpPort, Stats: p.lastStats,
 	}
-	if !p.lastHeartbeat.IsZero() {
-		t := p.lastHeartbeat
-		mp.LastHeartbeat = &t
-	}
-	if !p.endedAt.IsZero() {
-		t := p.endedAt
-		mp.EndedAt = &t
-	}
+	p.st.view(&mp)
 	return mp
 }
 

@@ -7,48 +7,46 @@ import (
 	"github.com/corral-run/corral/api"
 )
 
-// scheduleRestart decides, once a process has ended on its own (or by the
-// watchdog), whether auto-restart brings it back, and arms the backoff
-// timer. It runs on the process's wait goroutine before the exit is
-// reported; what it returns (if not nil) reports its decision and must run
-// after the exit report.
-func (p *process) scheduleRestart(status api.Status) (afterReport func()) {
+// restartDecision is what auto-restart does about a process that ended.
+type restartDecision uint8
+
+const (
+	noRestart     restartDecision = iota // off, or a clean exit under "on-failure"
+	restartLater                         // after a backoff delay
+	restartGiveUp                        // the budget of consecutive crashes is spent
+)
+
+// autoRestart decides, once a process has ended on its own (or by the
+// watchdog) with status at endedAt, whether auto-restart brings it back.
+// It returns the lineage of the replacement and the consecutive failures
+// counted so far: the backoff grows with them, and restart_limit reports
+// them. It is pure (the end transition calls it under p.mu).
+func (p *process) autoRestart(status api.Status, endedAt time.Time) (d restartDecision, next lineage, failures int) {
 	def := p.def
 	if !def.AutoRestart || (status == api.StatusStopped && !def.RestartAlways) {
-		return nil
+		return noRestart, lineage{}, 0
 	}
-	p.mu.Lock()
-	failures := p.failures
-	if p.endedAt.Sub(p.startedAt) >= def.RestartResetAfter {
+	failures = p.lin.failures
+	if endedAt.Sub(p.startedAt) >= def.RestartResetAfter {
 		failures = 0 // a healthy run earns a fresh budget
 	}
 	if status == api.StatusStopped {
 		failures = 0 // a clean exit under "always" is not a failure
 	}
 	if def.MaxRestarts >= 0 && failures >= def.MaxRestarts {
-		p.mu.Unlock()
-		return func() {
-			s, name := p.sup, def.Name
-			s.log.Error("restart limit reached, giving up", "process", p.id, "name", name, "restarts", failures)
-			s.report(Report{Kind: KindRestartLimit, ProcessID: p.id, Name: name,
-				Payload: api.RestartLimit{ProcessID: p.id, Name: name, Restarts: failures}})
-		}
+		return restartGiveUp, lineage{}, failures
 	}
-	delay := backoff(def.RestartDelay, def.RestartDelayMax, failures)
-	lin := lineage{restarts: p.restarts + 1, failures: failures + 1}
+	next = lineage{restarts: p.lin.restarts + 1, failures: failures + 1}
 	if status == api.StatusStopped {
-		lin.failures = 0
+		next.failures = 0
 	}
-	p.restartTimer = time.AfterFunc(delay, func() { p.autoRestart(lin) })
-	p.mu.Unlock()
-	return func() {
-		p.sup.log.Info("restarting after backoff", "process", p.id, "name", def.Name, "delay", delay.Round(time.Millisecond), "attempt", lin.restarts)
-	}
+	return restartLater, next, failures
 }
 
-// backoff is base doubled per earlier failure, capped, minus up to 10 %
-// jitter so that processes that crashed together do not restart together.
-func backoff(base, capDelay time.Duration, failures int) time.Duration {
+// backoffDelay is base doubled per earlier failure, capped, minus up to
+// 10 % jitter so that processes that crashed together do not restart
+// together.
+func backoffDelay(base, capDelay time.Duration, failures int) time.Duration {
 	d := base
 	for i := 0; i < failures && d < capDelay; i++ {
 		d *= 2
@@ -57,16 +55,10 @@ func backoff(base, capDelay time.Duration, failures int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
-// autoRestart is the backoff timer firing: spawn the replacement.
-func (p *process) autoRestart(lin lineage) {
+// respawn is the backoff having passed: spawn the replacement, unless the
+// node is closing.
+func (p *process) respawn(lin lineage) {
 	s := p.sup
-	p.mu.Lock()
-	if p.restartTimer == nil { // cancelled by a stop
-		p.mu.Unlock()
-		return
-	}
-	p.restartTimer = nil
-	p.mu.Unlock()
 	s.mu.RLock()
 	closed, def := s.closed, s.defs[p.def.Name]
 	s.mu.RUnlock()

@@ -19,11 +19,11 @@ func (s *Supervisor) prune() {
 	s.mu.Lock()
 	for id, p := range s.procs {
 		p.mu.Lock()
-		if p.status.Finished() && p.restartTimer == nil {
-			if now.Sub(p.endedAt) > s.cfg.Retention {
+		if p.st.phase == exited {
+			if now.Sub(p.st.endedAt) > s.cfg.Retention {
 				gone = append(gone, id)
 			} else {
-				finished = append(finished, ended{id, p.endedAt})
+				finished = append(finished, ended{id, p.st.endedAt})
 			}
 		}
 		p.mu.Unlock()

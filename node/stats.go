@@ -67,7 +67,7 @@ func (sm *sampler) round(now time.Time) time.Time {
 	s.mu.RLock()
 	for _, p := range s.procs {
 		p.mu.Lock()
-		if p.status == api.StatusRunning {
+		if p.st.live() {
 			if !p.nextSample.After(now) {
 				due = append(due, p)
 				p.nextSample = nextTick(now, p.def.StatsInterval)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
 	"sync"
@@ -376,15 +375,14 @@ func (s *Supervisor) Send(id string, msg json.RawMessage) error {
 func (s *Supervisor) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	procs := make([]*process, 0, len(s.procs))
 	for _, p := range s.procs {
-		p.mu.Lock()
-		if p.restartTimer != nil {
-			p.restartTimer.Stop()
-			p.restartTimer = nil
-		}
-		p.mu.Unlock()
+		procs = append(procs, p)
 	}
 	s.mu.Unlock()
+	for _, p := range procs {
+		_ = p.on(event{kind: evClosing}) // pending restarts are dropped
+	}
 	s.cancel()
 	_, err := s.StopAll(ctx, 0, "")
 	if werr := s.waitGoroutines(ctx, true); werr != nil {
@@ -410,25 +408,7 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	for _, p := range procs {
-		p.mu.Lock()
-		p.detached = true
-		for _, t := range []*time.Timer{p.killTimer, p.hbTimer, p.runtimeTimer, p.restartTimer} {
-			if t != nil {
-				t.Stop()
-			}
-		}
-		conns := make([]*conn, 0, len(p.conns))
-		for c := range p.conns {
-			conns = append(conns, c)
-		}
-		p.mu.Unlock()
-		if ul, ok := p.listener.(*net.UnixListener); ok {
-			ul.SetUnlinkOnClose(false) // the next node replaces it
-		}
-		p.listener.Close()
-		for _, c := range conns {
-			c.close()
-		}
+		_ = p.on(event{kind: evDetach})
 	}
 	s.log.Info("detached from children; they keep running", "processes", len(procs))
 	err := s.waitGoroutines(ctx, false)

@@ -2,9 +2,10 @@
 // client: newline-delimited JSON objects over a per-process Unix socket or
 // loopback TCP port (DESIGN.md, "The child wire protocol").
 //
-// It owns the message types, the strict decoder for child→node lines and the
-// encoders for node→child replies. It imports nothing of Corral's and nothing
-// of NATS, so any child (and the node) can use it.
+// It owns the message types, the bounded line reader both ends read with
+// (ReadLine), the strict decoder for child→node lines and the encoders for
+// node→child replies. It imports nothing of Corral's and nothing of NATS,
+// so any child (and the node) can use it.
 package wire
 
 import (
