@@ -14,6 +14,7 @@ import (
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
+	"github.com/corral-run/corral/node/nodetest"
 )
 
 // nodeDirs are the directories two successive nodes on one host share.
@@ -26,9 +27,9 @@ func newNodeDirs(t *testing.T) nodeDirs {
 
 // startSupervisor starts a node's supervisor on dirs with one definition
 // "w" running the test binary as a Go-client child.
-func startSupervisor(t *testing.T, dirs nodeDirs, mod func(*node.Definition)) (*node.Supervisor, *recorder) {
+func startSupervisor(t *testing.T, dirs nodeDirs, mod func(*node.Definition)) (*node.Supervisor, *nodetest.Recorder) {
 	t.Helper()
-	rec := newRecorder()
+	rec := nodetest.NewRecorder()
 	sup, err := node.New(node.Config{NodeID: "n1", SocketDir: dirs.sock, LogDir: dirs.logs, StateDir: dirs.state,
 		Reporter: rec, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
@@ -77,8 +78,8 @@ func TestNodeRestartReadoptsChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recA.wait(t, node.KindConnected, p1.ID)
-	recA.wait(t, node.KindConnected, p2.ID)
+	recA.Wait(t, node.KindConnected, p1.ID)
+	recA.Wait(t, node.KindConnected, p2.ID)
 	detach(t, a)
 	if !alive(p1.PID) || !alive(p2.PID) {
 		t.Fatal("detach stopped children")
@@ -91,12 +92,12 @@ func TestNodeRestartReadoptsChildren(t *testing.T) {
 		t.Fatalf("recover: %+v", res)
 	}
 	for _, p := range []api.ManagedProcess{p1, p2} {
-		rc := recB.wait(t, node.KindReconnected, p.ID).Payload.(api.Reconnected)
+		rc := recB.Wait(t, node.KindReconnected, p.ID).Payload.(api.Reconnected)
 		if rc != (api.Reconnected{ProcessID: p.ID, Name: "w", PID: p.PID}) {
 			t.Errorf("reconnected payload %+v", rc)
 		}
 		// The child's own client reconnects to the recreated socket.
-		recB.wait(t, node.KindConnected, p.ID)
+		recB.Wait(t, node.KindConnected, p.ID)
 		got, ok := b.Get(p.ID)
 		if !ok || got.Status != api.StatusRunning || got.PID != p.PID || got.SocketPath != p.SocketPath {
 			t.Errorf("adopted record %+v", got)
@@ -119,7 +120,7 @@ func TestNodeRestartReadoptsChildren(t *testing.T) {
 	if err := syscall.Kill(p2.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	cr := recB.wait(t, node.KindCrashed, p2.ID).Payload.(api.Crashed)
+	cr := recB.Wait(t, node.KindCrashed, p2.ID).Payload.(api.Crashed)
 	if cr.ExitCode != nil || !strings.Contains(cr.Error, "unknown") {
 		t.Errorf("crashed payload %+v", cr)
 	}
@@ -135,7 +136,7 @@ func TestAdoptedChildIsStillWatchedForHeartbeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recA.wait(t, node.KindConnected, p.ID)
+	recA.Wait(t, node.KindConnected, p.ID)
 	detach(t, a)
 	b, recB := startSupervisor(t, dirs, func(d *node.Definition) {
 		d.Env[testchild.EnvHeartbeat] = "1h"
@@ -145,9 +146,9 @@ func TestAdoptedChildIsStillWatchedForHeartbeats(t *testing.T) {
 	if res := b.Recover(); len(res.Adopted) != 1 {
 		t.Fatalf("recover: %+v", res)
 	}
-	recB.wait(t, node.KindStale, p.ID)
-	recB.wait(t, node.KindWatchdogKilled, p.ID)
-	recB.wait(t, node.KindCrashed, p.ID)
+	recB.Wait(t, node.KindStale, p.ID)
+	recB.Wait(t, node.KindWatchdogKilled, p.ID)
+	recB.Wait(t, node.KindCrashed, p.ID)
 	waitGone(t, p.PID)
 }
 
@@ -158,7 +159,7 @@ func TestRecycledPidIsNotAdopted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recA.wait(t, node.KindConnected, p.ID)
+	recA.Wait(t, node.KindConnected, p.ID)
 	detach(t, a)
 	t.Cleanup(func() { syscall.Kill(-p.PID, syscall.SIGKILL) })
 
@@ -187,7 +188,7 @@ func TestRecycledPidIsNotAdopted(t *testing.T) {
 	if len(res.Adopted) != 0 || len(res.Lost) != 1 || res.Lost[0] != p.ID {
 		t.Fatalf("recover: %+v", res)
 	}
-	cr := recB.wait(t, node.KindCrashed, p.ID).Payload.(api.Crashed)
+	cr := recB.Wait(t, node.KindCrashed, p.ID).Payload.(api.Crashed)
 	if cr.ExitCode != nil || !strings.Contains(cr.Error, "while the node was down") {
 		t.Errorf("crashed payload %+v", cr)
 	}
@@ -195,7 +196,7 @@ func TestRecycledPidIsNotAdopted(t *testing.T) {
 	if !alive(p.PID) {
 		t.Error("the process holding the recycled pid was killed")
 	}
-	rs := recB.wait(t, node.KindRestarted, "").Payload.(api.Restarted)
+	rs := recB.Wait(t, node.KindRestarted, "").Payload.(api.Restarted)
 	if rs.OldProcessID != p.ID {
 		t.Errorf("restarted payload %+v", rs)
 	}
@@ -261,8 +262,8 @@ func TestAdoptedChildThatNeverConnectedIsLeftToItsExit(t *testing.T) {
 	}
 	// Several stats rounds (100 ms each), far past twice the heartbeat
 	// timeout: a child that never connected is not watched for heartbeats.
-	recB.waitN(t, node.KindStats, 8, 10*time.Second)
-	if n := recB.count(node.KindStale, p.ID) + recB.count(node.KindWatchdogKilled, p.ID); n != 0 {
+	recB.WaitN(t, node.KindStats, 8, 10*time.Second)
+	if n := recB.Count(node.KindStale, p.ID) + recB.Count(node.KindWatchdogKilled, p.ID); n != 0 {
 		t.Errorf("%d heartbeat watchdog reports for a child that never connected", n)
 	}
 	if got, _ := b.Get(p.ID); got.Status != api.StatusRunning {
@@ -277,7 +278,7 @@ func TestDetachAfterRecoveringALostProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recA.wait(t, node.KindConnected, p.ID)
+	recA.Wait(t, node.KindConnected, p.ID)
 	detach(t, a)
 	t.Cleanup(func() { syscall.Kill(-p.PID, syscall.SIGKILL) })
 	// Its pid now "belongs" to another process, so the next node finds it lost.
@@ -300,7 +301,7 @@ func TestDetachAfterRecoveringALostProcess(t *testing.T) {
 	if res := b.Recover(); len(res.Lost) != 1 {
 		t.Fatalf("recover: %+v", res)
 	}
-	recB.wait(t, node.KindCrashed, p.ID)
+	recB.Wait(t, node.KindCrashed, p.ID)
 	// The lost process is listed (crashed) and has no socket: detaching the
 	// node must step over it.
 	detach(t, b)

@@ -48,7 +48,7 @@ func TestProtocolRelaysEventsAndAcks(t *testing.T) {
 			if got := peer.ReadLine(); got != `{"type":"ack","id":"c1"}` {
 				t.Fatalf("ack of connected: %s", got)
 			}
-			h.rec.wait(t, node.KindConnected, mp.ID)
+			h.rec.Wait(t, node.KindConnected, mp.ID)
 			if m := <-msgs; m.Type != wire.TypeConnected {
 				t.Errorf("OnMessage got %+v", m)
 			}
@@ -57,7 +57,7 @@ func TestProtocolRelaysEventsAndAcks(t *testing.T) {
 			if got := peer.ReadLine(); got != `{"type":"ack","id":7}` {
 				t.Fatalf("ack of event: %s", got)
 			}
-			ev := h.rec.wait(t, node.KindEvent, mp.ID)
+			ev := h.rec.Wait(t, node.KindEvent, mp.ID)
 			want := fmt.Sprintf(`{"processId":%q,"name":"encoder","percent":50,"fps":30}`, mp.ID)
 			if string(ev.Raw) != want || ev.Event != "progress" || ev.MsgID != mp.ID+":7" {
 				t.Errorf("event report: raw=%s event=%s msgID=%s", ev.Raw, ev.Event, ev.MsgID)
@@ -70,16 +70,13 @@ func TestProtocolRelaysEventsAndAcks(t *testing.T) {
 			if got := peer.ReadLine(); got != `{"type":"ack","id":"x"}` {
 				t.Fatalf("line without id was answered: %s", got)
 			}
-			h.rec.wait(t, node.KindHeartbeat, mp.ID)
+			h.rec.Wait(t, node.KindHeartbeat, mp.ID)
 			if got, _ := h.sup.Get(mp.ID); got.LastHeartbeat == nil || !got.Connected {
 				t.Errorf("heartbeat not recorded: %+v", got)
 			}
-			complete := h.rec.wait(t, node.KindEvent, "")
-			for _, r := range h.rec.reports {
-				if r.Kind == node.KindEvent && r.Event == "complete" {
-					complete = r
-				}
-			}
+			complete := h.rec.WaitFor(t, 10*time.Second, func(r node.Report) bool {
+				return r.Kind == node.KindEvent && r.Event == "complete"
+			})
 			if string(complete.Raw) != fmt.Sprintf(`{"processId":%q,"name":"encoder"}`, mp.ID) {
 				t.Errorf("event without data: %s", complete.Raw)
 			}
@@ -88,7 +85,7 @@ func TestProtocolRelaysEventsAndAcks(t *testing.T) {
 			if got := peer.ReadLine(); got != `{"type":"ack","id":8}` {
 				t.Fatalf("ack of stats: %s", got)
 			}
-			st := h.rec.waitFor(t, func(r node.Report) bool {
+			st := h.rec.WaitFor(t, 10*time.Second, func(r node.Report) bool {
 				sr, ok := r.Payload.(api.StatsReport)
 				return ok && r.ProcessID == mp.ID && sr.Source == "client"
 			}).Payload.(api.StatsReport)
@@ -156,7 +153,7 @@ func TestProtocolRejectsBadLines(t *testing.T) {
 		}
 	}
 	// None of it was relayed, and the connection still works.
-	if n := h.rec.count(node.KindEvent, id); n != 0 {
+	if n := h.rec.Count(node.KindEvent, id); n != 0 {
 		t.Errorf("%d rejected events were relayed", n)
 	}
 	peer.Send(line(id, "event", `"event":"progress","data":{"percent":1},"id":"after"`))
@@ -174,7 +171,7 @@ func TestProtocolStaysSilentForClientsWithoutIDs(t *testing.T) {
 	peer.Send(line(mp.ID, "event", `"event":"a.b"`))
 	peer.Send(line(mp.ID, "event", `"event":"fine","data":{"n":1}`))
 	// The valid event is relayed after the bad lines were dropped...
-	ev := h.rec.wait(t, node.KindEvent, mp.ID)
+	ev := h.rec.Wait(t, node.KindEvent, mp.ID)
 	if ev.Event != "fine" {
 		t.Errorf("relayed %s", ev.Event)
 	}
@@ -220,9 +217,7 @@ func TestEventNotHandedOnIsReportedToTheChild(t *testing.T) {
 	h.define(t, "w", h.ctrl.Env(), nil)
 	mp := h.spawn(t, "w", node.SpawnOptions{})
 	peer := h.ctrl.Accept()
-	h.rec.mu.Lock()
-	h.rec.fail = fmt.Errorf("nats: outbound buffer limit exceeded")
-	h.rec.mu.Unlock()
+	h.rec.Fail(fmt.Errorf("nats: outbound buffer limit exceeded"))
 	peer.Send(line(mp.ID, "event", `"event":"e","id":1`))
 	got := peer.ReadLine()
 	if !strings.Contains(got, `"code":"unavailable"`) || !strings.Contains(got, "outbound buffer limit exceeded") {

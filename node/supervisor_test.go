@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
+	"github.com/corral-run/corral/node/nodetest"
 )
 
 func TestMain(m *testing.M) {
@@ -25,120 +25,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// recorder is a Reporter that keeps every report for the test to wait on.
-type recorder struct {
-	mu      sync.Mutex
-	reports []node.Report
-	times   []time.Time
-	changed chan struct{}
-	fail    error
-}
-
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
-
-func (r *recorder) Publish(rep node.Report) error {
-	if rep.Raw != nil {
-		rep.Raw = append([]byte(nil), rep.Raw...)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail != nil {
-		return r.fail
-	}
-	r.reports = append(r.reports, rep)
-	r.times = append(r.times, time.Now())
-	close(r.changed)
-	r.changed = make(chan struct{})
-	if rep.Done != nil {
-		rep.Done(nil)
-	}
-	return nil
-}
-
-// wait returns the first report of kind about process id (any process when
-// id is empty), waiting up to 10 s.
-func (r *recorder) wait(t *testing.T, kind node.Kind, id string) node.Report {
-	t.Helper()
-	return r.waitFor(t, func(rep node.Report) bool { return rep.Kind == kind && (id == "" || rep.ProcessID == id) })
-}
-
-// waitFor returns the first report that match accepts, waiting up to 10 s.
-func (r *recorder) waitFor(t *testing.T, match func(node.Report) bool) node.Report {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		r.mu.Lock()
-		for _, rep := range r.reports {
-			if match(rep) {
-				r.mu.Unlock()
-				return rep
-			}
-		}
-		ch := r.changed
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatal("no matching report within 10s")
-		}
-	}
-}
-
-// all returns the reports of one kind (of any process) with their times.
-func (r *recorder) all(kind node.Kind) ([]node.Report, []time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var reps []node.Report
-	var times []time.Time
-	for i, rep := range r.reports {
-		if rep.Kind == kind {
-			reps = append(reps, rep)
-			times = append(times, r.times[i])
-		}
-	}
-	return reps, times
-}
-
-// waitN waits until there are n reports of kind (of any process).
-func (r *recorder) waitN(t *testing.T, kind node.Kind, n int, within time.Duration) []node.Report {
-	t.Helper()
-	deadline := time.After(within)
-	for {
-		r.mu.Lock()
-		var reps []node.Report
-		for _, rep := range r.reports {
-			if rep.Kind == kind {
-				reps = append(reps, rep)
-			}
-		}
-		ch := r.changed
-		r.mu.Unlock()
-		if len(reps) >= n {
-			return reps
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("%d reports of kind %d within %s, want %d", len(reps), kind, within, n)
-		}
-	}
-}
-
-func (r *recorder) count(kind node.Kind, id string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, rep := range r.reports {
-		if rep.Kind == kind && rep.ProcessID == id {
-			n++
-		}
-	}
-	return n
-}
-
 type harness struct {
 	sup  *node.Supervisor
-	rec  *recorder
+	rec  *nodetest.Recorder
 	ctrl *testchild.Ctrl
 	dir  string
 }
@@ -151,7 +40,7 @@ func newHarness(t *testing.T, transport string) *harness {
 func newHarnessWith(t *testing.T, cfg node.Config) *harness {
 	t.Helper()
 	dir := testchild.ShortTempDir(t)
-	rec := newRecorder()
+	rec := nodetest.NewRecorder()
 	cfg.NodeID, cfg.SocketDir, cfg.LogDir = "n1", filepath.Join(dir, "sock"), filepath.Join(dir, "logs")
 	cfg.MaxLineBytes, cfg.Reporter = 4096, rec
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
@@ -226,7 +115,7 @@ func TestSpawnGivesTheChildItsEnvironment(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("socket dir mode: %v %v", fi, err)
 	}
-	sp := h.rec.wait(t, node.KindSpawned, mp.ID).Payload.(api.Spawned)
+	sp := h.rec.Wait(t, node.KindSpawned, mp.ID).Payload.(api.Spawned)
 	if sp != (api.Spawned{ProcessID: mp.ID, Name: "worker", PID: mp.PID, Node: "n1"}) {
 		t.Errorf("spawned payload %+v", sp)
 	}
@@ -272,7 +161,7 @@ func TestStopEndsStoppedAndRemovesSocket(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file left behind: %v", err)
 	}
-	st := h.rec.wait(t, node.KindStopped, mp.ID).Payload.(api.Stopped)
+	st := h.rec.Wait(t, node.KindStopped, mp.ID).Payload.(api.Stopped)
 	if st.ProcessID != mp.ID || st.Name != "sleeper" || st.ExitCode == nil || *st.ExitCode != 0 {
 		t.Errorf("stopped payload %+v", st)
 	}
@@ -309,7 +198,7 @@ func TestExitCodesDecideStoppedOrCrashed(t *testing.T) {
 	h.define(t, "ok", map[string]string{testchild.EnvRole: testchild.RoleExit, testchild.EnvExitCode: "0"}, nil)
 
 	bad := h.spawn(t, "fail", node.SpawnOptions{})
-	cr := h.rec.wait(t, node.KindCrashed, bad.ID).Payload.(api.Crashed)
+	cr := h.rec.Wait(t, node.KindCrashed, bad.ID).Payload.(api.Crashed)
 	if cr.ExitCode == nil || *cr.ExitCode != 3 || cr.Error != "exited with code 3" || cr.Name != "fail" {
 		t.Errorf("crashed payload %+v", cr)
 	}
@@ -326,11 +215,11 @@ func TestExitCodesDecideStoppedOrCrashed(t *testing.T) {
 	}
 
 	good := h.spawn(t, "ok", node.SpawnOptions{})
-	st := h.rec.wait(t, node.KindStopped, good.ID).Payload.(api.Stopped)
+	st := h.rec.Wait(t, node.KindStopped, good.ID).Payload.(api.Stopped)
 	if st.ExitCode == nil || *st.ExitCode != 0 {
 		t.Errorf("stopped payload %+v", st)
 	}
-	if h.rec.count(node.KindCrashed, good.ID) != 0 {
+	if h.rec.Count(node.KindCrashed, good.ID) != 0 {
 		t.Error("clean exit reported as a crash")
 	}
 }
@@ -349,13 +238,7 @@ func TestStopKillsTheWholeGroup(t *testing.T) {
 	}
 	// The grandchild got SIGTERM with its group; it is not our child, so
 	// wait for it to disappear (it is reaped by init).
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(gpid) && !zombie(gpid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("grandchild %d survived the stop", gpid)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitGone(t, gpid)
 }
 
 func zombie(pid int) bool {
@@ -462,7 +345,7 @@ func TestRestartKeepsMetadataWithNewID(t *testing.T) {
 	if np.ID == mp.ID || string(np.Metadata) != `{"k":1}` || np.Restarts != 1 || np.Status != api.StatusRunning {
 		t.Errorf("restarted record %+v", np)
 	}
-	rs := h.rec.wait(t, node.KindRestarted, np.ID).Payload.(api.Restarted)
+	rs := h.rec.Wait(t, node.KindRestarted, np.ID).Payload.(api.Restarted)
 	if rs != (api.Restarted{OldProcessID: mp.ID, NewProcessID: np.ID, Name: "sleeper", Attempt: 1}) {
 		t.Errorf("restarted payload %+v", rs)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
 )
@@ -28,40 +29,40 @@ func TestHeartbeatStaleThenKillThenRestart(t *testing.T) {
 	mp := h.spawn(t, "hb", node.SpawnOptions{Metadata: []byte(`{"k":"v"}`)})
 	peer := h.ctrl.Accept()
 	peer.Send(line(mp.ID, "connected", ""))
-	h.rec.wait(t, node.KindConnected, mp.ID)
+	h.rec.Wait(t, node.KindConnected, mp.ID)
 	// Heartbeats in time keep it healthy; then the child goes quiet.
 	for i := 0; i < 3; i++ {
 		peer.Send(line(mp.ID, "heartbeat", ""))
-		h.rec.waitN(t, node.KindHeartbeat, i+1, 10*time.Second)
+		h.rec.WaitN(t, node.KindHeartbeat, i+1, 10*time.Second)
 	}
-	stale := h.rec.wait(t, node.KindStale, mp.ID).Payload.(api.Stale)
+	stale := h.rec.Wait(t, node.KindStale, mp.ID).Payload.(api.Stale)
 	if stale.TimeSince < 150 || stale.Name != "hb" {
 		t.Errorf("stale payload %+v", stale)
 	}
-	ws := h.rec.wait(t, node.KindWatchdogStale, mp.ID).Payload.(api.WatchdogStale)
+	ws := h.rec.Wait(t, node.KindWatchdogStale, mp.ID).Payload.(api.WatchdogStale)
 	if ws != (api.WatchdogStale{ProcessID: mp.ID, Name: "hb", Reason: "heartbeat", TimeoutMs: 150}) {
 		t.Errorf("watchdog.stale payload %+v", ws)
 	}
 	if got := <-unhealthy; got != mp.ID {
 		t.Errorf("OnUnhealthy(%s)", got)
 	}
-	killed := h.rec.wait(t, node.KindWatchdogKilled, mp.ID).Payload.(api.WatchdogKilled)
+	killed := h.rec.Wait(t, node.KindWatchdogKilled, mp.ID).Payload.(api.WatchdogKilled)
 	if killed.Reason != "heartbeat" || killed.Value < 300 {
 		t.Errorf("watchdog.killed payload %+v", killed)
 	}
 	// The proxy exits 0 on SIGTERM, yet a watchdog kill is a crash.
-	cr := h.rec.wait(t, node.KindCrashed, mp.ID).Payload.(api.Crashed)
+	cr := h.rec.Wait(t, node.KindCrashed, mp.ID).Payload.(api.Crashed)
 	if !strings.Contains(cr.Error, "watchdog") {
 		t.Errorf("crashed payload %+v", cr)
 	}
 	if got, _ := h.sup.Get(mp.ID); got.Status != api.StatusCrashed {
 		t.Errorf("status %s, want crashed", got.Status)
 	}
-	if n := h.rec.count(node.KindStale, mp.ID); n != 1 {
+	if n := h.rec.Count(node.KindStale, mp.ID); n != 1 {
 		t.Errorf("%d stale reports in one episode, want 1", n)
 	}
 	// Auto-restart: a new id, same metadata, spawned then restarted.
-	rs := h.rec.wait(t, node.KindRestarted, "").Payload.(api.Restarted)
+	rs := h.rec.Wait(t, node.KindRestarted, "").Payload.(api.Restarted)
 	if rs.OldProcessID != mp.ID || rs.NewProcessID == mp.ID || rs.Attempt != 1 {
 		t.Errorf("restarted payload %+v", rs)
 	}
@@ -69,7 +70,7 @@ func TestHeartbeatStaleThenKillThenRestart(t *testing.T) {
 	if !ok || string(np.Metadata) != `{"k":"v"}` || np.Restarts != 1 {
 		t.Errorf("restarted record %+v", np)
 	}
-	h.rec.wait(t, node.KindSpawned, rs.NewProcessID)
+	h.rec.Wait(t, node.KindSpawned, rs.NewProcessID)
 	h.ctrl.Accept() // the new child connects to the test too
 }
 
@@ -79,7 +80,7 @@ func TestHeartbeatComingBackEndsTheEpisode(t *testing.T) {
 	mp := h.spawn(t, "hb", node.SpawnOptions{})
 	peer := h.ctrl.Accept()
 	peer.Send(line(mp.ID, "connected", ""))
-	h.rec.wait(t, node.KindStale, mp.ID)
+	h.rec.Wait(t, node.KindStale, mp.ID)
 	if got, _ := h.sup.Get(mp.ID); !got.Stale || got.Status != api.StatusRunning {
 		t.Errorf("while stale: %+v", got)
 	}
@@ -89,7 +90,7 @@ func TestHeartbeatComingBackEndsTheEpisode(t *testing.T) {
 		t.Error("still stale after a heartbeat")
 	}
 	// Quiet again: a second episode is reported.
-	h.rec.waitN(t, node.KindStale, 2, 10*time.Second)
+	h.rec.WaitN(t, node.KindStale, 2, 10*time.Second)
 	_, err := h.sup.Stop(context.Background(), mp.ID, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -107,8 +108,8 @@ func TestHeartbeatTimeoutOffLeavesTheChildAlone(t *testing.T) {
 	peer.Send(line(mp.ID, "connected", ""))
 	// Several node stats rounds pass (each 100 ms) with no heartbeat: far
 	// beyond any default-free timeout, and nothing is reported stale.
-	h.rec.waitN(t, node.KindStats, 5, 10*time.Second)
-	if n := h.rec.count(node.KindStale, mp.ID); n != 0 {
+	h.rec.WaitN(t, node.KindStats, 5, 10*time.Second)
+	if n := h.rec.Count(node.KindStale, mp.ID); n != 0 {
 		t.Errorf("%d stale reports with monitoring off", n)
 	}
 	if got, _ := h.sup.Get(mp.ID); got.Status != api.StatusRunning {
@@ -125,15 +126,15 @@ func TestCrashLoopBacksOffThenGivesUp(t *testing.T) {
 		d.RestartDelayMax = time.Second
 	})
 	first := h.spawn(t, "crasher", node.SpawnOptions{})
-	limit := h.rec.wait(t, node.KindRestartLimit, "").Payload.(api.RestartLimit)
+	limit := h.rec.Wait(t, node.KindRestartLimit, "").Payload.(api.RestartLimit)
 	if limit.Restarts != 3 || limit.Name != "crasher" {
 		t.Errorf("restart_limit payload %+v", limit)
 	}
-	restarts, rtimes := h.rec.all(node.KindRestarted)
+	restarts, rtimes := h.rec.All(node.KindRestarted)
 	if len(restarts) != 3 {
 		t.Fatalf("%d restarts, want exactly 3", len(restarts))
 	}
-	crashes, ctimes := h.rec.all(node.KindCrashed)
+	crashes, ctimes := h.rec.All(node.KindCrashed)
 	if len(crashes) != 4 || crashes[0].ProcessID != first.ID {
 		t.Fatalf("%d crashes, want 4", len(crashes))
 	}
@@ -172,13 +173,13 @@ func TestHealthyRunEarnsAFreshRestartBudget(t *testing.T) {
 	h.spawn(t, "flaky", node.SpawnOptions{})
 	// With a budget of 1 and no reset it would give up after one restart;
 	// each healthy run resets the count, so it keeps coming back.
-	reps := h.rec.waitN(t, node.KindRestarted, 3, 20*time.Second)
+	reps := h.rec.WaitN(t, node.KindRestarted, 3, 20*time.Second)
 	for _, r := range reps {
 		if a := r.Payload.(api.Restarted).Attempt; a != 1 {
 			t.Errorf("attempt %d after a healthy run, want 1", a)
 		}
 	}
-	if n, _ := h.rec.all(node.KindRestartLimit); len(n) != 0 {
+	if n, _ := h.rec.All(node.KindRestartLimit); len(n) != 0 {
 		t.Errorf("restart limit reached despite healthy runs")
 	}
 }
@@ -190,7 +191,7 @@ func TestStopCancelsAPendingRestart(t *testing.T) {
 		d.RestartDelay = time.Hour
 	})
 	mp := h.spawn(t, "crasher", node.SpawnOptions{})
-	h.rec.wait(t, node.KindCrashed, mp.ID)
+	h.rec.Wait(t, node.KindCrashed, mp.ID)
 	if got, _ := h.sup.Get(mp.ID); !got.RestartPending {
 		t.Fatalf("no pending restart: %+v", got)
 	}
@@ -215,27 +216,23 @@ func TestMemoryLimitKillsTheWholeTree(t *testing.T) {
 	})
 	mp := h.spawn(t, "wrapper", node.SpawnOptions{})
 	gpid, _ := strconv.Atoi(testchild.WaitFile(t, pidFile))
-	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
+	le := h.rec.Wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
 	if le.Reason != "maxMemoryMb" || le.Limit != 60 || le.Value <= 60 {
 		t.Errorf("limits_exceeded payload %+v", le)
 	}
-	wk := h.rec.wait(t, node.KindWatchdogKilled, mp.ID).Payload.(api.WatchdogKilled)
+	wk := h.rec.Wait(t, node.KindWatchdogKilled, mp.ID).Payload.(api.WatchdogKilled)
 	if wk.Reason != "maxMemoryMb" || wk.Value != le.Value {
 		t.Errorf("watchdog.killed payload %+v", wk)
 	}
-	h.rec.wait(t, node.KindCrashed, mp.ID)
+	h.rec.Wait(t, node.KindCrashed, mp.ID)
 	waitGone(t, gpid)
 }
 
+// waitGone waits for pid to be gone: it is not our child, so /proc is all
+// there is to look at.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) && !zombie(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d survived", pid)
-		}
-		time.Sleep(5 * time.Millisecond) // it is not our child: poll /proc
-	}
+	await.Until(t, 10*time.Second, fmt.Sprintf("pid %d to be gone", pid), func() bool { return !alive(pid) || zombie(pid) })
 }
 
 func TestCPULimitNeedsTwoSamplesInARow(t *testing.T) {
@@ -247,13 +244,13 @@ func TestCPULimitNeedsTwoSamplesInARow(t *testing.T) {
 		d.StopTimeout = 500 * time.Millisecond
 	})
 	mp := h.spawn(t, "spinner", node.SpawnOptions{})
-	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
+	le := h.rec.Wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
 	if le.Reason != "maxCpuPercent" || le.Value <= 30 {
 		t.Errorf("limits_exceeded payload %+v", le)
 	}
 	// At least two node samples were over the limit before the kill.
 	over := 0
-	reps, _ := h.rec.all(node.KindStats)
+	reps, _ := h.rec.All(node.KindStats)
 	for _, r := range reps {
 		if r.ProcessID == mp.ID && r.Payload.(api.StatsReport).Stats.CPU.Percent > 30 {
 			over++
@@ -262,19 +259,19 @@ func TestCPULimitNeedsTwoSamplesInARow(t *testing.T) {
 	if over < 2 {
 		t.Errorf("killed after %d samples over the limit, want 2", over)
 	}
-	h.rec.wait(t, node.KindCrashed, mp.ID)
+	h.rec.Wait(t, node.KindCrashed, mp.ID)
 }
 
 func TestMaxRuntime(t *testing.T) {
 	h := newHarness(t, "unix")
 	h.define(t, "long", role(testchild.RoleSleep), func(d *node.Definition) { d.Limits.MaxRuntime = 200 * time.Millisecond })
 	mp := h.spawn(t, "long", node.SpawnOptions{})
-	le := h.rec.wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
+	le := h.rec.Wait(t, node.KindLimitsExceeded, mp.ID).Payload.(api.LimitsExceeded)
 	if le.Reason != "maxRuntimeMs" || le.Limit != 200 || le.Value < 200 {
 		t.Errorf("limits_exceeded payload %+v", le)
 	}
-	h.rec.wait(t, node.KindWatchdogKilled, mp.ID)
-	h.rec.wait(t, node.KindCrashed, mp.ID)
+	h.rec.Wait(t, node.KindWatchdogKilled, mp.ID)
+	h.rec.Wait(t, node.KindCrashed, mp.ID)
 	if got, _ := h.sup.Get(mp.ID); got.Status != api.StatusCrashed {
 		t.Errorf("status %s", got.Status)
 	}
@@ -291,7 +288,7 @@ func TestNodeStatsForAChildThatNeverConnects(t *testing.T) {
 	rss := vmRSS(t, mp.PID)
 	after := time.Now()
 	var sr api.StatsReport
-	h.rec.waitFor(t, func(r node.Report) bool {
+	h.rec.WaitFor(t, 10*time.Second, func(r node.Report) bool {
 		s, ok := r.Payload.(api.StatsReport)
 		if ok && r.ProcessID == mp.ID && s.Source == "node" && s.Stats.Uptime > after.Sub(mp.StartedAt).Seconds() {
 			sr = s

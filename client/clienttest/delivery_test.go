@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
+	"github.com/corral-run/corral/node/nodetest"
 )
 
 // The environment that makes the test binary a child.
@@ -87,74 +87,15 @@ func runChild(job string) int {
 	return 0
 }
 
-// recorder is a Reporter that keeps every report, accepting each at once.
-type recorder struct {
-	mu      sync.Mutex
-	reports []node.Report
-	changed chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
-
-func (r *recorder) Publish(rep node.Report) error {
-	if rep.Raw != nil {
-		rep.Raw = append([]byte(nil), rep.Raw...) // only valid during the call
-	}
-	r.mu.Lock()
-	r.reports = append(r.reports, rep)
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
-	if rep.Done != nil {
-		rep.Done(nil) // "stored": the node acks the child
-	}
-	return nil
-}
-
-// waitEnd waits for the process to stop or crash and returns that report.
-func (r *recorder) waitEnd(t *testing.T, id string) node.Report {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		r.mu.Lock()
-		for _, rep := range r.reports {
-			if rep.ProcessID == id && (rep.Kind == node.KindStopped || rep.Kind == node.KindCrashed) {
-				r.mu.Unlock()
-				return rep
-			}
-		}
-		ch := r.changed
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("process %s did not end within 30s", id)
-		}
-	}
-}
-
-// events returns the process's event reports, in the order published.
-func (r *recorder) events(id string) []node.Report {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []node.Report
-	for _, rep := range r.reports {
-		if rep.Kind == node.KindEvent && rep.ProcessID == id {
-			out = append(out, rep)
-		}
-	}
-	return out
-}
-
 // itemSchema is the schema the node checks "item" events against.
 const itemSchema = `{"type":"object","properties":{"i":{"type":"integer"}},"required":["i"]}`
 
 // runJob starts a supervisor on transport, runs one child doing job and
 // waits for it to end; the child must exit 0.
-func runJob(t *testing.T, transport, job string, env map[string]string) (*recorder, string) {
+func runJob(t *testing.T, transport, job string, env map[string]string) (*nodetest.Recorder, string) {
 	t.Helper()
 	dir := testchild.ShortTempDir(t)
-	rec := newRecorder()
+	rec := nodetest.NewRecorder()
 	sup, err := node.New(node.Config{
 		NodeID: "n1", Transport: transport,
 		SocketDir: filepath.Join(dir, "sock"), LogDir: filepath.Join(dir, "logs"),
@@ -188,7 +129,9 @@ func runJob(t *testing.T, transport, job string, env map[string]string) (*record
 	if err != nil {
 		t.Fatal(err)
 	}
-	end := rec.waitEnd(t, mp.ID)
+	end := rec.WaitFor(t, 30*time.Second, func(rep node.Report) bool {
+		return rep.ProcessID == mp.ID && (rep.Kind == node.KindStopped || rep.Kind == node.KindCrashed)
+	})
 	if st, ok := end.Payload.(api.Stopped); end.Kind != node.KindStopped || !ok || st.ExitCode == nil || *st.ExitCode != 0 {
 		logs, _ := os.ReadFile(filepath.Join(dir, "logs", "emitter-"+mp.ID+".log"))
 		t.Fatalf("the child did not exit 0: %+v\nits output:\n%s", end.Payload, logs)
@@ -205,7 +148,7 @@ func TestDeliveryThroughANode(t *testing.T) {
 	for _, transport := range []string{"unix", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			rec, id := runJob(t, transport, "emit", map[string]string{envEvents: strconv.Itoa(events)})
-			reps := rec.events(id)
+			reps := rec.Of(node.KindEvent, id)
 			if len(reps) != events {
 				t.Fatalf("the node published %d events, want %d", len(reps), events)
 			}
@@ -236,7 +179,7 @@ func TestDeliveryThroughANode(t *testing.T) {
 // and exits 0 only then); nothing is published.
 func TestRefusalThroughANode(t *testing.T) {
 	rec, id := runJob(t, "unix", "refused", nil)
-	if reps := rec.events(id); len(reps) != 0 {
+	if reps := rec.Of(node.KindEvent, id); len(reps) != 0 {
 		t.Fatalf("the node published %d events, want none", len(reps))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/internal/await"
 	"github.com/shirou/gopsutil/v4/host"
 	"github.com/shirou/gopsutil/v4/process"
 )
@@ -30,18 +31,6 @@ func startGroup(tb testing.TB, name string, args ...string) *exec.Cmd {
 		_ = cmd.Wait()
 	})
 	return cmd
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // comm is a process's command name, "" once it is gone.
@@ -121,7 +110,7 @@ func TestSampleTree(t *testing.T) {
 	root := cmd.Process.Pid
 	s := NewSampler()
 	var tree TreeStats
-	waitFor(t, "sh and two sleeps", func() bool {
+	await.Until(t, 10*time.Second, "sh and two sleeps", func() bool {
 		tree = s.Sample([]Root{{PID: root}})[root]
 		if len(tree.PIDs) != 3 {
 			return false
@@ -176,7 +165,7 @@ func TestSampleKeepsProcessGroup(t *testing.T) {
 	cmd := startGroup(t, "sh", "-c", "(sleep 31 &); exec sleep 32")
 	root := cmd.Process.Pid
 	s := NewSampler()
-	waitFor(t, "the root and its orphaned grandchild", func() bool {
+	await.Until(t, 10*time.Second, "the root and its orphaned grandchild", func() bool {
 		tree := s.Sample([]Root{{PID: root}})[root]
 		return len(tree.PIDs) == 2 && comm(tree.PIDs[0]) == "sleep" && comm(tree.PIDs[1]) == "sleep"
 	})
