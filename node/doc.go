@@ -4,9 +4,10 @@
 // send, and the records of every process.
 //
 // It knows nothing of NATS or of CLI flags: everything it has to tell the
-// world goes to a Reporter (implemented by package bus), and the bus drives
-// it through the Supervisor's methods. So the supervisor can be tested
-// without a broker.
+// world goes to a Reporter (the control service of package bus/service,
+// which hands reports to its bus/relay), and the control service drives it
+// through the Supervisor's methods. So the supervisor can be tested
+// without a broker (node/nodetest has a recording Reporter).
 //
 // # The life of a managed process
 //
@@ -53,7 +54,9 @@
 //   - A child's line is read in conn.go (readLoop, with wire.ReadLine, the
 //     bounded line reader), decoded and acted on in handle.go (handle,
 //     dispatch); a connected or heartbeat message becomes a heartbeat
-//     event (watchdog.go heartbeat).
+//     event (watchdog.go heartbeat). What the child said goes to the
+//     Reporter as a Report; in corrald that is bus/service, and the report
+//     becomes a NATS message in bus/relay (Relay.Publish).
 //   - A late heartbeat kills a process when the heartbeat timer fires
 //     (watchdog.go heartbeatDue): step's evHeartbeatDue case finds it late
 //     by twice the timeout, perform reports process.watchdog.killed and

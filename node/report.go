@@ -1,7 +1,8 @@
 package node
 
 // Reporter receives everything the supervisor has to tell the world. The
-// bus package implements it by publishing on NATS subjects; tests use fakes.
+// control service (package bus/service) implements it, publishing through
+// its relay (package bus/relay); tests use nodetest.Recorder.
 //
 // Publish must not block on I/O for long: it is called on the child's read
 // loop, and blocking there is how back-pressure reaches a child. A non-nil
