@@ -36,7 +36,7 @@ func (c *Client) take(ctx context.Context, event string, head []byte, watch bool
 		}
 		if n, bytes := c.heldLocked(); n > 0 && (n >= c.opts.bufEvents || bytes+size > c.opts.bufBytes) {
 			if err := c.waitLocked(ctx); err != nil {
-				return nil, fmt.Errorf("cannot emit %q: %w: %d events (%d bytes) wait for the node: %w", event, ErrBufferFull, n, bytes, err)
+				return nil, errorf(ErrBufferFull, "cannot emit %q: the buffer is full, %d events (%d bytes) wait for the node: %w", event, n, bytes, err)
 			}
 			c.mu.Lock()
 			continue
@@ -44,7 +44,7 @@ func (c *Client) take(ctx context.Context, event string, head []byte, watch bool
 		connected := c.state == stateConnected
 		if connected && len(c.out) > 0 && len(c.out)+size > maxQueuedBytes {
 			if err := c.waitLocked(ctx); err != nil {
-				return nil, fmt.Errorf("cannot emit %q: %w: the send queue is full: %w", event, ErrBufferFull, err)
+				return nil, errorf(ErrBufferFull, "cannot emit %q: the send queue is full: %w", event, err)
 			}
 			c.mu.Lock()
 			continue

@@ -43,21 +43,21 @@ func ConfigFromEnv() (Config, error) {
 		Metadata:   json.RawMessage(os.Getenv(wire.EnvMetadata)),
 	}
 	if cfg.ProcessID == "" {
-		return Config{}, fmt.Errorf("cannot connect to the Corral node: %w: %s is not set (corrald sets it for every process it spawns)",
-			ErrNotConfigured, wire.EnvProcessID)
+		return Config{}, errorf(ErrNotConfigured, "cannot connect to the Corral node: %s is not set (corrald sets it for every process it spawns)",
+			wire.EnvProcessID)
 	}
 	if cfg.SocketPath != "" {
 		return cfg, nil
 	}
 	port := os.Getenv(wire.EnvTCPPort)
 	if port == "" {
-		return Config{}, fmt.Errorf("cannot connect to the Corral node: %w: neither %s nor %s is set",
-			ErrNotConfigured, wire.EnvSocketPath, wire.EnvTCPPort)
+		return Config{}, errorf(ErrNotConfigured, "cannot connect to the Corral node: neither %s nor %s is set",
+			wire.EnvSocketPath, wire.EnvTCPPort)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return Config{}, fmt.Errorf("cannot connect to the Corral node: %w: %s is %q, expected a port number (1-65535)",
-			ErrNotConfigured, wire.EnvTCPPort, port)
+		return Config{}, errorf(ErrNotConfigured, "cannot connect to the Corral node: %s is %q, expected a port number (1-65535)",
+			wire.EnvTCPPort, port)
 	}
 	cfg.TCPPort = n
 	return cfg, nil
@@ -66,9 +66,9 @@ func ConfigFromEnv() (Config, error) {
 func (cfg Config) check() error {
 	switch {
 	case cfg.ProcessID == "":
-		return fmt.Errorf("cannot connect to the Corral node: %w: Config.ProcessID is empty", ErrNotConfigured)
+		return errorf(ErrNotConfigured, "cannot connect to the Corral node: Config.ProcessID is empty")
 	case cfg.SocketPath == "" && (cfg.TCPPort < 1 || cfg.TCPPort > 65535):
-		return fmt.Errorf("cannot connect to the Corral node: %w: Config has no SocketPath and no valid TCPPort (%d)", ErrNotConfigured, cfg.TCPPort)
+		return errorf(ErrNotConfigured, "cannot connect to the Corral node: Config has no SocketPath and no valid TCPPort (%d)", cfg.TCPPort)
 	}
 	return nil
 }

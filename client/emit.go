@@ -103,7 +103,7 @@ func (c *Client) encodeEvent(ctx context.Context, event string, data any) ([]byt
 	head := make([]byte, 0, len(`{"type":"event","event":"","data":`)+len(event)+len(payload)+len(c.envelope)+13+idTailBytes+1)
 	head = c.appendEventHead(head, event, payload)
 	if n := len(head) + idTailBytes; n > c.opts.maxLineBytes {
-		return nil, fmt.Errorf("cannot emit %q: %w: the line would be about %d bytes, the limit is %d", event, ErrLineTooLong, n, c.opts.maxLineBytes)
+		return nil, errorf(ErrLineTooLong, "cannot emit %q: the line would be about %d bytes, the limit is %d", event, n, c.opts.maxLineBytes)
 	}
 	return head, nil
 }
@@ -147,17 +147,17 @@ func (c *Client) appendControl(dst []byte, typ string, field []byte) []byte {
 
 func checkEventName(event string) error {
 	if event == "" || len(event) > 64 {
-		return fmt.Errorf("%w: the name must be 1 to 64 characters of A-Z a-z 0-9 _ -", ErrInvalidEvent)
+		return errorf(ErrInvalidEvent, "the name must be 1 to 64 characters of A-Z a-z 0-9 _ -")
 	}
 	for i := 0; i < len(event); i++ {
 		switch b := event[i]; {
 		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '_', b == '-':
 		default:
-			return fmt.Errorf("%w: the name must be 1 to 64 characters of A-Z a-z 0-9 _ -", ErrInvalidEvent)
+			return errorf(ErrInvalidEvent, "the name must be 1 to 64 characters of A-Z a-z 0-9 _ -")
 		}
 	}
 	if event == reservedEvent {
-		return fmt.Errorf("%w: the name %q is reserved (enable stats with WithStats instead)", ErrInvalidEvent, event)
+		return errorf(ErrInvalidEvent, "the name %q is reserved (enable stats with WithStats instead)", event)
 	}
 	return nil
 }
@@ -170,7 +170,7 @@ func marshalData(data any) ([]byte, error) {
 	}
 	b, err := json.Marshal(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: cannot marshal data: %w", ErrInvalidEvent, err)
+		return nil, errorf(ErrInvalidEvent, "cannot marshal the data: %w", err)
 	}
 	if string(b) == "null" {
 		return []byte("{}"), nil
@@ -187,10 +187,10 @@ func marshalData(data any) ([]byte, error) {
 			reserved = string(key)
 		}
 	}) {
-		return nil, fmt.Errorf("%w: data must be a JSON object, got %s", ErrInvalidEvent, clip(b))
+		return nil, errorf(ErrInvalidEvent, "the data must be a JSON object, got %s", clip(b))
 	}
 	if reserved != "" {
-		return nil, fmt.Errorf("%w: data may not use the key %q (the node sets it)", ErrInvalidEvent, reserved)
+		return nil, errorf(ErrInvalidEvent, "the data may not use the key %q (the node sets it)", reserved)
 	}
 	return b, nil
 }

@@ -1,6 +1,9 @@
 package client
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by the client. Test with errors.Is.
 var (
@@ -41,3 +44,16 @@ func (e *NodeError) Error() string {
 
 // Is reports whether target is [ErrRejected].
 func (e *NodeError) Is(target error) bool { return target == ErrRejected }
+
+// errorf returns an error whose text is the formatted message alone and
+// which matches kind with errors.Is (and what the message wraps with %w):
+// "cannot emit "e": 10 events wait for the node" rather than a sentence
+// with the kind's word in its middle.
+func errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+}
+
+type kindError struct{ kind, err error }
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.err, e.kind} }
