@@ -32,7 +32,8 @@
 //	[processes.<name>]  command, args, cwd, env, heartbeat_timeout,
 //	                    auto_restart, max_restarts, restart, restart_delay,
 //	                    restart_delay_max, restart_reset_after, stop_signal,
-//	                    stop_timeout, stats_interval, limits, events
+//	                    stop_timeout, stats_interval, spawn_env, spawn_cwd,
+//	                    user, group, inherit_env, limits, events
 //	[processes.<name>.limits]  max_runtime, max_memory_mb, max_cpu_percent
 //	[processes.<name>.events.<event>]  a JSON Schema written as a TOML table
 //

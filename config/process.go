@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ var (
 		"stop_signal": true, "stop_timeout": true, "limits": true, "events": true,
 		"restart_delay": true, "restart_delay_max": true, "restart_reset_after": true,
 		"restart": true, "stats_interval": true,
+		"spawn_env": true, "spawn_cwd": true, "user": true, "group": true, "inherit_env": true,
 	}
 	limitKeys = map[string]bool{"max_runtime": true, "max_memory_mb": true, "max_cpu_percent": true}
 )
@@ -111,6 +113,17 @@ func parseProcess(name string, val any) (node.Definition, error) {
 	}
 	d.Limits = p.limits()
 	d.Events = p.events()
+	d.SpawnEnv = p.strings("spawn_env")
+	for _, g := range d.SpawnEnv {
+		if _, err := path.Match(g, ""); err != nil || g == "" {
+			p.fail("spawn_env", fmt.Errorf("%q is not a glob (expected e.g. \"INPUT_*\")", g))
+		}
+	}
+	d.SpawnCwd = p.boolean("spawn_cwd")
+	d.User, d.Group = p.str("user"), p.str("group")
+	if _, set := p.t["inherit_env"]; set {
+		d.EmptyEnv = !p.boolean("inherit_env")
+	}
 	return d, p.err
 }
 

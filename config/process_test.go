@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -264,5 +265,34 @@ func TestBadSignalIsInvalid(t *testing.T) {
 	_, err := Parse(strings.NewReader("[processes.e]\ncommand = \"e\"\nstop_signal = \"SIGFOO\""), nil)
 	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), `unknown signal "SIGFOO"`) {
 		t.Errorf("err = %v, want an api.ErrInvalid error naming the signal", err)
+	}
+}
+
+func TestSpawnPolicyKeys(t *testing.T) {
+	t.Parallel()
+	c, err := Parse(strings.NewReader(`
+[processes.enc]
+command = "enc"
+spawn_env = ["INPUT_*", "QUALITY"]
+spawn_cwd = true
+user = "encoder"
+group = "video"
+inherit_env = false
+[processes.plain]
+command = "plain"
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, plain := c.Processes[0], c.Processes[1]
+	if !slices.Equal(enc.SpawnEnv, []string{"INPUT_*", "QUALITY"}) || !enc.SpawnCwd || enc.User != "encoder" || enc.Group != "video" || !enc.EmptyEnv {
+		t.Errorf("enc = %+v", enc)
+	}
+	if plain.SpawnEnv != nil || plain.SpawnCwd || plain.EmptyEnv {
+		t.Errorf("plain = %+v: spawn overrides must be opt-in and the environment inherited", plain)
+	}
+	_, err = Parse(strings.NewReader("[processes.x]\ncommand = \"x\"\nspawn_env = [\"[\"]\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), `processes.x.spawn_env: "[" is not a glob`) {
+		t.Errorf("bad glob: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/internal/await"
+	"github.com/corral-run/corral/internal/natstest"
 	"github.com/corral-run/corral/internal/testcert"
 )
 
@@ -292,6 +293,68 @@ func TestMakeCertsScript(t *testing.T) {
 		}
 		if fi, err := os.Stat(filepath.Join(dir, name+"-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s-key.pem: %v, mode %v, want 0600", name, err, fi.Mode())
+		}
+	}
+}
+
+// A password in nats.url (here from the environment, as an operator's
+// unit file would set it) is in no log line of the node and in no child's
+// environment.
+func TestNatsURLPasswordDoesNotLeak(t *testing.T) {
+	const secret = "s3cret-p4ssword"
+	ns := natstest.StartWith(t, "corral", secret)
+	url := strings.Replace(ns.URL(), "nats://", "nats://corral:"+secret+"@", 1)
+	n := clusterNode(t, "leaky", nil, `
+[processes.envdump]
+command = "sh"
+args = ["-c", "env; exec sleep 30"]
+stop_timeout = "2s"
+`)
+	n.url = url
+	n.run(t, programEnv("CORRAL_NATS_URL="+url, "CORRAL_NODE_LOG_LEVEL=debug"))
+	n.waitReady(t)
+	p := process{}
+	decode(t, n.ctl(t, "spawn", "envdump", "--json"), &p)
+	n.waitLog(t, p.ID, "DONKEYLABS_PROCESS_ID")
+	childEnv := n.ctl(t, "logs", p.ID)
+	if strings.Contains(childEnv, secret) || strings.Contains(childEnv, "CORRAL_NATS_URL") {
+		t.Errorf("the child's environment has the NATS credentials:\n%s", childEnv)
+	}
+	n.stop(t)
+	b, err := os.ReadFile(n.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), secret) {
+		t.Errorf("the node's log has the password:\n%s", b)
+	}
+	if !strings.Contains(string(b), "corral:xxxxx@") {
+		t.Errorf("the node's log does not name its server, redacted:\n%s", b)
+	}
+}
+
+// Over the wire, as an operator without the nats CLI would: define is
+// refused unless the node allows remote definitions, and a spawn that
+// sets an environment variable its definition does not allow is a 403.
+func TestControlPlanePolicyEndToEnd(t *testing.T) {
+	n := startNode(t)
+	nc, err := nats.Connect(n.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, req := range []struct{ subject, body, code, want string }{
+		{bus.NodeSubject(n.id, bus.VerbDefine), `{"name":"x","command":"/bin/sh","args":["-c","id > /tmp/p"]}`, "403", "remote_definitions = true"},
+		{bus.SpawnSubject("encoder"), `{"env":{"LD_PRELOAD":"/tmp/evil.so"}}`, "403", "LD_PRELOAD"},
+		{bus.SpawnSubject("encoder"), `{"env":{"PATH":"/tmp"}}`, "403", "does not let a spawn set PATH"},
+		{bus.SpawnSubject("encoder"), `{"cwd":"/tmp"}`, "403", "working directory"},
+	} {
+		m, err := nc.Request(req.subject, []byte(req.body), waitEvent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, desc := m.Header.Get("Nats-Service-Error-Code"), m.Header.Get("Nats-Service-Error"); code != req.code || !strings.Contains(desc, req.want) {
+			t.Errorf("%s %s: %s %q, want %s naming %q", req.subject, req.body, code, desc, req.code, req.want)
 		}
 	}
 }

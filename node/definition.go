@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"path"
 	"regexp"
 	"sort"
 	"syscall"
@@ -53,6 +54,19 @@ type Definition struct {
 	// (default: the supervisor's, 5 s).
 	StatsInterval time.Duration
 	Limits        Limits
+
+	// SpawnEnv lists, as globs (path.Match: "INPUT_*", "QUALITY"), the
+	// environment variables a spawn may set. Empty: none. LD_* and DYLD_*
+	// are refused even when listed.
+	SpawnEnv []string
+	// SpawnCwd lets a spawn choose the working directory.
+	SpawnCwd bool
+	// User and Group, names or numeric ids, run the child as that user
+	// and group (Group defaults to the user's): the node must run as root.
+	User, Group string
+	// EmptyEnv starts the child's environment empty instead of from the
+	// node's (config inherit_env = false); Env and the spawn's env follow.
+	EmptyEnv bool
 
 	// Callbacks, all optional. They run on the node's goroutines and must
 	// not block for long.
@@ -186,12 +200,23 @@ func (d Definition) validate() error {
 			return err
 		}
 	}
+	for k := range d.Env {
+		if err := validEnvName(k); err != nil {
+			return api.Errorf(ErrInvalid, "%w", err)
+		}
+	}
+	for _, g := range d.SpawnEnv {
+		if _, err := path.Match(g, ""); err != nil || g == "" {
+			return api.Errorf(ErrInvalid, "spawn_env pattern %q is not a glob (e.g. \"INPUT_*\")", g)
+		}
+	}
 	return nil
 }
 
 // Info returns the serialisable view of d (after defaults).
 func (d Definition) Info() api.DefinitionInfo {
 	d = d.withDefaults()
+	inherit := !d.EmptyEnv
 	hb := d.HeartbeatTimeout.Milliseconds()
 	if d.HeartbeatTimeout < 0 {
 		hb = 0
@@ -203,7 +228,8 @@ func (d Definition) Info() api.DefinitionInfo {
 		RestartDelayMs: d.RestartDelay.Milliseconds(), RestartDelayMaxMs: d.RestartDelayMax.Milliseconds(),
 		RestartResetMs: d.RestartResetAfter.Milliseconds(), Restart: restartPolicy(d.RestartAlways),
 		StatsIntervalMs: d.StatsInterval.Milliseconds(),
-		Limits:          api.LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
+		SpawnEnv:        d.SpawnEnv, SpawnCwd: d.SpawnCwd, User: d.User, Group: d.Group, InheritEnv: &inherit,
+		Limits: api.LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
 	}
 }
 
@@ -218,6 +244,8 @@ func DefinitionFromInfo(in api.DefinitionInfo) (Definition, error) {
 		RestartDelayMax:   time.Duration(in.RestartDelayMaxMs) * time.Millisecond,
 		RestartResetAfter: time.Duration(in.RestartResetMs) * time.Millisecond,
 		StatsInterval:     time.Duration(in.StatsIntervalMs) * time.Millisecond,
+		SpawnEnv:          in.SpawnEnv, SpawnCwd: in.SpawnCwd, User: in.User, Group: in.Group,
+		EmptyEnv: in.InheritEnv != nil && !*in.InheritEnv,
 		Limits: Limits{MaxRuntime: time.Duration(in.Limits.MaxRuntimeMs) * time.Millisecond,
 			MaxMemoryMB: in.Limits.MaxMemoryMb, MaxCPUPercent: in.Limits.MaxCpuPercent},
 	}

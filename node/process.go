@@ -178,12 +178,26 @@ func (p *process) listen() error {
 		l.Close()
 		return fmt.Errorf("cannot secure %s: %w", path, err)
 	}
+	if c := p.def.cred; c != nil {
+		// The child runs as someone else: the socket is its (and root's),
+		// and the directory lets it through (0711: it cannot list it).
+		if err := os.Chown(path, int(c.Uid), int(c.Gid)); err != nil {
+			l.Close()
+			return fmt.Errorf("cannot give %s to uid %d: %w", path, c.Uid, err)
+		}
+		if err := os.Chmod(s.cfg.SocketDir, 0o711); err != nil {
+			l.Close()
+			return fmt.Errorf("cannot open %s to uid %d: %w", s.cfg.SocketDir, c.Uid, err)
+		}
+	}
 	p.listener, p.socketPath = l, path
 	return nil
 }
 
-// command builds the child's exec.Cmd: own process group, environment of
-// the node, then the definition, then the spawn, then DONKEYLABS_*.
+// command builds the child's exec.Cmd: own process group, the definition's
+// user and group, the environment of the node without CORRAL_* and NATS_*
+// (none with inherit_env = false), then the definition's, then the
+// spawn's, then DONKEYLABS_*.
 func (p *process) command() (*exec.Cmd, *os.File, error) {
 	def := p.def
 	cmd := exec.Command(def.Command, def.Args...)
@@ -191,7 +205,10 @@ func (p *process) command() (*exec.Cmd, *os.File, error) {
 	if p.opts.Cwd != "" {
 		cmd.Dir = p.opts.Cwd
 	}
-	env := os.Environ()
+	var env []string
+	if !def.EmptyEnv {
+		env = append(env, p.sup.environ...)
+	}
 	for _, k := range sortedNames(def.Env) {
 		env = append(env, k+"="+def.Env[k])
 	}
@@ -207,7 +224,7 @@ func (p *process) command() (*exec.Cmd, *os.File, error) {
 	cmd.Env = env
 	// Own process group so stop reaches the whole tree; no Pdeathsig, so
 	// children survive a node restart.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: def.cred}
 	if p.sup.cfg.LogDir == "" {
 		return cmd, nil, nil
 	}

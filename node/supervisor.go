@@ -51,9 +51,10 @@ type Config struct {
 // Supervisor runs and watches the child processes of one node.
 // All methods are safe for concurrent use.
 type Supervisor struct {
-	cfg Config
-	log *slog.Logger
-	rep Reporter
+	cfg     Config
+	log     *slog.Logger
+	rep     Reporter
+	environ []string // what children inherit of the node's environment (childEnviron)
 
 	mu     sync.RWMutex
 	defs   map[string]*definition
@@ -71,6 +72,8 @@ type Supervisor struct {
 type definition struct {
 	Definition
 	schemas map[string]*schema.Schema // nil value: any object
+	cred    *syscall.Credential       // User and Group resolved; nil: the node's own
+	remote  bool                      // defined over the control plane (DefineRemote)
 }
 
 // New returns a Supervisor. Call Close to stop it.
@@ -120,11 +123,12 @@ func New(cfg Config) (*Supervisor, error) {
 		}
 	}
 	s := &Supervisor{
-		cfg:   cfg,
-		log:   cfg.Logger.With("node", cfg.NodeID),
-		rep:   cfg.Reporter,
-		defs:  make(map[string]*definition),
-		procs: make(map[string]*process),
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.NodeID),
+		rep:     cfg.Reporter,
+		defs:    make(map[string]*definition),
+		environ: childEnviron(),
+		procs:   make(map[string]*process),
 	}
 	if cfg.StateDir != "" {
 		st, err := openStore(cfg.StateDir)
@@ -165,12 +169,38 @@ func (s *Supervisor) Define(d Definition) error {
 	return nil
 }
 
+// DefineRemote adds or replaces a definition sent over the control plane.
+// It may not replace one the node was configured with (Define): that is
+// an ErrConflict error.
+func (s *Supervisor) DefineRemote(d Definition) error {
+	cd, err := s.compile(d)
+	if err != nil {
+		return err
+	}
+	cd.remote = true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if cur := s.defs[d.Name]; cur != nil && !cur.remote {
+		return api.Errorf(ErrConflict, "cannot define %q: the node's configuration defines it, and a remote definition may not replace it", d.Name)
+	}
+	s.defs[d.Name] = cd
+	return nil
+}
+
 // compile validates d, applies defaults and compiles its event schemas.
 func (s *Supervisor) compile(d Definition) (*definition, error) {
 	if err := d.validate(); err != nil {
 		return nil, fmt.Errorf("cannot define %q: %w", d.Name, err)
 	}
 	cd := &definition{Definition: d.withDefaults(), schemas: make(map[string]*schema.Schema, len(d.Events))}
+	cred, err := d.credential()
+	if err != nil {
+		return nil, fmt.Errorf("cannot define %q: %w", d.Name, err)
+	}
+	cd.cred = cred
 	if cd.StatsInterval == 0 {
 		cd.StatsInterval = s.cfg.StatsInterval
 	}
@@ -217,6 +247,9 @@ func (s *Supervisor) Spawn(ctx context.Context, name string, opts SpawnOptions) 
 	}
 	if err := ValidMetadata(opts.Metadata); err != nil {
 		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+	}
+	if err := def.checkSpawn(opts); err != nil {
+		return api.ManagedProcess{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)

@@ -91,7 +91,7 @@ func TestSpawnGivesTheChildItsEnvironment(t *testing.T) {
 	h := newHarness(t, "unix")
 	env := h.ctrl.Env()
 	env["CORRAL_TEST_EXTRA"] = "from-definition"
-	h.define(t, "worker", env, nil)
+	h.define(t, "worker", env, func(d *node.Definition) { d.SpawnEnv, d.SpawnCwd = []string{"CORRAL_TEST_*"}, true })
 	mp := h.spawn(t, "worker", node.SpawnOptions{Metadata: json.RawMessage(`{"input":"a.mp4"}`)})
 
 	if !strings.HasPrefix(mp.ID, "proc_") || len(mp.ID) != node.IDLength {
@@ -125,7 +125,7 @@ func TestSpawnOverridesEnvAndCwd(t *testing.T) {
 	h := newHarness(t, "unix")
 	env := h.ctrl.Env()
 	env["CORRAL_TEST_EXTRA"] = "from-definition"
-	h.define(t, "worker", env, nil)
+	h.define(t, "worker", env, func(d *node.Definition) { d.SpawnEnv, d.SpawnCwd = []string{"CORRAL_TEST_*"}, true })
 	cwd := t.TempDir()
 	mp := h.spawn(t, "worker", node.SpawnOptions{Env: map[string]string{"CORRAL_TEST_EXTRA": "from-spawn"}, Cwd: cwd})
 	peer := h.ctrl.Accept()

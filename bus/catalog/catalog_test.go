@@ -9,6 +9,7 @@ import (
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/catalog"
 	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/bus/service"
 	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/internal/testnode"
 	"github.com/corral-run/corral/schema"
@@ -152,7 +153,7 @@ func TestSchemasCompileAndValidateSamples(t *testing.T) {
 // The payloads and replies a real node sends validate against their
 // schemas.
 func TestSchemasValidateRealMessages(t *testing.T) {
-	n := testnode.StartOne(t)
+	n := testnode.Start(t, testnode.StartServer(t, false), testnode.Spec{ID: "n1", Service: service.Config{RemoteDefinitions: true}})
 	ctx := testnode.Context(t)
 
 	events := make(chan control.Event, 64)

@@ -32,7 +32,7 @@ type Supervisor interface {
 	StopAll(ctx context.Context, sig syscall.Signal, name string) ([]api.ManagedProcess, error)
 	Restart(ctx context.Context, id string) (api.ManagedProcess, error)
 	Send(id string, msg json.RawMessage) error
-	Define(d node.Definition) error
+	DefineRemote(d node.Definition) error
 	Definitions() []node.Definition
 	LogTail(id string, lines int) (string, error)
 }
@@ -43,6 +43,10 @@ var _ Supervisor = (*node.Supervisor)(nil)
 type Config struct {
 	NodeID string
 	Labels map[string]string
+	// RemoteDefinitions lets define requests add and replace definitions
+	// (never one the node was configured with: 409). Off, define answers
+	// 403.
+	RemoteDefinitions bool
 	// RequestTimeout bounds the work of one request (stop waits for the
 	// exit). Default 30 s.
 	RequestTimeout time.Duration
@@ -366,12 +370,16 @@ func (s *Service) handleDefine(r micro.Request) {
 		respondError(r, err)
 		return
 	}
+	if !s.cfg.RemoteDefinitions {
+		respondError(r, api.Errorf(api.ErrNotPermitted, "cannot define %q: node %s takes no definitions over the control plane ([node] remote_definitions = true allows them)", info.Name, s.cfg.NodeID))
+		return
+	}
 	d, err := node.DefinitionFromInfo(info)
 	if err != nil {
 		respondError(r, fmt.Errorf("cannot define %q: %w", info.Name, err))
 		return
 	}
-	if err := s.supervisor().Define(d); err != nil {
+	if err := s.supervisor().DefineRemote(d); err != nil {
 		respondError(r, err) // the supervisor's errors say what could not be done
 		return
 	}
@@ -379,14 +387,14 @@ func (s *Service) handleDefine(r micro.Request) {
 		respondError(r, fmt.Errorf("cannot define %q: %w", d.Name, err))
 		return
 	}
-	_ = r.RespondJSON(d.Info())
+	_ = r.RespondJSON(d.Info().Redacted())
 }
 
 func (s *Service) handleDefinitions(r micro.Request) {
 	defs := s.supervisor().Definitions()
 	out := api.DefinitionsReply{Node: s.cfg.NodeID, Definitions: make([]api.DefinitionInfo, 0, len(defs))}
 	for _, d := range defs {
-		out.Definitions = append(out.Definitions, d.Info())
+		out.Definitions = append(out.Definitions, d.Info().Redacted())
 	}
 	_ = r.RespondJSON(out)
 }

@@ -48,7 +48,7 @@ func (f *fakeSupervisor) Restart(context.Context, string) (api.ManagedProcess, e
 	return api.ManagedProcess{}, f.unexpected("Restart")
 }
 func (f *fakeSupervisor) Send(string, json.RawMessage) error { return f.unexpected("Send") }
-func (f *fakeSupervisor) Define(node.Definition) error       { return f.unexpected("Define") }
+func (f *fakeSupervisor) DefineRemote(node.Definition) error { return f.unexpected("DefineRemote") }
 func (f *fakeSupervisor) Definitions() []node.Definition     { return nil }
 func (f *fakeSupervisor) LogTail(string, int) (string, error) {
 	return "", f.unexpected("LogTail")

@@ -47,8 +47,9 @@ type testNode struct{ *testnode.Node }
 
 // definitions are what every test node offers.
 var definitions = []node.Definition{
-	testnode.Sleeper,
-	{Name: "talker", Command: "sh", Args: []string{"-c", "echo hello from $GREETING; exec sleep 30"}, StopTimeout: time.Second},
+	{Name: "sleeper", Command: "sleep", Args: []string{"30"}, StopTimeout: time.Second, SpawnEnv: []string{"A"}, SpawnCwd: true},
+	{Name: "talker", Command: "sh", Args: []string{"-c", "echo hello from $GREETING; exec sleep 30"}, StopTimeout: time.Second,
+		SpawnEnv: []string{"GREETING"}},
 }
 
 // startNode starts node n1 (labels zone=a, role=test) defining "sleeper"

@@ -13,18 +13,22 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/internal/daemon"
+	"github.com/corral-run/corral/internal/testcert"
 	"github.com/corral-run/corral/internal/testchild"
 )
 
 // benchNode starts a quiet node with a "sleeper" definition (sleep 600),
 // without JetStream.
-func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) { return benchNodeWith(b, false) }
+func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) { return benchNodeWith(b, false, false) }
 
 // benchNodeWith starts the bench node, with JetStream (durable events, the
-// default) or without.
-func benchNodeWith(b *testing.B, jetstream bool) (*daemon.Daemon, *nats.Conn) {
+// default) or without, and secure or not: with secure, the embedded server
+// has users and TLS, and the benchmark's client is an operator over TLS
+// with a CA made for the run.
+func benchNodeWith(b *testing.B, jetstream, secure bool) (*daemon.Daemon, *nats.Conn) {
 	b.Helper()
 	toml := fmt.Sprintf(`
 [node]
@@ -39,8 +43,23 @@ args = ["600"]
 heartbeat_timeout = "0s"
 stop_timeout = "1s"
 `, testchild.ShortTempDir(b), jetstream)
+	var opts []nats.Option
+	if secure {
+		ca := testcert.New(b)
+		cert, key := ca.Issue(b, "bench")
+		toml += fmt.Sprintf(`
+[[nats.users]]
+user = "ops"
+password = "bench-secret"
+role = "operator"
+[nats.tls]
+cert = %q
+key = %q
+`, cert, key)
+		opts = append(opts, nats.UserInfo("ops", "bench-secret"), nats.RootCAs(ca.Cert), nats.CustomInboxPrefix(bus.InboxPrefix("ops")))
+	}
 	d := startDaemon(b, parseConfig(b, toml), quiet)
-	nc, err := nats.Connect(d.ClientURL())
+	nc, err := nats.Connect(d.ClientURL(), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,12 +74,15 @@ stop_timeout = "1s"
 // once the stream stored the event.
 func BenchmarkRelay(b *testing.B) {
 	for _, bc := range []struct {
-		name              string
-		withAcks, durable bool
-	}{{"fire-and-forget", false, false}, {"acked", true, false}, {"durable-acked", true, true}} {
+		name                      string
+		withAcks, durable, secure bool
+	}{
+		{"fire-and-forget", false, false, false}, {"acked", true, false, false}, {"durable-acked", true, true, false},
+		{"fire-and-forget-tls-users", false, false, true}, {"durable-acked-tls-users", true, true, true},
+	} {
 		withAcks := bc.withAcks
 		b.Run(bc.name, func(b *testing.B) {
-			d, nc := benchNodeWith(b, bc.durable)
+			d, nc := benchNodeWith(b, bc.durable, bc.secure)
 			if bc.durable && !nodeDurable(b, nc) {
 				b.Fatal("the node is not durable")
 			}
@@ -200,7 +222,12 @@ func BenchmarkRelayLatency(b *testing.B) {
 // BenchmarkSpawn measures spawn over NATS (request to reply, child
 // started), one at a time; the children are stopped outside the timer.
 func BenchmarkSpawn(b *testing.B) {
-	_, nc := benchNode(b)
+	b.Run("plain", func(b *testing.B) { benchSpawn(b, false) })
+	b.Run("tls-users", func(b *testing.B) { benchSpawn(b, true) })
+}
+
+func benchSpawn(b *testing.B, secure bool) {
+	_, nc := benchNodeWith(b, false, secure)
 	ctl := control.New(nc)
 	ctx := context.Background()
 	durs := make([]time.Duration, 0, b.N)

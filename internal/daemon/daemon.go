@@ -55,7 +55,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.svc = service.New(d.nc, service.Config{
-		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, Relay: relayConfig(cfg),
+		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, RemoteDefinitions: cfg.Node.RemoteDefinitions, Relay: relayConfig(cfg),
 		HeartbeatInterval: cfg.Node.HeartbeatInterval, Registry: registryConfig(cfg), Logger: logger,
 	})
 	if err := d.setUpStream(); err != nil {

@@ -29,7 +29,11 @@ type Server struct {
 
 // Start starts a server on a free port of 127.0.0.1, storing JetStream
 // data in a directory of the test's.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWith(t, "", "") }
+
+// StartWith is Start with a user and password every client must give
+// (none when user is empty).
+func StartWith(t testing.TB, user, password string) *Server {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,7 +42,7 @@ func Start(t testing.TB) *Server {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	s := &Server{t: t, opts: server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: t.TempDir()}}
+		JetStream: true, StoreDir: t.TempDir(), Username: user, Password: password}}
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
