@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -100,6 +103,9 @@ func Start(cfg Config) (*Server, error) {
 		opts.JetStream = true
 		opts.StoreDir = filepath.Clean(cfg.StoreDir)
 	}
+	if err := cfg.checkPorts(); err != nil {
+		return nil, fmt.Errorf("cannot start NATS server: %w", err)
+	}
 	open, err := cfg.checkExposure()
 	if err != nil {
 		return nil, fmt.Errorf("cannot start NATS server: %w", err)
@@ -119,21 +125,74 @@ func Start(cfg Config) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s.SetLoggerV2(&serverLogger{log: logger.With("component", "nats-server")}, false, false, false)
+	sl := &serverLogger{log: logger.With("component", "nats-server")}
+	s.SetLoggerV2(sl, false, false, false)
 	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("cannot start NATS server on %s: not ready after 10s", cfg.Listen)
+	// Ready, or failed: nats-server reports a failure to start (a port
+	// taken since checkPorts, say) only in its log, as a fatal line.
+	for deadline := time.Now().Add(10 * time.Second); !s.ReadyForConnections(50 * time.Millisecond); {
+		if fatal := sl.fatal.Load(); fatal != nil {
+			s.Shutdown()
+			return nil, fmt.Errorf("cannot start NATS server: %s", *fatal)
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			return nil, fmt.Errorf("cannot start NATS server on %s: not ready after 10s", cfg.Listen)
+		}
 	}
 	return &Server{Server: s, self: self, open: open}, nil
 }
 
-// serverLogger routes nats-server's log into slog.
-type serverLogger struct{ log *slog.Logger }
+// serverLogger routes nats-server's log into slog, and keeps its first
+// fatal line for Start.
+type serverLogger struct {
+	log   *slog.Logger
+	fatal atomic.Pointer[string]
+}
 
 func (l *serverLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l *serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *serverLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.fatal.CompareAndSwap(nil, &msg)
+	l.log.Error(msg)
+}
+func (l *serverLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Tracef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// checkPorts fails fast, naming the key to change, when a listener's
+// fixed port is taken: nats-server would only say so in its log.
+func (cfg Config) checkPorts() error {
+	for _, l := range []struct{ what, key, addr string }{
+		{"clients", "nats.listen", cfg.Listen},
+		{"routes", "nats.cluster.listen", cfg.Cluster.Listen},
+		{"leaf nodes", "nats.leaf.listen", cfg.Leaf.Listen},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(l.addr); err != nil || port == "0" || port == "-1" {
+			continue // checked by hostPort; a random port is free by definition
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("cannot listen for %s on %s (%s): %w (stop what uses it, or choose another address)", l.what, l.addr, l.key, unwrapOp(err))
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+// unwrapOp is the cause of a *net.OpError: "address already in use".
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		var se *os.SyscallError
+		if errors.As(oe.Err, &se) {
+			return se.Err
+		}
+		return oe.Err
+	}
+	return err
+}

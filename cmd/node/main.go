@@ -38,6 +38,14 @@ func run(path string, detach bool) error {
 	// still starting is handled once it is up, not by the default action.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP, which would kill the node by default, is taken and ignored.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	go func() {
+		for range hups {
+			logger.Warn("SIGHUP ignored: this version reloads nothing on SIGHUP; restart the node to apply a new configuration")
+		}
+	}()
 	d, err := daemon.Start(cfg, logger)
 	if err != nil {
 		return err

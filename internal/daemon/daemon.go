@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -32,6 +31,8 @@ type Daemon struct {
 	svc *service.Service
 	sup *node.Supervisor
 
+	lock *dataDirLock // held for the node's life
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -48,8 +49,8 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 			d.shutdownBus() // d, not the result: a failed Start returns nil
 		}
 	}()
-	if err := os.MkdirAll(cfg.Node.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("cannot create data directory: %w", err)
+	if d.lock, err = lockDataDir(cfg.Node.DataDir); err != nil {
+		return nil, err
 	}
 	if err := d.connect(logger); err != nil {
 		return nil, err
@@ -142,5 +143,6 @@ func (d *Daemon) shutdownBus() error {
 		d.srv.Shutdown()
 		d.srv.WaitForShutdown()
 	}
+	d.lock.release() // last: the next node may have the data directory now
 	return errors.Join(errs...)
 }
