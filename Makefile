@@ -32,18 +32,17 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
 
-# A short fuzzing pass over every parser of untrusted input.
+# A fuzzing pass over every fuzz target (every parser of untrusted input:
+# the wire decoder, line reader, control request decoders, schema
+# validator, /proc parser), FUZZTIME each.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./client/wire
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./client/wire
-	$(GO) test -run '^$$' -fuzz '^FuzzReadLine$$' -fuzztime $(FUZZTIME) ./client/wire
-	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' client/*_test.go | sed 's/func //'); do \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./client || exit 1; done
-	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' schema/*_test.go | sed 's/func //'); do \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./schema || exit 1; done
-	@for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' node/procstat/*_test.go | sed 's/func //'); do \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./node/procstat || exit 1; done
+	@for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
+		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
+			echo "== $$t ($$(dirname $$f))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f) || exit 1; \
+		done; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -32,6 +32,9 @@ type DefinitionInfo struct {
 	// set; SpawnCwd lets it choose the working directory.
 	SpawnEnv []string `json:"spawnEnv,omitempty"`
 	SpawnCwd bool     `json:"spawnCwd,omitempty"`
+	// MaxInstances caps the processes of this definition on a node (0:
+	// no cap of its own).
+	MaxInstances int `json:"maxInstances,omitempty"`
 	// User and Group run the child as someone else (the node must be root).
 	User  string `json:"user,omitempty"`
 	Group string `json:"group,omitempty"`

@@ -55,6 +55,9 @@ type NodeConfig struct {
 	// corral.node.<id>.heartbeat and in the node registry; a node that
 	// misses three heartbeats is gone. Default 2s, at least 100ms.
 	HeartbeatInterval time.Duration
+	// MaxProcesses caps the processes the node runs at once; 0 (the
+	// default) derives it from the open-file limit (node.DefaultMaxProcesses).
+	MaxProcesses int
 	// RemoteDefinitions lets operators define processes over the control
 	// plane (corral.node.<id>.define). Default false: define answers 403.
 	RemoteDefinitions bool
@@ -101,6 +104,9 @@ type NATSConfig struct {
 	// or for a reconnection) before a child's events wait too. Default
 	// 65536.
 	PublishBuffer int
+	// MaxPayload is the embedded server's largest message, control
+	// requests included. Default 1 MiB.
+	MaxPayload int
 	// Cluster is [nats.cluster]: the embedded server joins a NATS cluster.
 	Cluster ClusterConfig
 	// Leaf is [nats.leaf]: the embedded server as a leaf node or a hub.
@@ -129,6 +135,7 @@ const (
 	DefaultStreamMaxBytes = 1 << 30
 	DefaultStreamReplicas = 0 // auto
 	DefaultPublishBuffer  = 65536
+	DefaultMaxPayload     = 1 << 20
 )
 
 // Transport is how a child connects to its node.

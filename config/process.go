@@ -25,6 +25,7 @@ var (
 		"restart_delay": true, "restart_delay_max": true, "restart_reset_after": true,
 		"restart": true, "stats_interval": true,
 		"spawn_env": true, "spawn_cwd": true, "user": true, "group": true, "inherit_env": true,
+		"max_instances": true,
 	}
 	limitKeys = map[string]bool{"max_runtime": true, "max_memory_mb": true, "max_cpu_percent": true}
 )
@@ -120,6 +121,11 @@ func parseProcess(name string, val any) (node.Definition, error) {
 		}
 	}
 	d.SpawnCwd = p.boolean("spawn_cwd")
+	if _, set := p.t["max_instances"]; set {
+		if d.MaxInstances = p.integer("max_instances"); d.MaxInstances < 1 && p.err == nil {
+			p.fail("max_instances", fmt.Errorf("%d is out of range (expected 1 or more; leave it out for no limit)", d.MaxInstances))
+		}
+	}
 	d.User, d.Group = p.str("user"), p.str("group")
 	if _, set := p.t["inherit_env"]; set {
 		d.EmptyEnv = !p.boolean("inherit_env")
@@ -243,6 +249,19 @@ func (p *processTable) number(key string) float64 {
 		p.fail(key, fmt.Errorf("must be 0 (no limit) or more, got %v", f))
 	}
 	return f
+}
+
+// integer reads an integer that fits an int32.
+func (p *processTable) integer(key string) int {
+	val := p.t[key]
+	n, ok := val.(int64)
+	switch {
+	case !ok:
+		p.fail(key, fmt.Errorf("must be an integer, got %s", tomlType(val)))
+	case n < math.MinInt32 || n > math.MaxInt32:
+		p.fail(key, fmt.Errorf("%d is out of range", n))
+	}
+	return int(n)
 }
 
 func (p *processTable) maxRestarts() int {

@@ -60,6 +60,7 @@ var settings = []setting{
 	{"node.shutdown", kindString, string(DefaultShutdown)},
 	{"node.heartbeat_interval", kindString, DefaultHeartbeatInterval},
 	{"node.remote_definitions", kindBool, false},
+	{"node.max_processes", kindInt, 0},
 	{"nats.url", kindServers, ""},
 	{"nats.listen", kindString, DefaultNATSListen},
 	{"nats.jetstream", kindBool, DefaultJetStream},
@@ -68,6 +69,7 @@ var settings = []setting{
 	{"nats.stream_max_bytes", kindInt, DefaultStreamMaxBytes},
 	{"nats.stream_replicas", kindInt, DefaultStreamReplicas},
 	{"nats.publish_buffer", kindInt, DefaultPublishBuffer},
+	{"nats.max_payload", kindInt, DefaultMaxPayload},
 	{"nats.insecure", kindBool, false},
 	{"nats.creds", kindString, ""},
 	{"nats.nkey", kindString, ""},
@@ -110,6 +112,8 @@ const (
 const (
 	minStreamBytes   = 1 << 20
 	maxPublishBuffer = 1 << 20
+	minPayload       = 64 << 10
+	maxPayload       = 64 << 20
 )
 
 // parseSettings layers defaults, the file's [node] and [nats] tables and
@@ -355,6 +359,12 @@ func (r layers) node() (NodeConfig, error) {
 	if n.RemoteDefinitions, err = r.boolean("node.remote_definitions"); err != nil {
 		return n, err
 	}
+	if n.MaxProcesses, err = r.integer("node.max_processes"); err != nil {
+		return n, err
+	}
+	if n.MaxProcesses < 0 {
+		return n, r.fail("node.max_processes", fmt.Errorf("%d is out of range (expected 0 for the default, or 1 or more)", n.MaxProcesses))
+	}
 
 	switch m := ShutdownMode(strings.ToLower(r.str("node.shutdown"))); m {
 	case ShutdownStop, ShutdownDetach:
@@ -420,6 +430,12 @@ func (r layers) nats(n NodeConfig) (NATSConfig, error) {
 	}
 	if c.PublishBuffer < 1 || c.PublishBuffer > maxPublishBuffer {
 		return c, r.fail("nats.publish_buffer", fmt.Errorf("%d is out of range (expected 1 to %d)", c.PublishBuffer, maxPublishBuffer))
+	}
+	if c.MaxPayload, err = r.integer("nats.max_payload"); err != nil {
+		return c, err
+	}
+	if c.MaxPayload < minPayload || c.MaxPayload > maxPayload {
+		return c, r.fail("nats.max_payload", fmt.Errorf("%d is out of range (expected %d to %d)", c.MaxPayload, minPayload, maxPayload))
 	}
 	if err := r.natsTopology(&c); err != nil {
 		return c, err

@@ -79,8 +79,8 @@ func TestDefaults(t *testing.T) {
 		StreamMaxAge:   24 * time.Hour,
 		StreamMaxBytes: 1 << 30,
 		StreamReplicas: 0, // auto
-		PublishBuffer:  65536,
-		Cluster:        ClusterConfig{Name: "corral"},
+		PublishBuffer:  65536, MaxPayload: 1 << 20,
+		Cluster: ClusterConfig{Name: "corral"},
 	}
 	if !reflect.DeepEqual(c.NATS, wantNATS) {
 		t.Errorf("NATS = %+v\nwant   %+v", c.NATS, wantNATS)

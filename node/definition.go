@@ -64,6 +64,9 @@ type Definition struct {
 	// User and Group, names or numeric ids, run the child as that user
 	// and group (Group defaults to the user's): the node must run as root.
 	User, Group string
+	// MaxInstances caps how many processes of this definition run on the
+	// node at once (0: only the node's MaxProcesses).
+	MaxInstances int
 	// EmptyEnv starts the child's environment empty instead of from the
 	// node's (config inherit_env = false); Env and the spawn's env follow.
 	EmptyEnv bool
@@ -177,6 +180,9 @@ func (d Definition) validate() error {
 	if d.Command == "" {
 		return api.Errorf(ErrInvalid, "no command")
 	}
+	if d.MaxInstances < 0 {
+		return api.Errorf(ErrInvalid, "max instances must not be negative")
+	}
 	if d.MaxRestarts < -1 {
 		return api.Errorf(ErrInvalid, "max restarts must be -1 (unlimited) or more, got %d", d.MaxRestarts)
 	}
@@ -229,7 +235,8 @@ func (d Definition) Info() api.DefinitionInfo {
 		RestartResetMs: d.RestartResetAfter.Milliseconds(), Restart: restartPolicy(d.RestartAlways),
 		StatsIntervalMs: d.StatsInterval.Milliseconds(),
 		SpawnEnv:        d.SpawnEnv, SpawnCwd: d.SpawnCwd, User: d.User, Group: d.Group, InheritEnv: &inherit,
-		Limits: api.LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
+		MaxInstances: d.MaxInstances,
+		Limits:       api.LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
 	}
 }
 
@@ -244,7 +251,7 @@ func DefinitionFromInfo(in api.DefinitionInfo) (Definition, error) {
 		RestartDelayMax:   time.Duration(in.RestartDelayMaxMs) * time.Millisecond,
 		RestartResetAfter: time.Duration(in.RestartResetMs) * time.Millisecond,
 		StatsInterval:     time.Duration(in.StatsIntervalMs) * time.Millisecond,
-		SpawnEnv:          in.SpawnEnv, SpawnCwd: in.SpawnCwd, User: in.User, Group: in.Group,
+		SpawnEnv:          in.SpawnEnv, SpawnCwd: in.SpawnCwd, User: in.User, Group: in.Group, MaxInstances: in.MaxInstances,
 		EmptyEnv: in.InheritEnv != nil && !*in.InheritEnv,
 		Limits: Limits{MaxRuntime: time.Duration(in.Limits.MaxRuntimeMs) * time.Millisecond,
 			MaxMemoryMB: in.Limits.MaxMemoryMb, MaxCPUPercent: in.Limits.MaxCpuPercent},

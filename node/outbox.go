@@ -68,9 +68,19 @@ func (o *outbox) append(fn func([]byte) []byte) {
 	}
 }
 
-// send queues one JSON value as a line.
-func (o *outbox) send(msg []byte) {
+// send queues one JSON value as a line, unless outboxLimit bytes or more
+// already wait for the child: then it queues nothing and returns how many
+// wait. (What the writer has taken and is writing is not counted: at most
+// one more batch.)
+func (o *outbox) send(msg []byte) (waiting int, ok bool) {
+	o.mu.Lock()
+	n := len(o.buf)
+	o.mu.Unlock()
+	if n >= outboxLimit {
+		return n, false
+	}
 	o.append(func(b []byte) []byte { return append(append(b, msg...), '\n') })
+	return 0, true
 }
 
 // wait blocks while more than outboxLimit bytes wait to be written.

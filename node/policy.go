@@ -49,6 +49,18 @@ func (d *definition) checkSpawn(opts SpawnOptions) error {
 	if strings.ContainsRune(opts.Cwd, 0) {
 		return api.Errorf(ErrInvalid, "cannot spawn %q: the working directory contains a NUL byte", d.Name)
 	}
+	cwd, what := opts.Cwd, "the spawn's working directory"
+	if cwd == "" {
+		cwd, what = d.Cwd, "the definition's working directory"
+	}
+	if cwd != "" {
+		switch fi, err := os.Stat(cwd); {
+		case err != nil:
+			return api.Errorf(ErrInvalid, "cannot spawn %q: %s %s does not exist or cannot be reached", d.Name, what, cwd)
+		case !fi.IsDir():
+			return api.Errorf(ErrInvalid, "cannot spawn %q: %s %s is not a directory", d.Name, what, cwd)
+		}
+	}
 	return nil
 }
 

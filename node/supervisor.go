@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -41,6 +42,10 @@ type Config struct {
 	// RetentionMax caps how many are kept (default 1000, oldest go first).
 	Retention    time.Duration
 	RetentionMax int
+	// MaxProcesses caps the processes running at once (default
+	// DefaultMaxProcesses): beyond it a spawn is an api.ErrNoCapacity
+	// error.
+	MaxProcesses int
 	// Reporter receives every report. Required. If it also has a method
 	// Forget(id string), that is called when a record is pruned.
 	Reporter Reporter
@@ -60,6 +65,9 @@ type Supervisor struct {
 	defs   map[string]*definition
 	procs  map[string]*process
 	closed bool
+	// spawnMu is held by a spawn from its capacity check until its
+	// process is registered (capacity.go).
+	spawnMu sync.Mutex
 
 	sampler *sampler
 	store   *store             // nil without a StateDir
@@ -108,6 +116,9 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	if cfg.RetentionMax <= 0 {
 		cfg.RetentionMax = DefaultRetentionMax
+	}
+	if cfg.MaxProcesses <= 0 {
+		cfg.MaxProcesses = DefaultMaxProcesses()
 	}
 	if cfg.Transport == "unix" {
 		if err := os.MkdirAll(cfg.SocketDir, 0o700); err != nil {
@@ -251,6 +262,11 @@ func (s *Supervisor) Spawn(ctx context.Context, name string, opts SpawnOptions) 
 	if err := def.checkSpawn(opts); err != nil {
 		return api.ManagedProcess{}, err
 	}
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	if err := s.checkCapacity(def); err != nil {
+		return api.ManagedProcess{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
 	}
@@ -392,14 +408,19 @@ func (s *Supervisor) Send(id string, msg json.RawMessage) error {
 	if p == nil {
 		return api.Errorf(ErrNotFound, "cannot send to %q: no such process", id)
 	}
-	if !json.Valid(msg) {
+	// One line: a value written over several lines would reach the child
+	// as several broken ones.
+	var line bytes.Buffer
+	if err := json.Compact(&line, msg); err != nil {
 		return api.Errorf(ErrInvalid, "cannot send to %q: the message is not valid JSON", id)
 	}
 	c := p.latestConn()
 	if c == nil {
 		return fmt.Errorf("cannot send to %q: %w", id, ErrNotConnected)
 	}
-	c.out.send(msg)
+	if waiting, ok := c.out.send(line.Bytes()); !ok {
+		return api.Errorf(api.ErrNoCapacity, "cannot send to %q: %d bytes already wait for the child to read them (the limit is %d): it is not reading", id, waiting, outboxLimit)
+	}
 	return nil
 }
 

@@ -33,10 +33,18 @@ var (
 	ErrClosed       = errors.New("supervisor is closed")
 )
 
-// ValidMetadata checks that raw is empty or a JSON object.
+// MaxMetadataBytes bounds a spawn's metadata: it travels in the child's
+// environment (DONKEYLABS_METADATA), which the kernel limits.
+const MaxMetadataBytes = 128 << 10
+
+// ValidMetadata checks that raw is empty or a JSON object of at most
+// MaxMetadataBytes.
 func ValidMetadata(raw json.RawMessage) error {
 	if len(raw) == 0 {
 		return nil
+	}
+	if len(raw) > MaxMetadataBytes {
+		return api.Errorf(ErrInvalid, "metadata is %d bytes, more than the limit of %d (128 KiB)", len(raw), MaxMetadataBytes)
 	}
 	if !json.Valid(raw) {
 		return api.Errorf(ErrInvalid, "metadata is not valid JSON")

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,12 +41,20 @@ type Config struct {
 	// TLS, when set, makes client connections use TLS (and, with Verify,
 	// present a certificate the CA signed).
 	TLS *TLS
+	// MaxPayload is the largest message the server takes, control
+	// requests included (default DefaultMaxPayload).
+	MaxPayload int
 	// Insecure lets a listener that other hosts can reach (not loopback)
 	// run without authentication; Start refuses it otherwise
 	// (ErrInsecure). Server.Insecure lists such listeners, for the node
 	// to warn about.
 	Insecure bool
 }
+
+// DefaultMaxPayload is the largest message of the embedded server unless
+// Config.MaxPayload says otherwise: a child's line (1 MiB by default) and
+// its headers, and no control request larger than that.
+const DefaultMaxPayload = 1 << 20
 
 // Server is a running embedded nats-server.
 type Server struct {
@@ -94,7 +103,7 @@ func Start(cfg Config) (*Server, error) {
 		Port:                   port,
 		NoSigs:                 true,
 		DisableJetStreamBanner: true,
-		MaxPayload:             8 << 20,
+		MaxPayload:             int32(cmp.Or(cfg.MaxPayload, DefaultMaxPayload)),
 	}
 	if cfg.JetStream {
 		if cfg.StoreDir == "" {

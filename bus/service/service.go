@@ -1,11 +1,14 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,9 +20,11 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/bus/presence"
 	"github.com/corral-run/corral/bus/registry"
 	"github.com/corral-run/corral/bus/relay"
+	"github.com/corral-run/corral/client/wire"
 	"github.com/corral-run/corral/node"
 )
 
@@ -99,6 +104,7 @@ type Service struct {
 	wg     sync.WaitGroup // requests handled off the subscription goroutine
 
 	presence *presence.Announcer // heartbeats, registry record, node-loss watch
+	control  *control.Control    // to hand a spawn to another node
 }
 
 // New returns a Service for the node cfg.NodeID on nc.
@@ -127,6 +133,7 @@ func New(nc *nats.Conn, cfg Config) *Service {
 		startedAt: time.Now(), procSubs: make(map[string]*nats.Subscription), spawnFor: make(map[string]bool),
 		ctx: ctx, cancel: cancel,
 	}
+	s.control = control.New(nc, control.WithTimeout(5*time.Second))
 	s.presence = presence.New(nc, presence.Config{
 		NodeID: cfg.NodeID, Interval: cfg.HeartbeatInterval, Registry: cfg.Registry,
 		Describe: s.snapshot, Logger: s.log,
@@ -332,6 +339,7 @@ func (s *Service) async(r replier, what string, fn func(ctx context.Context)) {
 func (s *Service) handleSpawn(r micro.Request) { s.spawn(r, "") }
 
 func (s *Service) spawn(r micro.Request, name string) {
+	queued := name != "" // corral.spawn.<name>, a queue group; else corral.node.<node>.spawn
 	var req api.SpawnRequest
 	if err := decodeRequest("cannot spawn", r.Data(), &req); err != nil {
 		respondError(r, err)
@@ -345,7 +353,49 @@ func (s *Service) spawn(r micro.Request, name string) {
 		return
 	}
 	mp, err := s.supervisor().Spawn(s.ctx, name, node.SpawnOptions{Metadata: req.Metadata, Env: req.Env, Cwd: req.Cwd})
+	if queued && errors.Is(err, api.ErrNoCapacity) {
+		// The queue group picked a full node: another one that defines
+		// the name takes it, if one has room.
+		s.async(r, fmt.Sprintf("cannot spawn %q", name), func(ctx context.Context) { s.forwardSpawn(ctx, r, name, req, err) })
+		return
+	}
 	respond(r, mp, err)
+}
+
+// forwardSpawn hands a spawn this node has no room for to the other nodes
+// that define name, the least busy first, and answers with the first
+// that takes it; full is this node's refusal.
+func (s *Service) forwardSpawn(ctx context.Context, r replier, name string, req api.SpawnRequest, full error) {
+	nodes, err := s.control.Nodes(ctx)
+	if err != nil {
+		respondError(r, full)
+		return
+	}
+	var candidates []api.NodeInfo
+	for _, n := range nodes {
+		if n.ID != s.cfg.NodeID && !n.Gone && slices.Contains(n.Definitions, name) {
+			candidates = append(candidates, n)
+		}
+	}
+	sort.SliceStable(candidates, func(i, j int) bool { return candidates[i].Running < candidates[j].Running })
+	var tried []string
+	for _, n := range candidates {
+		mp, err := s.control.Spawn(ctx, n.ID, name, req)
+		if err == nil {
+			_ = r.RespondJSON(mp)
+			return
+		}
+		tried = append(tried, n.ID)
+		if !errors.Is(err, api.ErrNoCapacity) && !errors.Is(err, control.ErrUnreachable) {
+			respondError(r, err) // the spawn itself is wrong, wherever it runs
+			return
+		}
+	}
+	if len(tried) == 0 {
+		respondError(r, full)
+		return
+	}
+	respondError(r, api.Errorf(api.ErrNoCapacity, "%v; no other node that defines it has room (tried %s)", full, strings.Join(tried, ", ")))
 }
 
 func (s *Service) handleList(r micro.Request) {
@@ -563,14 +613,24 @@ func respondError(r replier, err error) {
 // decodeRequest reads a JSON request body; an empty body is an empty
 // request. Unknown fields are refused so typos are not silently ignored.
 // what says what could not be done, and starts the error's sentence.
+//
+// The body must be exactly one JSON object: not null, not an array, and
+// nothing after it.
 func decodeRequest(what string, data []byte, v any) error {
-	if len(strings.TrimSpace(string(data))) == 0 {
+	body := bytes.TrimSpace(data)
+	if len(body) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if body[0] != '{' {
+		return api.Errorf(api.ErrInvalid, "%s: bad request body: expected a JSON object, got %s", what, wire.ValueKind(body))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return api.Errorf(api.ErrInvalid, "%s: bad request body: %v", what, err)
+	}
+	if dec.InputOffset() != int64(len(body)) {
+		return api.Errorf(api.ErrInvalid, "%s: bad request body: more after the JSON object (at byte %d)", what, dec.InputOffset())
 	}
 	return nil
 }

@@ -67,7 +67,8 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 		LogDir: filepath.Join(cfg.Node.DataDir, "logs"), StateDir: filepath.Join(cfg.Node.DataDir, "state"),
 		MaxLineBytes:  cfg.Node.MaxLineBytes,
 		StatsInterval: cfg.Node.StatsInterval, Retention: cfg.Node.Retention, RetentionMax: cfg.Node.RetentionMax,
-		Reporter: d.svc, Logger: logger,
+		MaxProcesses: cfg.Node.MaxProcesses,
+		Reporter:     d.svc, Logger: logger,
 	})
 	if err != nil {
 		return nil, err

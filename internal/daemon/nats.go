@@ -34,6 +34,7 @@ func (d *Daemon) connect(logger *slog.Logger) error {
 		StoreDir: cfg.Node.DataDir, Logger: logger,
 		Cluster: clusterConfig(cfg.NATS), Leaf: leafConfig(cfg.NATS),
 		Users: users(cfg.NATS.Users), TLS: tlsConfig(cfg.NATS.TLS), Insecure: cfg.NATS.Insecure,
+		MaxPayload: cfg.NATS.MaxPayload,
 	})
 	if err != nil {
 		return err

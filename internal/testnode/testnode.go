@@ -84,6 +84,8 @@ type Spec struct {
 	JetStream bool
 	// StatsInterval is the supervisor's sampling interval (default 5s).
 	StatsInterval time.Duration
+	// MaxProcesses is the supervisor's capacity (default: its default).
+	MaxProcesses int
 	// Definitions are the node's definitions (default: Sleeper).
 	Definitions []node.Definition
 }
@@ -141,7 +143,7 @@ func Start(t testing.TB, srv *embedded.Server, spec Spec) *Node {
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	sup, err := node.New(node.Config{NodeID: spec.ID, SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"),
-		Reporter: svc, StatsInterval: spec.StatsInterval})
+		Reporter: svc, StatsInterval: spec.StatsInterval, MaxProcesses: spec.MaxProcesses})
 	if err != nil {
 		t.Fatal(err)
 	}

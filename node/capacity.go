@@ -1,0 +1,73 @@
+package node
+
+import (
+	"syscall"
+
+	"github.com/corral-run/corral/api"
+)
+
+// How many processes a node runs at most: every child costs the node file
+// descriptors (its socket, its exit watch, its output), and a node out of
+// them can no longer accept anyone, operators included. Beyond its
+// capacity a spawn is refused (503) with the limit named, and the control
+// service hands a queued spawn to another node that has room.
+
+// Capacity figures.
+const (
+	// FDsPerProcess is what a running child costs the node, at most.
+	FDsPerProcess = 3
+	// FDReserve is what the node keeps for itself: NATS clients of the
+	// embedded server, JetStream files, logs, the state directory.
+	FDReserve = 1024
+)
+
+// DefaultMaxProcesses is Config.MaxProcesses when it is zero: what the
+// open-file limit leaves after FDReserve, at FDsPerProcess each, and at
+// least 1. (Go raises the soft limit to the hard one at start.)
+func DefaultMaxProcesses() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 1000
+	}
+	n := (int64(rl.Cur) - FDReserve) / FDsPerProcess
+	return int(max(n, 1))
+}
+
+// checkCapacity says which limit, if any, refuses one more process of d.
+// Spawns hold s.spawnMu from this check until the process is registered,
+// so that a burst cannot overshoot.
+func (s *Supervisor) checkCapacity(d *definition) error {
+	live, ofDef := s.running(d.Name)
+	switch {
+	case live >= s.cfg.MaxProcesses:
+		return api.Errorf(api.ErrNoCapacity, "cannot spawn %q: node %s runs %d processes, its limit (node.max_processes)", d.Name, s.cfg.NodeID, live)
+	case d.MaxInstances > 0 && ofDef >= d.MaxInstances:
+		return api.Errorf(api.ErrNoCapacity, "cannot spawn %q: node %s runs %d of it, the definition's limit (max_instances)", d.Name, s.cfg.NodeID, ofDef)
+	}
+	return nil
+}
+
+// running counts the processes that have not finished, and those of one
+// definition.
+func (s *Supervisor) running(name string) (all, ofName int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, p := range s.procs {
+		if !p.finished() {
+			all++
+			if p.def.Name == name {
+				ofName++
+			}
+		}
+	}
+	return all, ofName
+}
+
+// Room reports whether the node could spawn one more of name now (it
+// defines it, and neither its capacity nor the definition's is reached).
+func (s *Supervisor) Room(name string) bool {
+	s.mu.RLock()
+	d := s.defs[name]
+	s.mu.RUnlock()
+	return d != nil && s.checkCapacity(d) == nil
+}
