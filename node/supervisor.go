@@ -411,6 +411,7 @@ func (s *Supervisor) Send(id string, msg json.RawMessage) error {
 	// One line: a value written over several lines would reach the child
 	// as several broken ones.
 	var line bytes.Buffer
+	line.Grow(len(msg))
 	if err := json.Compact(&line, msg); err != nil {
 		return api.Errorf(ErrInvalid, "cannot send to %q: the message is not valid JSON", id)
 	}
