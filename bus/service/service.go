@@ -247,9 +247,19 @@ func (s *Service) watchProcess(id string) error {
 	if err != nil {
 		return err
 	}
+	// Each process has its subscription (and goroutine): a flood of
+	// requests for one waits, bounded, behind its own, never another's.
+	_ = sub.SetPendingLimits(procPendingMsgs, procPendingBytes)
 	s.procSubs[id] = sub
 	return nil
 }
+
+// The most requests for one process that may wait for it: beyond them
+// nats.go drops the new ones (their senders time out).
+const (
+	procPendingMsgs  = 1024
+	procPendingBytes = 16 << 20
+)
 
 // Forget stops answering for a process whose record is gone.
 func (s *Service) Forget(id string) {
