@@ -8,9 +8,11 @@ CONFIG   ?= config.example.toml
 
 all: build
 
+# -buildvcs=auto stamps the commit into the programs (corrald --version),
+# whatever GOFLAGS says, when built from a git checkout.
 build:
-	$(GO) build -o $(BIN)/corrald ./cmd/node
-	$(GO) build -o $(BIN)/corralctl ./cmd/ctl
+	$(GO) build -buildvcs=auto -o $(BIN)/corrald ./cmd/node
+	$(GO) build -buildvcs=auto -o $(BIN)/corralctl ./cmd/ctl
 	$(GO) build -o $(BIN)/encoder-demo ./examples/encoder-demo
 	$(GO) build -o $(BIN)/consumer-demo ./examples/consumer-demo
 	$(GO) build -o $(BIN)/idle-worker ./examples/idle-worker

@@ -424,8 +424,30 @@ func TestEventsHuman(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if line := tl.next(t, func(string) bool { return true }); line != `process.talker.greeting  {"text":"hi"}` {
+	// The time it was received, the node that published it ("-": none
+	// said), the subject and the payload on one line.
+	if line := tl.next(t, func(string) bool { return true }); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}  -  process\.talker\.greeting  \{"text":"hi"\}$`).MatchString(line) {
 		t.Errorf("events printed %q", line)
+	}
+	tl.interrupt(t)
+}
+
+// --no-heartbeats leaves out the periodic heartbeats and stats.
+func TestEventsWithoutHeartbeats(t *testing.T) {
+	n := startNode(t)
+	tl := startTail(t, n, "events", "--no-heartbeats")
+	pub, err := nats.Connect(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for _, s := range []string{bus.SubjectHeartbeat, bus.SubjectStats, bus.ProcessStatsSubject("talker"), "process.talker.greeting"} {
+		if err := pub.Publish(s, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if line := tl.next(t, func(string) bool { return true }); !strings.Contains(line, "process.talker.greeting") {
+		t.Errorf("the first line printed is %q, want the greeting", line)
 	}
 	tl.interrupt(t)
 }
@@ -506,9 +528,10 @@ func TestEventsProcess(t *testing.T) {
 	only(bus.SubjectStopped)
 	tl.interrupt(t)
 
-	// The human form starts with the time the event was stored.
+	// The human form starts with the time the event was stored and the
+	// node that published it.
 	tl = startTail(t, n, "events", "--process", b.ID, bus.SubjectSpawned)
-	if line := tl.next(t, func(string) bool { return true }); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}  process\.spawned  \{"processId":"` + b.ID + `"`).MatchString(line) {
+	if line := tl.next(t, func(string) bool { return true }); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}  n1  process\.spawned  \{"processId":"` + b.ID + `"`).MatchString(line) {
 		t.Errorf("events --process %s process.spawned printed %q", b.ID, line)
 	}
 	tl.interrupt(t)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,13 +17,17 @@ import (
 func (a *app) eventsCmd() *cobra.Command {
 	var since time.Duration
 	var processID string
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "events [SUBJECT]",
 		Short: "Print events as they happen, or replay their history first",
 		Long: `Events subscribes to SUBJECT (default process.>, everything Corral publishes)
-and prints one line per message until Ctrl-C: the subject and the payload, or
-with --json an object with subject, headers and data. A notice goes to stderr
-once the subscription is in place.
+and prints one line per message until Ctrl-C: the time, the node that
+published it, the subject and the payload, or with --json an object with
+subject, headers and data. A notice goes to stderr once the subscription is
+in place, and when the connection to NATS drops and comes back.
+--no-heartbeats leaves out the heartbeats and stats that every process
+sends every few seconds.
 
 With --since or --process it first replays the history the nodes keep in the
 JetStream stream CORRAL_EVENTS, then follows new events as they are stored.
@@ -54,7 +60,7 @@ of one process: its whole stored history, or from --since on.`,
 			enc.SetEscapeHTML(false)
 			var werr error
 			show := func(e control.Event) {
-				if werr != nil {
+				if werr != nil || quiet && chatter(e.Subject) {
 					return
 				}
 				if a.json {
@@ -65,12 +71,15 @@ of one process: its whole stored history, or from --since on.`,
 				if json.Compact(&data, e.Data) != nil {
 					data.Write(e.Data)
 				}
-				if e.Time.IsZero() {
-					_, werr = fmt.Fprintf(w, "%s  %s\n", e.Subject, data.Bytes())
-					return
+				at := e.Time // when it was stored (replayed), else received
+				if at.IsZero() {
+					at = time.Now()
 				}
-				_, werr = fmt.Fprintf(w, "%s  %s  %s\n", e.Time.Local().Format("2006-01-02T15:04:05.000"), e.Subject, data.Bytes())
+				node := cmp.Or(e.Header(bus.HeaderNode), "-")
+				_, werr = fmt.Fprintf(w, "%s  %s  %s  %s\n", at.Local().Format("2006-01-02T15:04:05.000"), node, e.Subject, data.Bytes())
 			}
+			stopWatch := a.watchConnection(cmd.ErrOrStderr())
+			defer stopWatch()
 			if since == 0 && processID == "" {
 				ready := control.OnSubscribed(func() {
 					fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s at %s (Ctrl-C to stop)\n", subject, a.nc.ConnectedUrlRedacted())
@@ -101,5 +110,12 @@ of one process: its whole stored history, or from --since on.`,
 	}
 	cmd.Flags().DurationVar(&since, "since", 0, "replay the events stored in the last `DURATION` (e.g. 10m), then follow")
 	cmd.Flags().StringVar(&processID, "process", "", "replay the stored events of process `ID` only, then follow them")
+	cmd.Flags().BoolVar(&quiet, "no-heartbeats", false, "leave out heartbeats and stats")
 	return cmd
+}
+
+// chatter reports whether subject is one of the periodic messages that
+// --no-heartbeats leaves out: heartbeats and stats.
+func chatter(subject string) bool {
+	return subject == bus.SubjectHeartbeat || subject == bus.SubjectStats || strings.HasSuffix(subject, ".stats")
 }

@@ -38,16 +38,32 @@ func (t *table) flush() error { return t.tw.Flush() }
 // printProcesses is the table of ps, and of the commands that return
 // processes (spawn, stop, restart).
 func printProcesses(w io.Writer, ps []api.ManagedProcess, now time.Time) error {
-	t := newTable(w, "ID", "NAME", "NODE", "STATUS", "PID", "UPTIME", "CPU%", "MEM", "RESTARTS")
+	t := newTable(w, "ID", "NAME", "NODE", "STATUS", "PID", "UPTIME", "CPU%", "MEM", "RESTARTS", "EXIT")
 	for _, p := range ps {
 		cpu, mem := "-", "-"
 		if p.Stats != nil && !p.Status.Finished() {
 			cpu = strconv.FormatFloat(p.Stats.CPU.Percent, 'f', 1, 64)
 			mem = humanBytes(p.Stats.Memory.RSS)
 		}
-		t.row(p.ID, p.Name, p.Node, status(p), strconv.Itoa(p.PID), uptime(p, now), cpu, mem, strconv.Itoa(p.Restarts))
+		t.row(p.ID, p.Name, p.Node, status(p), strconv.Itoa(p.PID), uptime(p, now), cpu, mem, strconv.Itoa(p.Restarts), exit(p))
 	}
 	return t.flush()
+}
+
+// exit is how a process ended: its exit code, the signal that killed it,
+// or "-" while it runs (or when nobody could learn it: a re-adopted
+// process, a lost node).
+func exit(p api.ManagedProcess) string {
+	switch {
+	case p.ExitCode != nil:
+		return strconv.Itoa(*p.ExitCode)
+	case p.Status.Finished():
+		if sig, ok := strings.CutPrefix(p.Error, "killed by signal "); ok {
+			return sig
+		}
+		return "?"
+	}
+	return "-"
 }
 
 // status is the process status, marked when a heartbeat is overdue or a

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/corral-run/corral/api"
@@ -11,6 +12,7 @@ import (
 
 func (a *app) psCmd() *cobra.Command {
 	var req api.ListRequest
+	var nodeID, status string
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List the processes of every node",
@@ -18,8 +20,20 @@ func (a *app) psCmd() *cobra.Command {
 known node answered. A node that did not answer within --timeout is named
 on stderr; so is a node that is gone (it missed three heartbeats), whose
 last known processes are listed with STATUS unknown.`,
+		Example: `  corralctl ps --node a --name encoder
+  corralctl ps --status crashed`,
 		Args: argNames(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var want api.Status
+			if status != "" {
+				want = api.Status(status)
+				if !slices.Contains(statuses, want) {
+					return usage(cmd, "--status %q is not one of %s", status, joinStatuses())
+				}
+				if want.Finished() {
+					req.All = true // a finished status asks for the finished
+				}
+			}
 			ctl, err := a.control()
 			if err != nil {
 				return err
@@ -28,6 +42,13 @@ last known processes are listed with STATUS unknown.`,
 			if err != nil {
 				return err
 			}
+			kept := res.Processes[:0]
+			for _, p := range res.Processes {
+				if (nodeID == "" || p.Node == nodeID) && (want == "" || p.Status == want) {
+					kept = append(kept, p)
+				}
+			}
+			res.Processes = kept
 			for _, n := range res.Missing {
 				if slices.Contains(res.Gone, n) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "corralctl: node %q is gone: its processes are listed as unknown\n", n)
@@ -43,5 +64,18 @@ last known processes are listed with STATUS unknown.`,
 	}
 	cmd.Flags().StringVar(&req.Name, "name", "", "only processes of this definition")
 	cmd.Flags().BoolVar(&req.All, "all", false, "include processes that have ended")
+	cmd.Flags().StringVar(&nodeID, "node", "", "only processes of this node")
+	cmd.Flags().StringVar(&status, "status", "", "only processes in this status: "+joinStatuses())
 	return cmd
+}
+
+// statuses are what --status takes.
+var statuses = []api.Status{api.StatusRunning, api.StatusStopping, api.StatusStopped, api.StatusCrashed, api.StatusUnknown}
+
+func joinStatuses() string {
+	out := make([]string, len(statuses))
+	for i, s := range statuses {
+		out[i] = string(s)
+	}
+	return strings.Join(out, ", ")
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/internal/version"
 )
 
 // defaultServer is used when neither --server nor $NATS_URL is set.
@@ -81,7 +82,9 @@ arguments or values, found before anything is sent).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 		// For "did you mean" on an unknown command.
 		SuggestionsMinimumDistance: 2,
+		Version:                    version.Get().String("corralctl"),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	f := root.PersistentFlags()
 	f.StringVarP(&a.conn.Servers, "server", "s", "", "NATS server URL(s), comma-separated (default $NATS_URL, the context's, or "+defaultServer+")")
 	f.StringVar(&a.conn.Context, "context", "", "a nats CLI context to connect with (default $NATS_CONTEXT)")
@@ -98,7 +101,7 @@ arguments or values, found before anything is sent).`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usage(cmd, "%v", err) })
 	root.AddCommand(
 		a.nodesCmd(), a.defsCmd(), a.spawnCmd(), a.psCmd(), a.getCmd(), a.stopCmd(),
-		a.restartCmd(), a.sendCmd(), a.logsCmd(), a.eventsCmd(), a.schemaCmd(), a.passwdCmd(),
+		a.restartCmd(), a.sendCmd(), a.logsCmd(), a.eventsCmd(), a.schemaCmd(), a.passwdCmd(), a.versionCmd(),
 	)
 	return root
 }
@@ -131,6 +134,28 @@ func (a *app) control() (*control.Control, error) {
 		a.nc = nc
 	}
 	return control.New(a.nc, control.WithTimeout(a.timeout)), nil
+}
+
+// watchConnection tells w when the connection to NATS drops and when it
+// is back, until the returned function is called.
+func (a *app) watchConnection(w io.Writer) func() {
+	ch := a.nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case st := <-ch:
+				if st == nats.RECONNECTING {
+					fmt.Fprintln(w, "corralctl: connection to NATS lost; reconnecting (events published meanwhile are missed)")
+				} else {
+					fmt.Fprintf(w, "corralctl: connected again to %s\n", a.nc.ConnectedUrlRedacted())
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { a.nc.RemoveStatusListener(ch); close(done) }
 }
 
 func (a *app) close() {

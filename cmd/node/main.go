@@ -4,21 +4,45 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/spf13/pflag"
+
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
+	"github.com/corral-run/corral/internal/version"
 )
 
 func main() {
-	path := flag.String("config", "", "config file (TOML); empty uses defaults and CORRAL_* variables")
-	detach := flag.Bool("detach", false, `on SIGTERM leave the children running, to be re-adopted by the next start (node.shutdown = "detach")`)
-	flag.Parse()
+	flags := pflag.NewFlagSet("corrald", pflag.ContinueOnError)
+	path := flags.String("config", "", "config `FILE` (TOML); none: defaults and CORRAL_* variables")
+	detach := flags.Bool("detach", false, `on SIGTERM leave the children running, to be re-adopted by the next start (node.shutdown = "detach")`)
+	showVersion := flags.Bool("version", false, "print the version and exit")
+	flags.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: corrald [--config FILE] [--detach]\n\ncorrald is a Corral node: it supervises this host's processes and relays their events onto NATS.\n\nFlags:\n%s", flags.FlagUsages())
+	}
+	if err := flags.Parse(os.Args[1:]); err != nil {
+		if err == pflag.ErrHelp {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "corrald:", err)
+		os.Exit(2)
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "corrald: unexpected argument %q\n", flags.Arg(0))
+		os.Exit(2)
+	}
+	if *showVersion {
+		v := version.Get()
+		v.NATSServer = server.VERSION
+		fmt.Println(v.String("corrald"))
+		return
+	}
 	if err := run(*path, *detach); err != nil {
 		fmt.Fprintln(os.Stderr, "corrald:", err)
 		os.Exit(1)
