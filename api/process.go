@@ -54,4 +54,31 @@ type ManagedProcess struct {
 	// RestartPending is true while an auto-restart of this crashed process
 	// waits out its backoff.
 	RestartPending bool `json:"restartPending,omitempty"`
+	// Instance is the stable name of a process the node keeps running
+	// (a definition's instances): <name>/<k>. Empty for one spawned on
+	// demand.
+	Instance string `json:"instance,omitempty"`
+	// Service is the cluster service whose instance this is, if any.
+	Service string `json:"service,omitempty"`
+}
+
+// IDPrefix starts every process id.
+const IDPrefix = "proc_"
+
+// IDLength is the length of a process id: IDPrefix and 16 characters of
+// a-z 0-9.
+const IDLength = len(IDPrefix) + 16
+
+// IsID reports whether s has the form of a process id (it may name no
+// process).
+func IsID(s string) bool {
+	if len(s) != IDLength || s[:len(IDPrefix)] != IDPrefix {
+		return false
+	}
+	for i := len(IDPrefix); i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

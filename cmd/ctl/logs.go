@@ -10,9 +10,11 @@ import (
 func (a *app) logsCmd() *cobra.Command {
 	var lines int
 	cmd := &cobra.Command{
-		Use:   "logs ID",
-		Short: "Print the last lines of a process's output (stdout and stderr)",
-		Args:  argNames("ID"),
+		Use:               "logs PROCESS",
+		Short:             "Print the last lines of a process's output (stdout and stderr)",
+		Long:              "Logs prints the last lines a process wrote on stdout and stderr. " + processRefHelp,
+		Args:              argNames("PROCESS"),
+		ValidArgsFunction: a.completeProcesses,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if lines <= 0 {
 				return usage(cmd, "--lines must be positive, got %d", lines)
@@ -21,12 +23,16 @@ func (a *app) logsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			text, err := ctl.Logs(cmd.Context(), args[0], lines)
+			id, err := ctl.Resolve(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			text, err := ctl.Logs(cmd.Context(), id, lines)
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), api.LogsReply{ProcessID: args[0], Log: text})
+				return printJSON(cmd.OutOrStdout(), api.LogsReply{ProcessID: id, Log: text})
 			}
 			_, err = io.WriteString(cmd.OutOrStdout(), text)
 			return err

@@ -65,6 +65,7 @@ last known processes are listed with STATUS unknown.`,
 	cmd.Flags().StringVar(&req.Name, "name", "", "only processes of this definition")
 	cmd.Flags().BoolVar(&req.All, "all", false, "include processes that have ended")
 	cmd.Flags().StringVar(&nodeID, "node", "", "only processes of this node")
+	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
 	cmd.Flags().StringVar(&status, "status", "", "only processes in this status: "+joinStatuses())
 	return cmd
 }

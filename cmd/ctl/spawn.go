@@ -28,7 +28,8 @@ A name no node defines, or labels no node matches, fail at once.`,
 		Example: `  corralctl spawn encoder --meta '{"input":"a.mp4"}' --env LOG_LEVEL=debug
   corralctl spawn encoder --node host-2
   corralctl spawn encoder --label gpu=true --label zone=eu-1`,
-		Args: argNames("NAME"),
+		Args:              argNames("NAME"),
+		ValidArgsFunction: a.completeDefinitions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			at := control.Placement{Node: nodeID}
 			if nodeID != "" && len(labels) > 0 {
@@ -81,6 +82,7 @@ A name no node defines, or labels no node matches, fail at once.`,
 	f.StringVar(&meta, "meta", "", "metadata for the process, a JSON object")
 	f.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	f.StringVar(&cwd, "cwd", "", "working directory (default: the definition's)")
+	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
 	return cmd
 }
 

@@ -13,23 +13,26 @@ func (a *app) stopCmd() *cobra.Command {
 		all          bool
 	)
 	cmd := &cobra.Command{
-		Use:   "stop {ID | --all [--name NAME]}",
-		Short: "Stop a process, or every running process",
+		Use:   "stop {PROCESS | --name NAME | --all}",
+		Short: "Stop a process, every process of a definition, or every running process",
 		Long: `Stop sends the signal (default: the definition's stop signal, SIGTERM unless
 set) to the process group, waits the definition's stop timeout, then kills
-the group, and prints the processes once they have exited.`,
+the group, and prints the processes once they have exited. ` + processRefHelp + `
+--name stops every running process of a definition, on every node.`,
 		Example: `  corralctl stop proc_1f3k9x0c2m4n5b6v --signal SIGINT
-  corralctl stop --all --name encoder`,
-		Args: argNames("?ID"),
+  corralctl stop proc_1f3k
+  corralctl stop encoder/0
+  corralctl stop --name encoder`,
+		Args:              argNames("?PROCESS"),
+		ValidArgsFunction: a.completeProcesses,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case all && len(args) > 0:
-				return usage(cmd, "give a process ID or --all, not both")
-			case !all && len(args) == 0:
-				return usage(cmd, "missing ID (or --all to stop every running process)")
-			case !all && name != "":
-				return usage(cmd, "--name goes with --all")
+			case (all || name != "") && len(args) > 0:
+				return usage(cmd, "give a process, or --name, or --all, not more than one")
+			case !all && name == "" && len(args) == 0:
+				return usage(cmd, "missing PROCESS (or --name NAME, or --all to stop every running process)")
 			}
+			all = all || name != ""
 			ctl, err := a.control()
 			if err != nil {
 				return err
@@ -44,7 +47,11 @@ the group, and prints the processes once they have exited.`,
 				}
 			} else {
 				var mp api.ManagedProcess
-				if mp, err = ctl.Stop(ctx, args[0], signal); err != nil {
+				id, err := ctl.Resolve(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if mp, err = ctl.Stop(ctx, id, signal); err != nil {
 					return err
 				}
 				ps = []api.ManagedProcess{mp}
@@ -58,7 +65,7 @@ the group, and prints the processes once they have exited.`,
 	f := cmd.Flags()
 	f.StringVar(&signal, "signal", "", "signal to send, as SIGTERM, TERM or 15 (default: the definition's)")
 	f.BoolVar(&all, "all", false, "stop every running process on every node")
-	f.StringVar(&name, "name", "", "with --all: only processes of this definition")
+	f.StringVar(&name, "name", "", "stop every running process of this definition")
 	return cmd
 }
 
