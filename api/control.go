@@ -15,6 +15,26 @@ type SpawnRequest struct {
 	Metadata json.RawMessage   `json:"metadata,omitempty" jsonschema:"type=object"`
 	Env      map[string]string `json:"env,omitempty"`
 	Cwd      string            `json:"cwd,omitempty"`
+	// Service and Instance make the process an instance of a cluster
+	// service (<service>/<k>), kept running by its node: what the
+	// reconciler spawns. A node refuses a second process of an instance
+	// (409).
+	Service  string `json:"service,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// ReloadReply says what a reload of a node's configuration changed.
+type ReloadReply struct {
+	Node string `json:"node"`
+	// Added, Changed and Removed name definitions; they apply to new
+	// spawns (running processes keep theirs until they restart).
+	Added   []string `json:"added,omitempty"`
+	Changed []string `json:"changed,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	// Started are the instances started to reach the definitions' counts.
+	Started []string `json:"started,omitempty"`
+	// NeedsRestart lists the changed keys a reload cannot apply.
+	NeedsRestart []string `json:"needsRestart,omitempty"`
 }
 
 // StopRequest asks for a stop with a signal (default: the definition's).
@@ -126,6 +146,8 @@ type ProcessSummary struct {
 	Status    Status    `json:"status"`
 	PID       int       `json:"pid"`
 	StartedAt time.Time `json:"startedAt"`
+	Instance  string    `json:"instance,omitempty"`
+	Service   string    `json:"service,omitempty"`
 }
 
 // RegistryRequest asks a node for its view of the registry

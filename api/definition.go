@@ -35,6 +35,8 @@ type DefinitionInfo struct {
 	// MaxInstances caps the processes of this definition on a node (0:
 	// no cap of its own).
 	MaxInstances int `json:"maxInstances,omitempty"`
+	// Instances is how many of it the node keeps running (<name>/<k>).
+	Instances int `json:"instances,omitempty"`
 	// User and Group run the child as someone else (the node must be root).
 	User  string `json:"user,omitempty"`
 	Group string `json:"group,omitempty"`

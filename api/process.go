@@ -60,6 +60,10 @@ type ManagedProcess struct {
 	Instance string `json:"instance,omitempty"`
 	// Service is the cluster service whose instance this is, if any.
 	Service string `json:"service,omitempty"`
+	// Held: this instance reached its restart limit (or, a node-local
+	// one, was stopped by an operator), and the node does not replace it
+	// until it is restarted.
+	Held bool `json:"held,omitempty"`
 }
 
 // IDPrefix starts every process id.

@@ -37,6 +37,9 @@ const (
 	// SubjectRegistry is answered by one node with a registry (queue
 	// group): its view of the node registry.
 	SubjectRegistry = "corral.registry"
+	// SubjectReload is answered by every node (scatter-gather): each
+	// reloads its configuration file. Operators only.
+	SubjectReload = "corral.reload"
 )
 
 // Node-addressed verbs: corral.node.<node>.<verb>.
@@ -47,6 +50,7 @@ const (
 	VerbDefinitions = "definitions"
 	VerbStopAll     = "stopall"
 	VerbInfo        = "info"
+	VerbReload      = "reload"
 )
 
 // VerbHeartbeat is not an endpoint: every node publishes its NodeInfo on

@@ -20,6 +20,11 @@ type Config struct {
 	NATS NATSConfig
 	// Processes are the [processes.<name>] definitions, sorted by name.
 	Processes []node.Definition
+	// Path is the file Load read ("" for none): what a reload reads again.
+	Path string
+	// Adjust, when set, is applied to every configuration the node loads
+	// from Path, at reload too: the command line's overrides (--detach).
+	Adjust func(*Config)
 }
 
 // NodeConfig is the [node] table.
@@ -221,7 +226,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load config: %w", err)
 	}
-	return parse(path, data, os.LookupEnv)
+	c, err := parse(path, data, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	return c, nil
 }
 
 // Parse reads a TOML configuration from r. lookupEnv stands in for

@@ -33,7 +33,7 @@
 //	                    auto_restart, max_restarts, restart, restart_delay,
 //	                    restart_delay_max, restart_reset_after, stop_signal,
 //	                    stop_timeout, stats_interval, spawn_env, spawn_cwd,
-//	                    user, group, inherit_env, max_instances, limits, events
+//	                    user, group, inherit_env, max_instances, instances, limits, events
 //	[processes.<name>.limits]  max_runtime, max_memory_mb, max_cpu_percent
 //	[processes.<name>.events.<event>]  a JSON Schema written as a TOML table
 //

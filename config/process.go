@@ -25,7 +25,7 @@ var (
 		"restart_delay": true, "restart_delay_max": true, "restart_reset_after": true,
 		"restart": true, "stats_interval": true,
 		"spawn_env": true, "spawn_cwd": true, "user": true, "group": true, "inherit_env": true,
-		"max_instances": true,
+		"max_instances": true, "instances": true,
 	}
 	limitKeys = map[string]bool{"max_runtime": true, "max_memory_mb": true, "max_cpu_percent": true}
 )
@@ -124,6 +124,16 @@ func parseProcess(name string, val any) (node.Definition, error) {
 	if _, set := p.t["max_instances"]; set {
 		if d.MaxInstances = p.integer("max_instances"); d.MaxInstances < 1 && p.err == nil {
 			p.fail("max_instances", fmt.Errorf("%d is out of range (expected 1 or more; leave it out for no limit)", d.MaxInstances))
+		}
+	}
+	if _, set := p.t["instances"]; set {
+		d.Instances = p.integer("instances")
+		switch {
+		case p.err != nil:
+		case d.Instances < 0 || d.Instances > node.MaxDefinitionInstances:
+			p.fail("instances", fmt.Errorf("%d is out of range (expected 0 to %d)", d.Instances, node.MaxDefinitionInstances))
+		case d.MaxInstances > 0 && d.Instances > d.MaxInstances:
+			p.fail("instances", fmt.Errorf("%d is more than max_instances (%d)", d.Instances, d.MaxInstances))
 		}
 	}
 	d.User, d.Group = p.str("user"), p.str("group")

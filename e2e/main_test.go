@@ -334,14 +334,18 @@ func (n *node) ctl(t *testing.T, args ...string) string {
 
 // process is the part of ManagedProcess the tests read.
 type process struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	Node       string          `json:"node"`
-	Status     string          `json:"status"`
-	PID        int             `json:"pid"`
-	ExitCode   *int            `json:"exitCode"`
-	Metadata   json.RawMessage `json:"metadata"`
-	SocketPath string          `json:"socketPath"`
+	ID             string          `json:"id"`
+	Name           string          `json:"name"`
+	Node           string          `json:"node"`
+	Status         string          `json:"status"`
+	PID            int             `json:"pid"`
+	ExitCode       *int            `json:"exitCode"`
+	Metadata       json.RawMessage `json:"metadata"`
+	SocketPath     string          `json:"socketPath"`
+	Instance       string          `json:"instance"`
+	Service        string          `json:"service"`
+	RestartPending bool            `json:"restartPending"`
+	Held           bool            `json:"held"`
 }
 
 func exitCode(code *int) string {

@@ -122,16 +122,3 @@ func TestOneNodePerDataDir(t *testing.T) {
 	_ = last
 	n.ctl(t, "nodes") // the first one is unharmed
 }
-
-func TestSIGHUPDoesNotKillTheNode(t *testing.T) {
-	n := startNode(t)
-	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	n.waitReady(t)
-	n.stop(t) // exits 0 on SIGTERM, checked by stop
-	b, _ := os.ReadFile(n.logPath)
-	if !strings.Contains(string(b), "SIGHUP ignored") {
-		t.Errorf("no word of the SIGHUP in the log:\n%s", b)
-	}
-}

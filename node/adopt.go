@@ -63,7 +63,7 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd},
+	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd, Instance: r.Instance, Service: r.Service},
 		lineage{restarts: r.Restarts, failures: r.Failures})
 	p.socketPath, p.tcpPort, p.logPath = r.SocketPath, r.TCPPort, r.LogPath
 	p.pid, p.startTicks, p.startedAt = r.PID, r.StartTicks, r.StartedAt

@@ -64,6 +64,9 @@ type Definition struct {
 	// User and Group, names or numeric ids, run the child as that user
 	// and group (Group defaults to the user's): the node must run as root.
 	User, Group string
+	// Instances is how many of it the node keeps running from its start,
+	// as <name>/0 … <name>/N-1 (instances.go). 0: spawned on demand only.
+	Instances int
 	// MaxInstances caps how many processes of this definition run on the
 	// node at once (0: only the node's MaxProcesses).
 	MaxInstances int
@@ -183,6 +186,12 @@ func (d Definition) validate() error {
 	if d.MaxInstances < 0 {
 		return api.Errorf(ErrInvalid, "max instances must not be negative")
 	}
+	if d.Instances < 0 || d.Instances > MaxDefinitionInstances {
+		return api.Errorf(ErrInvalid, "instances must be from 0 to %d, got %d", MaxDefinitionInstances, d.Instances)
+	}
+	if d.MaxInstances > 0 && d.Instances > d.MaxInstances {
+		return api.Errorf(ErrInvalid, "instances (%d) is more than max_instances (%d)", d.Instances, d.MaxInstances)
+	}
 	if d.MaxRestarts < -1 {
 		return api.Errorf(ErrInvalid, "max restarts must be -1 (unlimited) or more, got %d", d.MaxRestarts)
 	}
@@ -235,8 +244,8 @@ func (d Definition) Info() api.DefinitionInfo {
 		RestartResetMs: d.RestartResetAfter.Milliseconds(), Restart: restartPolicy(d.RestartAlways),
 		StatsIntervalMs: d.StatsInterval.Milliseconds(),
 		SpawnEnv:        d.SpawnEnv, SpawnCwd: d.SpawnCwd, User: d.User, Group: d.Group, InheritEnv: &inherit,
-		MaxInstances: d.MaxInstances,
-		Limits:       api.LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
+		MaxInstances: d.MaxInstances, Instances: d.Instances,
+		Limits: api.LimitsInfo{MaxRuntimeMs: d.Limits.MaxRuntime.Milliseconds(), MaxMemoryMb: d.Limits.MaxMemoryMB, MaxCpuPercent: d.Limits.MaxCPUPercent},
 	}
 }
 
@@ -252,7 +261,8 @@ func DefinitionFromInfo(in api.DefinitionInfo) (Definition, error) {
 		RestartResetAfter: time.Duration(in.RestartResetMs) * time.Millisecond,
 		StatsInterval:     time.Duration(in.StatsIntervalMs) * time.Millisecond,
 		SpawnEnv:          in.SpawnEnv, SpawnCwd: in.SpawnCwd, User: in.User, Group: in.Group, MaxInstances: in.MaxInstances,
-		EmptyEnv: in.InheritEnv != nil && !*in.InheritEnv,
+		Instances: in.Instances,
+		EmptyEnv:  in.InheritEnv != nil && !*in.InheritEnv,
 		Limits: Limits{MaxRuntime: time.Duration(in.Limits.MaxRuntimeMs) * time.Millisecond,
 			MaxMemoryMB: in.Limits.MaxMemoryMb, MaxCPUPercent: in.Limits.MaxCpuPercent},
 	}

@@ -60,6 +60,7 @@ type process struct {
 	nextSample time.Time // when the sampler is due to look at it
 	conns      map[*conn]struct{}
 	latest     *conn
+	held       bool // its instance is held (instances.go)
 }
 
 // lineage is what a restarted process inherits from the one it replaces.
@@ -153,7 +154,8 @@ func (p *process) record() record {
 	return record{
 		ID: p.id, Definition: p.def.Info(), PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt,
 		SocketPath: p.socketPath, TCPPort: p.tcpPort, LogPath: p.logPath, Metadata: p.metadata,
-		Env: p.opts.Env, Cwd: p.opts.Cwd, Restarts: p.lin.restarts, Failures: p.lin.failures,
+		Env: p.opts.Env, Cwd: p.opts.Cwd, Instance: p.opts.Instance, Service: p.opts.Service,
+		Restarts: p.lin.restarts, Failures: p.lin.failures,
 		Connected: !p.st.lastHeartbeat.IsZero(),
 	}
 }
@@ -384,6 +386,7 @@ func (p *process) finish(st state, eff effects) {
 	case eff.armRestart:
 		s.log.Info("restarting after backoff", "process", p.id, "name", name, "delay", eff.delay.Round(time.Millisecond), "attempt", eff.next.restarts)
 	case eff.restartLimit:
+		s.hold(p)
 		s.log.Error("restart limit reached, giving up", "process", p.id, "name", name, "restarts", eff.failures)
 		s.report(Report{Kind: KindRestartLimit, ProcessID: p.id, Name: name,
 			Payload: api.RestartLimit{ProcessID: p.id, Name: name, Restarts: eff.failures}})
@@ -406,6 +409,7 @@ func (p *process) snapshot() api.ManagedProcess {
 		ID: p.id, Name: p.def.Name, Node: p.sup.cfg.NodeID, PID: p.pid,
 		StartedAt: p.startedAt, Metadata: p.metadata, Restarts: p.lin.restarts,
 		Connected: len(p.conns) > 0, SocketPath: p.socketPath, TCPPort: p.tcpPort, Stats: p.lastStats,
+		Instance: p.opts.Instance, Service: p.opts.Service, Held: p.held,
 	}
 	p.st.view(&mp)
 	return mp

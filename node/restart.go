@@ -23,7 +23,8 @@ const (
 // them. It is pure (the end transition calls it under p.mu).
 func (p *process) autoRestart(status api.Status, endedAt time.Time) (d restartDecision, next lineage, failures int) {
 	def := p.def
-	if !def.AutoRestart || (status == api.StatusStopped && !def.RestartAlways) {
+	always := def.RestartAlways || p.opts.Instance != "" // an instance is kept running
+	if !(def.AutoRestart || p.opts.Instance != "") || (status == api.StatusStopped && !always) {
 		return noRestart, lineage{}, 0
 	}
 	failures = p.lin.failures
@@ -68,7 +69,13 @@ func (p *process) respawn(lin lineage) {
 	if def == nil {
 		def = p.def
 	}
-	np, err := s.start(def, p.opts, lin)
+	s.spawnMu.Lock()
+	err := s.checkInstanceFree(p.opts) // Restart or EnsureInstances may have been first
+	var np *process
+	if err == nil {
+		np, err = s.start(def, p.opts, lin)
+	}
+	s.spawnMu.Unlock()
 	if err != nil {
 		s.log.Error("cannot auto-restart", "process", p.id, "name", def.Name, "err", err)
 		return

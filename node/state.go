@@ -29,6 +29,8 @@ type record struct {
 	Metadata   json.RawMessage    `json:"metadata"`
 	Env        map[string]string  `json:"env,omitempty"`
 	Cwd        string             `json:"cwd,omitempty"`
+	Instance   string             `json:"instance,omitempty"`
+	Service    string             `json:"service,omitempty"`
 	Restarts   int                `json:"restarts"`
 	Failures   int                `json:"failures"`
 	// Connected: the child has connected (sent connected or a heartbeat),

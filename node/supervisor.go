@@ -61,10 +61,13 @@ type Supervisor struct {
 	rep     Reporter
 	environ []string // what children inherit of the node's environment (childEnviron)
 
-	mu     sync.RWMutex
-	defs   map[string]*definition
-	procs  map[string]*process
-	closed bool
+	mu    sync.RWMutex
+	defs  map[string]*definition
+	procs map[string]*process
+	held  map[string]hold // the held instances (instances.go)
+	// ensureRetry is a pending retry of EnsureInstances after a failure.
+	ensureRetry *time.Timer
+	closed      bool
 	// spawnMu is held by a spawn from its capacity check until its
 	// process is registered (capacity.go).
 	spawnMu sync.Mutex
@@ -140,6 +143,7 @@ func New(cfg Config) (*Supervisor, error) {
 		defs:    make(map[string]*definition),
 		environ: childEnviron(),
 		procs:   make(map[string]*process),
+		held:    make(map[string]hold),
 	}
 	if cfg.StateDir != "" {
 		st, err := openStore(cfg.StateDir)
@@ -199,6 +203,29 @@ func (s *Supervisor) DefineRemote(d Definition) error {
 	}
 	s.defs[d.Name] = cd
 	return nil
+}
+
+// Undefine removes the definition name, whether configured or remote.
+// Running processes keep the definition they were spawned with (and
+// restart with it); instances of it are stopped by the next
+// EnsureInstances.
+func (s *Supervisor) Undefine(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.defs[name] == nil {
+		return api.Errorf(ErrNotFound, "cannot remove definition %q: there is none", name)
+	}
+	delete(s.defs, name)
+	return nil
+}
+
+// CheckDefinition says what Define would refuse in d, without defining it.
+func (s *Supervisor) CheckDefinition(d Definition) error {
+	_, err := s.compile(d)
+	return err
 }
 
 // compile validates d, applies defaults and compiles its event schemas.
@@ -262,8 +289,14 @@ func (s *Supervisor) Spawn(ctx context.Context, name string, opts SpawnOptions) 
 	if err := def.checkSpawn(opts); err != nil {
 		return api.ManagedProcess{}, err
 	}
+	if err := validInstanceOptions(opts); err != nil {
+		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+	}
 	s.spawnMu.Lock()
 	defer s.spawnMu.Unlock()
+	if err := s.checkInstanceFree(opts); err != nil {
+		return api.ManagedProcess{}, err
+	}
 	if err := s.checkCapacity(def); err != nil {
 		return api.ManagedProcess{}, err
 	}
@@ -342,6 +375,7 @@ func (s *Supervisor) Stop(ctx context.Context, id string, sig syscall.Signal) (a
 	if p == nil {
 		return api.ManagedProcess{}, api.Errorf(ErrNotFound, "cannot stop %q: no such process", id)
 	}
+	s.holdOnStop(p)
 	if err := p.stop(ctx, sig); err != nil {
 		return p.snapshot(), fmt.Errorf("cannot stop %q: %w", id, err)
 	}
@@ -362,6 +396,7 @@ func (s *Supervisor) StopAll(ctx context.Context, sig syscall.Signal, name strin
 	errs := make([]error, len(ps))
 	var wg sync.WaitGroup
 	for i, p := range ps {
+		s.holdOnStop(p)
 		wg.Go(func() {
 			if err := p.stop(ctx, sig); err != nil && !errors.Is(err, ErrNotRunning) {
 				errs[i] = fmt.Errorf("cannot stop %q: %w", p.id, err)
@@ -394,7 +429,14 @@ func (s *Supervisor) Restart(ctx context.Context, id string) (api.ManagedProcess
 		def = p.def
 	}
 	attempt := p.snapshot().Restarts + 1
-	np, err := s.start(def, p.opts, lineage{restarts: attempt})
+	s.spawnMu.Lock()
+	err := s.checkInstanceFree(p.opts)
+	var np *process
+	if err == nil {
+		s.release(p)
+		np, err = s.start(def, p.opts, lineage{restarts: attempt})
+	}
+	s.spawnMu.Unlock()
 	if err != nil {
 		return api.ManagedProcess{}, fmt.Errorf("cannot restart %q: %w", id, err)
 	}
@@ -428,13 +470,7 @@ func (s *Supervisor) Send(id string, msg json.RawMessage) error {
 // Close stops every child (as StopAll with each definition's stop signal)
 // and waits for all the supervisor's goroutines. Spawn fails afterwards.
 func (s *Supervisor) Close(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	procs := make([]*process, 0, len(s.procs))
-	for _, p := range s.procs {
-		procs = append(procs, p)
-	}
-	s.mu.Unlock()
+	procs := s.shut()
 	for _, p := range procs {
 		_ = p.on(event{kind: evClosing}) // pending restarts are dropped
 	}
@@ -454,13 +490,7 @@ func (s *Supervisor) Close(ctx context.Context) error {
 // (the children reconnect to the next node) and stops every timer, without
 // signalling anyone. Spawn fails afterwards.
 func (s *Supervisor) Detach(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	procs := make([]*process, 0, len(s.procs))
-	for _, p := range s.procs {
-		procs = append(procs, p)
-	}
-	s.mu.Unlock()
+	procs := s.shut()
 	s.cancel()
 	for _, p := range procs {
 		_ = p.on(event{kind: evDetach})
@@ -471,6 +501,23 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 		s.store.close()
 	}
 	return err
+}
+
+// shut marks the supervisor closed, drops a pending instance retry and
+// returns every process.
+func (s *Supervisor) shut() []*process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.ensureRetry != nil {
+		s.ensureRetry.Stop()
+		s.ensureRetry = nil
+	}
+	procs := make([]*process, 0, len(s.procs))
+	for _, p := range s.procs {
+		procs = append(procs, p)
+	}
+	return procs
 }
 
 // waitGoroutines waits for the supervisor's goroutines (and the reapers,

@@ -17,6 +17,12 @@ type SpawnOptions struct {
 	Env map[string]string `json:"env,omitempty"`
 	// Cwd overrides the definition's working directory.
 	Cwd string `json:"cwd,omitempty"`
+	// Instance makes the process an instance (instances.go): <name>/<k>,
+	// never two at once on the node, restarted on every exit.
+	Instance string `json:"instance,omitempty"`
+	// Service is the cluster service whose instance it is (Instance is
+	// then <service>/<k>).
+	Service string `json:"service,omitempty"`
 }
 
 // Errors returned by the supervisor. Test with errors.Is. Every error the

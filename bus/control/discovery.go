@@ -424,5 +424,6 @@ func sortedKeys[V any](m map[string]V) []string {
 // unknownProcess is the summary as a ManagedProcess of unknown status:
 // what is known of a process whose node is gone.
 func unknownProcess(p api.ProcessSummary) api.ManagedProcess {
-	return api.ManagedProcess{ID: p.ID, Name: p.Name, Node: p.Node, Status: api.StatusUnknown, PID: p.PID, StartedAt: p.StartedAt}
+	return api.ManagedProcess{ID: p.ID, Name: p.Name, Node: p.Node, Status: api.StatusUnknown, PID: p.PID, StartedAt: p.StartedAt,
+		Instance: p.Instance, Service: p.Service}
 }

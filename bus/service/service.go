@@ -74,7 +74,10 @@ type Config struct {
 	// of them. Without JetStream the node retries with a backoff and
 	// meanwhile only heartbeats. nil: no registry.
 	Registry *registry.Config
-	Logger   *slog.Logger
+	// Reload reloads the node's configuration (corral.reload,
+	// corral.node.<id>.reload); nil: the node cannot, and says so.
+	Reload func() (api.ReloadReply, error)
+	Logger *slog.Logger
 }
 
 // Service is one node on NATS: it relays the supervisor's reports (it is
@@ -186,15 +189,21 @@ func (s *Service) Serve(sup Supervisor) error {
 	}{
 		{bus.VerbSpawn, s.handleSpawn}, {bus.VerbList, s.handleList}, {bus.VerbDefine, s.handleDefine},
 		{bus.VerbDefinitions, s.handleDefinitions}, {bus.VerbStopAll, s.handleStopAll}, {bus.VerbInfo, s.handleInfo},
+		{bus.VerbReload, s.handleReload},
 	}
 	for _, e := range endpoints {
 		if err := g.AddEndpoint(e.verb, micro.HandlerFunc(e.h)); err != nil {
 			return fmt.Errorf("cannot add endpoint %s: %w", e.verb, err)
 		}
 	}
-	if err := svc.AddEndpoint("list-all", micro.HandlerFunc(s.handleList),
-		micro.WithEndpointSubject(bus.SubjectList), micro.WithEndpointQueueGroupDisabled()); err != nil {
-		return fmt.Errorf("cannot add endpoint %s: %w", bus.SubjectList, err)
+	for _, e := range []struct {
+		name, subject string
+		h             func(micro.Request)
+	}{{"list-all", bus.SubjectList, s.handleList}, {"reload-all", bus.SubjectReload, s.handleReload}} {
+		if err := svc.AddEndpoint(e.name, micro.HandlerFunc(e.h),
+			micro.WithEndpointSubject(e.subject), micro.WithEndpointQueueGroupDisabled()); err != nil {
+			return fmt.Errorf("cannot add endpoint %s: %w", e.subject, err)
+		}
 	}
 	if s.cfg.Registry != nil {
 		if err := svc.AddEndpoint("registry", micro.HandlerFunc(s.handleRegistry),
@@ -362,10 +371,12 @@ func (s *Service) spawn(r micro.Request, name string) {
 		respondError(r, api.Errorf(api.ErrInvalid, "cannot spawn: no process name given"))
 		return
 	}
-	mp, err := s.supervisor().Spawn(s.ctx, name, node.SpawnOptions{Metadata: req.Metadata, Env: req.Env, Cwd: req.Cwd})
-	if queued && errors.Is(err, api.ErrNoCapacity) {
-		// The queue group picked a full node: another one that defines
-		// the name takes it, if one has room.
+	mp, err := s.supervisor().Spawn(s.ctx, name, node.SpawnOptions{Metadata: req.Metadata, Env: req.Env, Cwd: req.Cwd,
+		Service: req.Service, Instance: req.Instance})
+	if queued && (errors.Is(err, api.ErrNoCapacity) || errors.Is(err, api.ErrNotFound)) {
+		// The queue group picked a full node, or one whose definition was
+		// removed by a reload (its endpoint stays until it restarts):
+		// another one that defines the name takes it, if one has room.
 		s.async(r, fmt.Sprintf("cannot spawn %q", name), func(ctx context.Context) { s.forwardSpawn(ctx, r, name, req, err) })
 		return
 	}
@@ -513,7 +524,8 @@ func (s *Service) snapshot() (api.NodeInfo, []api.ProcessSummary) {
 		info.Processes++
 		if !p.Status.Finished() {
 			info.Running++
-			procs = append(procs, api.ProcessSummary{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt})
+			procs = append(procs, api.ProcessSummary{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt,
+				Instance: p.Instance, Service: p.Service})
 		}
 	}
 	for _, d := range sup.Definitions() {

@@ -187,7 +187,7 @@ func TestProcessLifecycle(t *testing.T) {
 	n.fails(t, 1, "not running", "stop", id)
 
 	restartedRows := rows(t, n.ok(t, "restart", other))
-	if len(restartedRows) != 2 || restartedRows[1][0] == other || restartedRows[1][3] != "running" {
+	if len(restartedRows) != 2 || restartedRows[1][0] == other || restartedRows[1][4] != "running" {
 		t.Errorf("restart printed %v, want a new running process", restartedRows)
 	}
 	newID := restartedRows[1][0]
@@ -202,7 +202,7 @@ func TestProcessLifecycle(t *testing.T) {
 		t.Errorf("stop --all --name talker = %+v, %v", stopped, err)
 	}
 	rs := rows(t, n.ok(t, "stop", "--all", "--signal", "SIGINT"))
-	if len(rs) != 2 || rs[1][0] != newID || rs[1][3] != "stopped" {
+	if len(rs) != 2 || rs[1][0] != newID || rs[1][4] != "stopped" {
 		t.Errorf("stop --all printed %v, want %s stopped", rs, newID)
 	}
 	if rs := rows(t, n.ok(t, "ps")); len(rs) != 1 {

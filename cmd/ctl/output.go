@@ -38,14 +38,14 @@ func (t *table) flush() error { return t.tw.Flush() }
 // printProcesses is the table of ps, and of the commands that return
 // processes (spawn, stop, restart).
 func printProcesses(w io.Writer, ps []api.ManagedProcess, now time.Time) error {
-	t := newTable(w, "ID", "NAME", "NODE", "STATUS", "PID", "UPTIME", "CPU%", "MEM", "RESTARTS", "EXIT")
+	t := newTable(w, "ID", "NAME", "INSTANCE", "NODE", "STATUS", "PID", "UPTIME", "CPU%", "MEM", "RESTARTS", "EXIT")
 	for _, p := range ps {
 		cpu, mem := "-", "-"
 		if p.Stats != nil && !p.Status.Finished() {
 			cpu = strconv.FormatFloat(p.Stats.CPU.Percent, 'f', 1, 64)
 			mem = humanBytes(p.Stats.Memory.RSS)
 		}
-		t.row(p.ID, p.Name, p.Node, status(p), strconv.Itoa(p.PID), uptime(p, now), cpu, mem, strconv.Itoa(p.Restarts), exit(p))
+		t.row(p.ID, p.Name, orDash(p.Instance), p.Node, status(p), strconv.Itoa(p.PID), uptime(p, now), cpu, mem, strconv.Itoa(p.Restarts), exit(p))
 	}
 	return t.flush()
 }
@@ -74,8 +74,17 @@ func status(p api.ManagedProcess) string {
 		return string(p.Status) + " (stale)"
 	case p.RestartPending:
 		return string(p.Status) + " (restarting)"
+	case p.Held:
+		return string(p.Status) + " (held)"
 	}
 	return string(p.Status)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // humanBytes renders a byte count in decimal units: 950B, 12.3MB, 1.2GB.

@@ -12,7 +12,7 @@ import (
 
 func (a *app) psCmd() *cobra.Command {
 	var req api.ListRequest
-	var nodeID, status string
+	var nodeID, status, service string
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List the processes of every node",
@@ -21,7 +21,8 @@ known node answered. A node that did not answer within --timeout is named
 on stderr; so is a node that is gone (it missed three heartbeats), whose
 last known processes are listed with STATUS unknown.`,
 		Example: `  corralctl ps --node a --name encoder
-  corralctl ps --status crashed`,
+  corralctl ps --status crashed
+  corralctl ps --service encoders`,
 		Args: argNames(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var want api.Status
@@ -44,7 +45,7 @@ last known processes are listed with STATUS unknown.`,
 			}
 			kept := res.Processes[:0]
 			for _, p := range res.Processes {
-				if (nodeID == "" || p.Node == nodeID) && (want == "" || p.Status == want) {
+				if (nodeID == "" || p.Node == nodeID) && (want == "" || p.Status == want) && (service == "" || p.Service == service) {
 					kept = append(kept, p)
 				}
 			}
@@ -66,6 +67,7 @@ last known processes are listed with STATUS unknown.`,
 	cmd.Flags().BoolVar(&req.All, "all", false, "include processes that have ended")
 	cmd.Flags().StringVar(&nodeID, "node", "", "only processes of this node")
 	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
+	cmd.Flags().StringVar(&service, "service", "", "only instances of this service")
 	cmd.Flags().StringVar(&status, "status", "", "only processes in this status: "+joinStatuses())
 	return cmd
 }

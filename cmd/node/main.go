@@ -55,25 +55,30 @@ func run(path string, detach bool) error {
 		return err
 	}
 	if detach {
-		cfg.Node.Shutdown = config.ShutdownDetach
+		cfg.Adjust = func(c *config.Config) { c.Node.Shutdown = config.ShutdownDetach }
+		cfg.Adjust(cfg)
 	}
 	logger := daemon.NewLogger(os.Stderr, cfg.Node)
 	// Signals are ours from the start: one that arrives while the node is
 	// still starting is handled once it is up, not by the default action.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	// SIGHUP, which would kill the node by default, is taken and ignored.
+	// SIGHUP reloads the configuration file; one that arrives while the
+	// node starts waits until it is up.
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, syscall.SIGHUP)
-	go func() {
-		for range hups {
-			logger.Warn("SIGHUP ignored: this version reloads nothing on SIGHUP; restart the node to apply a new configuration")
-		}
-	}()
 	d, err := daemon.Start(cfg, logger)
 	if err != nil {
 		return err
 	}
+	go func() {
+		for range hups {
+			// Reload logs what it applied; a refused file is logged here.
+			if _, err := d.Reload(); err != nil {
+				logger.Error("SIGHUP: reload failed", "err", err)
+			}
+		}
+	}()
 	sig := <-sigs
 	logger.Info("shutting down; a second signal forces exit", "signal", sig.String())
 	go func() { <-sigs; logger.Error("second signal, exiting now"); os.Exit(1) }()

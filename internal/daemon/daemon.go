@@ -33,6 +33,8 @@ type Daemon struct {
 
 	lock *dataDirLock // held for the node's life
 
+	reloadMu sync.Mutex // one Reload at a time
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -58,6 +60,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	d.svc = service.New(d.nc, service.Config{
 		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, RemoteDefinitions: cfg.Node.RemoteDefinitions, Relay: relayConfig(cfg),
 		HeartbeatInterval: cfg.Node.HeartbeatInterval, Registry: registryConfig(cfg), Logger: logger,
+		Reload: d.Reload,
 	})
 	if err := d.setUpStream(); err != nil {
 		return nil, err
@@ -83,6 +86,11 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	}
 	if err := d.svc.Serve(d.sup); err != nil {
 		return nil, err
+	}
+	if started, err := d.sup.EnsureInstances(); err != nil {
+		d.log.Error("not every instance could start; retrying", "err", err)
+	} else if len(started) > 0 {
+		d.log.Info("instances started", "count", len(started))
 	}
 	d.log.Info("node started", "nats", bus.RedactURLs(d.ClientURL()), "definitions", len(cfg.Processes))
 	return d, nil
