@@ -64,6 +64,9 @@ type ListReply struct {
 type DefinitionsReply struct {
 	Node        string           `json:"node"`
 	Definitions []DefinitionInfo `json:"definitions"`
+	// Shadowed are applied definitions (corralctl apply) this node does
+	// not use: its own configuration defines the same names.
+	Shadowed []string `json:"shadowed,omitempty"`
 }
 
 // LogsRequest asks for the last Lines lines of a process's output.

@@ -18,6 +18,10 @@ const StreamName = "CORRAL_EVENTS"
 // bus/registry).
 const RegistryBucket = "CORRAL_NODES"
 
+// DesiredBucket is the JetStream KV bucket of the cluster's desired state
+// (package bus/desired).
+const DesiredBucket = "CORRAL_DESIRED"
+
 // DuplicateWindow is how long the stream remembers a Nats-Msg-Id: an
 // event published again within it (a resend after a lost ack) is stored
 // once. The relay gives up on storing an event after StoreTimeout, no

@@ -75,7 +75,8 @@ func RolePermissions(role Role, inbox string) (Permissions, bool) {
 	switch role {
 	case RoleNode:
 		return Permissions{
-			PublishAllow: []string{SubjectAll, controlPrefix + ".>", "$SRV.>", "$JS.>", "$KV." + RegistryBucket + ".>", "_INBOX.>"},
+			PublishAllow: []string{SubjectAll, controlPrefix + ".>", "$SRV.>", "$JS.>", "$KV." + RegistryBucket + ".>",
+				"$KV." + DesiredBucket + ".>", "_INBOX.>"},
 			SubscribeAllow: []string{SubjectAll, controlPrefix + ".>", "$SRV.>", "_INBOX.>",
 				"$KV." + RegistryBucket + ".>"},
 			Responses: true,
@@ -88,7 +89,7 @@ func RolePermissions(role Role, inbox string) (Permissions, bool) {
 		}, true
 	case RoleViewer:
 		reads := []string{
-			SubjectList, SubjectRegistry,
+			SubjectList, SubjectRegistry, DesiredSubject(DesiredGet),
 			NodeSubject("*", VerbList), NodeSubject("*", VerbInfo), NodeSubject("*", VerbDefinitions),
 			ProcSubject("*", VerbGet), ProcSubject("*", VerbLogs),
 			"$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>",

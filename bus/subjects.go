@@ -42,6 +42,19 @@ const (
 	SubjectReload = "corral.reload"
 )
 
+// Desired-state verbs: corral.desired.<verb>, answered by any one node
+// (a queue group). Get is read-only (viewers); the others change the
+// desired state (operators).
+const (
+	DesiredGet    = "get"
+	DesiredApply  = "apply"
+	DesiredScale  = "scale"
+	DesiredDelete = "delete"
+)
+
+// DesiredSubject is corral.desired.<verb>.
+func DesiredSubject(verb string) string { return controlPrefix + ".desired." + verb }
+
 // Node-addressed verbs: corral.node.<node>.<verb>.
 const (
 	VerbSpawn       = "spawn"

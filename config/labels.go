@@ -23,12 +23,17 @@ func parseLabels(table any, lookupEnv func(string) (string, bool)) (map[string]s
 		}
 		return labels, nil
 	}
+	return labelTable(labelsKey, table)
+}
+
+// labelTable reads a table of labels at key (nil when absent or empty).
+func labelTable(key string, table any) (map[string]string, error) {
 	if table == nil {
 		return nil, nil
 	}
 	t, ok := table.(map[string]any)
 	if !ok {
-		return nil, &KeyError{Key: labelsKey, Err: fmt.Errorf("must be a table of strings, got %s", tomlType(table))}
+		return nil, &KeyError{Key: key, Err: fmt.Errorf("must be a table of strings, got %s", tomlType(table))}
 	}
 	if len(t) == 0 {
 		return nil, nil
@@ -37,10 +42,10 @@ func parseLabels(table any, lookupEnv func(string) (string, bool)) (map[string]s
 	for _, k := range sortedKeys(t) {
 		v, ok := t[k].(string)
 		if !ok {
-			return nil, &KeyError{Key: labelsKey + "." + k, Err: fmt.Errorf("must be a string, got %s", tomlType(t[k]))}
+			return nil, &KeyError{Key: key + "." + k, Err: fmt.Errorf("must be a string, got %s", tomlType(t[k]))}
 		}
 		if err := checkLabel(k, v); err != nil {
-			return nil, &KeyError{Key: labelsKey + "." + k, Err: err}
+			return nil, &KeyError{Key: key + "." + k, Err: err}
 		}
 		labels[k] = v
 	}

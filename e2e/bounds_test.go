@@ -36,7 +36,7 @@ stop_timeout = "2s"
 `
 
 // rssBytes is a process's resident set size.
-func rssBytes(t *testing.T, pid int) int64 {
+func rssBytes(t testing.TB, pid int) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

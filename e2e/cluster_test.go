@@ -35,7 +35,7 @@ stop_timeout = "2s"
 
 // clusterNode writes a node's config: id, labels, NATS settings, and the
 // cluster definitions; the node is launched by the caller.
-func clusterNode(t *testing.T, id string, labels map[string]string, natsTOML string) *node {
+func clusterNode(t testing.TB, id string, labels map[string]string, natsTOML string) *node {
 	t.Helper()
 	dataDir, err := os.MkdirTemp("", "e2e")
 	if err != nil {
@@ -52,6 +52,7 @@ id = %q
 data_dir = %q
 heartbeat_interval = %q
 log_level = "debug"
+remote_definitions = true
 
 [node.labels]
 %s
@@ -67,7 +68,7 @@ log_level = "debug"
 
 // startEmbeddedCluster starts three nodes whose embedded servers form one
 // NATS cluster (with clustered JetStream) over loopback ports.
-func startEmbeddedCluster(t *testing.T) []*node {
+func startEmbeddedCluster(t testing.TB) []*node {
 	t.Helper()
 	ids := []string{"a", "b", "c"}
 	labels := []map[string]string{{"zone": "z1"}, {"zone": "z2", "gpu": "yes"}, {"zone": "z3"}}
@@ -113,7 +114,7 @@ type nodeView struct {
 
 // waitCluster waits until n's corralctl sees every node in ids alive and
 // durable (JetStream stores the events).
-func (n *node) waitCluster(t *testing.T, ids []string) {
+func (n *node) waitCluster(t testing.TB, ids []string) {
 	t.Helper()
 	var out string
 	var err error
@@ -143,14 +144,14 @@ type listResult struct {
 	Missing   []string  `json:"missing"`
 }
 
-func (n *node) ps(t *testing.T, args ...string) listResult {
+func (n *node) ps(t testing.TB, args ...string) listResult {
 	t.Helper()
 	var res listResult
 	decode(t, n.ctl(t, append([]string{"--json", "ps"}, args...)...), &res)
 	return res
 }
 
-func (n *node) spawnOn(t *testing.T, args ...string) process {
+func (n *node) spawnOn(t testing.TB, args ...string) process {
 	t.Helper()
 	var p process
 	decode(t, n.ctl(t, append([]string{"--json", "spawn", "sleeper"}, args...)...), &p)
@@ -299,7 +300,7 @@ func TestClusterNodeLoss(t *testing.T) {
 }
 
 // restartCluster starts b again on its config, data dir and ports.
-func (n *node) restartCluster(t *testing.T) *node {
+func (n *node) restartCluster(t testing.TB) *node {
 	t.Helper()
 	m := &node{id: n.id, port: n.port, url: n.url, cfgPath: n.cfgPath, dataDir: n.dataDir, logPath: n.logPath + ".2"}
 	m.start(t)
@@ -349,7 +350,7 @@ func (e *events) all(subject string) []*nats.Msg {
 	return out
 }
 
-func dumpStream(t *testing.T, url string) {
+func dumpStream(t testing.TB, url string) {
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -375,7 +376,7 @@ func dumpStream(t *testing.T, url string) {
 
 // waitRegistered waits until node's process list in the node registry
 // lists process id, watching the registry's bucket.
-func waitRegistered(t *testing.T, url, node, id string) {
+func waitRegistered(t testing.TB, url, node, id string) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {

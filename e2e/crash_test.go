@@ -93,7 +93,7 @@ func TestNodeKill9LosesNoAckedEvent(t *testing.T) {
 }
 
 // acked reads the seqs an emitter recorded as acked.
-func acked(t *testing.T, dir, id string) []int {
+func acked(t testing.TB, dir, id string) []int {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, id+".acked"))
 	if err != nil && !os.IsNotExist(err) {
@@ -108,7 +108,7 @@ func acked(t *testing.T, dir, id string) []int {
 	return seqs
 }
 
-func waitAcked(t *testing.T, dir, id string, n int) {
+func waitAcked(t testing.TB, dir, id string, n int) {
 	t.Helper()
 	if !await.Poll(waitEvent, func() bool { return len(acked(t, dir, id)) >= n }) {
 		t.Fatalf("%s acked %d events, want %d", id, len(acked(t, dir, id)), n)
@@ -116,7 +116,7 @@ func waitAcked(t *testing.T, dir, id string, n int) {
 }
 
 // storedTicks counts, per process and seq, the tick events in CORRAL_EVENTS.
-func storedTicks(t *testing.T, url string) map[string]map[int]int {
+func storedTicks(t testing.TB, url string) map[string]map[int]int {
 	t.Helper()
 	out := map[string]map[int]int{}
 	readStream(t, url, "process.emitter.tick", func(m jetstream.Msg) {
@@ -136,14 +136,14 @@ func storedTicks(t *testing.T, url string) map[string]map[int]int {
 	return out
 }
 
-func storedSubjectCount(t *testing.T, url, subject string) int {
+func storedSubjectCount(t testing.TB, url, subject string) int {
 	n := 0
 	readStream(t, url, subject, func(jetstream.Msg) { n++ })
 	return n
 }
 
 // readStream calls fn for every message of CORRAL_EVENTS on subject.
-func readStream(t *testing.T, url, subject string, fn func(jetstream.Msg)) {
+func readStream(t testing.TB, url, subject string, fn func(jetstream.Msg)) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {

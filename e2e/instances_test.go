@@ -20,7 +20,7 @@ stop_timeout = "2s"
 `
 
 // instances returns the running process of each instance of the node.
-func (n *node) instances(t *testing.T) map[string]process {
+func (n *node) instances(t testing.TB) map[string]process {
 	t.Helper()
 	out := map[string]process{}
 	for _, p := range n.listAll(t) {
@@ -35,7 +35,7 @@ func (n *node) instances(t *testing.T) map[string]process {
 }
 
 // waitInstances waits until exactly the named instances run.
-func (n *node) waitInstances(t *testing.T, want ...string) map[string]process {
+func (n *node) waitInstances(t testing.TB, want ...string) map[string]process {
 	t.Helper()
 	var got map[string]process
 	if !await.Poll(waitEvent, func() bool {

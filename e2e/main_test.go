@@ -121,10 +121,10 @@ type node struct {
 // (plus extraDefinitions), its embedded NATS server on a free port, and
 // waits until it answers on the bus. The node is stopped with SIGTERM at
 // the end of the test, which then checks it exited 0 and left no socket.
-func startNode(t *testing.T) *node { return startNodeWith(t, "") }
+func startNode(t testing.TB) *node { return startNodeWith(t, "") }
 
 // startNodeWith is startNode with more TOML appended to the config.
-func startNodeWith(t *testing.T, extraTOML string, ctlArgs ...string) *node {
+func startNodeWith(t testing.TB, extraTOML string, ctlArgs ...string) *node {
 	t.Helper()
 	example, err := os.ReadFile(filepath.Join(repoDir, "config.example.toml"))
 	if err != nil {
@@ -152,7 +152,7 @@ func startNodeWith(t *testing.T, extraTOML string, ctlArgs ...string) *node {
 
 // restart starts a new corrald on the same config, data directory and
 // port as n (which must have exited), as a restarted node would.
-func (n *node) restart(t *testing.T) *node {
+func (n *node) restart(t testing.TB) *node {
 	t.Helper()
 	m := &node{id: n.id, port: n.port, url: n.url, cfgPath: n.cfgPath, dataDir: n.dataDir, logPath: n.logPath + ".2", ctlArgs: n.ctlArgs}
 	m.launch(t)
@@ -160,7 +160,7 @@ func (n *node) restart(t *testing.T) *node {
 }
 
 // kill9 kills corrald with SIGKILL, as a crash would, and waits for it.
-func (n *node) kill9(t *testing.T) {
+func (n *node) kill9(t testing.TB) {
 	t.Helper()
 	n.stopOnce.Do(func() {
 		if err := n.cmd.Process.Kill(); err != nil {
@@ -170,7 +170,7 @@ func (n *node) kill9(t *testing.T) {
 	})
 }
 
-func (n *node) launch(t *testing.T) {
+func (n *node) launch(t testing.TB) {
 	t.Helper()
 	// The [node] and [nats] keys from the environment, as an operator
 	// would set them.
@@ -185,12 +185,12 @@ func (n *node) launch(t *testing.T) {
 
 // start runs corrald on its config file alone (no CORRAL_* overrides) and
 // does not wait: cluster nodes are ready only together.
-func (n *node) start(t *testing.T) {
+func (n *node) start(t testing.TB) {
 	t.Helper()
 	n.run(t, programEnv())
 }
 
-func (n *node) run(t *testing.T, env []string) {
+func (n *node) run(t testing.TB, env []string) {
 	t.Helper()
 	n.exited = make(chan struct{})
 	logFile, err := os.Create(n.logPath)
@@ -218,7 +218,7 @@ func (n *node) run(t *testing.T, env []string) {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -244,7 +244,7 @@ func programEnv(extra ...string) []string {
 }
 
 // waitReady polls corralctl nodes until the node lists itself.
-func (n *node) waitReady(t *testing.T) {
+func (n *node) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(waitReady)
 	for {
@@ -270,7 +270,7 @@ func (n *node) waitReady(t *testing.T) {
 
 // stop sends SIGTERM (once) and checks that corrald exits 0 within
 // waitExit and leaves no socket file behind.
-func (n *node) stop(t *testing.T) {
+func (n *node) stop(t testing.TB) {
 	t.Helper()
 	n.stopOnce.Do(func() {
 		if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -294,7 +294,7 @@ func (n *node) stop(t *testing.T) {
 	})
 }
 
-func (n *node) dumpLogs(t *testing.T) {
+func (n *node) dumpLogs(t testing.TB) {
 	if b, err := os.ReadFile(n.logPath); err == nil {
 		t.Logf("corrald output:\n%s", b)
 	}
@@ -323,7 +323,7 @@ func (n *node) runCtl(args ...string) (string, error) {
 }
 
 // ctl is runCtl that fails the test on an error.
-func (n *node) ctl(t *testing.T, args ...string) string {
+func (n *node) ctl(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := n.runCtl(args...)
 	if err != nil {
@@ -356,7 +356,7 @@ func exitCode(code *int) string {
 }
 
 // spawn runs corralctl spawn NAME --meta META and returns the new process.
-func (n *node) spawn(t *testing.T, name, meta string) process {
+func (n *node) spawn(t testing.TB, name, meta string) process {
 	t.Helper()
 	var p process
 	decode(t, n.ctl(t, "spawn", name, "--meta", meta, "--json"), &p)
@@ -367,7 +367,7 @@ func (n *node) spawn(t *testing.T, name, meta string) process {
 }
 
 // listAll runs corralctl ps --all --json.
-func (n *node) listAll(t *testing.T) []process {
+func (n *node) listAll(t testing.TB) []process {
 	t.Helper()
 	var res struct {
 		Processes []process `json:"processes"`
@@ -381,7 +381,7 @@ func (n *node) listAll(t *testing.T) []process {
 }
 
 // waitLog polls corralctl logs ID until the process's output contains want.
-func (n *node) waitLog(t *testing.T, id, want string) {
+func (n *node) waitLog(t testing.TB, id, want string) {
 	t.Helper()
 	var out string
 	if !await.Poll(waitEvent, func() bool {
@@ -392,7 +392,7 @@ func (n *node) waitLog(t *testing.T, id, want string) {
 	}
 }
 
-func decode(t *testing.T, s string, v any) {
+func decode(t testing.TB, s string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatalf("cannot decode %q: %v", s, err)
@@ -407,7 +407,7 @@ type events struct {
 	more chan struct{} // closed (and replaced) when a message arrives
 }
 
-func watch(t *testing.T, url string) *events {
+func watch(t testing.TB, url string) *events {
 	t.Helper()
 	nc, err := nats.Connect(url, nats.Name("e2e"))
 	if err != nil {
@@ -435,7 +435,7 @@ func (e *events) add(m *nats.Msg) {
 // waitFor returns the first message, past or future, on subject about the
 // process id (any process when id is empty) for which match (nil: any)
 // holds.
-func (e *events) waitFor(t *testing.T, subject, id string, match func(map[string]any) bool) *nats.Msg {
+func (e *events) waitFor(t testing.TB, subject, id string, match func(map[string]any) bool) *nats.Msg {
 	t.Helper()
 	timeout := time.NewTimer(waitEvent)
 	defer timeout.Stop()
@@ -487,7 +487,7 @@ func (e *events) dump() string {
 }
 
 // payload decodes a message's JSON object.
-func payload(t *testing.T, m *nats.Msg) map[string]any {
+func payload(t testing.TB, m *nats.Msg) map[string]any {
 	t.Helper()
 	var v map[string]any
 	if err := json.Unmarshal(m.Data, &v); err != nil {
@@ -498,7 +498,7 @@ func payload(t *testing.T, m *nats.Msg) map[string]any {
 
 // checkHeaders checks the Corral-* and Nats-Msg-Id headers of a message
 // about a process.
-func checkHeaders(t *testing.T, m *nats.Msg, nodeID, id, name string) {
+func checkHeaders(t testing.TB, m *nats.Msg, nodeID, id, name string) {
 	t.Helper()
 	for key, want := range map[string]string{"Corral-Node": nodeID, "Corral-Process-Id": id, "Corral-Process-Name": name} {
 		if got := m.Header.Get(key); got != want {

@@ -27,7 +27,7 @@ import (
 // secureNode starts a node with an operator and a viewer, its client
 // listener on TLS with a CA made by the test. corralctl signs in as the
 // operator unless told otherwise.
-func secureNode(t *testing.T, ca *testcert.CA, verifyClients bool) *node {
+func secureNode(t testing.TB, ca *testcert.CA, verifyClients bool) *node {
 	t.Helper()
 	cert, key := ca.Issue(t, "e2e")
 	hash, err := bcrypt.GenerateFromPassword([]byte("ops-secret"), bcrypt.MinCost)
@@ -183,7 +183,7 @@ verify = true
 		return err == nil
 	})
 
-	join := func(t *testing.T, name, user, password string, withCert bool) *server.Server {
+	join := func(t testing.TB, name, user, password string, withCert bool) *server.Server {
 		opts := &server.Options{ServerName: name, Host: "127.0.0.1", Port: -1, NoSigs: true,
 			Cluster: server.ClusterOpts{Name: "corral", Host: "127.0.0.1", Port: -1}}
 		u := routeURL

@@ -16,7 +16,7 @@ import (
 // failedStart runs corrald on cfg and returns what it printed, failing
 // the test unless it exits non-zero within 2 s, saying what is wrong in
 // one line and without a panic or a stack trace.
-func failedStart(t *testing.T, cfg string, want ...string) string {
+func failedStart(t testing.TB, cfg string, want ...string) string {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "corral.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

@@ -65,6 +65,9 @@ type Supervisor struct {
 	defs  map[string]*definition
 	procs map[string]*process
 	held  map[string]hold // the held instances (instances.go)
+	// applied are the definitions applied from the cluster's desired
+	// state (remote.go), in effect unless the configuration has the name.
+	applied map[string]*definition
 	// ensureRetry is a pending retry of EnsureInstances after a failure.
 	ensureRetry *time.Timer
 	closed      bool
@@ -144,6 +147,7 @@ func New(cfg Config) (*Supervisor, error) {
 		environ: childEnviron(),
 		procs:   make(map[string]*process),
 		held:    make(map[string]hold),
+		applied: make(map[string]*definition),
 	}
 	if cfg.StateDir != "" {
 		st, err := openStore(cfg.StateDir)
@@ -184,44 +188,6 @@ func (s *Supervisor) Define(d Definition) error {
 	return nil
 }
 
-// DefineRemote adds or replaces a definition sent over the control plane.
-// It may not replace one the node was configured with (Define): that is
-// an ErrConflict error.
-func (s *Supervisor) DefineRemote(d Definition) error {
-	cd, err := s.compile(d)
-	if err != nil {
-		return err
-	}
-	cd.remote = true
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if cur := s.defs[d.Name]; cur != nil && !cur.remote {
-		return api.Errorf(ErrConflict, "cannot define %q: the node's configuration defines it, and a remote definition may not replace it", d.Name)
-	}
-	s.defs[d.Name] = cd
-	return nil
-}
-
-// Undefine removes the definition name, whether configured or remote.
-// Running processes keep the definition they were spawned with (and
-// restart with it); instances of it are stopped by the next
-// EnsureInstances.
-func (s *Supervisor) Undefine(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if s.defs[name] == nil {
-		return api.Errorf(ErrNotFound, "cannot remove definition %q: there is none", name)
-	}
-	delete(s.defs, name)
-	return nil
-}
-
 // CheckDefinition says what Define would refuse in d, without defining it.
 func (s *Supervisor) CheckDefinition(d Definition) error {
 	_, err := s.compile(d)
@@ -233,7 +199,7 @@ func (s *Supervisor) compile(d Definition) (*definition, error) {
 	if err := d.validate(); err != nil {
 		return nil, fmt.Errorf("cannot define %q: %w", d.Name, err)
 	}
-	cd := &definition{Definition: d.withDefaults(), schemas: make(map[string]*schema.Schema, len(d.Events))}
+	cd := &definition{Definition: d.withDefaults()}
 	cred, err := d.credential()
 	if err != nil {
 		return nil, fmt.Errorf("cannot define %q: %w", d.Name, err)
@@ -242,10 +208,19 @@ func (s *Supervisor) compile(d Definition) (*definition, error) {
 	if cd.StatsInterval == 0 {
 		cd.StatsInterval = s.cfg.StatsInterval
 	}
+	if cd.schemas, err = d.compileSchemas(); err != nil {
+		return nil, err
+	}
+	return cd, nil
+}
+
+// compileSchemas compiles d's event schemas (nil: any object).
+func (d Definition) compileSchemas() (map[string]*schema.Schema, error) {
+	out := make(map[string]*schema.Schema, len(d.Events))
 	for _, ev := range sortedNames(d.Events) {
 		raw := d.Events[ev]
 		if len(raw) == 0 || string(raw) == "{}" || string(raw) == "null" {
-			cd.schemas[ev] = nil
+			out[ev] = nil
 			continue
 		}
 		sch, err := schema.Compile(d.Name+"."+ev, raw)
@@ -256,9 +231,19 @@ func (s *Supervisor) compile(d Definition) (*definition, error) {
 			}
 			return nil, api.Errorf(ErrInvalid, "cannot define %q: schema of event %q: %s", d.Name, ev, reason)
 		}
-		cd.schemas[ev] = sch
+		out[ev] = sch
 	}
-	return cd, nil
+	return out, nil
+}
+
+// Check says what any node would refuse in d: what Define checks, but
+// the user and group, which only the node that runs it can look up.
+func (d Definition) Check() error {
+	if err := d.validate(); err != nil {
+		return fmt.Errorf("cannot define %q: %w", d.Name, err)
+	}
+	_, err := d.compileSchemas()
+	return err
 }
 
 // Definitions returns every definition, sorted by name.

@@ -402,7 +402,8 @@ func (c *Control) ownerGone(ctx context.Context, id string) (string, bool) {
 }
 
 // hasLabels reports whether labels include every one of want.
-func hasLabels(labels, want map[string]string) bool {
+// HasLabels reports whether labels include every label of want.
+func HasLabels(labels, want map[string]string) bool {
 	for k, v := range want {
 		if got, ok := labels[k]; !ok || got != v {
 			return false

@@ -93,7 +93,7 @@ func (c *Control) spawnByLabels(ctx context.Context, name string, labels map[str
 	var matching []string
 	var candidates []api.NodeInfo
 	for _, n := range nodes {
-		if n.Gone || !hasLabels(n.Labels, labels) {
+		if n.Gone || !HasLabels(n.Labels, labels) {
 			continue
 		}
 		matching = append(matching, n.ID)

@@ -21,6 +21,7 @@ import (
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/bus/desired"
 	"github.com/corral-run/corral/bus/presence"
 	"github.com/corral-run/corral/bus/registry"
 	"github.com/corral-run/corral/bus/relay"
@@ -38,6 +39,9 @@ type Supervisor interface {
 	Restart(ctx context.Context, id string) (api.ManagedProcess, error)
 	Send(id string, msg json.RawMessage) error
 	DefineRemote(d node.Definition) error
+	Apply(d node.Definition) (shadowed bool, err error)
+	Unapply(name string) bool
+	Shadowed() []string
 	Definitions() []node.Definition
 	LogTail(id string, lines int) (string, error)
 }
@@ -108,6 +112,7 @@ type Service struct {
 
 	presence *presence.Announcer // heartbeats, registry record, node-loss watch
 	control  *control.Control    // to hand a spawn to another node
+	desired  *desired.Manager    // services and applied definitions; nil without a registry
 }
 
 // New returns a Service for the node cfg.NodeID on nc.
@@ -216,6 +221,9 @@ func (s *Service) Serve(sup Supervisor) error {
 			return err
 		}
 	}
+	if err := s.serveDesired(svc, sup); err != nil {
+		return err
+	}
 	// Subscribing only queues the SUBs on the connection: flush, so that a
 	// client on another connection told the node is up finds its endpoints.
 	// A connection still waiting to connect sends them when it does.
@@ -303,6 +311,9 @@ func (s *Service) Close() error {
 	s.procSubs = map[string]*nats.Subscription{}
 	s.mu.Unlock()
 	var errs []error
+	if s.desired != nil {
+		s.desired.Stop()
+	}
 	s.presence.Stop()
 	leaveCtx, cancelLeave := context.WithTimeout(context.Background(), min(s.cfg.FlushTimeout, leaveTimeout))
 	if err := s.presence.Leave(leaveCtx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -463,7 +474,7 @@ func (s *Service) handleDefine(r micro.Request) {
 
 func (s *Service) handleDefinitions(r micro.Request) {
 	defs := s.supervisor().Definitions()
-	out := api.DefinitionsReply{Node: s.cfg.NodeID, Definitions: make([]api.DefinitionInfo, 0, len(defs))}
+	out := api.DefinitionsReply{Node: s.cfg.NodeID, Definitions: make([]api.DefinitionInfo, 0, len(defs)), Shadowed: s.supervisor().Shadowed()}
 	for _, d := range defs {
 		out.Definitions = append(out.Definitions, d.Info().Redacted())
 	}

@@ -47,9 +47,12 @@ func (f *fakeSupervisor) StopAll(context.Context, syscall.Signal, string) ([]api
 func (f *fakeSupervisor) Restart(context.Context, string) (api.ManagedProcess, error) {
 	return api.ManagedProcess{}, f.unexpected("Restart")
 }
-func (f *fakeSupervisor) Send(string, json.RawMessage) error { return f.unexpected("Send") }
-func (f *fakeSupervisor) DefineRemote(node.Definition) error { return f.unexpected("DefineRemote") }
-func (f *fakeSupervisor) Definitions() []node.Definition     { return nil }
+func (f *fakeSupervisor) Send(string, json.RawMessage) error  { return f.unexpected("Send") }
+func (f *fakeSupervisor) DefineRemote(node.Definition) error  { return f.unexpected("DefineRemote") }
+func (f *fakeSupervisor) Apply(node.Definition) (bool, error) { return false, f.unexpected("Apply") }
+func (f *fakeSupervisor) Unapply(string) bool                 { f.unexpected("Unapply"); return false }
+func (f *fakeSupervisor) Shadowed() []string                  { return nil }
+func (f *fakeSupervisor) Definitions() []node.Definition      { return nil }
 func (f *fakeSupervisor) LogTail(string, int) (string, error) {
 	return "", f.unexpected("LogTail")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +34,15 @@ func (a *app) defsCmd() *cobra.Command {
 					t.row(r.Node, d.Name, commandLine(d), joinOr(eventNames(d), "any"), yesNo(d.AutoRestart))
 				}
 			}
-			return t.flush()
+			if err := t.flush(); err != nil {
+				return err
+			}
+			for _, r := range replies {
+				for _, name := range r.Shadowed {
+					fmt.Fprintf(w, "note: node %s does not use the applied definition %q: its own configuration defines %q\n", r.Node, name, name)
+				}
+			}
+			return nil
 		},
 	}
 }

@@ -102,7 +102,7 @@ arguments or values, found before anything is sent).`,
 	root.AddCommand(
 		a.nodesCmd(), a.defsCmd(), a.spawnCmd(), a.psCmd(), a.getCmd(), a.stopCmd(),
 		a.restartCmd(), a.sendCmd(), a.logsCmd(), a.eventsCmd(), a.schemaCmd(), a.passwdCmd(), a.versionCmd(),
-		a.reloadCmd(),
+		a.reloadCmd(), a.applyCmd(), a.servicesCmd(), a.scaleCmd(), a.deleteCmd(),
 	)
 	return root
 }

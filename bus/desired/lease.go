@@ -1,0 +1,136 @@
+package desired
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LeaseKey is the key of the reconciler's lease in the node registry
+// (CORRAL_NODES): the bucket whose compare-and-set also decides which node
+// announces a loss, so that once a loss is announced the lease can be
+// taken over at once.
+const LeaseKey = "lease.reconciler"
+
+// lease is the value of the reconciler's lease.
+type lease struct {
+	Node  string    `json:"node"`
+	Since time.Time `json:"since"`
+}
+
+// elector holds or seeks the reconciler's lease. Every change of the key
+// is a compare-and-set on its revision, so two nodes never both think
+// they renewed it; the bucket's TTL ends a lease nobody renews.
+type elector struct {
+	nodeID string
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	leader  bool
+	rev     uint64
+	since   time.Time // leader since
+	renewed time.Time // last taken or renewed
+}
+
+// holds reports whether this node holds the lease, taken or renewed
+// within fresh.
+func (e *elector) holds(fresh time.Duration) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leader && time.Since(e.renewed) < fresh
+}
+
+func (e *elector) set(leader bool, rev uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case leader && !e.leader:
+		e.since = time.Now()
+		e.log.Info("this node reconciles the services now (it holds the lease)")
+	case !leader && e.leader:
+		e.log.Warn("this node no longer holds the reconciler's lease")
+	}
+	e.leader, e.rev = leader, rev
+	if leader {
+		e.renewed = time.Now()
+	}
+}
+
+// campaign renews the lease when this node holds it, else tries to take
+// it: when nobody holds it, when it is this node's own (from before a
+// failed renewal, or a restart), when its holder is lost (the node the
+// cluster has just declared lost), or when its holder has not renewed it
+// for ttl (judged by the server's timestamp of the record). It reports
+// whether this node has just become the leader.
+func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, lost string) bool {
+	e.mu.Lock()
+	leader, rev, since := e.leader, e.rev, e.since
+	e.mu.Unlock()
+	if since.IsZero() {
+		since = time.Now()
+	}
+	val, _ := json.Marshal(lease{Node: e.nodeID, Since: since})
+	if leader {
+		if nrev, err := kv.Update(ctx, LeaseKey, val, rev); err == nil {
+			e.set(true, nrev)
+			return false
+		}
+		e.set(false, 0) // below it may find the lease still its own
+	}
+	nrev, err := kv.Create(ctx, LeaseKey, val)
+	if err == nil {
+		e.set(true, nrev)
+		return true
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false
+	}
+	entry, err := kv.Get(ctx, LeaseKey)
+	if err != nil {
+		return false
+	}
+	var cur lease
+	_ = json.Unmarshal(entry.Value(), &cur)
+	switch {
+	case cur.Node == e.nodeID:
+	case lost != "" && cur.Node == lost:
+		e.log.Info("the reconciler's node is lost; taking its lease over", "lost", lost)
+	case time.Since(entry.Created()) > ttl:
+		e.log.Info("the reconciler's lease expired; taking it over", "holder", cur.Node)
+	default:
+		return false
+	}
+	if nrev, err = kv.Update(ctx, LeaseKey, val, entry.Revision()); err != nil {
+		return false
+	}
+	e.set(true, nrev)
+	return true
+}
+
+// resign gives the lease up (the node is stopping), so that another node
+// need not wait for it to expire.
+func (e *elector) resign(ctx context.Context, kv jetstream.KeyValue) {
+	e.mu.Lock()
+	leader, rev := e.leader, e.rev
+	e.leader = false
+	e.mu.Unlock()
+	if leader {
+		_ = kv.Delete(ctx, LeaseKey, jetstream.LastRevision(rev))
+	}
+}
+
+// holder is the node that holds the lease now, "" when none does.
+func holder(ctx context.Context, kv jetstream.KeyValue) string {
+	entry, err := kv.Get(ctx, LeaseKey)
+	if err != nil {
+		return ""
+	}
+	var cur lease
+	_ = json.Unmarshal(entry.Value(), &cur)
+	return cur.Node
+}

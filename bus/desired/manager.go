@@ -1,0 +1,357 @@
+package desired
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/bus/registry"
+	"github.com/corral-run/corral/node"
+)
+
+// Definer is what the Manager needs of a node's supervisor to load the
+// applied definitions (node.Supervisor).
+type Definer interface {
+	Apply(d node.Definition) (shadowed bool, err error)
+	Unapply(name string) bool
+}
+
+// Config configures a node's Manager.
+type Config struct {
+	NodeID string
+	Labels map[string]string
+	// Interval is the node's heartbeat interval: the reconciler runs at
+	// least this often, and the lease lasts MissedHeartbeats of them.
+	Interval time.Duration
+	// Definer, when set (remote_definitions = true), loads the applied
+	// definitions whose selector matches Labels; Changed is called after
+	// each change.
+	Definer Definer
+	Changed func()
+	// Control reaches the other nodes (placement, stops, listings).
+	Control *control.Control
+	// Ready is called once the buckets are set up: the node may answer
+	// corral.desired.* from then on.
+	Ready  func()
+	Logger *slog.Logger
+}
+
+// Manager is one node's part in the desired state: see the package doc.
+type Manager struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	kv       jetstream.KeyValue // nil until set up
+	leases   jetstream.KeyValue
+	services map[string]api.ServiceSpec // nil until read (followDesired)
+
+	trigger chan struct{} // cap 1: reconcile soon
+	lostCh  chan string   // nodes declared lost
+	elect   *elector
+	rec     *reconciler
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Manager; Start starts it.
+func New(nc *nats.Conn, cfg Config) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = registry.DefaultHeartbeatInterval
+	}
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{nc: nc, js: js, cfg: cfg, log: cfg.Logger, trigger: make(chan struct{}, 1),
+		lostCh: make(chan string, 16), ctx: ctx, cancel: cancel}
+	m.elect = &elector{nodeID: cfg.NodeID, log: cfg.Logger}
+	m.rec = &reconciler{m: m}
+	return m
+}
+
+// Start sets the buckets up (retrying while JetStream is not there) and
+// runs the Manager's goroutines until Stop.
+func (m *Manager) Start() {
+	m.wg.Go(m.run)
+}
+
+// Stop stops the goroutines and gives the lease up, so that another node
+// takes over at once.
+func (m *Manager) Stop() {
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	leases := m.leases
+	m.mu.Unlock()
+	if leases != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		m.elect.resign(ctx, leases)
+		cancel()
+	}
+}
+
+// Leader reports whether this node reconciles now: it holds the lease,
+// renewed within the last half of its life (a holder that cannot renew
+// stops acting well before another node may take the lease over).
+func (m *Manager) Leader() bool { return m.elect.holds(m.leaseTTL() / 2) }
+
+// Poke asks for a reconciliation soon (a service's process ended).
+func (m *Manager) Poke() {
+	select {
+	case m.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) leaseTTL() time.Duration { return registry.MissedHeartbeats * m.cfg.Interval }
+
+// run sets up, then follows node losses, the applied definitions and the
+// lease, and reconciles while it holds the lease.
+func (m *Manager) run() {
+	kv, leases, ok := m.setUp()
+	if !ok {
+		return
+	}
+	if m.cfg.Ready != nil {
+		m.cfg.Ready()
+	}
+	sub, err := m.nc.Subscribe(bus.SubjectNodeLost, func(msg *nats.Msg) {
+		var nl api.NodeLost
+		if json.Unmarshal(msg.Data, &nl) == nil && nl.Node != "" {
+			select {
+			case m.lostCh <- nl.Node:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		m.log.Error("cannot follow node losses; the reconciler's lease is taken over only when it expires", "err", err)
+	} else {
+		defer sub.Unsubscribe()
+	}
+	ends, err := m.nc.Subscribe(bus.SubjectStopped, func(*nats.Msg) { m.Poke() })
+	if err == nil {
+		defer ends.Unsubscribe()
+	}
+	crashes, err := m.nc.Subscribe(bus.SubjectCrashed, func(*nats.Msg) { m.Poke() })
+	if err == nil {
+		defer crashes.Unsubscribe()
+	}
+	if m.cfg.Definer != nil {
+		m.wg.Go(func() { m.followDefinitions(kv) })
+	}
+	m.wg.Go(func() { m.followDesired(kv) })
+	m.wg.Go(func() { m.campaignLoop(leases) })
+
+	// Reconcile on every trigger, and every interval in case one was
+	// missed (a spawn refused for room, a node that came back).
+	tick := time.NewTicker(m.cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-tick.C:
+		case <-m.trigger:
+		}
+		if m.Leader() {
+			m.rec.pass(m.ctx)
+		}
+	}
+}
+
+// campaignLoop renews or seeks the lease every half interval, and at once
+// when a node is declared lost (its lease, if it held it, is taken
+// over). It runs on its own, so a slow reconciliation never delays a
+// renewal.
+func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
+	tick := time.NewTicker(m.cfg.Interval / 2)
+	defer tick.Stop()
+	m.campaign(leases, "")
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case lost := <-m.lostCh:
+			m.campaign(leases, lost)
+			m.Poke()
+		case <-tick.C:
+			m.campaign(leases, "")
+		}
+	}
+}
+
+// campaign renews or tries to take the lease; lost names a node just
+// declared lost, whose lease is taken over at once.
+func (m *Manager) campaign(leases jetstream.KeyValue, lost string) {
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.Interval)
+	defer cancel()
+	if m.elect.campaign(ctx, leases, m.leaseTTL(), lost) {
+		m.Poke() // a new leader looks at once
+	}
+}
+
+// setUp creates or opens the buckets, retrying with a backoff until it
+// works or the Manager stops.
+func (m *Manager) setUp() (kv, leases jetstream.KeyValue, ok bool) {
+	backoff, warned := m.cfg.Interval, false
+	for {
+		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+		kv, leases, err := ensure(ctx, m.js)
+		cancel()
+		if err == nil {
+			m.mu.Lock()
+			m.kv, m.leases = kv, leases
+			m.mu.Unlock()
+			if warned {
+				m.log.Info("desired state is available", "bucket", Bucket)
+			}
+			return kv, leases, true
+		}
+		if !warned && m.ctx.Err() == nil {
+			warned = true
+			if errors.Is(err, bus.ErrNoJetStream) {
+				m.log.Info("no JetStream: no services or applied definitions (corralctl apply)", "err", err)
+			} else {
+				m.log.Warn("cannot set up the desired state; retrying", "err", err)
+			}
+		}
+		t := time.NewTimer(backoff + rand.N(backoff/2+1))
+		select {
+		case <-m.ctx.Done():
+			t.Stop()
+			return nil, nil, false
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// bucket is the desired-state bucket, or an error saying it is not there.
+func (m *Manager) bucket() (jetstream.KeyValue, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.kv == nil {
+		return nil, api.Errorf(api.ErrNoCapacity, "node %s has no desired state yet: JetStream is not available to it", m.cfg.NodeID)
+	}
+	return m.kv, nil
+}
+
+// followDesired keeps the services in memory, so that a reconciliation
+// needs no JetStream read (JetStream may be electing a leader right after
+// a node loss, when one is needed most), and pokes the reconciler on every
+// change. Each (re)watch starts from the current values.
+func (m *Manager) followDesired(kv jetstream.KeyValue) {
+	for m.ctx.Err() == nil {
+		w, err := kv.Watch(m.ctx, servicePrefix+">")
+		if err != nil {
+			m.log.Debug("cannot watch the services; retrying", "err", err)
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-time.After(m.cfg.Interval):
+			}
+			continue
+		}
+		fresh := map[string]api.ServiceSpec{}
+		synced := false
+		m.drainAll(w, func(e jetstream.KeyValueEntry) {
+			if e == nil {
+				synced = true
+			} else {
+				name := strings.TrimPrefix(e.Key(), servicePrefix)
+				var s api.ServiceSpec
+				if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &s) == nil && s.Name == name {
+					fresh[name] = s
+				} else {
+					delete(fresh, name)
+				}
+			}
+			if synced {
+				m.mu.Lock()
+				m.services = maps.Clone(fresh)
+				m.mu.Unlock()
+				m.Poke()
+			}
+		})
+		_ = w.Stop()
+	}
+}
+
+// wanted returns the services, sorted, once they have been read.
+func (m *Manager) wanted() ([]api.ServiceSpec, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.services == nil {
+		return nil, false
+	}
+	out := make([]api.ServiceSpec, 0, len(m.services))
+	for _, s := range m.services {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b api.ServiceSpec) int { return strings.Compare(a.Name, b.Name) })
+	return out, true
+}
+
+// watch calls fn with every entry of filter, deletes included, from the
+// current values on, re-watching after a failure, until the Manager stops.
+func (m *Manager) watch(kv jetstream.KeyValue, filter string, fn func(jetstream.KeyValueEntry)) {
+	for m.ctx.Err() == nil {
+		w, err := kv.Watch(m.ctx, filter)
+		if err != nil {
+			m.log.Debug("cannot watch the desired state; retrying", "filter", filter, "err", err)
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-time.After(m.cfg.Interval):
+			}
+			continue
+		}
+		m.drain(w, fn)
+		_ = w.Stop()
+	}
+}
+
+// drain hands fn the watcher's entries until it closes or the Manager
+// stops.
+func (m *Manager) drain(w jetstream.KeyWatcher, fn func(jetstream.KeyValueEntry)) {
+	m.drainAll(w, func(e jetstream.KeyValueEntry) {
+		if e != nil {
+			fn(e)
+		}
+	})
+}
+
+// drainAll is drain with the nil entry that ends the current values.
+func (m *Manager) drainAll(w jetstream.KeyWatcher, fn func(jetstream.KeyValueEntry)) {
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			fn(e)
+		}
+	}
+}
