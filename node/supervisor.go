@@ -22,7 +22,9 @@ import (
 type Config struct {
 	// NodeID names this node in reports and records.
 	NodeID string
-	// SocketDir holds the per-process Unix sockets (created 0700).
+	// SocketDir holds the per-process Unix sockets. The node creates it
+	// (0700; 0711 once a definition runs its children as another user) and
+	// refuses one it did not create (socketdir.go).
 	SocketDir string
 	// Transport is "unix" (default) or "tcp" (127.0.0.1, a port per process).
 	Transport string
@@ -110,11 +112,8 @@ func New(cfg Config) (*Supervisor, error) {
 		cfg.RetentionMax = DefaultRetentionMax
 	}
 	if cfg.Transport == "unix" {
-		if err := os.MkdirAll(cfg.SocketDir, 0o700); err != nil {
-			return nil, fmt.Errorf("cannot create socket directory: %w", err)
-		}
-		if err := os.Chmod(cfg.SocketDir, 0o700); err != nil {
-			return nil, fmt.Errorf("cannot secure socket directory: %w", err)
+		if err := ownSocketDir(cfg.SocketDir); err != nil {
+			return nil, fmt.Errorf("cannot create supervisor: %w", err)
 		}
 	}
 	if cfg.LogDir != "" {
