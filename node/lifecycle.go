@@ -436,7 +436,7 @@ func (p *process) end(st *state, ev *event, eff *effects) {
 		errText = "killed by the watchdog (" + st.why.reason + ")"
 	case st.why.cause == stopAsked || (ev.code != nil && *ev.code == 0):
 		status = api.StatusStopped
-	case p.cmd == nil && st.why.cause == goodbye:
+	case !p.child && st.why.cause == goodbye:
 		status = api.StatusStopped // re-adopted: said goodbye, then left
 	}
 	if status == api.StatusStopped {

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"os/exec"
 	"reflect"
 	"syscall"
 	"testing"
@@ -27,12 +26,8 @@ func lifecycleProcess(adopted bool, mod func(*Definition)) *process {
 	if mod != nil {
 		mod(&d)
 	}
-	p := &process{def: &definition{Definition: d.withDefaults()}, startedAt: t0,
+	return &process{def: &definition{Definition: d.withDefaults()}, startedAt: t0, child: !adopted,
 		lin: lineage{restarts: 2, failures: 1}, st: state{phase: running}}
-	if !adopted {
-		p.cmd = &exec.Cmd{}
-	}
-	return p
 }
 
 func autoRestartOn(d *Definition) { d.AutoRestart = true }

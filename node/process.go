@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,8 +34,9 @@ type process struct {
 	socketPath string
 	tcpPort    int
 	logPath    string
-	cmd        *exec.Cmd // nil for a re-adopted process, which is not our child
-	pidfd      *os.File  // readable once the process exits (nil: no pidfd on this OS)
+	child      bool              // the node started it (else re-adopted: not its child)
+	exited     <-chan exitStatus // a child's exit, from the reaper
+	pidfd      *os.File          // a re-adopted process's: readable once it exits
 	pid        int
 	startTicks uint64 // the child's start time in /proc, to tell a recycled pid
 	startedAt  time.Time
@@ -88,37 +91,32 @@ func (s *Supervisor) newProcess(def *definition, id string, opts SpawnOptions, l
 // reports process.spawned.
 func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*process, error) {
 	p := s.newProcess(def, newProcessID(), opts, lin)
+	p.child = true
 	if err := p.listen(); err != nil {
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
-	cmd, logFile, err := p.command()
+	path, argv, attr, logFile, err := p.command()
 	if err != nil {
 		p.listener.Close()
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
-	err = cmd.Start()
+	pid, err := syscall.ForkExec(path, argv, attr)
 	if logFile != nil {
 		logFile.Close() // the child has its own copy
 	}
 	if err != nil {
 		p.listener.Close()
-		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
+		return nil, fmt.Errorf("cannot spawn %q: cannot start %s: %w", def.Name, def.Command, err)
 	}
-	p.cmd, p.pid, p.startedAt = cmd, cmd.Process.Pid, time.Now()
+	p.exited = s.children.watch(pid)
+	p.pid, p.startedAt = pid, time.Now()
 	p.startTicks, _ = procstat.StartTime(p.pid)
-	// Waiting on a pidfd through the poller first means no thread sits in
-	// waitid per child; Wait then reaps at once. Without one, Wait blocks.
-	p.pidfd, _ = openPidfd(p.pid)
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
 
 	s.mu.Lock()
 	if s.closed { // Close ran while we started: take it down again
 		s.mu.Unlock()
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if p.pidfd != nil {
-			p.pidfd.Close()
-		}
+		p.killStarted()
 		p.listener.Close()
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, ErrClosed)
 	}
@@ -136,6 +134,16 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 		Payload: api.Spawned{ProcessID: p.id, Name: def.Name, PID: p.pid, Node: s.cfg.NodeID}})
 	p.run()
 	return p, nil
+}
+
+// killStarted takes down a child that start cannot go on with: SIGKILL to
+// its group, and the child reaped before it returns.
+func (p *process) killStarted() {
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if p.sup.children.forget(p.pid) {
+		var ws syscall.WaitStatus
+		_, _ = wait4(p.pid, &ws, 0)
+	}
 }
 
 // run starts the process's accept loop and its reaper.
@@ -194,16 +202,24 @@ func (p *process) listen() error {
 	return nil
 }
 
-// command builds the child's exec.Cmd: own process group, the definition's
-// user and group, the environment of the node without CORRAL_* and NATS_*
+// command builds what ForkExec needs to start the child: the path of the
+// command (looked up in the node's PATH when it has no slash, as os/exec
+// does), its argv, and its attributes: own process group, the
+// definition's user and group, stdin from /dev/null, stdout and stderr to
+// its log, and the environment: the node's without CORRAL_* and NATS_*
 // (none with inherit_env = false), then the definition's, then the
-// spawn's, then DONKEYLABS_*.
-func (p *process) command() (*exec.Cmd, *os.File, error) {
+// spawn's, then DONKEYLABS_*, the last value of a name winning.
+func (p *process) command() (path string, argv []string, attr *syscall.ProcAttr, logFile *os.File, err error) {
 	def := p.def
-	cmd := exec.Command(def.Command, def.Args...)
-	cmd.Dir = def.Cwd
+	path = def.Command
+	if !strings.Contains(path, "/") {
+		if path, err = exec.LookPath(path); err != nil {
+			return "", nil, nil, nil, err
+		}
+	}
+	dir := def.Cwd
 	if p.opts.Cwd != "" {
-		cmd.Dir = p.opts.Cwd
+		dir = p.opts.Cwd
 	}
 	var env []string
 	if !def.EmptyEnv {
@@ -221,49 +237,91 @@ func (p *process) command() (*exec.Cmd, *os.File, error) {
 	} else {
 		env = append(env, wire.EnvTCPPort+"="+strconv.Itoa(p.tcpPort))
 	}
-	cmd.Env = env
-	// Own process group so stop reaches the whole tree; no Pdeathsig, so
-	// children survive a node restart.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: def.cred}
-	if p.sup.cfg.LogDir == "" {
-		return cmd, nil, nil
-	}
-	p.logPath = filepath.Join(p.sup.cfg.LogDir, def.Name+"-"+p.id+".log")
-	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	null, err := devNull()
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot open log file: %w", err)
+		return "", nil, nil, nil, err
 	}
-	cmd.Stdout, cmd.Stderr = f, f
-	return cmd, f, nil
+	out := null
+	if p.sup.cfg.LogDir != "" {
+		p.logPath = filepath.Join(p.sup.cfg.LogDir, def.Name+"-"+p.id+".log")
+		if logFile, err = os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640); err != nil {
+			return "", nil, nil, nil, fmt.Errorf("cannot open log file: %w", err)
+		}
+		out = logFile.Fd()
+	}
+	attr = &syscall.ProcAttr{
+		Dir: dir, Env: dedupEnv(env), Files: []uintptr{null, out, out},
+		// Own process group so stop reaches the whole tree; no Pdeathsig,
+		// so children survive a node restart.
+		Sys: &syscall.SysProcAttr{Setpgid: true, Credential: def.cred},
+	}
+	return path, append([]string{def.Command}, def.Args...), attr, logFile, nil
+}
+
+// devNull is /dev/null, opened once for every child's stdin (and its
+// output when the node keeps no logs). It stays open for the life of the
+// node process.
+var devNull = sync.OnceValues(func() (uintptr, error) {
+	fd, err := syscall.Open(os.DevNull, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("cannot open %s: %w", os.DevNull, err)
+	}
+	return uintptr(fd), nil
+})
+
+// dedupEnv keeps the last value given to each name, as os/exec does.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, 0, len(env))
+	for i := len(env) - 1; i >= 0; i-- {
+		k, _, _ := strings.Cut(env[i], "=")
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, env[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // wait reaps the child and reports its end (unless the node let it go).
 func (p *process) wait() {
 	defer p.sup.reapers.Done()
-	code, errText := p.reap()
+	code, errText, ok := p.reap()
+	if !ok {
+		return // the node let go of it (Detach): its end is the next node's
+	}
 	_ = p.on(event{kind: evExited, at: time.Now(), code: code, errText: errText})
 }
 
 // reap waits for the process to exit. A child of ours tells its exit code
 // or signal; a re-adopted process is watched through its pidfd and its
-// code stays unknown (nil).
-func (p *process) reap() (code *int, errText string) {
+// code stays unknown (nil). ok is false when the node stopped watching
+// before the process exited.
+func (p *process) reap() (code *int, errText string, ok bool) {
 	if p.pidfd != nil {
-		waitPidfd(p.pidfd)
+		if !waitPidfd(p.pidfd) {
+			return nil, "", false
+		}
+		return nil, "exited while re-adopted (exit code unknown)", true
 	}
-	if p.cmd == nil {
-		return nil, "exited while re-adopted (exit code unknown)"
+	var ex exitStatus
+	select {
+	case ex = <-p.exited:
+	case <-p.sup.children.stopped():
+		return nil, "", false
 	}
-	_ = p.cmd.Wait()
-	state := p.cmd.ProcessState
-	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return nil, "killed by signal " + api.SignalName(ws.Signal())
+	if !ex.known {
+		return nil, "exited, and its status was taken by another waiter (exit code unknown)", true
 	}
-	c := state.ExitCode()
+	if ex.ws.Signaled() {
+		return nil, "killed by signal " + api.SignalName(ex.ws.Signal()), true
+	}
+	c := ex.ws.ExitStatus()
 	if c != 0 {
 		errText = fmt.Sprintf("exited with code %d", c)
 	}
-	return &c, errText
+	return &c, errText, true
 }
 
 func derefOr(p *int, def int) int {
@@ -340,6 +398,9 @@ func (p *process) perform(st state, eff effects) error {
 		p.listener.Close()
 		for _, c := range eff.conns {
 			c.close()
+		}
+		if p.pidfd != nil {
+			p.pidfd.Close() // its reaper returns: the exit is the next node's
 		}
 	}
 	if eff.end {

@@ -63,11 +63,12 @@ type Supervisor struct {
 	procs  map[string]*process
 	closed bool
 
-	sampler *sampler
-	store   *store             // nil without a StateDir
-	cancel  context.CancelFunc // stops the sampler
-	wg      sync.WaitGroup     // the sampler and every connection goroutine
-	reapers sync.WaitGroup     // one per process, waiting for its exit
+	sampler  *sampler
+	children *reaper            // reaps the children the node started
+	store    *store             // nil without a StateDir
+	cancel   context.CancelFunc // stops the sampler
+	wg       sync.WaitGroup     // the sampler and every connection goroutine
+	reapers  sync.WaitGroup     // one per process, waiting for its exit
 }
 
 // definition is a Definition with defaults applied and schemas compiled.
@@ -137,6 +138,7 @@ func New(cfg Config) (*Supervisor, error) {
 		s.store = st
 	}
 	s.sampler = newSampler(s)
+	s.children = newReaper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Go(func() { s.sampler.run(ctx) })
@@ -420,6 +422,7 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	if werr := s.waitGoroutines(ctx, true); werr != nil {
 		err = errors.Join(err, werr)
 	}
+	s.children.close()
 	if s.store != nil {
 		s.store.close()
 	}
@@ -443,7 +446,8 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 		_ = p.on(event{kind: evDetach})
 	}
 	s.log.Info("detached from children; they keep running", "processes", len(procs))
-	err := s.waitGoroutines(ctx, false)
+	s.children.close() // the reapers of its own children return
+	err := s.waitGoroutines(ctx, true)
 	if s.store != nil {
 		s.store.close()
 	}
@@ -451,7 +455,7 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 }
 
 // waitGoroutines waits for the supervisor's goroutines (and the reapers,
-// which only end with their children).
+// which end with their children, or once the node let go of them).
 func (s *Supervisor) waitGoroutines(ctx context.Context, reapers bool) error {
 	done := make(chan struct{})
 	go func() {
