@@ -64,4 +64,22 @@
 //     (stopTimeoutPassed) sends SIGKILL once the stop timeout has passed.
 //   - Hard limits: the runtime timer (watchdog.go) and the sampler
 //     (stats.go) raise evLimit.
+//   - A child is started in process.go (start, command) with ForkExec, in
+//     its own process group; its exit is reaped by the one SIGCHLD loop of
+//     reaper.go and handed to the process's wait, which reports it.
+//   - A child's stdout and stderr go to a FIFO the node reads (logs.go,
+//     logPipe) and writes to <id>.log, rotated by size at line
+//     boundaries; wait reads the FIFO to its end before the exit is
+//     reported, so the last lines are in the log. Why a FIFO and not a
+//     pipe or a file: see logs.go.
+//   - Records (state.go): written by start before process.spawned is
+//     reported (a spawn whose record cannot be written fails, its child
+//     killed), rewritten as ended by finish, removed with the log files
+//     by prune (retention.go). Every path is derived from the id and the
+//     configuration, never read from a record.
+//   - Recover (adopt.go) re-adopts recorded children that still run,
+//     reports the lost ones, lists the ended ones again, then looks
+//     through /proc for children with this node's mark and no record
+//     (orphans.go): re-adopted when the node has their definition, else
+//     killed and reported crashed.
 package node

@@ -138,11 +138,12 @@ func (c *conn) dispatch(msg *wire.Message) error {
 
 // persistConnected records that the child has connected, so that a node
 // re-adopting it monitors its heartbeat (and one that never connected is
-// left to its exit). A record written as the process ended is removed again.
+// left to its exit). If the process ended meanwhile, the ended record is
+// written again, so that a running one written late cannot stand.
 func (p *process) persistConnected() {
-	p.sup.persist(p)
+	_ = p.sup.persist(p)
 	if p.finished() {
-		p.sup.unpersist(p.id)
+		_ = p.sup.persist(p)
 	}
 }
 

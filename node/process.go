@@ -33,7 +33,8 @@ type process struct {
 	listener   net.Listener // nil for a lost process (adopt found it dead)
 	socketPath string
 	tcpPort    int
-	logPath    string
+	logLimits  logLimits         // log_max_bytes and log_max_files
+	logs       *logPipe          // its output; nil when the node keeps no logs, or lost it
 	child      bool              // the node started it (else re-adopted: not its child)
 	exited     <-chan exitStatus // a child's exit, from the reaper
 	pidfd      *os.File          // a re-adopted process's: readable once it exits
@@ -82,6 +83,7 @@ func (s *Supervisor) newProcess(def *definition, id string, opts SpawnOptions, l
 	if len(p.metadata) == 0 {
 		p.metadata = json.RawMessage("{}")
 	}
+	p.logLimits = s.limitsFor(def)
 	p.ref, _ = json.Marshal(api.ProcessRef{ProcessID: p.id, Name: def.Name})
 	p.eventPrefix = p.ref[:len(p.ref)-1]
 	return p
@@ -95,29 +97,46 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	if err := p.listen(); err != nil {
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
-	path, argv, attr, logFile, err := p.command()
+	path, argv, attr, err := p.command()
 	if err != nil {
 		p.listener.Close()
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
-	pid, err := syscall.ForkExec(path, argv, attr)
-	if logFile != nil {
-		logFile.Close() // the child has its own copy
+	if s.cfg.LogDir != "" {
+		lp, out, err := s.makeFIFO(p)
+		if err != nil {
+			p.listener.Close()
+			return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
+		}
+		p.logs = lp
+		attr.Files[1], attr.Files[2] = uintptr(out), uintptr(out)
+		defer syscall.Close(out) // the child has its own copy
 	}
+	pid, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
 		p.listener.Close()
+		if p.logs != nil {
+			p.logs.closeUnstarted() // no FIFO, no log file: it never started
+		}
 		return nil, fmt.Errorf("cannot spawn %q: cannot start %s: %w", def.Name, def.Command, err)
 	}
 	p.exited = s.children.watch(pid)
 	p.pid, p.startedAt = pid, time.Now()
 	p.startTicks, _ = procstat.StartTime(p.pid)
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
+	// Its record is on disk before anyone hears of it: a child the next
+	// node could not find must not run.
+	if err := s.persist(p); err != nil {
+		p.abandonStart()
+		s.log.Error("spawn undone: its record could not be written", "process", p.id, "name", def.Name, "pid", p.pid)
+		return nil, api.Errorf(api.ErrInternal, "cannot spawn %q: %w", def.Name, err)
+	}
 
 	s.mu.Lock()
 	if s.closed { // Close ran while we started: take it down again
 		s.mu.Unlock()
-		p.killStarted()
-		p.listener.Close()
+		p.abandonStart()
+		s.unpersist(p.id)
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, ErrClosed)
 	}
 	// Started under s.mu, so that a Close that follows finds it running
@@ -126,7 +145,6 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	s.procs[p.id] = p
 	s.mu.Unlock()
 	s.sampler.poke()
-	s.persist(p)
 	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
 	// Reported before the accept loop runs, so process.spawned always comes
 	// before anything the child says.
@@ -134,6 +152,17 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 		Payload: api.Spawned{ProcessID: p.id, Name: def.Name, PID: p.pid, Node: s.cfg.NodeID}})
 	p.run()
 	return p, nil
+}
+
+// abandonStart takes down a child start cannot go on with, and what was
+// made for it: the child is killed and reaped, its socket and FIFO
+// removed. Nothing is reported: nobody heard of it.
+func (p *process) abandonStart() {
+	p.killStarted()
+	p.listener.Close()
+	if p.logs != nil {
+		p.logs.closeUnstarted()
+	}
 }
 
 // killStarted takes down a child that start cannot go on with: SIGKILL to
@@ -146,24 +175,36 @@ func (p *process) killStarted() {
 	}
 }
 
-// run starts the process's accept loop and its reaper.
+// socketPath is where process id's socket is: derived from its id, never
+// read from a record.
+func (s *Supervisor) socketPath(id string) string { return filepath.Join(s.cfg.SocketDir, id+".sock") }
+
+// run starts the process's accept loop, its log pipe and its reaper.
 func (p *process) run() {
 	p.sup.wg.Add(1)
 	go p.acceptLoop()
+	if lp := p.logs; lp != nil {
+		p.sup.wg.Go(lp.run)
+	}
 	p.sup.reapers.Add(1)
 	go p.wait()
 }
 
-// record is p's persisted form.
+// record is p's persisted form: running, or ended once it has.
 func (p *process) record() record {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return record{
+	r := record{
 		ID: p.id, Definition: p.def.Info(), PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt,
-		SocketPath: p.socketPath, TCPPort: p.tcpPort, LogPath: p.logPath, Metadata: p.metadata,
+		TCPPort: p.tcpPort, Metadata: p.metadata,
+		LogMaxBytes: p.logLimits.maxBytes, LogMaxFiles: p.logLimits.maxFiles,
 		Env: p.opts.Env, Cwd: p.opts.Cwd, Restarts: p.lin.restarts, Failures: p.lin.failures,
 		Connected: !p.st.lastHeartbeat.IsZero(),
 	}
+	if p.st.phase == backoff || p.st.phase == exited {
+		r.Status, r.ExitCode, r.Error, r.EndedAt = p.st.ended, p.st.exitCode, p.st.errText, p.st.endedAt
+	}
+	return r
 }
 
 func (p *process) listen() error {
@@ -176,7 +217,7 @@ func (p *process) listen() error {
 		p.listener, p.tcpPort = l, l.Addr().(*net.TCPAddr).Port
 		return nil
 	}
-	path := filepath.Join(s.cfg.SocketDir, p.id+".sock")
+	path := s.socketPath(p.id)
 	_ = os.Remove(path)
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -205,16 +246,18 @@ func (p *process) listen() error {
 // command builds what ForkExec needs to start the child: the path of the
 // command (looked up in the node's PATH when it has no slash, as os/exec
 // does), its argv, and its attributes: own process group, the
-// definition's user and group, stdin from /dev/null, stdout and stderr to
-// its log, and the environment: the node's without CORRAL_* and NATS_*
-// (none with inherit_env = false), then the definition's, then the
-// spawn's, then DONKEYLABS_*, the last value of a name winning.
-func (p *process) command() (path string, argv []string, attr *syscall.ProcAttr, logFile *os.File, err error) {
+// definition's user and group, stdin, stdout and stderr from and to
+// /dev/null (start points stdout and stderr at the log FIFO), and the
+// environment: the node's without CORRAL_* and NATS_* (none with
+// inherit_env = false), then the definition's, then the spawn's, then
+// DONKEYLABS_*, EnvProcessName and EnvNodeMark, the last value of a name
+// winning.
+func (p *process) command() (path string, argv []string, attr *syscall.ProcAttr, err error) {
 	def := p.def
 	path = def.Command
 	if !strings.Contains(path, "/") {
 		if path, err = exec.LookPath(path); err != nil {
-			return "", nil, nil, nil, err
+			return "", nil, nil, err
 		}
 	}
 	dir := def.Cwd
@@ -237,25 +280,21 @@ func (p *process) command() (path string, argv []string, attr *syscall.ProcAttr,
 	} else {
 		env = append(env, wire.EnvTCPPort+"="+strconv.Itoa(p.tcpPort))
 	}
+	env = append(env, EnvProcessName+"="+def.Name) // orphans.go: how the next node finds it without a record
+	if p.sup.mark != "" {
+		env = append(env, EnvNodeMark+"="+p.sup.mark)
+	}
 	null, err := devNull()
 	if err != nil {
-		return "", nil, nil, nil, err
-	}
-	out := null
-	if p.sup.cfg.LogDir != "" {
-		p.logPath = filepath.Join(p.sup.cfg.LogDir, def.Name+"-"+p.id+".log")
-		if logFile, err = os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640); err != nil {
-			return "", nil, nil, nil, fmt.Errorf("cannot open log file: %w", err)
-		}
-		out = logFile.Fd()
+		return "", nil, nil, err
 	}
 	attr = &syscall.ProcAttr{
-		Dir: dir, Env: dedupEnv(env), Files: []uintptr{null, out, out},
+		Dir: dir, Env: dedupEnv(env), Files: []uintptr{null, null, null},
 		// Own process group so stop reaches the whole tree; no Pdeathsig,
 		// so children survive a node restart.
 		Sys: &syscall.SysProcAttr{Setpgid: true, Credential: def.cred},
 	}
-	return path, append([]string{def.Command}, def.Args...), attr, logFile, nil
+	return path, append([]string{def.Command}, def.Args...), attr, nil
 }
 
 // devNull is /dev/null, opened once for every child's stdin (and its
@@ -290,6 +329,9 @@ func (p *process) wait() {
 	code, errText, ok := p.reap()
 	if !ok {
 		return // the node let go of it (Detach): its end is the next node's
+	}
+	if p.logs != nil {
+		p.logs.stop() // its last lines are in the log before its end is reported
 	}
 	_ = p.on(event{kind: evExited, at: time.Now(), code: code, errText: errText})
 }
@@ -402,6 +444,9 @@ func (p *process) perform(st state, eff effects) error {
 		if p.pidfd != nil {
 			p.pidfd.Close() // its reaper returns: the exit is the next node's
 		}
+		if p.logs != nil {
+			p.logs.stop() // the FIFO stays: the next node reads on
+		}
 	}
 	if eff.end {
 		p.finish(st, eff)
@@ -430,7 +475,10 @@ func (p *process) finish(st state, eff effects) {
 	for _, c := range eff.conns {
 		c.close()
 	}
-	s.unpersist(p.id)
+	if s.cfg.LogDir != "" {
+		_ = os.Remove(s.fifoPath(p.id)) // read to the end by now (wait); the log files stay
+	}
+	_ = s.persist(p) // ended: it stays listed, and its logs readable, after a node restart
 	if st.ended == api.StatusStopped {
 		s.log.Info("process stopped", "process", p.id, "name", name, "pid", p.pid, "exitCode", derefOr(code, -1))
 		s.report(Report{Kind: KindStopped, ProcessID: p.id, Name: name, Payload: api.Stopped{ProcessID: p.id, Name: name, ExitCode: code}})

@@ -28,9 +28,16 @@ type Config struct {
 	SocketDir string
 	// Transport is "unix" (default) or "tcp" (127.0.0.1, a port per process).
 	Transport string
-	// LogDir receives each child's stdout and stderr as <name>-<id>.log.
-	// Empty discards them.
+	// LogDir receives each child's stdout and stderr as <id>.log, rotated
+	// to <id>.log.1 and so on (logs.go), through the FIFO <id>.fifo. Empty
+	// discards them.
 	LogDir string
+	// LogMaxBytes is the size at which a log file is rotated (default 10
+	// MiB, at least 1 KiB); LogMaxFiles how many files a process's log
+	// keeps, the current one included (default 3). Definitions may set
+	// their own.
+	LogMaxBytes int64
+	LogMaxFiles int
 	// StateDir holds a record per running process, so that the next node
 	// can re-adopt them (Recover). Empty keeps no state.
 	StateDir string
@@ -57,6 +64,7 @@ type Supervisor struct {
 	log     *slog.Logger
 	rep     Reporter
 	environ []string // what children inherit of the node's environment (childEnviron)
+	mark    string   // EnvNodeMark's value for this node's children (orphans.go)
 
 	mu     sync.RWMutex
 	defs   map[string]*definition
@@ -109,6 +117,15 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
+	if cfg.LogMaxBytes <= 0 {
+		cfg.LogMaxBytes = DefaultLogMaxBytes
+	}
+	if cfg.LogMaxBytes < MinLogMaxBytes {
+		return nil, fmt.Errorf("cannot create supervisor: log max bytes must be at least %d", MinLogMaxBytes)
+	}
+	if cfg.LogMaxFiles <= 0 {
+		cfg.LogMaxFiles = DefaultLogMaxFiles
+	}
 	if cfg.RetentionMax <= 0 {
 		cfg.RetentionMax = DefaultRetentionMax
 	}
@@ -128,6 +145,7 @@ func New(cfg Config) (*Supervisor, error) {
 		rep:     cfg.Reporter,
 		defs:    make(map[string]*definition),
 		environ: childEnviron(),
+		mark:    nodeMark(cfg.NodeID, cfg.StateDir),
 		procs:   make(map[string]*process),
 	}
 	if cfg.StateDir != "" {
@@ -473,15 +491,18 @@ func (s *Supervisor) waitGoroutines(ctx context.Context, reapers bool) error {
 	}
 }
 
-// persist writes p's record (a failure is logged: the process runs on, it
-// just could not be re-adopted after a node crash).
-func (s *Supervisor) persist(p *process) {
+// persist writes p's record. A failure is logged and returned: a spawn
+// fails with it; a process already running runs on (its last record
+// stands).
+func (s *Supervisor) persist(p *process) error {
 	if s.store == nil {
-		return
+		return nil
 	}
 	if err := s.store.save(p.record()); err != nil {
 		s.log.Error("cannot persist process record", "process", p.id, "name", p.def.Name, "err", err)
+		return err
 	}
+	return nil
 }
 
 func (s *Supervisor) unpersist(id string) {

@@ -21,6 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	playNodeRole()
 	testchild.Main()
 	os.Exit(m.Run())
 }
