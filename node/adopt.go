@@ -128,6 +128,7 @@ func (s *Supervisor) takeBack(p *process, connected bool) error {
 	p.transition(event{kind: evStarted, at: now})
 	s.mu.Lock()
 	s.procs[p.id] = p
+	s.live[p.pid] = p
 	s.mu.Unlock()
 	s.sampler.poke() // its limits are enforced from now, not the next idle round
 	// The child reconnects on its own; until it does, the heartbeat clock
@@ -223,8 +224,8 @@ func (s *Supervisor) giveUp(p *process, why string) {
 }
 
 // relisten recreates the process's socket where the child expects it: the
-// path derived from its id (never one read from a record), or the port it
-// was given.
+// link derived from its id (never a path read from a record), or the port
+// it was given.
 func (p *process) relisten() error {
 	if p.sup.cfg.Transport == "tcp" {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.tcpPort))
@@ -234,18 +235,7 @@ func (p *process) relisten() error {
 		p.listener = l
 		return nil
 	}
-	path := p.sup.socketPath(p.id)
-	_ = os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return fmt.Errorf("cannot secure %s: %w", path, err)
-	}
-	p.listener, p.socketPath = l, path
-	return nil
+	return p.link()
 }
 
 // sameProcess reports whether pid is alive and is the process that started

@@ -51,6 +51,14 @@
 //     perform (process.go) carries out the rest once the lock is released,
 //     and finish (process.go) reports every end, whether the reaper saw the
 //     exit (wait) or adopt found the process dead (lost).
+//   - A connection is accepted in conn.go: on unix from the node's one
+//     listening socket, which every <socket_dir>/<id>.sock links to
+//     (acceptShared); on tcp from the process's own port (acceptLoop).
+//     take asks who connected (peer_linux.go: SO_PEERCRED, or the holder
+//     of the connecting tcp socket) and admits it only to the process
+//     whose tree that pid is in (ownerOf), else answers "forbidden" and
+//     closes it; a connection is pending until its first valid line,
+//     closed after the handshake timeout, and only then where Send writes.
 //   - A child's line is read in conn.go (readLoop, with wire.ReadLine, the
 //     bounded line reader), decoded and acted on in handle.go (handle,
 //     dispatch); a connected or heartbeat message becomes a heartbeat

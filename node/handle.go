@@ -25,8 +25,9 @@ func reject(code, format string, args ...any) error {
 }
 
 // handle processes one line from the child and queues its answer when the
-// line asked for one.
-func (c *conn) handle(line []byte) {
+// line asked for one. It reports whether the line was valid: well formed,
+// and for this connection's process (what ends the handshake, conn.go).
+func (c *conn) handle(line []byte) (valid bool) {
 	var msg wire.Message
 	err := wire.Decode(line, &msg)
 	if err != nil {
@@ -35,6 +36,7 @@ func (c *conn) handle(line []byte) {
 			err = &rejectError{code: de.Code, msg: de.Reason}
 		}
 	} else {
+		valid = msg.ProcessID == c.p.id
 		err = c.dispatch(&msg)
 	}
 	if len(msg.ID) > 0 {
@@ -49,6 +51,7 @@ func (c *conn) handle(line []byte) {
 	default:
 		c.refuse(msg.ID, err)
 	}
+	return valid
 }
 
 // errDeferred says the line's answer comes later, from Report.Done.

@@ -30,7 +30,7 @@ type process struct {
 	id         string
 	opts       SpawnOptions
 	metadata   json.RawMessage
-	listener   net.Listener // nil for a lost process (adopt found it dead)
+	listener   net.Listener // its own tcp port; nil on unix (the node's shared socket) and for a lost process
 	socketPath string
 	tcpPort    int
 	logLimits  logLimits         // log_max_bytes and log_max_files
@@ -63,7 +63,8 @@ type process struct {
 	cpuOver    int       // consecutive samples over max_cpu_percent
 	nextSample time.Time // when the sampler is due to look at it
 	conns      map[*conn]struct{}
-	latest     *conn
+	connSeq    uint64 // connections admitted so far (conn.seq)
+	latest     *conn  // the newest established connection: where Send writes
 }
 
 // lineage is what a restarted process inherits from the one it replaces.
@@ -99,13 +100,13 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	}
 	path, argv, attr, err := p.command()
 	if err != nil {
-		p.listener.Close()
+		p.unlisten()
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
 	if s.cfg.LogDir != "" {
 		lp, out, err := s.makeFIFO(p)
 		if err != nil {
-			p.listener.Close()
+			p.unlisten()
 			return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 		}
 		p.logs = lp
@@ -114,7 +115,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	}
 	pid, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
-		p.listener.Close()
+		p.unlisten()
 		if p.logs != nil {
 			p.logs.closeUnstarted() // no FIFO, no log file: it never started
 		}
@@ -143,6 +144,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	// with its runtime limit armed.
 	p.transition(event{kind: evStarted, at: p.startedAt})
 	s.procs[p.id] = p
+	s.live[p.pid] = p
 	s.mu.Unlock()
 	s.sampler.poke()
 	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
@@ -159,7 +161,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 // removed. Nothing is reported: nobody heard of it.
 func (p *process) abandonStart() {
 	p.killStarted()
-	p.listener.Close()
+	p.unlisten()
 	if p.logs != nil {
 		p.logs.closeUnstarted()
 	}
@@ -177,12 +179,17 @@ func (p *process) killStarted() {
 
 // socketPath is where process id's socket is: derived from its id, never
 // read from a record.
-func (s *Supervisor) socketPath(id string) string { return filepath.Join(s.cfg.SocketDir, id+".sock") }
+func (s *Supervisor) socketPath(id string) string { return s.socketDirPath(id + ".sock") }
 
-// run starts the process's accept loop, its log pipe and its reaper.
+func (s *Supervisor) socketDirPath(name string) string { return filepath.Join(s.cfg.SocketDir, name) }
+
+// run starts the process's accept loop (tcp), its log pipe and its
+// reaper.
 func (p *process) run() {
-	p.sup.wg.Add(1)
-	go p.acceptLoop()
+	if p.listener != nil {
+		p.sup.wg.Add(1)
+		go p.acceptLoop()
+	}
 	if lp := p.logs; lp != nil {
 		p.sup.wg.Go(lp.run)
 	}
@@ -207,6 +214,8 @@ func (p *process) record() record {
 	return r
 }
 
+// listen makes the socket the child connects to: a port of its own on
+// tcp; on unix, <socket_dir>/<id>.sock (link).
 func (p *process) listen() error {
 	s := p.sup
 	if s.cfg.Transport == "tcp" {
@@ -217,30 +226,38 @@ func (p *process) listen() error {
 		p.listener, p.tcpPort = l, l.Addr().(*net.TCPAddr).Port
 		return nil
 	}
+	return p.link()
+}
+
+// link makes <socket_dir>/<id>.sock, a symbolic link to the node's
+// listening socket for the child's user (conn.go).
+func (p *process) link() error {
+	s := p.sup
+	uid, gid := os.Geteuid(), os.Getegid()
+	if c := p.def.cred; c != nil {
+		uid, gid = int(c.Uid), int(c.Gid)
+	}
+	target, err := s.sharedFor(uid, gid)
+	if err != nil {
+		return err
+	}
 	path := s.socketPath(p.id)
 	_ = os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", path, err)
+	if err := os.Symlink(target, path); err != nil {
+		return fmt.Errorf("cannot make %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return fmt.Errorf("cannot secure %s: %w", path, err)
-	}
-	if c := p.def.cred; c != nil {
-		// The child runs as someone else: the socket is its (and root's),
-		// and the directory lets it through (0711: it cannot list it).
-		if err := os.Chown(path, int(c.Uid), int(c.Gid)); err != nil {
-			l.Close()
-			return fmt.Errorf("cannot give %s to uid %d: %w", path, c.Uid, err)
-		}
-		if err := os.Chmod(s.cfg.SocketDir, 0o711); err != nil {
-			l.Close()
-			return fmt.Errorf("cannot open %s to uid %d: %w", s.cfg.SocketDir, c.Uid, err)
-		}
-	}
-	p.listener, p.socketPath = l, path
+	p.socketPath = path
 	return nil
+}
+
+// unlisten closes the process's own port, or removes its link.
+func (p *process) unlisten() {
+	if p.listener != nil {
+		p.listener.Close()
+	}
+	if p.socketPath != "" {
+		_ = os.Remove(p.socketPath)
+	}
 }
 
 // command builds what ForkExec needs to start the child: the path of the
@@ -434,10 +451,9 @@ func (p *process) perform(st state, eff effects) error {
 		}
 	}
 	if eff.detach {
-		if ul, ok := p.listener.(*net.UnixListener); ok {
-			ul.SetUnlinkOnClose(false) // the next node replaces it
+		if p.listener != nil {
+			p.listener.Close() // a unix socket's link stays: the next node listens behind it
 		}
-		p.listener.Close()
 		for _, c := range eff.conns {
 			c.close()
 		}
@@ -467,11 +483,12 @@ func (p *process) finish(st state, eff effects) {
 	if eff.killGroup {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL) // leave no orphans: whatever is left of the group goes too
 	}
-	if p.listener != nil {
-		p.listener.Close() // also unlinks the socket file
-	} else if p.socketPath != "" {
-		_ = os.Remove(p.socketPath)
+	p.unlisten()
+	s.mu.Lock()
+	if s.live[p.pid] == p {
+		delete(s.live, p.pid)
 	}
+	s.mu.Unlock()
 	for _, c := range eff.conns {
 		c.close()
 	}

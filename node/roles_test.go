@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -24,6 +25,13 @@ const (
 	// the node has closed every one of them, it writes "closed" to
 	// testchild.EnvReadyFile.
 	roleSquat = "node-squat"
+
+	// roleConns opens envConns connections to its socket, one after the
+	// other, each copied both ways to a connection of its own to the
+	// test's control socket (as testchild's proxy does with one): the next
+	// is opened once the node has answered something on the last, or
+	// closed it.
+	roleConns = "node-conns"
 
 	envLines = "CORRAL_TEST_LINES"
 	envConns = "CORRAL_TEST_CONNS"
@@ -47,18 +55,49 @@ func playNodeRole() {
 		_ = w.Flush()
 		fmt.Fprintln(os.Stderr, "done, on stderr")
 		os.Exit(0)
+	case roleConns:
+		n, _ := strconv.Atoi(os.Getenv(envConns))
+		for range n {
+			nc, err := dialNode()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "conns:", err)
+				os.Exit(1)
+			}
+			ctrl, err := net.Dial("unix", os.Getenv(testchild.EnvCtrl))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "conns:", err)
+				os.Exit(1)
+			}
+			fmt.Fprintf(ctrl, "%s\t%s\t%s\t\n", os.Getenv("DONKEYLABS_PROCESS_ID"), os.Getenv("DONKEYLABS_METADATA"), os.Getenv("DONKEYLABS_SOCKET_PATH"))
+			answered := make(chan struct{})
+			go func() { _, _ = io.Copy(nc, ctrl) }()
+			go func() {
+				defer ctrl.Close()
+				defer close(answered)
+				var b [4096]byte
+				for first := true; ; first = false {
+					k, err := nc.Read(b[:])
+					if k > 0 {
+						if _, werr := ctrl.Write(b[:k]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+					if first {
+						answered <- struct{}{}
+					}
+				}
+			}()
+			<-answered
+		}
+		select {}
 	case roleSquat:
 		n, _ := strconv.Atoi(os.Getenv(envConns))
-		path, port := os.Getenv("DONKEYLABS_SOCKET_PATH"), os.Getenv("DONKEYLABS_TCP_PORT")
 		closed := make(chan struct{}, n)
 		for range n {
-			var c net.Conn
-			var err error
-			if path != "" {
-				c, err = net.Dial("unix", path)
-			} else {
-				c, err = net.Dial("tcp", "127.0.0.1:"+port)
-			}
+			c, err := dialNode()
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "squat:", err)
 				os.Exit(1)
@@ -83,4 +122,12 @@ func playNodeRole() {
 		testchild.Main()
 		os.Exit(0)
 	}
+}
+
+// dialNode connects to the node as the environment says.
+func dialNode() (net.Conn, error) {
+	if path := os.Getenv("DONKEYLABS_SOCKET_PATH"); path != "" {
+		return net.Dial("unix", path)
+	}
+	return net.Dial("tcp", "127.0.0.1:"+os.Getenv("DONKEYLABS_TCP_PORT"))
 }

@@ -43,6 +43,9 @@ type Config struct {
 	StateDir string
 	// MaxLineBytes bounds one line from a child (default 1 MiB).
 	MaxLineBytes int
+	// HandshakeTimeout is how long a new connection may take to send its
+	// first valid line before it is closed (default 5 s).
+	HandshakeTimeout time.Duration
 	// StatsInterval is the default stats sampling interval of definitions
 	// that set none (default 5 s).
 	StatsInterval time.Duration
@@ -69,7 +72,12 @@ type Supervisor struct {
 	mu     sync.RWMutex
 	defs   map[string]*definition
 	procs  map[string]*process
+	live   map[int]*process // by pid: the processes not yet finished (who may connect)
 	closed bool
+
+	smu        sync.Mutex            // guards shared and sockClosed
+	shared     map[int]*sharedSocket // the listening unix sockets, by uid of the children they serve
+	sockClosed bool
 
 	sampler  *sampler
 	children *reaper            // reaps the children the node started
@@ -104,6 +112,9 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	if cfg.MaxLineBytes <= 0 {
 		cfg.MaxLineBytes = wire.DefaultMaxLineBytes
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -147,6 +158,8 @@ func New(cfg Config) (*Supervisor, error) {
 		environ: childEnviron(),
 		mark:    nodeMark(cfg.NodeID, cfg.StateDir),
 		procs:   make(map[string]*process),
+		live:    make(map[int]*process),
+		shared:  make(map[int]*sharedSocket),
 	}
 	if cfg.StateDir != "" {
 		st, err := openStore(cfg.StateDir)
@@ -154,6 +167,14 @@ func New(cfg Config) (*Supervisor, error) {
 			return nil, err
 		}
 		s.store = st
+	}
+	if cfg.Transport == "unix" {
+		if _, err := s.sharedFor(os.Geteuid(), os.Getegid()); err != nil {
+			if s.store != nil {
+				s.store.close()
+			}
+			return nil, fmt.Errorf("cannot create supervisor: %w", err)
+		}
 	}
 	s.sampler = newSampler(s)
 	s.children = newReaper()
@@ -165,8 +186,9 @@ func New(cfg Config) (*Supervisor, error) {
 
 // Defaults for Config.
 const (
-	DefaultRetention    = time.Hour
-	DefaultRetentionMax = 1000
+	DefaultRetention        = time.Hour
+	DefaultRetentionMax     = 1000
+	DefaultHandshakeTimeout = 5 * time.Second
 )
 
 // NodeID returns the node's id.
@@ -437,6 +459,7 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	}
 	s.cancel()
 	_, err := s.StopAll(ctx, 0, "")
+	s.closeShared()
 	if werr := s.waitGoroutines(ctx, true); werr != nil {
 		err = errors.Join(err, werr)
 	}
@@ -464,6 +487,7 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 		_ = p.on(event{kind: evDetach})
 	}
 	s.log.Info("detached from children; they keep running", "processes", len(procs))
+	s.closeShared()    // the links stay: the next node listens behind them
 	s.children.close() // the reapers of its own children return
 	err := s.waitGoroutines(ctx, true)
 	if s.store != nil {
