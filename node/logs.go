@@ -174,18 +174,20 @@ func (lp *logPipe) closeUnstarted() {
 func (lp *logPipe) run() {
 	defer lp.end()
 	for {
+		lp.n, lp.rerr = 0, nil
 		err := lp.raw.Read(lp.readFn)
+		if err == nil && lp.n > 0 {
+			lp.consume(lp.n) // what was read is written, whatever comes next
+		}
 		switch {
 		case lp.stopping.Load():
 			lp.drain()
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			lp.idle()
-			continue
 		case err != nil, lp.rerr != nil, lp.n == 0:
 			return // closed, failed, or EOF: no writer left
 		}
-		lp.consume(lp.n)
 	}
 }
 

@@ -1,16 +1,12 @@
 package node_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,85 +53,6 @@ func TestLogsOfAFinishedProcessAfterANodeRestart(t *testing.T) {
 	if n := len(recB.Of(node.KindStopped, p.ID)) + len(recB.Of(node.KindCrashed, p.ID)); n != 0 {
 		t.Errorf("the end of a process the last node saw end was reported again (%d)", n)
 	}
-}
-
-// A spawn whose record cannot be written (the state directory is on a
-// full disk) fails with a 500 that says why, and leaves no child, socket
-// or log behind.
-func TestSpawnFailsWhenItsRecordCannotBeWritten(t *testing.T) {
-	dirs := newNodeDirs(t)
-	if err := os.MkdirAll(dirs.state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dirs.state, "tmpfs", 0, "size=64k"); err != nil {
-		t.Fatalf("this test mounts a small tmpfs as the state directory (it needs root): %v", err)
-	}
-	t.Cleanup(func() { // registered first: runs after the supervisor's Close
-		if err := syscall.Unmount(dirs.state, 0); err != nil {
-			t.Errorf("unmount %s: %v", dirs.state, err)
-		}
-	})
-	fill, err := os.Create(filepath.Join(dirs.state, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for err == nil {
-		_, err = fill.Write(make([]byte, 4096))
-	}
-	fill.Close()
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling the tmpfs: %v", err)
-	}
-
-	token := "spawn-without-record-" + strconv.Itoa(os.Getpid())
-	sup, rec := startSupervisor(t, dirs, func(d *node.Definition) {
-		d.Env = map[string]string{testchild.EnvRole: testchild.RoleSleep, "CORRAL_TEST_EXTRA": token}
-	})
-	closeOnCleanup(t, sup)
-	_, err = sup.Spawn(context.Background(), "w", node.SpawnOptions{})
-	if !errors.Is(err, api.ErrInternal) || api.Code(err) != 500 ||
-		err.Error() != `cannot spawn "w": cannot write its record: no space left on device` {
-		t.Fatalf("spawn with a full state directory: %v, want a 500 saying its record cannot be written", err)
-	}
-	if pids := withEnv(t, "CORRAL_TEST_EXTRA="+token); len(pids) != 0 {
-		t.Errorf("the child of the failed spawn runs on: %v", pids)
-	}
-	if all := sup.GetAll(); len(all) != 0 {
-		t.Errorf("the failed spawn is listed: %+v", all)
-	}
-	if n := len(rec.Of(node.KindSpawned, "")); n != 0 {
-		t.Errorf("process.spawned reported for a spawn that failed")
-	}
-	for _, dir := range []string{dirs.sock, dirs.logs} {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), "proc_") {
-				t.Errorf("the failed spawn left %s in %s", e.Name(), dir)
-			}
-		}
-	}
-}
-
-// withEnv lists the live processes (not zombies) whose environment holds
-// kv.
-func withEnv(t *testing.T, kv string) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err == nil && slices.ContainsFunc(bytes.Split(env, []byte{0}), func(b []byte) bool { return string(b) == kv }) && !zombie(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // A record is trusted for what it says of the process, never for where

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/corral-run/corral/internal/testchild"
 )
@@ -33,6 +36,10 @@ const (
 	// closed it.
 	roleConns = "node-conns"
 
+	// roleTicker writes "tick <n>" to stdout every 5 ms, n counting from
+	// 0, until SIGTERM, then exits 0.
+	roleTicker = "node-ticker"
+
 	envLines = "CORRAL_TEST_LINES"
 	envConns = "CORRAL_TEST_CONNS"
 )
@@ -55,6 +62,18 @@ func playNodeRole() {
 		_ = w.Flush()
 		fmt.Fprintln(os.Stderr, "done, on stderr")
 		os.Exit(0)
+	case roleTicker:
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
+		tick := time.NewTicker(5 * time.Millisecond)
+		for i := 0; ; i++ {
+			select {
+			case <-sigs:
+				os.Exit(0)
+			case <-tick.C:
+				fmt.Printf("tick %06d\n", i)
+			}
+		}
 	case roleConns:
 		n, _ := strconv.Atoi(os.Getenv(envConns))
 		for range n {
