@@ -128,7 +128,7 @@ func (s *Supervisor) takeBack(p *process, connected bool) error {
 	p.transition(event{kind: evStarted, at: now})
 	s.mu.Lock()
 	s.procs[p.id] = p
-	s.live[p.pid] = p
+	s.live[p.pid] = p // it may connect from now: its connections wait for run
 	s.mu.Unlock()
 	s.sampler.poke() // its limits are enforced from now, not the next idle round
 	// The child reconnects on its own; until it does, the heartbeat clock

@@ -176,12 +176,28 @@ func (s *Supervisor) take(nc net.Conn, claimed *process) {
 		s.refuse(nc, err)
 		return
 	}
-	c := p.admit(nc)
-	if c == nil {
+	p.mu.Lock()
+	if !p.ready { // its start has not reported process.spawned yet: run admits it
+		if len(p.early) < maxConnsPerProcess {
+			p.early = append(p.early, nc)
+			nc = nil
+		}
+		p.mu.Unlock()
+		if nc != nil {
+			nc.Close()
+		}
 		return
 	}
-	s.wg.Add(1)
-	go c.readLoop()
+	p.mu.Unlock()
+	s.admit(p, nc)
+}
+
+// admit hands a connection to its process and starts reading it.
+func (s *Supervisor) admit(p *process, nc net.Conn) {
+	if c := p.admit(nc); c != nil {
+		s.wg.Add(1)
+		go c.readLoop()
+	}
 }
 
 // identify finds the process nc belongs to.

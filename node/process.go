@@ -63,8 +63,10 @@ type process struct {
 	cpuOver    int       // consecutive samples over max_cpu_percent
 	nextSample time.Time // when the sampler is due to look at it
 	conns      map[*conn]struct{}
-	connSeq    uint64 // connections admitted so far (conn.seq)
-	latest     *conn  // the newest established connection: where Send writes
+	ready      bool       // run has started it: connections are admitted
+	early      []net.Conn // connections that came before run, in order
+	connSeq    uint64     // connections admitted so far (conn.seq)
+	latest     *conn      // the newest established connection: where Send writes
 }
 
 // lineage is what a restarted process inherits from the one it replaces.
@@ -123,6 +125,9 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	}
 	p.exited = s.children.watch(pid)
 	p.pid, p.startedAt = pid, time.Now()
+	s.mu.Lock()
+	s.live[p.pid] = p // it may connect from now: its connections wait for run
+	s.mu.Unlock()
 	p.startTicks, _ = procstat.StartTime(p.pid)
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
 	// Its record is on disk before anyone hears of it: a child the next
@@ -144,7 +149,6 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	// with its runtime limit armed.
 	p.transition(event{kind: evStarted, at: p.startedAt})
 	s.procs[p.id] = p
-	s.live[p.pid] = p
 	s.mu.Unlock()
 	s.sampler.poke()
 	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
@@ -160,10 +164,21 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 // made for it: the child is killed and reaped, its socket and FIFO
 // removed. Nothing is reported: nobody heard of it.
 func (p *process) abandonStart() {
+	s := p.sup
+	s.mu.Lock()
+	delete(s.live, p.pid)
+	s.mu.Unlock()
 	p.killStarted()
 	p.unlisten()
 	if p.logs != nil {
 		p.logs.closeUnstarted()
+	}
+	p.mu.Lock()
+	early := p.early
+	p.early = nil
+	p.mu.Unlock()
+	for _, nc := range early {
+		nc.Close()
 	}
 }
 
@@ -184,8 +199,17 @@ func (s *Supervisor) socketPath(id string) string { return s.socketDirPath(id + 
 func (s *Supervisor) socketDirPath(name string) string { return filepath.Join(s.cfg.SocketDir, name) }
 
 // run starts the process's accept loop (tcp), its log pipe and its
-// reaper.
+// reaper, and takes the connections that came before (conn.go take).
 func (p *process) run() {
+	s := p.sup
+	p.mu.Lock()
+	p.ready = true
+	early := p.early
+	p.early = nil
+	p.mu.Unlock()
+	for _, nc := range early {
+		s.admit(p, nc)
+	}
 	if p.listener != nil {
 		p.sup.wg.Add(1)
 		go p.acceptLoop()
