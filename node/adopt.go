@@ -95,6 +95,7 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 		s.lost(p, "")
 		return p, nil
 	}
+	p.legacyLog = r.Version < 2 || r.LegacyLog
 	if err := s.takeBack(p, r.Connected); err != nil {
 		s.giveUp(p, fmt.Sprintf("cannot re-adopt it: %v; the node killed its process group", err))
 		return p, err
@@ -116,7 +117,7 @@ func (s *Supervisor) takeBack(p *process, connected bool) error {
 		p.pidfd = nil
 		return err
 	}
-	if s.cfg.LogDir != "" {
+	if s.cfg.LogDir != "" && !p.legacyLog {
 		if p.logs, err = s.openFIFO(p); err != nil {
 			// It runs on; its output stays in the pipe and, past 64 KiB,
 			// its writes block.
@@ -155,6 +156,7 @@ func (s *Supervisor) loadEnded(r record) {
 	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd},
 		lineage{restarts: r.Restarts, failures: r.Failures})
 	p.pid, p.startTicks, p.startedAt, p.tcpPort = r.PID, r.StartTicks, r.StartedAt, r.TCPPort
+	p.legacyLog = r.Version < 2 || r.LegacyLog
 	if r.LogMaxBytes >= MinLogMaxBytes && r.LogMaxFiles > 0 {
 		p.logLimits = logLimits{maxBytes: r.LogMaxBytes, maxFiles: r.LogMaxFiles}
 	}

@@ -74,6 +74,13 @@ var logBuffers = sync.Pool{New: func() any { return new([logReadSize]byte) }}
 func (s *Supervisor) fifoPath(id string) string { return filepath.Join(s.cfg.LogDir, id+".fifo") }
 func (s *Supervisor) logPath(id string) string  { return filepath.Join(s.cfg.LogDir, id+".log") }
 
+// legacyLogPath is where nodes before the FIFO (record version 1) had a
+// child write its output itself: a child such a node spawned goes on
+// writing there after an upgrade.
+func (s *Supervisor) legacyLogPath(name, id string) string {
+	return filepath.Join(s.cfg.LogDir, name+"-"+id+".log")
+}
+
 // rotated is the path of the n-th older log file of base (n > 0).
 func rotated(base string, n int) string { return base + "." + strconv.Itoa(n) }
 
@@ -420,9 +427,13 @@ func (w *logFile) fail(err error) {
 
 // removeLogs deletes a process's log files and FIFO (its record is being
 // pruned).
-func (s *Supervisor) removeLogs(id string, l logLimits) {
+func (s *Supervisor) removeLogs(p *process) {
 	if s.cfg.LogDir == "" {
 		return
+	}
+	id, l := p.id, p.logLimits
+	if p.legacyLog {
+		_ = os.Remove(s.legacyLogPath(p.def.Name, id))
 	}
 	_ = os.Remove(s.fifoPath(id))
 	base := s.logPath(id)
@@ -456,6 +467,9 @@ func (s *Supervisor) LogTail(id string, lines int) (string, error) {
 		lines = 100
 	}
 	base := s.logPath(id)
+	if p.legacyLog {
+		base = s.legacyLogPath(p.def.Name, id)
+	}
 	var parts [][]byte // newest first
 	found, budget := 0, maxLogTail
 	for i := 0; i < max(p.logLimits.maxFiles, 1) && budget > 0 && found <= lines; i++ {

@@ -35,6 +35,7 @@ type process struct {
 	tcpPort    int
 	logLimits  logLimits         // log_max_bytes and log_max_files
 	logs       *logPipe          // its output; nil when the node keeps no logs, or lost it
+	legacyLog  bool              // spawned by a node before FIFOs: it writes <name>-<id>.log itself
 	child      bool              // the node started it (else re-adopted: not its child)
 	exited     <-chan exitStatus // a child's exit, from the reaper
 	pidfd      *os.File          // a re-adopted process's: readable once it exits
@@ -230,7 +231,7 @@ func (p *process) record() record {
 		TCPPort: p.tcpPort, Metadata: p.metadata,
 		LogMaxBytes: p.logLimits.maxBytes, LogMaxFiles: p.logLimits.maxFiles,
 		Env: p.opts.Env, Cwd: p.opts.Cwd, Restarts: p.lin.restarts, Failures: p.lin.failures,
-		Connected: !p.st.lastHeartbeat.IsZero(),
+		Connected: !p.st.lastHeartbeat.IsZero(), LegacyLog: p.legacyLog,
 	}
 	if p.st.phase == backoff || p.st.phase == exited {
 		r.Status, r.ExitCode, r.Error, r.EndedAt = p.st.ended, p.st.exitCode, p.st.errText, p.st.endedAt

@@ -3,9 +3,11 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
+	"github.com/corral-run/corral/node/procstat"
 )
 
 // A spawn whose record cannot be written (the state directory is on a
@@ -155,5 +158,64 @@ func TestLogsCarryOnAcrossANodeRestart(t *testing.T) {
 		if want := fmt.Sprintf("tick %06d", i); l != want {
 			t.Fatalf("line %d of %d is %q, want %q: a line was lost, repeated or cut", i, len(lines), l, want)
 		}
+	}
+}
+
+// A child spawned by a node before this version (records of version 1,
+// with paths; output written by the child itself to <name>-<id>.log) is
+// re-adopted across the upgrade, and its log is still read from there.
+func TestUpgradeFromVersion1Records(t *testing.T) {
+	dirs := newNodeDirs(t)
+	for _, d := range []string{dirs.logs, dirs.state} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const id = "proc_0ldn0de0f0rupgra"
+	exe, _ := os.Executable()
+	logPath := filepath.Join(dirs.logs, "w-"+id+".log")
+	out, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	child := exec.Command(exe)
+	child.Env = append(os.Environ(), testchild.EnvRole+"="+roleTicker, "DONKEYLABS_PROCESS_ID="+id)
+	child.Stdout, child.SysProcAttr = out, &syscall.SysProcAttr{Setpgid: true}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = child.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = syscall.Kill(-child.Process.Pid, syscall.SIGKILL); <-exited })
+	ticks, err := procstat.StartTime(child.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exeDef := node.Definition{Name: "w", Command: exe}
+	rec, _ := json.Marshal(map[string]any{"version": 1, "id": id, "definition": exeDef.Info(), "pid": child.Process.Pid,
+		"startTicks": ticks, "startedAt": time.Now(), "socketPath": filepath.Join(dirs.sock, id+".sock"), "logPath": logPath, "metadata": json.RawMessage("{}")})
+	if err := os.WriteFile(filepath.Join(dirs.state, id+".json"), rec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, "the old child's output", func() bool {
+		b, _ := os.ReadFile(logPath)
+		return bytes.Count(b, []byte{'\n'}) >= 3
+	})
+
+	b, _ := startSupervisor(t, dirs, func(d *node.Definition) { d.Env = map[string]string{testchild.EnvRole: roleTicker} })
+	closeOnCleanup(t, b)
+	if res := b.Recover(); !slices.Equal(res.Adopted, []string{id}) {
+		t.Fatalf("recover: %+v", res)
+	}
+	if tail, err := b.LogTail(id, 1); err != nil || !strings.HasPrefix(tail, "tick ") {
+		t.Errorf("logs of the upgraded child: %q %v", tail, err)
+	}
+	if got, err := b.Stop(context.Background(), id, 0); err != nil || got.Status != api.StatusStopped {
+		t.Fatalf("stop: %+v %v", got, err)
+	}
+	<-exited
+	if tail, err := b.LogTail(id, 1); err != nil || !strings.HasPrefix(tail, "tick ") {
+		t.Errorf("logs of the upgraded child once stopped: %q %v", tail, err)
 	}
 }

@@ -42,7 +42,7 @@ func (s *Supervisor) prune() {
 	f, forget := s.rep.(interface{ Forget(id string) })
 	for _, p := range gone {
 		s.unpersist(p.id)
-		s.removeLogs(p.id, p.logLimits)
+		s.removeLogs(p)
 		if forget {
 			f.Forget(p.id)
 		}

@@ -49,6 +49,10 @@ type record struct {
 	ExitCode *int       `json:"exitCode,omitempty"`
 	Error    string     `json:"error,omitempty"`
 	EndedAt  time.Time  `json:"endedAt,omitzero"`
+
+	// LegacyLog: spawned by a node before FIFOs (whose records were of
+	// version 1), the child writes <name>-<id>.log itself.
+	LegacyLog bool `json:"legacyLog,omitempty"`
 }
 
 // ended reports whether r is the record of a process that has ended.
