@@ -1,7 +1,8 @@
 // Package node supervises the child processes of one host: definitions,
-// spawn, stop and restart, the per-process socket server that speaks the
-// child wire protocol (package client/wire), validation of what children
-// send, and the records of every process.
+// spawn, stop and restart, the socket server that speaks the child wire
+// protocol (package client/wire) and takes connections from children
+// only, validation of what children send, their logs, and the records of
+// every process.
 //
 // It knows nothing of NATS or of CLI flags: everything it has to tell the
 // world goes to a Reporter (the control service of package bus/service,
@@ -39,6 +40,11 @@
 //
 //	running, stopping ──Detach──► detached: no timers, sockets closed;
 //	                              its exit is the next node's to report
+//
+//	"lost" is also a child of this node that Recover found without a
+//	record and could not supervise: killed, and crashed with the reason
+//	(orphans.go). The record of a process that had ended before the node
+//	started makes it exited at once, as it ended ("recorded", Recover).
 //
 // The wire status (api.Status) is derived from the phase: running (stale
 // or not) → running; stopping → stopping; backoff and exited → stopped or

@@ -38,8 +38,9 @@ type Config struct {
 	// their own.
 	LogMaxBytes int64
 	LogMaxFiles int
-	// StateDir holds a record per running process, so that the next node
-	// can re-adopt them (Recover). Empty keeps no state.
+	// StateDir holds a record per process, running or ended until it is
+	// pruned, so that the next node can re-adopt the running ones and list
+	// the ended ones (Recover). Empty keeps no state.
 	StateDir string
 	// MaxLineBytes bounds one line from a child (default 1 MiB).
 	MaxLineBytes int
@@ -83,7 +84,7 @@ type Supervisor struct {
 	children *reaper            // reaps the children the node started
 	store    *store             // nil without a StateDir
 	cancel   context.CancelFunc // stops the sampler
-	wg       sync.WaitGroup     // the sampler and every connection goroutine
+	wg       sync.WaitGroup     // the sampler, the accept loops, every connection and log pipe goroutine
 	reapers  sync.WaitGroup     // one per process, waiting for its exit
 }
 
@@ -460,7 +461,7 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	s.cancel()
 	_, err := s.StopAll(ctx, 0, "")
 	s.closeShared()
-	if werr := s.waitGoroutines(ctx, true); werr != nil {
+	if werr := s.waitGoroutines(ctx); werr != nil {
 		err = errors.Join(err, werr)
 	}
 	s.children.close()
@@ -489,22 +490,20 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 	s.log.Info("detached from children; they keep running", "processes", len(procs))
 	s.closeShared()    // the links stay: the next node listens behind them
 	s.children.close() // the reapers of its own children return
-	err := s.waitGoroutines(ctx, true)
+	err := s.waitGoroutines(ctx)
 	if s.store != nil {
 		s.store.close()
 	}
 	return err
 }
 
-// waitGoroutines waits for the supervisor's goroutines (and the reapers,
-// which end with their children, or once the node let go of them).
-func (s *Supervisor) waitGoroutines(ctx context.Context, reapers bool) error {
+// waitGoroutines waits for the supervisor's goroutines and the reapers,
+// which end with their children, or once the node let go of them.
+func (s *Supervisor) waitGoroutines(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
-		if reapers {
-			s.reapers.Wait()
-		}
+		s.reapers.Wait()
 		close(done)
 	}()
 	select {
