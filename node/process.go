@@ -161,14 +161,21 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	return p, nil
 }
 
+// forgetPID drops p from the processes that may connect: its pid is
+// free for another process now.
+func (s *Supervisor) forgetPID(p *process) {
+	s.mu.Lock()
+	if s.live[p.pid] == p {
+		delete(s.live, p.pid)
+	}
+	s.mu.Unlock()
+}
+
 // abandonStart takes down a child start cannot go on with, and what was
 // made for it: the child is killed and reaped, its socket and FIFO
 // removed. Nothing is reported: nobody heard of it.
 func (p *process) abandonStart() {
-	s := p.sup
-	s.mu.Lock()
-	delete(s.live, p.pid)
-	s.mu.Unlock()
+	p.sup.forgetPID(p)
 	p.killStarted()
 	p.unlisten()
 	if p.logs != nil {
@@ -372,6 +379,7 @@ func (p *process) wait() {
 	if !ok {
 		return // the node let go of it (Detach): its end is the next node's
 	}
+	p.sup.forgetPID(p)
 	if p.logs != nil {
 		p.logs.stop() // its last lines are in the log before its end is reported
 	}
@@ -509,11 +517,7 @@ func (p *process) finish(st state, eff effects) {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL) // leave no orphans: whatever is left of the group goes too
 	}
 	p.unlisten()
-	s.mu.Lock()
-	if s.live[p.pid] == p {
-		delete(s.live, p.pid)
-	}
-	s.mu.Unlock()
+	s.forgetPID(p)
 	for _, c := range eff.conns {
 		c.close()
 	}
