@@ -165,6 +165,15 @@ func (s *Supervisor) loadEnded(r record) {
 	s.mu.Lock()
 	s.procs[p.id] = p
 	s.mu.Unlock()
+	s.watch(p.id)
+}
+
+// watch asks the reporter to answer for a process it has no report of
+// that would make it do so (spawned, reconnected): see Config.Reporter.
+func (s *Supervisor) watch(id string) {
+	if w, ok := s.rep.(interface{ Watch(id string) }); ok {
+		w.Watch(id)
+	}
 }
 
 func (s *Supervisor) lookupDef(name string) *definition {
@@ -206,6 +215,7 @@ func (s *Supervisor) lost(p *process, why string) {
 	s.mu.Lock()
 	s.procs[p.id] = p // listed before its end is reported
 	s.mu.Unlock()
+	s.watch(p.id) // get and logs answer for it: only its end is reported
 	if why == "" {
 		s.log.Warn("recorded process is gone", "process", p.id, "name", p.def.Name, "pid", p.pid)
 	}

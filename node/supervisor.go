@@ -55,7 +55,10 @@ type Config struct {
 	Retention    time.Duration
 	RetentionMax int
 	// Reporter receives every report. Required. If it also has a method
-	// Forget(id string), that is called when a record is pruned.
+	// Forget(id string), that is called when a record is pruned; if it has
+	// a method Watch(id string), that is called for a process Recover
+	// lists without a report (one that had ended before the node
+	// started), so that requests about it (get, logs) are answered.
 	Reporter Reporter
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
