@@ -60,7 +60,9 @@ type conn struct {
 	seq       uint64 // order of admission, for eviction (fixed)
 	// established is set, under p.mu, once the connection sent a valid
 	// line: only then does it count as the child's (Send, eviction).
+	// spoke is the read loop's own copy.
 	established bool
+	spoke       bool
 	// ackAware is set once the child sent any line with an id: only such
 	// children are told about lines too broken to carry one.
 	ackAware bool
@@ -308,9 +310,15 @@ func (p *process) admit(nc net.Conn) *conn {
 	return c
 }
 
-// establish makes c the process's connection, where Send writes: it has
-// sent a valid line.
-func (c *conn) establish() {
+// spoken is called by handle for every valid line: the first ends the
+// handshake and makes c the process's connection, where Send writes, before
+// the line is acted on (and answered).
+func (c *conn) spoken() {
+	if c.spoke {
+		return
+	}
+	c.spoke = true
+	_ = c.nc.SetReadDeadline(time.Time{})
 	p := c.p
 	p.mu.Lock()
 	if _, open := p.conns[c]; open {
@@ -333,7 +341,6 @@ func (c *conn) readLoop() {
 	defer c.detach()
 	r := bufio.NewReaderSize(c.nc, readBufferSize)
 	max := c.p.sup.cfg.MaxLineBytes
-	spoke := false
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.p.sup.cfg.HandshakeTimeout))
 	for {
 		// No kept buffer: a long line's is dropped once it is handled, so
@@ -343,7 +350,7 @@ func (c *conn) readLoop() {
 		case errors.Is(err, wire.ErrLineTooLong):
 			c.tooLong()
 			continue
-		case err != nil && !spoke && errors.Is(err, os.ErrDeadlineExceeded):
+		case err != nil && !c.spoke && errors.Is(err, os.ErrDeadlineExceeded):
 			c.p.sup.log.Warn("closed a connection that sent no valid line within the handshake timeout",
 				"process", c.p.id, "name", c.p.def.Name, "timeout", c.p.sup.cfg.HandshakeTimeout)
 			return
@@ -357,11 +364,7 @@ func (c *conn) readLoop() {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if c.handle(line) && !spoke {
-			spoke = true
-			_ = c.nc.SetReadDeadline(time.Time{})
-			c.establish()
-		}
+		c.handle(line)
 		if c.out.wait() != nil {
 			return
 		}

@@ -25,9 +25,9 @@ func reject(code, format string, args ...any) error {
 }
 
 // handle processes one line from the child and queues its answer when the
-// line asked for one. It reports whether the line was valid: well formed,
-// and for this connection's process (what ends the handshake, conn.go).
-func (c *conn) handle(line []byte) (valid bool) {
+// line asked for one. A valid line (well formed, for this connection's
+// process) first ends the handshake (conn.go spoken).
+func (c *conn) handle(line []byte) {
 	var msg wire.Message
 	err := wire.Decode(line, &msg)
 	if err != nil {
@@ -36,7 +36,9 @@ func (c *conn) handle(line []byte) (valid bool) {
 			err = &rejectError{code: de.Code, msg: de.Reason}
 		}
 	} else {
-		valid = msg.ProcessID == c.p.id
+		if msg.ProcessID == c.p.id {
+			c.spoken()
+		}
 		err = c.dispatch(&msg)
 	}
 	if len(msg.ID) > 0 {
@@ -51,7 +53,6 @@ func (c *conn) handle(line []byte) (valid bool) {
 	default:
 		c.refuse(msg.ID, err)
 	}
-	return valid
 }
 
 // errDeferred says the line's answer comes later, from Report.Done.

@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
 )
@@ -129,13 +131,12 @@ func TestLogFilesGoWhenTheProcessIsPruned(t *testing.T) {
 		t.Fatalf("first process's log files %v, want 3 (20 KiB rotated at 4 KiB, 3 kept)", names)
 	}
 	second := runPrinter(t, h, "p") // the first is now beyond retention_max
-	if _, ok := h.sup.Get(first.ID); ok {
-		t.Fatal("the first process was not pruned")
-	}
-	left, _ := filepath.Glob(filepath.Join(logs, first.ID+"*"))
-	if len(left) != 0 {
-		t.Errorf("files of the pruned process left behind: %v", left)
-	}
+	// Pruned as the second's end is handled, just after it is reported.
+	await.Until(t, 10*time.Second, "the first process to be pruned with its files", func() bool {
+		_, listed := h.sup.Get(first.ID)
+		left, _ := filepath.Glob(filepath.Join(logs, first.ID+"*"))
+		return !listed && len(left) == 0
+	})
 	if names, _ := logFiles(t, logs, second.ID); len(names) != 3 {
 		t.Errorf("the kept process's log files: %v", names)
 	}
