@@ -82,8 +82,8 @@ type sharedSocket struct {
 	l    *net.UnixListener
 }
 
-// sharedFor returns the name of the listening socket for a child running
-// with cred (nil: as the node), creating it on first use.
+// sharedFor returns the name of the listening socket for children that
+// run as uid (and gid), creating it on first use.
 func (s *Supervisor) sharedFor(uid, gid int) (string, error) {
 	s.smu.Lock()
 	defer s.smu.Unlock()
