@@ -66,6 +66,14 @@ type NodeConfig struct {
 	// RemoteDefinitions lets operators define processes over the control
 	// plane (corral.node.<id>.define). Default false: define answers 403.
 	RemoteDefinitions bool
+	// LogMaxBytes is the size at which a process's log file is rotated,
+	// and LogMaxFiles how many files its log keeps, the current one
+	// included; definitions may set their own. Defaults 10 MiB and 3.
+	LogMaxBytes int64
+	LogMaxFiles int
+	// HandshakeTimeout is how long a connection to a child's socket may
+	// take to send its first valid line before it is closed. Default 5s.
+	HandshakeTimeout time.Duration
 	// Labels are the [node.labels] table (or CORRAL_NODE_LABELS="k=v,…"),
 	// matched by spawn placement; nil when there are none. Keys and values
 	// are subject tokens.
@@ -178,6 +186,11 @@ const (
 
 	DefaultHeartbeatInterval = "2s"
 	MinHeartbeatInterval     = 100 * time.Millisecond
+
+	DefaultLogMaxBytes      = node.DefaultLogMaxBytes
+	DefaultLogMaxFiles      = node.DefaultLogMaxFiles
+	DefaultHandshakeTimeout = "5s"
+	MinHandshakeTimeout     = 100 * time.Millisecond
 
 	// SocketDirName is the default socket_dir under data_dir.
 	SocketDirName = "sock"

@@ -18,7 +18,8 @@
 //
 //	[node]  id, data_dir, socket_dir, transport, log_level, log_format,
 //	        max_line_bytes, stats_interval, retention, retention_max,
-//	        shutdown, heartbeat_interval, remote_definitions, max_processes
+//	        shutdown, heartbeat_interval, remote_definitions, max_processes,
+//	        log_max_bytes, log_max_files, handshake_timeout
 //	[node.labels]  key = "value" pairs, matched by spawn placement
 //	[nats]  url, listen, jetstream, durable, stream_max_age,
 //	        stream_max_bytes, stream_replicas, publish_buffer, max_payload, insecure,
@@ -33,7 +34,8 @@
 //	                    auto_restart, max_restarts, restart, restart_delay,
 //	                    restart_delay_max, restart_reset_after, stop_signal,
 //	                    stop_timeout, stats_interval, spawn_env, spawn_cwd,
-//	                    user, group, inherit_env, max_instances, instances, limits, events
+//	                    user, group, inherit_env, max_instances, instances,
+//	                    log_max_bytes, log_max_files, limits, events
 //	[processes.<name>.limits]  max_runtime, max_memory_mb, max_cpu_percent
 //	[processes.<name>.events.<event>]  a JSON Schema written as a TOML table
 //

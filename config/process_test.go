@@ -60,6 +60,8 @@ restart_delay = "500ms"
 restart_delay_max = "10s"
 restart_reset_after = "5m"
 stats_interval = "2s"
+log_max_bytes = 65536
+log_max_files = 7
 
 [processes.Encoder-2.limits]
 max_runtime = "2h"
@@ -82,6 +84,8 @@ max_cpu_percent = 150.5
 		RestartDelayMax:   10 * time.Second,
 		RestartResetAfter: 5 * time.Minute,
 		StatsInterval:     2 * time.Second,
+		LogMaxBytes:       65536,
+		LogMaxFiles:       7,
 		Limits:            node.Limits{MaxRuntime: 2 * time.Hour, MaxMemoryMB: 512, MaxCPUPercent: 150.5},
 	}
 	if !reflect.DeepEqual(d, want) {
@@ -230,6 +234,9 @@ func TestProcessErrors(t *testing.T) {
 		{"max_restarts zero", ok + "max_restarts = 0", "processes.encoder.max_restarts", "set auto_restart = false"},
 		{"max_restarts below -1", ok + "max_restarts = -2", "processes.encoder.max_restarts", "out of range"},
 		{"max_restarts string", ok + "max_restarts = \"3\"", "processes.encoder.max_restarts", "must be an integer"},
+		{"log_max_bytes too small", ok + "log_max_bytes = 100", "processes.encoder.log_max_bytes", "out of range (expected at least 1024)"},
+		{"log_max_bytes string", ok + "log_max_bytes = \"10MB\"", "processes.encoder.log_max_bytes", "must be an integer"},
+		{"log_max_files zero", ok + "log_max_files = 0", "processes.encoder.log_max_files", "out of range (expected 1 to 1000)"},
 		{"auto_restart string", ok + "auto_restart = \"yes\"", "processes.encoder.auto_restart", "must be a boolean"},
 		{"args not an array", ok + "args = \"-v\"", "processes.encoder.args", "must be an array of strings"},
 		{"args not strings", ok + "args = [\"-n\", 3]", "processes.encoder.args", "must be an array of strings"},

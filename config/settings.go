@@ -61,6 +61,9 @@ var settings = []setting{
 	{"node.heartbeat_interval", kindString, DefaultHeartbeatInterval},
 	{"node.remote_definitions", kindBool, false},
 	{"node.max_processes", kindInt, 0},
+	{"node.log_max_bytes", kindInt, DefaultLogMaxBytes},
+	{"node.log_max_files", kindInt, DefaultLogMaxFiles},
+	{"node.handshake_timeout", kindString, DefaultHandshakeTimeout},
 	{"nats.url", kindServers, ""},
 	{"nats.listen", kindString, DefaultNATSListen},
 	{"nats.jetstream", kindBool, DefaultJetStream},
@@ -98,6 +101,26 @@ var settings = []setting{
 	{"nats.leaf.tls.ca", kindString, ""},
 	{"nats.leaf.tls.verify", kindBool, false},
 }
+
+// checkLogMaxBytes and checkLogMaxFiles bound log_max_bytes and
+// log_max_files, of [node] and of a process: a file must hold lines, and
+// a process's files are bounded in number.
+func checkLogMaxBytes(n int64) error {
+	if n < node.MinLogMaxBytes {
+		return fmt.Errorf("%d is out of range (expected at least %d)", n, node.MinLogMaxBytes)
+	}
+	return nil
+}
+
+func checkLogMaxFiles(n int64) error {
+	if n < 1 || n > maxLogFiles {
+		return fmt.Errorf("%d is out of range (expected 1 to %d)", n, maxLogFiles)
+	}
+	return nil
+}
+
+// maxLogFiles bounds log_max_files.
+const maxLogFiles = 1000
 
 // Bounds of node.max_line_bytes: a line must hold a message envelope, and
 // a runaway value would let one child make the node allocate without limit.
@@ -354,6 +377,23 @@ func (r layers) node() (NodeConfig, error) {
 	}
 
 	if n.HeartbeatInterval, err = r.duration("node.heartbeat_interval", MinHeartbeatInterval); err != nil {
+		return n, err
+	}
+	logMax, err := r.integer("node.log_max_bytes")
+	if err != nil {
+		return n, err
+	}
+	if err := checkLogMaxBytes(int64(logMax)); err != nil {
+		return n, r.fail("node.log_max_bytes", err)
+	}
+	n.LogMaxBytes = int64(logMax)
+	if n.LogMaxFiles, err = r.integer("node.log_max_files"); err != nil {
+		return n, err
+	}
+	if err := checkLogMaxFiles(int64(n.LogMaxFiles)); err != nil {
+		return n, r.fail("node.log_max_files", err)
+	}
+	if n.HandshakeTimeout, err = r.duration("node.handshake_timeout", MinHandshakeTimeout); err != nil {
 		return n, err
 	}
 	if n.RemoteDefinitions, err = r.boolean("node.remote_definitions"); err != nil {

@@ -70,6 +70,11 @@ type Definition struct {
 	// MaxInstances caps how many processes of this definition run on the
 	// node at once (0: only the node's MaxProcesses).
 	MaxInstances int
+	// LogMaxBytes and LogMaxFiles override the node's log rotation for
+	// this definition (Config.LogMaxBytes, Config.LogMaxFiles); zero means
+	// the node's.
+	LogMaxBytes int64
+	LogMaxFiles int
 	// EmptyEnv starts the child's environment empty instead of from the
 	// node's (config inherit_env = false); Env and the spawn's env follow.
 	EmptyEnv bool
@@ -206,6 +211,12 @@ func (d Definition) validate() error {
 	}
 	if d.StatsInterval != 0 && d.StatsInterval < MinStatsInterval {
 		return api.Errorf(ErrInvalid, "stats interval must be at least %s", MinStatsInterval)
+	}
+	if d.LogMaxBytes < 0 || (d.LogMaxBytes > 0 && d.LogMaxBytes < MinLogMaxBytes) {
+		return api.Errorf(ErrInvalid, "log max bytes must be at least %d", MinLogMaxBytes)
+	}
+	if d.LogMaxFiles < 0 {
+		return api.Errorf(ErrInvalid, "log max files must not be negative")
 	}
 	if d.Limits.MaxRuntime < 0 || d.Limits.MaxMemoryMB < 0 || d.Limits.MaxCPUPercent < 0 {
 		return api.Errorf(ErrInvalid, "limits must not be negative")

@@ -25,7 +25,8 @@ func reject(code, format string, args ...any) error {
 }
 
 // handle processes one line from the child and queues its answer when the
-// line asked for one.
+// line asked for one. A valid line (well formed, for this connection's
+// process) first ends the handshake (conn.go spoken).
 func (c *conn) handle(line []byte) {
 	var msg wire.Message
 	err := wire.Decode(line, &msg)
@@ -35,6 +36,9 @@ func (c *conn) handle(line []byte) {
 			err = &rejectError{code: de.Code, msg: de.Reason}
 		}
 	} else {
+		if msg.ProcessID == c.p.id {
+			c.spoken()
+		}
 		err = c.dispatch(&msg)
 	}
 	if len(msg.ID) > 0 {
@@ -138,11 +142,12 @@ func (c *conn) dispatch(msg *wire.Message) error {
 
 // persistConnected records that the child has connected, so that a node
 // re-adopting it monitors its heartbeat (and one that never connected is
-// left to its exit). A record written as the process ended is removed again.
+// left to its exit). If the process ended meanwhile, the ended record is
+// written again, so that a running one written late cannot stand.
 func (p *process) persistConnected() {
-	p.sup.persist(p)
+	_ = p.sup.persist(p)
 	if p.finished() {
-		p.sup.unpersist(p.id)
+		_ = p.sup.persist(p)
 	}
 }
 

@@ -289,6 +289,14 @@ func (s *Service) Forget(id string) {
 	}
 }
 
+// Watch starts answering for a process the node lists without reporting
+// it: one that had ended before the node started (get, logs).
+func (s *Service) Watch(id string) {
+	if err := s.watchProcess(id); err != nil {
+		s.log.Error("cannot serve process control subjects", "process", id, "err", err)
+	}
+}
+
 // leaveTimeout bounds the node's last word to the registry on Close: a
 // JetStream cluster that lost its quorum (the other nodes are stopping
 // too) would otherwise hold the shutdown up.

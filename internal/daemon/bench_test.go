@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
+	"os"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -20,8 +20,9 @@ import (
 	"github.com/corral-run/corral/internal/testchild"
 )
 
-// benchNode starts a quiet node with a "sleeper" definition (sleep 600),
-// without JetStream.
+// benchNode starts a quiet node with a "sleeper" definition (sleep 600)
+// and a "relay" one (this binary as a proxy child, to write lines as a
+// child: only a child may speak on its socket), without JetStream.
 func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) { return benchNodeWith(b, false, false) }
 
 // benchNodeWith starts the bench node, with JetStream (durable events, the
@@ -30,6 +31,10 @@ func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) { return benchNodeWith
 // with a CA made for the run.
 func benchNodeWith(b *testing.B, jetstream, secure bool) (*daemon.Daemon, *nats.Conn) {
 	b.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
 	toml := fmt.Sprintf(`
 [node]
 id = "bench"
@@ -42,7 +47,14 @@ command = "sleep"
 args = ["600"]
 heartbeat_timeout = "0s"
 stop_timeout = "1s"
-`, testchild.ShortTempDir(b), jetstream)
+[processes.relay]
+command = %q
+heartbeat_timeout = "0s"
+stop_timeout = "1s"
+[processes.relay.env]
+%s = %q
+%s = %q
+`, testchild.ShortTempDir(b), jetstream, exe, testchild.EnvRole, testchild.RoleProxy, testchild.EnvCtrl, benchCtrl(b).Env()[testchild.EnvCtrl])
 	var opts []nats.Option
 	if secure {
 		ca := testcert.New(b)
@@ -67,9 +79,23 @@ key = %q
 	return d, nc
 }
 
+// benchCtrls are the control sockets of the bench nodes' proxy children.
+var benchCtrls = map[testing.TB]*testchild.Ctrl{}
+
+// benchCtrl is b's control socket for proxy children.
+func benchCtrl(b *testing.B) *testchild.Ctrl {
+	if c := benchCtrls[b]; c != nil {
+		return c
+	}
+	c := testchild.NewCtrl(b)
+	benchCtrls[b] = c
+	b.Cleanup(func() { delete(benchCtrls, b) })
+	return c
+}
+
 // BenchmarkRelay measures child → node → NATS subscriber throughput: the
-// benchmark dials a real process's socket as its child would and writes
-// event lines; a separate NATS client counts what arrives. In the durable
+// benchmark writes event lines through a real process's child (a proxy
+// to its socket); a separate NATS client counts what arrives. In the durable
 // case (JetStream on, the default) every line has an id and its ack comes
 // once the stream stored the event.
 func BenchmarkRelay(b *testing.B) {
@@ -86,14 +112,15 @@ func BenchmarkRelay(b *testing.B) {
 			if bc.durable && !nodeDurable(b, nc) {
 				b.Fatal("the node is not durable")
 			}
-			mp, err := control.New(nc).Spawn(context.Background(), "", "sleeper", api.SpawnRequest{})
+			mp, err := control.New(nc).Spawn(context.Background(), "", "relay", api.SpawnRequest{})
 			if err != nil {
 				b.Fatal(err)
 			}
+			conn := benchCtrl(b).Accept()
 			var got atomic.Int64
 			done := make(chan struct{})
 			target := int64(b.N)
-			sub, err := nc.Subscribe("process.sleeper.progress", func(*nats.Msg) {
+			sub, err := nc.Subscribe("process.relay.progress", func(*nats.Msg) {
 				if got.Add(1) == target {
 					close(done)
 				}
@@ -103,11 +130,6 @@ func BenchmarkRelay(b *testing.B) {
 			}
 			_ = sub.SetPendingLimits(-1, -1)
 			_ = nc.Flush()
-			conn, err := net.Dial("unix", mp.SocketPath)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer conn.Close()
 			acks := make(chan int, 1)
 			if withAcks {
 				go func() {
@@ -165,17 +187,18 @@ func nodeDurable(b *testing.B, nc *nats.Conn) bool {
 // to subscriber-receive latency percentiles.
 func BenchmarkRelayLatency(b *testing.B) {
 	_, nc := benchNode(b)
-	mp, err := control.New(nc).Spawn(context.Background(), "", "sleeper", api.SpawnRequest{})
+	mp, err := control.New(nc).Spawn(context.Background(), "", "relay", api.SpawnRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	conn := benchCtrl(b).Accept()
 	const rate = 10_000
 	n := max(b.N, 20_000)
 	sent := make([]int64, n)
 	lat := make([]time.Duration, 0, n)
 	done := make(chan struct{})
 	var seq atomic.Int64
-	_, err = nc.Subscribe("process.sleeper.tick", func(m *nats.Msg) {
+	_, err = nc.Subscribe("process.relay.tick", func(m *nats.Msg) {
 		i := seq.Add(1) - 1
 		lat = append(lat, time.Duration(time.Now().UnixNano()-atomic.LoadInt64(&sent[i])))
 		if int(i) == n-1 {
@@ -186,11 +209,6 @@ func BenchmarkRelayLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	_ = nc.Flush()
-	conn, err := net.Dial("unix", mp.SocketPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
 	b.ResetTimer()
 	// 10 events every millisecond: the rate without a spinning sender
 	// stealing one of the two cores.

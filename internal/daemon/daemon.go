@@ -71,7 +71,8 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 		MaxLineBytes:  cfg.Node.MaxLineBytes,
 		StatsInterval: cfg.Node.StatsInterval, Retention: cfg.Node.Retention, RetentionMax: cfg.Node.RetentionMax,
 		MaxProcesses: cfg.Node.MaxProcesses,
-		Reporter:     d.svc, Logger: logger,
+		LogMaxBytes:  cfg.Node.LogMaxBytes, LogMaxFiles: cfg.Node.LogMaxFiles, HandshakeTimeout: cfg.Node.HandshakeTimeout,
+		Reporter: d.svc, Logger: logger,
 	})
 	if err != nil {
 		return nil, err
@@ -81,8 +82,9 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 			return nil, err
 		}
 	}
-	if res := d.sup.Recover(); len(res.Adopted)+len(res.Lost)+res.Corrupt > 0 {
-		d.log.Info("recovered children of the previous node", "adopted", len(res.Adopted), "lost", len(res.Lost), "corrupt", res.Corrupt)
+	if res := d.sup.Recover(); len(res.Adopted)+len(res.Lost)+len(res.Ended)+len(res.Orphans)+res.Corrupt > 0 {
+		d.log.Info("recovered children of the previous node", "adopted", len(res.Adopted), "lost", len(res.Lost),
+			"ended", len(res.Ended), "orphans", len(res.Orphans), "corrupt", res.Corrupt)
 	}
 	if err := d.svc.Serve(d.sup); err != nil {
 		return nil, err
