@@ -27,6 +27,17 @@ type HistoryOptions struct {
 	// ends. Without it History returns once it has replayed what the
 	// stream held when it started.
 	Follow bool
+	// AfterSeq starts the replay after that stream sequence (a client
+	// that saw it resumes there: no gap, no duplicate); it wins over
+	// Since. What the stream no longer holds (its limits let it go) is
+	// skipped.
+	AfterSeq uint64
+	// New delivers only what is stored from now on (with Follow): no
+	// replay. It wins over Since, not over AfterSeq.
+	New bool
+	// BufferBytes bounds what the consumer fetches ahead of fn
+	// (jetstream.PullMaxBytes); 0 is jetstream's default of 500 messages.
+	BufferBytes int
 }
 
 // History replays the event history kept in the stream CORRAL_EVENTS (see
@@ -51,27 +62,22 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 	if subject == "" {
 		subject = bus.SubjectAll
 	}
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return fmt.Errorf("cannot replay events: %w", err)
-	}
 	reqCtx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	st, err := js.Stream(reqCtx, bus.StreamName)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return api.Errorf(ErrNotFound, "cannot replay events: no event history (stream %s does not exist)", bus.StreamName)
-	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return fmt.Errorf("cannot replay events: no event history: %w", bus.ErrNoJetStream)
-	case err != nil:
+	st, err := c.stream(reqCtx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("cannot replay events: %w", err)
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !opts.Since.IsZero() {
+	switch {
+	case opts.AfterSeq > 0:
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, opts.AfterSeq+1
+	case opts.New:
+		occ.DeliverPolicy = jetstream.DeliverNewPolicy
+	case !opts.Since.IsZero():
 		since := opts.Since
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
@@ -79,7 +85,11 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 	if err != nil {
 		return fmt.Errorf("cannot replay %s: %w", subject, err)
 	}
-	msgs, err := cons.Messages()
+	var pull []jetstream.PullMessagesOpt
+	if opts.BufferBytes > 0 {
+		pull = append(pull, jetstream.PullMaxBytes(opts.BufferBytes))
+	}
+	msgs, err := cons.Messages(pull...)
 	if err != nil {
 		return fmt.Errorf("cannot replay %s: %w", subject, err)
 	}
@@ -111,4 +121,33 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 			return nil
 		}
 	}
+}
+
+// stream finds the event stream: an error wrapping ErrNotFound when there
+// is none, ErrNoJetStream when the server has no JetStream.
+func (c *Control) stream(ctx context.Context) (jetstream.Stream, error) {
+	st, err := c.js.Stream(ctx, bus.StreamName)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, api.Errorf(ErrNotFound, "no event history (stream %s does not exist)", bus.StreamName)
+	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return nil, fmt.Errorf("no event history: %w", bus.ErrNoJetStream)
+	}
+	return st, err
+}
+
+// HistorySubjects returns the subjects the event stream keeps (process.>,
+// or some of it): the events History can replay, each with its stream
+// sequence. What is published on other subjects is live only. The error
+// wraps ErrNotFound when there is no event history and ErrNoJetStream
+// when the server has no JetStream.
+func (c *Control) HistorySubjects(ctx context.Context) ([]string, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	st, err := c.stream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the event history's subjects: %w", err)
+	}
+	return st.CachedInfo().Config.Subjects, nil
 }
