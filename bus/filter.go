@@ -83,3 +83,21 @@ func FilterWithin(filter, pattern string) bool {
 		filter, pattern = frest, prest
 	}
 }
+
+// SubjectsOverlap reports whether some subject matches both a and b
+// (each may have wildcards).
+func SubjectsOverlap(a, b string) bool {
+	for {
+		x, arest, amore := strings.Cut(a, ".")
+		y, brest, bmore := strings.Cut(b, ".")
+		switch {
+		case x == ">" || y == ">":
+			return true
+		case x != "*" && y != "*" && x != y:
+			return false
+		case !amore || !bmore:
+			return amore == bmore
+		}
+		a, b = arest, brest
+	}
+}

@@ -78,6 +78,29 @@ func TestFilterWithin(t *testing.T) {
 	}
 }
 
+func TestSubjectsOverlap(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"process.>", "process.spawned", true},
+		{"process.*.x", "process.a.*", true},
+		{"process.a.x", "process.b.x", false},
+		{"process.stats", "process.*.stats", false},
+		{"process.*", "process.stats", true},
+		{"process.a", "process.a.b", false},
+		{"process.a.>", "process.a", false},
+	} {
+		if got := bus.SubjectsOverlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("SubjectsOverlap(%q, %q) = %v", tc.a, tc.b, got)
+		}
+		if got := bus.SubjectsOverlap(tc.b, tc.a); got != tc.want {
+			t.Errorf("SubjectsOverlap(%q, %q) = %v", tc.b, tc.a, got)
+		}
+	}
+}
+
 func FuzzCheckEventFilter(f *testing.F) {
 	for _, s := range []string{"process.>", "process.*.x", "process..", "x"} {
 		f.Add(s, "process.a.b")

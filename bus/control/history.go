@@ -1,9 +1,11 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/corral-run/corral/api"
@@ -17,6 +19,9 @@ type HistoryOptions struct {
 	// Subject narrows the replay to a subject or wildcard within
 	// process.> (default process.>, the whole stream).
 	Subject string
+	// Subjects, when set, are several such filters, instead of Subject.
+	// They may not overlap (JetStream refuses it).
+	Subjects []string
 	// Since replays what was stored from that time on; zero replays all
 	// the stream holds.
 	Since time.Time
@@ -58,10 +63,11 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 	for _, o := range eopts {
 		o(&cfg)
 	}
-	subject := opts.Subject
-	if subject == "" {
-		subject = bus.SubjectAll
+	filters := opts.Subjects
+	if len(filters) == 0 {
+		filters = []string{cmp.Or(opts.Subject, bus.SubjectAll)}
 	}
+	subject := strings.Join(filters, ", ") // for errors
 	reqCtx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	st, err := c.stream(reqCtx)
@@ -71,7 +77,7 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 		}
 		return fmt.Errorf("cannot replay events: %w", err)
 	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy}
 	switch {
 	case opts.AfterSeq > 0:
 		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, opts.AfterSeq+1

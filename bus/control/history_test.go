@@ -71,6 +71,9 @@ func TestHistory(t *testing.T) {
 	if got := replay(control.HistoryOptions{Subject: "process.other.>"}); len(got) != 1 || got[0].Header(bus.HeaderProcessID) != "proc_b" {
 		t.Errorf("history of process.other.> = %v", got)
 	}
+	if got := replay(control.HistoryOptions{Subjects: []string{"process.nothing.>", "process.other.note"}}); len(got) != 1 || got[0].Seq != 4 {
+		t.Errorf("history of two subjects = %v", got)
+	}
 	if got := replay(control.HistoryOptions{Since: time.Now().Add(time.Hour)}); len(got) != 0 {
 		t.Errorf("history from the future = %v", got)
 	}

@@ -90,6 +90,7 @@ func TestReporterCountsAndHandsOn(t *testing.T) {
 		t.Error("a refusal was not handed back")
 	}
 
+	rep.Define("idle")
 	f := scrape(t, rep, metrics.State{})
 	for _, c := range []struct {
 		name   string
@@ -106,6 +107,8 @@ func TestReporterCountsAndHandsOn(t *testing.T) {
 		{"corral_reports_total", []string{"kind", "spawned"}, 2},
 		{"corral_relay_errors_total", nil, 1},
 		{"corral_relay_latency_seconds", nil, 4}, // one event in 16 of 64
+		{"corral_spawns_total", []string{"definition", "idle"}, 0},
+		{"corral_limit_kills_total", []string{"definition", "idle", "reason", "maxCpuPercent"}, 0},
 	} {
 		if got, ok := f.Value(c.name, c.labels...); !ok || got != c.want {
 			t.Errorf("%s%v = %v (%v), want %v", c.name, c.labels, got, ok, c.want)

@@ -84,6 +84,24 @@ func NewReporter(next node.Reporter) *Reporter {
 	}
 }
 
+// Define starts the series of definitions at zero, so that a scraper
+// sees every family (and rate() its first increase) before anything
+// happens; a definition not given here gets its series when its first
+// report counts.
+func (r *Reporter) Define(names ...string) {
+	for _, name := range names {
+		for _, c := range []*prometheus.CounterVec{r.spawns, r.restarts, r.crashes, r.stops, r.stale, r.restartLimits} {
+			c.WithLabelValues(name)
+		}
+		for _, reason := range []string{api.ReasonHeartbeat, api.ReasonRuntime, api.ReasonMemory, api.ReasonCPU} {
+			r.watchdogKills.WithLabelValues(name, reason)
+		}
+		for _, reason := range []string{api.ReasonRuntime, api.ReasonMemory, api.ReasonCPU} {
+			r.limitKills.WithLabelValues(name, reason)
+		}
+	}
+}
+
 // Publish implements node.Reporter.
 func (r *Reporter) Publish(rep node.Report) error {
 	k := min(int(rep.Kind), maxKind-1)
