@@ -39,6 +39,9 @@ const (
 	livePendingMsgs, livePendingBytes = 1024, 8 << 20
 	// flushEvery is the most events written before a flush.
 	flushEvery = 256
+	// readyWait bounds the wait for the subscriptions before the answer
+	// starts anyway.
+	readyWait = 10 * time.Second
 )
 
 // feedItem is one event for the writer.
@@ -85,9 +88,28 @@ func (g *Gateway) events(w http.ResponseWriter, r *http.Request) error {
 	f := g.startFeed(ctx, filters, from)
 	defer f.wait() // after cancel: no goroutine outlives the request
 	defer cancel()
+	// The answer starts once the subscriptions are in place: a client
+	// that sees the stream open (EventSource's open) misses nothing
+	// published from then on.
+	var early error
+	ready := false
+	select {
+	case <-f.ready:
+		ready = true
+	case early = <-f.errs:
+	case <-time.After(readyWait):
+	case <-ctx.Done():
+		return nil
+	}
 	sw := startSSE(w)
 	for _, note := range f.notes {
 		sw.comment(note)
+	}
+	switch {
+	case ready:
+		sw.comment("listening on " + strings.Join(filters, " "))
+	case early != nil:
+		f.errs <- early // said below, as an event
 	}
 	if err := sw.flush(); err != nil {
 		return nil
@@ -97,9 +119,6 @@ func (g *Gateway) events(w http.ResponseWriter, r *http.Request) error {
 	var dropped uint64
 	for {
 		select {
-		case <-f.ready:
-			f.ready = nil
-			sw.comment("listening on " + strings.Join(filters, " "))
 		case it := <-f.items:
 			sw.event(it.seq, it.subject, it.data)
 		more: // what else is there goes in the same write

@@ -151,22 +151,49 @@ function visible() {
   return out;
 }
 function render() { later("render", renderNow, 100); }
+// Rows are kept by process id and changed cell by cell, so that a button
+// stays the same element while stats stream in (a click is never lost to
+// a redraw), and 1,000 rows cost little.
+const rowsById = new Map();
+function cellsOf(p, now, operator) {
+  const cpu = cpuOf(p), mem = memOf(p), st = p.stale && !finished(p) ? "stale" : p.status;
+  let actions = `<button class="show" data-id="${esc(p.id)}">logs</button>`;
+  if (operator && !finished(p) && p.status !== "unknown") {
+    actions += ` <button class="stop" data-id="${esc(p.id)}">stop</button> <button class="restart" data-id="${esc(p.id)}">restart</button>`;
+  }
+  return [
+    ["st-" + st, st + (p.restartPending ? " (restarting)" : "")], ["", p.instance || p.name], ["id", p.id], ["", p.node],
+    ["num", cpu == null ? "-" : cpu.toFixed(1)], ["num", human(mem)], ["num", duration(uptimeOf(p, now))],
+    ["num", String(p.restarts)], ["actions", actions],
+  ];
+}
 function renderNow() {
   const now = Date.now(), operator = state.role === "operator";
-  const rows = visible();
+  const rows = visible(), tbody = $("#processes tbody"), seen = new Set();
   $("#count").textContent = rows.length + " of " + state.procs.size;
-  $("#processes tbody").innerHTML = rows.map((p) => {
-    const cpu = cpuOf(p), mem = memOf(p), st = p.stale && !finished(p) ? "stale" : p.status;
-    let actions = `<button class="show" data-id="${esc(p.id)}">logs</button>`;
-    if (operator && !finished(p) && p.status !== "unknown") {
-      actions += ` <button class="stop" data-id="${esc(p.id)}">stop</button> <button class="restart" data-id="${esc(p.id)}">restart</button>`;
+  let prev = null;
+  for (const p of rows) {
+    let tr = rowsById.get(p.id);
+    if (!tr) {
+      tr = document.createElement("tr");
+      tr.dataset.id = p.id;
+      for (let i = 0; i < 9; i++) tr.appendChild(document.createElement("td"));
+      rowsById.set(p.id, tr);
     }
-    return `<tr data-id="${esc(p.id)}" class="${p.id === state.selected ? "selected" : ""}">` +
-      `<td class="st-${esc(st)}">${esc(st)}${p.restartPending ? " (restarting)" : ""}</td><td>${esc(p.instance || p.name)}</td>` +
-      `<td class="id">${esc(p.id)}</td><td>${esc(p.node)}</td><td class="num">${cpu == null ? "-" : cpu.toFixed(1)}</td>` +
-      `<td class="num">${human(mem)}</td><td class="num">${duration(uptimeOf(p, now))}</td>` +
-      `<td class="num">${p.restarts}</td><td>${actions}</td></tr>`;
-  }).join("");
+    cellsOf(p, now, operator).forEach(([cls, content], i) => {
+      const td = tr.children[i];
+      if (td.className !== cls) td.className = cls;
+      if (cls === "actions") {
+        if (td.dataset.html !== content) { td.innerHTML = content; td.dataset.html = content; }
+      } else if (td.textContent !== content) td.textContent = content;
+    });
+    tr.classList.toggle("selected", p.id === state.selected);
+    const want = prev ? prev.nextSibling : tbody.firstChild;
+    if (want !== tr) tbody.insertBefore(tr, want);
+    prev = tr;
+    seen.add(p.id);
+  }
+  for (const [id, tr] of rowsById) if (!seen.has(id)) { tr.remove(); rowsById.delete(id); }
   for (const th of document.querySelectorAll("#processes th[data-sort]")) {
     th.classList.toggle("sorted", th.dataset.sort === state.sort.key);
     th.classList.toggle("asc", state.sort.asc);
@@ -219,7 +246,8 @@ function startLive() {
     render();
   });
   es.onerror = () => say("event stream interrupted: reconnecting…", true);
-  es.onopen = () => say("");
+  // Open means subscribed: a fresh look covers what happened before.
+  es.onopen = () => { say(""); loadProcesses(); loadNodes(); };
 }
 function stopStreams() {
   for (const k of ["live", "logs"]) if (state[k]) { state[k].close(); state[k] = null; }
@@ -255,7 +283,7 @@ function chart(canvas, values, color) {
   g.fillText(max.toFixed(1), 2, 12); g.fillText("0", 2, h - 4);
   g.strokeStyle = color; g.lineWidth = 1.5; g.beginPath();
   values.forEach((v, i) => {
-    const x = pad + (w - pad - 4) * (values.length === 1 ? 1 : i / (SERIES - 1));
+    const x = pad + (w - pad - 4) * ((SERIES - values.length + i) / (SERIES - 1)); // the newest at the right
     const y = h - 6 - (h - 12) * (v / max);
     i ? g.lineTo(x, y) : g.moveTo(x, y);
   });
@@ -304,8 +332,10 @@ async function followEvents() {
     const items = pending.filter((e) => !quiet || !(e.event === "process.heartbeat" || e.event.endsWith(".stats")));
     pending = [];
     if (!items.length) return;
-    const html = items.map((e) => `<li><time>${esc(new Date().toLocaleTimeString())}</time><span class="subject">${esc(e.event)}</span>${esc(e.data)}</li>`).join("");
-    list.insertAdjacentHTML("afterbegin", html.split("</li>").reverse().join("</li>").replace(/^<\/li>/, "") + "</li>");
+    const at = esc(new Date().toLocaleTimeString());
+    const html = items.slice(-200).reverse() // newest first
+      .map((e) => `<li><time>${at}</time><span class="subject">${esc(e.event)}</span>${esc(e.data)}</li>`).join("");
+    list.insertAdjacentHTML("afterbegin", html);
     while (list.children.length > 200) list.lastChild.remove();
   };
   while (!ctl.signal.aborted) {
