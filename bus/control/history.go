@@ -143,17 +143,26 @@ func (c *Control) stream(ctx context.Context) (jetstream.Stream, error) {
 	return st, err
 }
 
-// HistorySubjects returns the subjects the event stream keeps (process.>,
-// or some of it): the events History can replay, each with its stream
-// sequence. What is published on other subjects is live only. The error
-// wraps ErrNotFound when there is no event history and ErrNoJetStream
-// when the server has no JetStream.
-func (c *Control) HistorySubjects(ctx context.Context) ([]string, error) {
+// HistoryState is what the event stream holds.
+type HistoryState struct {
+	// Subjects are the subjects it keeps (process.>, or some of it): the
+	// events History can replay, each with its stream sequence. What is
+	// published on other subjects is live only.
+	Subjects []string
+	// LastSeq is the sequence of the last event it stored.
+	LastSeq uint64
+}
+
+// HistoryState describes the event stream. The error wraps ErrNotFound
+// when there is no event history and ErrNoJetStream when the server has
+// no JetStream.
+func (c *Control) HistoryState(ctx context.Context) (HistoryState, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	st, err := c.stream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the event history's subjects: %w", err)
+		return HistoryState{}, fmt.Errorf("cannot read the event history's state: %w", err)
 	}
-	return st.CachedInfo().Config.Subjects, nil
+	info := st.CachedInfo()
+	return HistoryState{Subjects: info.Config.Subjects, LastSeq: info.State.LastSeq}, nil
 }

@@ -89,8 +89,8 @@ func TestHistory(t *testing.T) {
 	if got := replay(control.HistoryOptions{AfterSeq: 4}); len(got) != 0 {
 		t.Errorf("history after the last seq = %v", got)
 	}
-	if subjects, err := ctl.HistorySubjects(ctx); err != nil || len(subjects) != 1 || subjects[0] != bus.SubjectAll {
-		t.Errorf("HistorySubjects = %v, %v", subjects, err)
+	if hs, err := ctl.HistoryState(ctx); err != nil || len(hs.Subjects) != 1 || hs.Subjects[0] != bus.SubjectAll || hs.LastSeq != 4 {
+		t.Errorf("HistoryState = %+v, %v", hs, err)
 	}
 
 	// New: nothing of the past, what is stored from now on.
@@ -151,8 +151,8 @@ func TestHistoryWithoutStream(t *testing.T) {
 	if err := ctl.History(ctx, control.HistoryOptions{}, noop); !errors.Is(err, control.ErrNotFound) {
 		t.Errorf("History without the stream = %v, want ErrNotFound", err)
 	}
-	if _, err := ctl.HistorySubjects(ctx); !errors.Is(err, control.ErrNotFound) {
-		t.Errorf("HistorySubjects without the stream = %v, want ErrNotFound", err)
+	if _, err := ctl.HistoryState(ctx); !errors.Is(err, control.ErrNotFound) {
+		t.Errorf("HistoryState without the stream = %v, want ErrNotFound", err)
 	}
 	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -163,8 +163,8 @@ func TestHistoryWithoutStream(t *testing.T) {
 	if err := ctl.History(ctx, control.HistoryOptions{}, noop); !errors.Is(err, bus.ErrNoJetStream) {
 		t.Errorf("History without JetStream = %v, want ErrNoJetStream", err)
 	}
-	if _, err := ctl.HistorySubjects(ctx); !errors.Is(err, bus.ErrNoJetStream) {
-		t.Errorf("HistorySubjects without JetStream = %v, want ErrNoJetStream", err)
+	if _, err := ctl.HistoryState(ctx); !errors.Is(err, bus.ErrNoJetStream) {
+		t.Errorf("HistoryState without JetStream = %v, want ErrNoJetStream", err)
 	}
 }
 

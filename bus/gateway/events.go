@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/corral-run/corral/bus"
@@ -16,13 +15,14 @@ import (
 )
 
 // Events as server-sent events. What the event stream CORRAL_EVENTS keeps
-// is read through an ordered consumer (control.History): each event
-// carries its stream sequence as its SSE id, and a client that reconnects
-// with Last-Event-ID resumes right after it, without gap or duplicate
-// (unless the stream's limits let go of what it missed). Subjects the
-// stream does not keep are followed live (control.Events): their events
-// have no id and a client that was away misses them. Without JetStream
-// everything is live.
+// comes from the stream (hub.go: one ordered consumer for every client,
+// and the history for a client that resumes): each event carries its
+// stream sequence as its SSE id, and a client that reconnects with
+// Last-Event-ID resumes right after it, without gap or duplicate (unless
+// the stream's limits let go of what it missed). Subjects the stream does
+// not keep are followed live (one core subscription for every client):
+// their events have no id and a client that was away misses them.
+// Without JetStream everything is live.
 
 // maxFilters bounds the subject filters of one stream.
 const maxFilters = 8
@@ -117,19 +117,15 @@ func (g *Gateway) events(w http.ResponseWriter, r *http.Request) error {
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
 	var dropped uint64
+	live := f.liveItems()
 	for {
 		select {
-		case it := <-f.items:
+		case it := <-f.stored:
 			sw.event(it.seq, it.subject, it.data)
-		more: // what else is there goes in the same write
-			for n := 1; n < flushEvery; n++ {
-				select {
-				case it := <-f.items:
-					sw.event(it.seq, it.subject, it.data)
-				default:
-					break more
-				}
-			}
+			drain(sw, f.stored, live)
+		case it := <-live:
+			sw.event(it.seq, it.subject, it.data)
+			drain(sw, f.stored, live)
 		case err := <-f.errs:
 			data, _ := json.Marshal(ErrorBody{Error: err.Error(), Code: statusOf(err)})
 			sw.event(0, "error", data)
@@ -140,12 +136,27 @@ func (g *Gateway) events(w http.ResponseWriter, r *http.Request) error {
 		case <-ctx.Done():
 			return nil
 		}
-		if d := f.dropped.Load(); d != dropped {
+		if d := f.dropped(); d != dropped {
 			sw.comment(fmt.Sprintf("dropped %d live events: this client reads too slowly", d-dropped))
 			dropped = d
 		}
 		if err := sw.flush(); err != nil {
 			return nil // the client is gone
+		}
+	}
+}
+
+// drain adds to sw what else waits, up to flushEvery events, so that they
+// go in one write.
+func drain(sw *sseWriter, stored, live <-chan feedItem) {
+	for n := 1; n < flushEvery; n++ {
+		select {
+		case it := <-stored:
+			sw.event(it.seq, it.subject, it.data)
+		case it := <-live:
+			sw.event(it.seq, it.subject, it.data)
+		default:
+			return
 		}
 	}
 }
@@ -203,31 +214,45 @@ func (g *Gateway) acquireStream() (func(), error) {
 	return func() { once.Do(func() { g.streams.Add(-1) }) }, nil
 }
 
-// feed is the events of one stream, from the history and live.
+// feed is the events of one stream, from the hubs and the history.
 type feed struct {
-	items   chan feedItem
-	errs    chan error
-	ready   chan struct{} // closed once every source is in place
-	notes   []string      // said to the client first, as comments
-	dropped atomic.Uint64 // live events the queue had no room for
-	wg      sync.WaitGroup
+	stored chan feedItem // from followStored, in stream order
+	live   *hubClient    // nil when every subject is stored
+	errs   chan error
+	ready  chan struct{} // closed once the stream misses nothing from now on
+	notes  []string      // said to the client first, as comments
+	wg     sync.WaitGroup
 }
 
 func (f *feed) wait() { f.wg.Wait() }
 
+// liveItems is the live client's queue, or nil.
+func (f *feed) liveItems() chan feedItem {
+	if f.live == nil {
+		return nil
+	}
+	return f.live.queue
+}
+
+// dropped counts the live events lost so far.
+func (f *feed) dropped() uint64 {
+	if f.live == nil {
+		return 0
+	}
+	return f.live.dropped.Load()
+}
+
 // startFeed starts the sources of a stream; they stop when ctx ends.
 func (g *Gateway) startFeed(ctx context.Context, filters []string, from eventsFrom) *feed {
-	f := &feed{items: make(chan feedItem, feedQueue), errs: make(chan error, maxFilters+1), ready: make(chan struct{})}
-	stored, err := g.ctl.HistorySubjects(ctx)
-	if err != nil {
-		stored = nil
-		if from.afterSeq > 0 || !from.since.IsZero() {
-			f.notes = append(f.notes, "no event history ("+err.Error()+"): live events only, nothing replayed")
-		}
+	f := &feed{stored: make(chan feedItem, feedQueue), errs: make(chan error, 2), ready: make(chan struct{})}
+	state, err := g.ctl.HistoryState(ctx)
+	if err != nil && (from.afterSeq > 0 || !from.since.IsZero()) {
+		f.notes = append(f.notes, "no event history ("+err.Error()+"): live events only, nothing replayed")
 	}
-	// The filters the stream keeps something of go to the consumer; those
-	// it does not keep wholly are followed live too, for what it does not
-	// keep.
+	stored := state.Subjects
+	// The filters the stream keeps something of come from the stored hub
+	// (and the history); those it does not keep wholly come live too, for
+	// what it does not keep.
 	var history, live []string
 	for _, flt := range filters {
 		within, overlaps := false, false
@@ -242,64 +267,133 @@ func (g *Gateway) startFeed(ctx context.Context, filters []string, from eventsFr
 			live = append(live, flt)
 		}
 	}
-	isStored := func(subject string) bool {
-		for _, p := range stored {
-			if bus.SubjectMatches(p, subject) {
-				return true
-			}
-		}
-		return false
-	}
-	var pending atomic.Int32
-	pending.Store(int32(len(live)))
-	if len(history) > 0 {
-		pending.Add(1)
-	}
+	pending := 0
+	var mu sync.Mutex
 	subscribed := func() {
-		if pending.Add(-1) == 0 {
+		mu.Lock()
+		defer mu.Unlock()
+		if pending--; pending == 0 {
 			close(f.ready)
 		}
 	}
-	if pending.Load() == 0 {
+	if len(history) > 0 {
+		pending++
+	}
+	if len(live) > 0 {
+		pending++
+	}
+	if pending == 0 {
 		close(f.ready)
 	}
-	fail := func(err error) {
-		if err != nil && ctx.Err() == nil {
-			f.errs <- err
+	if len(live) > 0 {
+		isStored := func(subject string) bool {
+			for _, p := range stored {
+				if bus.SubjectMatches(p, subject) {
+					return false
+				}
+			}
+			return true
+		}
+		c := g.newHubClient(live, isStored)
+		if _, err := g.live.join(ctx, c); err != nil {
+			f.fail(ctx, err)
+		} else {
+			f.live = c
+			subscribed()
+			f.wg.Go(func() {
+				defer g.live.leave(c)
+				select {
+				case err := <-c.failed:
+					f.fail(ctx, err)
+				case <-ctx.Done():
+				}
+			})
 		}
 	}
 	if len(history) > 0 {
-		opts := control.HistoryOptions{Subjects: history, Follow: true, BufferBytes: historyBuffer}
-		switch {
-		case from.afterSeq > 0:
-			opts.AfterSeq = from.afterSeq
-		case !from.since.IsZero():
-			opts.Since = from.since
-		default:
-			opts.New = true
-		}
 		f.wg.Go(func() {
-			fail(g.ctl.History(ctx, opts, func(e control.Event) {
-				select {
-				case f.items <- feedItem{seq: e.Seq, subject: e.Subject, data: e.Data}:
-				case <-ctx.Done():
-				}
-			}, control.OnSubscribed(subscribed)))
-		})
-	}
-	for _, flt := range live {
-		f.wg.Go(func() {
-			fail(g.ctl.Events(ctx, flt, func(e control.Event) {
-				if isStored(e.Subject) {
-					return // it comes from the history, with its id
-				}
-				select {
-				case f.items <- feedItem{subject: e.Subject, data: e.Data}:
-				default:
-					f.dropped.Add(1)
-				}
-			}, control.OnSubscribed(subscribed), control.PendingLimits(livePendingMsgs, livePendingBytes)))
+			f.fail(ctx, g.followStored(ctx, history, from, state.LastSeq, f.stored, subscribed))
 		})
 	}
 	return f
+}
+
+// fail reports err to the writer, unless the stream is over anyway.
+func (f *feed) fail(ctx context.Context, err error) {
+	if err != nil && ctx.Err() == nil {
+		f.errs <- err
+	}
+}
+
+// followStored sends the stored events of filters to out, in stream
+// order, each once: first what the history holds from where the client
+// starts (after its last event, or since a time; nothing for a client
+// that starts now), then what the stored hub dispatches. It joins the hub
+// before it reads the history, so nothing falls between the two, and
+// skips what it sent already. A client that falls behind the hub (its
+// queue overflowed) catches up from the history and joins again. It
+// returns when ctx ends, or the error that ended it.
+func (g *Gateway) followStored(ctx context.Context, filters []string, from eventsFrom, lastSeq uint64, out chan<- feedItem, subscribed func()) error {
+	last, since := from.afterSeq, from.since
+	if last > lastSeq {
+		last = lastSeq // the stream was made again since the client's last event
+	}
+	replay := last > 0 || !since.IsZero()
+	if !replay {
+		last = lastSeq // a client that starts now: what the stream holds is past
+	}
+	send := func(it feedItem) bool {
+		if it.seq <= last {
+			return true // sent already
+		}
+		select {
+		case out <- it:
+			last = it.seq
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	first := true
+	for {
+		c := g.newHubClient(filters, nil)
+		if _, err := g.stored.join(ctx, c); err != nil {
+			return err
+		}
+		if first {
+			subscribed()
+			first = false
+		}
+		if replay {
+			opts := control.HistoryOptions{Subjects: filters, AfterSeq: last, BufferBytes: historyBuffer}
+			if last == 0 {
+				opts.Since = since
+			}
+			err := g.ctl.History(ctx, opts, func(e control.Event) { send(feedItem{seq: e.Seq, subject: e.Subject, data: e.Data}) })
+			if err != nil || ctx.Err() != nil {
+				g.stored.leave(c)
+				return err
+			}
+		}
+		replay = true // from now on, a catch-up replays after last
+	drain:
+		for {
+			select {
+			case it := <-c.queue:
+				if !send(it) {
+					g.stored.leave(c)
+					return nil
+				}
+			case err := <-c.failed:
+				return err
+			case <-ctx.Done():
+				g.stored.leave(c)
+				return nil
+			}
+			if c.lagged.Load() && len(c.queue) == 0 {
+				break drain // caught up with what was queued: the rest from the history
+			}
+		}
+		g.stored.leave(c)
+	}
 }

@@ -213,3 +213,43 @@ func TestLogsFollow(t *testing.T) {
 		t.Error("the stream went on after its end")
 	}
 }
+
+// A stream that falls behind the shared subscription (its queue of 4
+// overflows under a burst) catches up from the history: every event, in
+// order, once.
+func TestSlowStreamCatchesUp(t *testing.T) {
+	s := startSite(t, true, gateway.Config{StreamQueue: 4})
+	st := s.openStream(t, "/api/v1/events?subject=process.demo.>")
+	st.listening(t)
+	const burst = 3000
+	publishDemo(t, s, 0, burst)
+	for want := range burst {
+		if n := tickN(t, st.next(t)); n != want {
+			t.Fatalf("event %d has n = %d: a gap or a duplicate", want, n)
+		}
+	}
+	publishDemo(t, s, burst, 1)
+	if n := tickN(t, st.next(t)); n != burst {
+		t.Fatalf("then n = %d, want %d", n, burst)
+	}
+}
+
+// A live stream that falls behind loses events, and says how many.
+func TestSlowLiveStreamSaysWhatItLost(t *testing.T) {
+	s := startSite(t, false, gateway.Config{StreamQueue: 4})
+	st := s.openStream(t, "/api/v1/events?subject=process.demo.>")
+	st.listening(t)
+	publishDemo(t, s, 0, 3000)
+	got := 0
+	for {
+		if _, err := st.read(time.Second); err != nil {
+			break
+		}
+		got++
+	}
+	said := strings.Join(st.comments, "\n")
+	t.Logf("%d of 3000 live events delivered", got)
+	if got < 3000 && !strings.Contains(said, "live events: this client reads too slowly") {
+		t.Errorf("%d of 3000 events, and no word of the others: %q", got, st.comments)
+	}
+}

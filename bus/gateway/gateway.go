@@ -44,6 +44,10 @@ type Config struct {
 	// MaxStreams bounds the event and log streams served at once
 	// (default 256): more get 503.
 	MaxStreams int
+	// StreamQueue bounds the events waiting for one stream's writer
+	// (default 1024): a stream that falls further behind catches up from
+	// the history (stored events) or loses the live ones, counted.
+	StreamQueue int
 	// MaxSessions bounds the dashboard's sign-ins kept (default 1024):
 	// the oldest goes first. SessionTTL is how long one lasts (default
 	// 12h).
@@ -78,6 +82,7 @@ type Check struct {
 const (
 	DefaultMaxConns    = 1024
 	DefaultMaxStreams  = 256
+	DefaultStreamQueue = 1024
 	DefaultMaxSessions = 1024
 	DefaultSessionTTL  = 12 * time.Hour
 	DefaultLogPoll     = 250 * time.Millisecond
@@ -99,6 +104,9 @@ type Gateway struct {
 
 	auth     *authenticator
 	handler  http.Handler
+	stored   hub            // the event stream, shared by the streams
+	live     hub            // process.> live, shared by the streams
+	bg       sync.WaitGroup // the hubs' subscriptions
 	streams  atomic.Int64
 	srv      *http.Server
 	ln       net.Listener
@@ -122,6 +130,9 @@ func New(ctl *control.Control, cfg Config) (*Gateway, error) {
 	}
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.StreamQueue <= 0 {
+		cfg.StreamQueue = DefaultStreamQueue
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
@@ -161,6 +172,7 @@ func New(ctl *control.Control, cfg Config) (*Gateway, error) {
 	}
 	g.auth = newAuthenticator(cfg.Tokens, cfg.MaxSessions, cfg.SessionTTL, cfg.TLS != nil)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.stored, g.live = hub{g: g, stored: true}, hub{g: g}
 	g.handler = g.routes()
 	return g, nil
 }
@@ -245,7 +257,8 @@ func (g *Gateway) Close(ctx context.Context) error {
 		return nil
 	}
 	g.closed = true
-	g.cancel() // streams end: Shutdown does not wait for hijacked-free long requests otherwise
+	g.cancel() // the streams and the hubs end: Shutdown would wait for them otherwise
+	defer g.bg.Wait()
 	if g.srv == nil {
 		return nil
 	}

@@ -194,6 +194,7 @@ function renderNow() {
     seen.add(p.id);
   }
   for (const [id, tr] of rowsById) if (!seen.has(id)) { tr.remove(); rowsById.delete(id); }
+  if (rows.length && !performance.getEntriesByName("corral-processes").length) performance.mark("corral-processes"); // first paint of the table
   for (const th of document.querySelectorAll("#processes th[data-sort]")) {
     th.classList.toggle("sorted", th.dataset.sort === state.sort.key);
     th.classList.toggle("asc", state.sort.asc);
