@@ -15,6 +15,7 @@ import (
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/gateway"
 	"github.com/corral-run/corral/internal/testnode"
+	"github.com/corral-run/corral/node"
 )
 
 // The dashboard, tested in a real browser: Debian's chromium, driven by
@@ -144,6 +145,32 @@ func TestDashboardOperator(t *testing.T) {
 	}
 	run(t, ctx, 10*time.Second, "the row without its stop button",
 		chromedp.WaitNotPresent(chromedp.CSS(fmt.Sprintf(`button.stop[data-id=%q]`, mp.ID))))
+
+	// The spawn form, built from the definitions.
+	run(t, ctx, 10*time.Second, "spawn a sleeper from the form",
+		chromedp.SetValue(chromedp.CSS(`#spawn-name`), "sleeper"),
+		chromedp.SendKeys(chromedp.CSS(`#spawn-meta`), `{"from":"the form"}`),
+		chromedp.Click(chromedp.CSS(`#spawn-form button[type=submit]`)))
+	result := value(t, ctx, 10*time.Second, "the form's answer", chromedp.Poll[string](
+		`document.querySelector("#spawn-result").textContent`, chromedp.WithPollingInterval(20*time.Millisecond)))
+	var fromForm api.ManagedProcess
+	for _, p := range s.node.Sup.GetAll() {
+		if string(p.Metadata) == `{"from":"the form"}` {
+			fromForm = p
+		}
+	}
+	if fromForm.ID == "" || result != "spawned "+fromForm.ID+" on n1" {
+		t.Errorf("the spawn form said %q; spawned %+v", result, fromForm)
+	}
+
+	// A node that dies (its process left running) stands out.
+	n2 := testnode.Start(t, s.node.Srv, testnode.Spec{ID: "n2", JetStream: true})
+	if _, err := n2.Sup.Spawn(testnode.Context(t), "sleeper", node.SpawnOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, 10*time.Second, "node n2 on the page", chromedp.WaitVisible(chromedp.CSS(`#nodes tr[data-node="n2"]`)))
+	n2.Die(t)
+	run(t, ctx, 15*time.Second, "node n2 shown gone", chromedp.WaitVisible(chromedp.CSS(`#nodes tr.gone[data-node="n2"]`)))
 }
 
 func pollStatus(t *testing.T, s *site, id string, ok func(api.Status) bool) bool {

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/corral-run/corral/bus/metrics/metricstest"
 	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testchild"
+	"github.com/corral-run/corral/node"
 )
 
 // startHTTPNode runs a whole node with JetStream and its HTTP gateway on
@@ -145,5 +147,41 @@ func TestNodeServesGatewayAndMetrics(t *testing.T) {
 		if got, ok := f.Value(c.name, c.labels...); !ok || got < c.min {
 			t.Errorf("%s%v = %v (%v), want at least %v", c.name, c.labels, got, ok, c.min)
 		}
+	}
+}
+
+// A node that shuts down says so on /readyz while it stops its children,
+// before its gateway closes.
+func TestReadyzSaysShuttingDown(t *testing.T) {
+	d := startDaemon(t, parseConfig(t, fmt.Sprintf(`
+[node]
+id = "n1"
+data_dir = %q
+[nats]
+listen = "127.0.0.1:0"
+jetstream = false
+[http]
+listen = "127.0.0.1:0"
+[processes.stubborn]
+command = "sh"
+args = ["-c", "trap '' TERM; while :; do sleep 0.1; done"]
+stop_timeout = "3s"
+`, testchild.ShortTempDir(t))), slog.LevelWarn)
+	if _, err := d.Supervisor().Spawn(t.Context(), "stubborn", node.SpawnOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	base := d.HTTPURL()
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close(context.Background()) }()
+	var rd gateway.Readiness
+	await.Until(t, 3*time.Second, "/readyz saying shutting down", func() bool {
+		code, body := httpGet(t, base+"/readyz")
+		return code == 503 && json.Unmarshal(body, &rd) == nil && len(rd.NotReady) == 1 && rd.NotReady[0] == "running: shutting down"
+	})
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the gateway still answers after Close")
 	}
 }
