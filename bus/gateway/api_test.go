@@ -1,17 +1,21 @@
 package gateway_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/bus/gateway"
+	"github.com/corral-run/corral/internal/testcert"
 	"github.com/corral-run/corral/internal/testnode"
 )
 
@@ -387,5 +391,54 @@ func TestLargeAnswersAreCompressed(t *testing.T) {
 	if resp.Header.Get("Content-Encoding") != "gzip" {
 		t.Errorf("20 processes: Content-Encoding %q", resp.Header.Get("Content-Encoding"))
 	}
-	_ = time.Second
+}
+
+// Over HTTPS with tokens, on every interface: the gateway a fabric opens
+// to its operators. The session cookie is Secure there.
+func TestHTTPS(t *testing.T) {
+	ca := testcert.New(t)
+	cert, key := ca.Issue(t, "gateway")
+	const token = "operator-token-0123456789"
+	n := testnode.StartOne(t)
+	s := startGateway(t, n, gateway.Config{Listen: "0.0.0.0:0", TLS: &gateway.TLS{Cert: cert, Key: key},
+		Tokens: []gateway.Token{{Token: token, Role: bus.RoleOperator}}})
+	if s.gw.Insecure() {
+		t.Error("tokens and TLS on every interface count as insecure")
+	}
+	pem, err := os.ReadFile(ca.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	_, port, _ := net.SplitHostPort(s.gw.Addr())
+	base := "https://127.0.0.1:" + port
+	get := func(path string, headers ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := get("/api/v1/nodes"); r.StatusCode != 401 {
+		t.Errorf("without a token over HTTPS: %d", r.StatusCode)
+	}
+	if r := get("/api/v1/nodes", "Authorization", "Bearer "+token); r.StatusCode != 200 {
+		t.Errorf("with the token over HTTPS: %d", r.StatusCode)
+	}
+	resp, err := client.Post(base+"/api/v1/session", "application/json", strings.NewReader(`{"token":"`+token+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if c := resp.Header.Get("Set-Cookie"); resp.StatusCode != 200 || !strings.Contains(c, "Secure") {
+		t.Errorf("login over HTTPS: %d, cookie %q", resp.StatusCode, c)
+	}
 }
