@@ -59,12 +59,13 @@ var (
 	leafSchemes  = []string{"nats-leaf", "nats", "tls", "ws", "wss"}
 )
 
-// subTables are the tables inside [node] and [nats] whose keys are
+// subTables are the tables inside [node], [nats] and [http] whose keys are
 // settings of their own (nats.cluster.listen): the file's values are read
 // from them like those of [nats].
 var subTables = map[string]bool{
 	"nats.cluster": true, "nats.leaf": true,
 	"nats.tls": true, "nats.cluster.tls": true, "nats.leaf.tls": true,
+	"nats.websocket": true, "nats.websocket.tls": true, "http.tls": true,
 }
 
 // subTableValues checks the keys of a sub-table (see subTables) of the

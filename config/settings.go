@@ -43,7 +43,7 @@ const (
 	kindServers           // a string of comma-separated servers, or an array of strings
 )
 
-// settings lists every [node] and [nats] key. An empty default string means
+// settings lists every [node], [nats] and [http] key. An empty default string means
 // the default is computed (node.id from the host name, node.socket_dir
 // from node.data_dir).
 var settings = []setting{
@@ -100,6 +100,14 @@ var settings = []setting{
 	{"nats.leaf.tls.key", kindString, ""},
 	{"nats.leaf.tls.ca", kindString, ""},
 	{"nats.leaf.tls.verify", kindBool, false},
+	{"nats.monitor", kindString, ""},
+	{"nats.websocket.listen", kindString, ""},
+	{"nats.websocket.tls.cert", kindString, ""},
+	{"nats.websocket.tls.key", kindString, ""},
+	{"http.listen", kindString, DefaultHTTPListen},
+	{"http.insecure", kindBool, false},
+	{"http.tls.cert", kindString, ""},
+	{"http.tls.key", kindString, ""},
 }
 
 // checkLogMaxBytes and checkLogMaxFiles bound log_max_bytes and
@@ -139,9 +147,9 @@ const (
 	maxPayload       = 64 << 20
 )
 
-// parseSettings layers defaults, the file's [node] and [nats] tables and
+// parseSettings layers defaults, the file's [node], [nats] and [http] tables and
 // the environment with viper, and validates the result.
-func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (NodeConfig, NATSConfig, error) {
+func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (NodeConfig, NATSConfig, HTTPConfig, error) {
 	kinds := make(map[string]valueKind, len(settings))
 	v := viper.New()
 	for _, s := range settings {
@@ -151,35 +159,35 @@ func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (N
 
 	// The file: only known keys of the right TOML type get through.
 	file := map[string]any{}
-	for _, section := range []string{"node", "nats"} {
+	for _, section := range []string{"node", "nats", "http"} {
 		table, _ := doc[section].(map[string]any)
 		values := map[string]any{}
 		for _, k := range sortedKeys(table) {
 			key := section + "." + k
-			if key == labelsKey || key == usersKey {
-				continue // tables of their own: see parseLabels, parseUsers
+			if key == labelsKey || key == usersKey || key == tokensKey {
+				continue // tables of their own: see parseLabels, parseUsers, parseTokens
 			}
 			if subTables[key] {
 				sub, err := subTableValues(key, table[k], kinds)
 				if err != nil {
-					return NodeConfig{}, NATSConfig{}, err
+					return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 				}
 				values[k] = sub
 				continue
 			}
 			kind, ok := kinds[key]
 			if !ok {
-				return NodeConfig{}, NATSConfig{}, &KeyError{Key: key, Err: ErrUnknownKey}
+				return NodeConfig{}, NATSConfig{}, HTTPConfig{}, &KeyError{Key: key, Err: ErrUnknownKey}
 			}
 			if err := checkFileType(kind, table[k]); err != nil {
-				return NodeConfig{}, NATSConfig{}, &KeyError{Key: key, Err: err}
+				return NodeConfig{}, NATSConfig{}, HTTPConfig{}, &KeyError{Key: key, Err: err}
 			}
 			values[k] = table[k]
 		}
 		file[section] = values
 	}
 	if err := v.MergeConfigMap(file); err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
 
 	// The environment. viper's AutomaticEnv reads os.Getenv directly, so
@@ -198,20 +206,28 @@ func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (N
 	r := layers{v: v, env: env}
 	n, err := r.node()
 	if err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
 	nodeTable, _ := doc["node"].(map[string]any)
 	if n.Labels, err = parseLabels(nodeTable["labels"], lookupEnv); err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
 	nc, err := r.nats(n)
 	if err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
 	if err := r.natsSecurity(&nc, doc); err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
-	return n, nc, nil
+	if err := r.natsExtras(&nc); err != nil {
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
+	}
+	httpTable, _ := doc["http"].(map[string]any)
+	hc, err := r.http(httpTable)
+	if err != nil {
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
+	}
+	return n, nc, hc, nil
 }
 
 // checkFileType refuses a file value of the wrong TOML type.

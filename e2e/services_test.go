@@ -253,11 +253,11 @@ args = ["1"]
 	}
 	// Hostile input: refused whole, with the key named.
 	for doc, want := range map[string]string{
-		"[services.x]\nprocess = \"sleeper\"\n":                       "services.x.instances is required",
-		"[services.x]\nprocess = \"sleeper\"\ninstances = 100000\n":   "out of range",
-		"[services.\"bad name\"]\nprocess = \"s\"\ninstances = 1\n":    "must be 1 to 64 characters",
-		"[processes.p]\ncommand = \"x\"\ninstances = 2\n":              "run it as a [services.<name>]",
-		"[other]\nx = 1\n":                                             "unknown key",
+		"[services.x]\nprocess = \"sleeper\"\n":                     "services.x.instances is required",
+		"[services.x]\nprocess = \"sleeper\"\ninstances = 100000\n": "out of range",
+		"[services.\"bad name\"]\nprocess = \"s\"\ninstances = 1\n": "must be 1 to 64 characters",
+		"[processes.p]\ncommand = \"x\"\ninstances = 2\n":           "run it as a [services.<name>]",
+		"[other]\nx = 1\n": "unknown key",
 		"[processes.q]\ncommand = \"x\"\nevents.e = { type = 3 }\n":    "cannot compile schema",
 		"[services.y]\nprocess = \"s\"\ninstances = 1\nmetadata = 3\n": "must be a table",
 	} {

@@ -61,6 +61,7 @@ var errDeferred = errors.New("answer deferred")
 // answerLater is a report's Done for a line with an id: it may run on
 // another goroutine, so it only queues the answer and logs.
 func (c *conn) answerLater(id json.RawMessage, err error) {
+	c.p.sup.lines.answered(err)
 	if err == nil {
 		c.out.append(func(b []byte) []byte { return wire.AppendAck(b, id) })
 		return
@@ -80,6 +81,7 @@ func (c *conn) refuse(id json.RawMessage, err error) {
 		code = wire.CodeUnavailable
 	}
 	c.rejected++
+	c.p.sup.lines.reject(code)
 	// The first rejects of a connection are logged, then one in a thousand,
 	// so a child spewing garbage cannot flood the log.
 	if c.rejected <= 10 || c.rejected%1000 == 0 {

@@ -103,6 +103,7 @@ type Supervisor struct {
 	cancel   context.CancelFunc // stops the sampler
 	wg       sync.WaitGroup     // the sampler, the accept loops, every connection and log pipe goroutine
 	reapers  sync.WaitGroup     // one per process, waiting for its exit
+	lines    lineCounters       // answers to the children's lines (metrics.go)
 }
 
 // definition is a Definition with defaults applied and schemas compiled.

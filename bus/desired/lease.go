@@ -37,6 +37,13 @@ type elector struct {
 	renewed time.Time // last taken or renewed
 }
 
+// isHolder reports whether this node took or renewed the lease last.
+func (e *elector) isHolder() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leader
+}
+
 // holds reports whether this node holds the lease, taken or renewed
 // within fresh.
 func (e *elector) holds(fresh time.Duration) bool {
@@ -82,15 +89,17 @@ func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.
 		}
 		e.set(false, 0) // below it may find the lease still its own
 	}
-	nrev, err := kv.Create(ctx, LeaseKey, val)
-	if err == nil {
+	// Look before writing: most looks find a holder alive, and a read
+	// costs the registry less than a refused write.
+	entry, err := kv.Get(ctx, LeaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		nrev, err := kv.Create(ctx, LeaseKey, val)
+		if err != nil {
+			return false // another node was first, or the registry is away
+		}
 		e.set(true, nrev)
 		return true
 	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return false
-	}
-	entry, err := kv.Get(ctx, LeaseKey)
 	if err != nil {
 		return false
 	}
@@ -105,7 +114,8 @@ func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.
 	default:
 		return false
 	}
-	if nrev, err = kv.Update(ctx, LeaseKey, val, entry.Revision()); err != nil {
+	nrev, err := kv.Update(ctx, LeaseKey, val, entry.Revision())
+	if err != nil {
 		return false
 	}
 	e.set(true, nrev)

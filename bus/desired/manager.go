@@ -122,7 +122,15 @@ func (m *Manager) Poke() {
 	}
 }
 
-func (m *Manager) leaseTTL() time.Duration { return registry.MissedHeartbeats * m.cfg.Interval }
+// The lease lasts LeaseTTL unless renewed; its holder renews it every
+// LeaseTTL/5 and acts only while its last renewal is younger than half of
+// it. The others look at it every LeaseTTL/2. A lost holder's lease is
+// taken over at once (process.node_lost), so LeaseTTL only bounds how long
+// a holder that stopped without a loss announced (a partition's minority
+// side) keeps the others waiting.
+const LeaseTTL = 10 * time.Second
+
+func (m *Manager) leaseTTL() time.Duration { return LeaseTTL }
 
 // run sets up, then follows node losses, the applied definitions and the
 // lease, and reconciles while it holds the lease.
@@ -164,7 +172,7 @@ func (m *Manager) run() {
 
 	// Reconcile on every trigger, and every interval in case one was
 	// missed (a spawn refused for room, a node that came back).
-	tick := time.NewTicker(m.cfg.Interval)
+	tick := time.NewTicker(max(m.cfg.Interval, time.Second))
 	defer tick.Stop()
 	for {
 		select {
@@ -184,18 +192,29 @@ func (m *Manager) run() {
 // over). It runs on its own, so a slow reconciliation never delays a
 // renewal.
 func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
-	tick := time.NewTicker(m.cfg.Interval / 2)
+	tick := time.NewTicker(m.leaseTTL() / 10)
 	defer tick.Stop()
 	m.campaign(leases, "")
+	last := time.Now()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
 		case lost := <-m.lostCh:
 			m.campaign(leases, lost)
+			last = time.Now()
 			m.Poke()
 		case <-tick.C:
-			m.campaign(leases, "")
+			// The holder renews every fifth of the lease, the others look
+			// every half.
+			every := m.leaseTTL() / 2
+			if m.elect.isHolder() {
+				every = m.leaseTTL() / 5
+			}
+			if time.Since(last) >= every {
+				m.campaign(leases, "")
+				last = time.Now()
+			}
 		}
 	}
 }
@@ -203,7 +222,7 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 // campaign renews or tries to take the lease; lost names a node just
 // declared lost, whose lease is taken over at once.
 func (m *Manager) campaign(leases jetstream.KeyValue, lost string) {
-	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.Interval)
+	ctx, cancel := context.WithTimeout(m.ctx, m.leaseTTL()/5)
 	defer cancel()
 	if m.elect.campaign(ctx, leases, m.leaseTTL(), lost) {
 		m.Poke() // a new leader looks at once
