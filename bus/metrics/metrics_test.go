@@ -19,10 +19,11 @@ import (
 // next is the Reporter the counting one hands on to: it accepts events at
 // once, or refuses them all.
 type next struct {
-	mu     sync.Mutex
-	got    []node.Report
-	refuse bool
-	forgot []string
+	mu      sync.Mutex
+	got     []node.Report
+	refuse  bool
+	forgot  []string
+	watched []string
 }
 
 func (n *next) Publish(r node.Report) error {
@@ -39,6 +40,7 @@ func (n *next) Publish(r node.Report) error {
 }
 
 func (n *next) Forget(id string) { n.forgot = append(n.forgot, id) }
+func (n *next) Watch(id string)  { n.watched = append(n.watched, id) }
 
 func scrape(t *testing.T, rep *metrics.Reporter, st metrics.State) metricstest.Families {
 	t.Helper()
@@ -84,6 +86,10 @@ func TestReporterCountsAndHandsOn(t *testing.T) {
 	rep.Forget("proc_x")
 	if len(n.forgot) != 1 {
 		t.Error("Forget not handed on")
+	}
+	rep.Watch("proc_y")
+	if len(n.watched) != 1 {
+		t.Error("Watch not handed on")
 	}
 	n.refuse = true
 	if err := rep.Publish(node.Report{Kind: node.KindEvent, Name: "enc"}); err == nil {

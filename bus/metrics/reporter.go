@@ -174,6 +174,14 @@ func (r *Reporter) Forget(id string) {
 	}
 }
 
+// Watch hands on a process Recover listed without a report (see
+// node.Config.Reporter), when the next Reporter wants to know.
+func (r *Reporter) Watch(id string) {
+	if w, ok := r.next.(interface{ Watch(id string) }); ok {
+		w.Watch(id)
+	}
+}
+
 // Describe implements prometheus.Collector.
 func (r *Reporter) Describe(ch chan<- *prometheus.Desc) {
 	ch <- r.reportsDesc
