@@ -64,6 +64,9 @@ const (
 	VerbStopAll     = "stopall"
 	VerbInfo        = "info"
 	VerbReload      = "reload"
+	// VerbProcs returns the node's unfinished processes
+	// (api.NodeProcesses), what its heartbeat's ProcsVersion versions.
+	VerbProcs = "procs"
 )
 
 // VerbHeartbeat is not an endpoint: every node publishes its NodeInfo on

@@ -142,16 +142,6 @@ func TestServicesAcrossTheCluster(t *testing.T) {
 	back := time.Now()
 	t.Logf("enc's instances all running again %v after kill -9 of c, %v after process.node_lost (heartbeat interval %v)",
 		back.Sub(killed).Round(time.Millisecond), back.Sub(lostAt()).Round(time.Millisecond), heartbeatInterval)
-	if os.Getenv("CORRAL_E2E_DEBUG") != "" {
-		for _, n := range nodes[:2] {
-			b, _ := os.ReadFile(n.logPath)
-			for _, l := range strings.Split(string(b), "\n") {
-				if strings.Contains(l, "lease") || strings.Contains(l, "placed") || strings.Contains(l, "lost") || strings.Contains(l, "reconcile") {
-					t.Log(n.id, l)
-				}
-			}
-		}
-	}
 	if pn := perNode(moved); pn["a"] != 3 || pn["b"] != 3 {
 		t.Errorf("after c's loss enc is placed %v, want three on a and on b", pn)
 	}

@@ -61,6 +61,17 @@ func (v registryView) gone(alive map[string]bool, now time.Time) []string {
 	return out
 }
 
+// registryTries is how many nodes readRegistry asks for their view when
+// those it asks have just started.
+const registryTries = 3
+
+// isNotReady: a node answered corral.registry with a 500 (it has just
+// started and not heard every node yet).
+func isNotReady(err error) bool {
+	se, ok := errors.AsType[*ServiceError](err)
+	return ok && se.Code == 500
+}
+
 // registryTimeout bounds a read of the registry: it normally takes
 // milliseconds, and a registry that does not answer (a JetStream cluster
 // electing a leader) leaves discovery live only rather than holding a
@@ -95,7 +106,13 @@ func (c *Control) readRegistry(ctx context.Context, processes string) registryVi
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
 	var rv api.RegistryView
-	if err := c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv); err == nil {
+	err := c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv)
+	for try := 1; try < registryTries && isNotReady(err); try++ {
+		// A node that has just started answers that it has not heard
+		// everyone yet: another node of the queue group may have.
+		err = c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv)
+	}
+	if err == nil {
 		now := time.Now()
 		v := registryView{records: map[string]registry.Record{}, procs: map[string][]api.ProcessSummary{}, allProcs: processes == api.ProcessesAll}
 		for _, e := range rv.Nodes {
@@ -143,7 +160,10 @@ func (c *Control) procsOf(ctx context.Context, v registryView, nodes []string) m
 	if len(missing) == 0 || !v.known() {
 		return out
 	}
-	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	// The processes of a node that died before anyone learned its list:
+	// the registry may have them, but right after a node loss its stream
+	// may be electing a leader: ask it briefly.
+	ctx, cancel := context.WithTimeout(ctx, min(registryTimeout, 500*time.Millisecond))
 	defer cancel()
 	kv := v.kv
 	if kv == nil {

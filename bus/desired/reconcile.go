@@ -48,6 +48,8 @@ func (r *reconciler) pass(ctx context.Context) {
 	}
 	view, cancel := context.WithTimeout(ctx, max(2*time.Second, 2*m.cfg.Interval))
 	defer cancel()
+	t0 := time.Now()
+	defer func() { m.log.Debug("reconcile pass", "took", time.Since(t0)) }()
 	nodes, err := m.cfg.Control.Nodes(view)
 	if err != nil {
 		m.log.Debug("reconcile: cannot list the nodes", "err", err)

@@ -19,7 +19,8 @@ func (s *Service) serveDesired(svc micro.Service, sup Supervisor) error {
 		return nil
 	}
 	cfg := desired.Config{NodeID: s.cfg.NodeID, Labels: s.cfg.Labels, Interval: s.cfg.HeartbeatInterval,
-		Control: s.control, Logger: s.log, Changed: s.DefinitionsChanged}
+		Control: s.control, Logger: s.log, Changed: s.DefinitionsChanged,
+		Alive: s.presence.Alive, Isolated: s.presence.Isolated}
 	if s.cfg.RemoteDefinitions {
 		cfg.Definer = sup
 	}

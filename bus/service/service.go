@@ -194,7 +194,7 @@ func (s *Service) Serve(sup Supervisor) error {
 	}{
 		{bus.VerbSpawn, s.handleSpawn}, {bus.VerbList, s.handleList}, {bus.VerbDefine, s.handleDefine},
 		{bus.VerbDefinitions, s.handleDefinitions}, {bus.VerbStopAll, s.handleStopAll}, {bus.VerbInfo, s.handleInfo},
-		{bus.VerbReload, s.handleReload},
+		{bus.VerbReload, s.handleReload}, {bus.VerbProcs, s.handleProcs},
 	}
 	for _, e := range endpoints {
 		if err := g.AddEndpoint(e.verb, micro.HandlerFunc(e.h)); err != nil {
@@ -210,11 +210,10 @@ func (s *Service) Serve(sup Supervisor) error {
 			return fmt.Errorf("cannot add endpoint %s: %w", e.subject, err)
 		}
 	}
-	if s.cfg.Registry != nil {
-		if err := svc.AddEndpoint("registry", micro.HandlerFunc(s.handleRegistry),
-			micro.WithEndpointSubject(bus.SubjectRegistry), micro.WithEndpointQueueGroup("registry")); err != nil {
-			return fmt.Errorf("cannot add endpoint %s: %w", bus.SubjectRegistry, err)
-		}
+	// Every node knows the others from their heartbeats, registry or not.
+	if err := svc.AddEndpoint("registry", micro.HandlerFunc(s.handleRegistry),
+		micro.WithEndpointSubject(bus.SubjectRegistry), micro.WithEndpointQueueGroup("registry")); err != nil {
+		return fmt.Errorf("cannot add endpoint %s: %w", bus.SubjectRegistry, err)
 	}
 	for _, d := range sup.Definitions() {
 		if err := s.serveSpawn(d.Name); err != nil {
@@ -536,6 +535,13 @@ func (s *Service) handleStopAll(r micro.Request) {
 }
 
 func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
+
+func (s *Service) handleProcs(r micro.Request) { _ = r.RespondJSON(s.presence.Processes()) }
+
+// RegistryView is what the node knows of every node (corral.registry).
+func (s *Service) RegistryView(req api.RegistryRequest) (api.RegistryView, bool) {
+	return s.presence.View(req)
+}
 
 func (s *Service) handleRegistry(r micro.Request) {
 	var req api.RegistryRequest
