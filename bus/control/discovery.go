@@ -250,11 +250,21 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 		return nil, api.Errorf(ErrTimeout, "cannot list nodes: no answer on %s in time", pingSubject())
 	}
 
-	// Ask every node that answered for its info, all at once.
+	// What a node says of itself comes with its heartbeat, which the view
+	// read alongside holds (at most an interval old). Only a node that
+	// answered but is not in it (it has just started) is asked, all at
+	// once.
+	now := time.Now()
 	infos := make(map[string]api.NodeInfo, len(answered))
 	var imu sync.Mutex
 	var wg sync.WaitGroup
 	for id := range answered {
+		if r, ok := reg.records[id]; ok && !r.Info.Lost && r.Info.ID == id && now.Sub(r.At) < registry.GoneAfter(r.Info.IntervalMs) {
+			info := r.Info
+			info.LastSeen = r.At
+			infos[id] = info
+			continue
+		}
 		wg.Go(func() {
 			var info api.NodeInfo
 			if err := c.request(ctx, bus.NodeSubject(id, bus.VerbInfo), nil, &info); err != nil {
@@ -287,7 +297,7 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 			add(info)
 		}
 	}
-	now := time.Now()
+	now = time.Now()
 	for id, r := range reg.records {
 		if seen[id] {
 			continue
@@ -307,6 +317,24 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// candidates lists the live nodes, from a node's view of the cluster
+// alone (one request, not a gathering): what placement needs. ok is false
+// when no view could be read; the caller then gathers (Nodes).
+func (c *Control) candidates(ctx context.Context) (nodes []api.NodeInfo, ok bool) {
+	reg := c.readRegistry(ctx, "")
+	if !reg.known() || reg.kv != nil { // no view, or read from the bucket: not live enough
+		return nil, false
+	}
+	now := time.Now()
+	for id, r := range reg.records {
+		if r.Info.ID == id && !r.Gone(now) {
+			nodes = append(nodes, r.Info)
+		}
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	return nodes, true
 }
 
 // pingLabels reads the labels a node puts in its service metadata.
