@@ -94,7 +94,10 @@ func parseProcess(name string, val any) (node.Definition, error) {
 		// Zero would mean the default to node: say so rather than surprise.
 		p.fail("stop_timeout", errors.New(`must be more than 0s (to kill at once, set stop_signal = "SIGKILL")`))
 	}
-	d.RestartDelay = p.positiveDuration("restart_delay", node.DefaultRestartDelay)
+	// "0s" restarts at once (still counted by max_restarts).
+	if d.RestartDelay = p.duration("restart_delay", node.DefaultRestartDelay); d.RestartDelay == 0 {
+		d.RestartDelay = node.RestartAtOnce
+	}
 	d.RestartDelayMax = p.positiveDuration("restart_delay_max", max(node.DefaultRestartDelayMax, d.RestartDelay))
 	if d.RestartDelayMax < d.RestartDelay {
 		p.fail("restart_delay_max", fmt.Errorf("%s is below restart_delay %s", d.RestartDelayMax, d.RestartDelay))

@@ -222,7 +222,7 @@ func TestProcessErrors(t *testing.T) {
 		{"heartbeat_timeout number", ok + "heartbeat_timeout = 30", "processes.encoder.heartbeat_timeout", `invalid duration integer 30 (write a string such as "30s")`},
 		{"negative heartbeat_timeout", ok + "heartbeat_timeout = \"-1s\"", "processes.encoder.heartbeat_timeout", "must not be negative"},
 		{"bad restart policy", ok + "restart = \"sometimes\"", "processes.encoder.restart", `invalid restart policy "sometimes"`},
-		{"zero restart_delay", ok + "restart_delay = \"0s\"", "processes.encoder.restart_delay", "must be more than 0s"},
+		{"negative restart_delay", ok + "restart_delay = \"-1s\"", "processes.encoder.restart_delay", "must not be negative"},
 		{"delay max below delay", ok + "restart_delay = \"5s\"\nrestart_delay_max = \"1s\"", "processes.encoder.restart_delay_max", "is below restart_delay"},
 		{"tiny stats_interval", ok + "stats_interval = \"1ms\"", "processes.encoder.stats_interval", "must be at least 50ms"},
 		{"bad max_runtime", ok + "limits.max_runtime = \"1 hour\"", "processes.encoder.limits.max_runtime", `invalid duration "1 hour"`},
@@ -256,6 +256,27 @@ func TestProcessErrors(t *testing.T) {
 			_, err := Parse(strings.NewReader(tt.doc), nil)
 			wantKeyError(t, err, tt.key, tt.msg)
 		})
+	}
+}
+
+// restart_delay = "0s" restarts at once: node.RestartAtOnce, and the
+// definition says so on the wire (-1 ms).
+func TestZeroRestartDelayIsAtOnce(t *testing.T) {
+	cfg, err := Parse(strings.NewReader("[processes.w]\ncommand = \"x\"\nauto_restart = true\nrestart_delay = \"0s\"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Processes[0]
+	if d.RestartDelay != node.RestartAtOnce {
+		t.Fatalf("RestartDelay = %v, want RestartAtOnce", d.RestartDelay)
+	}
+	info := d.Info()
+	if info.RestartDelayMs != -1 {
+		t.Errorf("restartDelayMs = %d, want -1", info.RestartDelayMs)
+	}
+	back, err := node.DefinitionFromInfo(info)
+	if err != nil || back.RestartDelay != node.RestartAtOnce {
+		t.Errorf("read back: %v %v", back.RestartDelay, err)
 	}
 }
 

@@ -39,7 +39,8 @@ type Definition struct {
 	StopSignal syscall.Signal
 	// StopTimeout is how long stop waits before SIGKILL (default 5 s).
 	StopTimeout time.Duration
-	// RestartDelay is the first auto-restart backoff (default 1 s); it
+	// RestartDelay is the first auto-restart backoff (default 1 s; a
+	// negative one, RestartAtOnce, restarts at once, with no backoff); it
 	// doubles with each consecutive crash up to RestartDelayMax (default
 	// 30 s), with up to 10 % jitter.
 	RestartDelay    time.Duration
@@ -102,6 +103,9 @@ const (
 	DefaultStopSignal       = syscall.SIGTERM
 	DefaultStopTimeout      = 5 * time.Second
 	DefaultRestartDelay     = time.Second
+	// RestartAtOnce as a RestartDelay restarts a process as soon as it
+	// ended, still counted by MaxRestarts (config restart_delay = "0s").
+	RestartAtOnce = -time.Millisecond
 	DefaultRestartDelayMax  = 30 * time.Second
 	DefaultRestartReset     = 60 * time.Second
 	DefaultStatsInterval    = 5 * time.Second
@@ -203,7 +207,7 @@ func (d Definition) validate() error {
 	if d.StopTimeout < 0 {
 		return api.Errorf(ErrInvalid, "stop timeout must not be negative")
 	}
-	if d.RestartDelay < 0 || d.RestartDelayMax < 0 || d.RestartResetAfter < 0 {
+	if d.RestartDelayMax < 0 || d.RestartResetAfter < 0 {
 		return api.Errorf(ErrInvalid, "restart delays must not be negative")
 	}
 	if d.RestartDelayMax != 0 && d.RestartDelayMax < d.RestartDelay {
@@ -251,7 +255,7 @@ func (d Definition) Info() api.DefinitionInfo {
 		Name: d.Name, Command: d.Command, Args: d.Args, Cwd: d.Cwd, Env: d.Env, Events: d.Events,
 		HeartbeatTimeoutMs: &hb, AutoRestart: d.AutoRestart, MaxRestarts: d.MaxRestarts,
 		StopSignal: api.SignalName(d.StopSignal), StopTimeoutMs: d.StopTimeout.Milliseconds(),
-		RestartDelayMs: d.RestartDelay.Milliseconds(), RestartDelayMaxMs: d.RestartDelayMax.Milliseconds(),
+		RestartDelayMs: restartDelayMs(d.RestartDelay), RestartDelayMaxMs: d.RestartDelayMax.Milliseconds(),
 		RestartResetMs: d.RestartResetAfter.Milliseconds(), Restart: restartPolicy(d.RestartAlways),
 		StatsIntervalMs: d.StatsInterval.Milliseconds(),
 		SpawnEnv:        d.SpawnEnv, SpawnCwd: d.SpawnCwd, User: d.User, Group: d.Group, InheritEnv: &inherit,
@@ -267,7 +271,7 @@ func DefinitionFromInfo(in api.DefinitionInfo) (Definition, error) {
 		Name: in.Name, Command: in.Command, Args: in.Args, Cwd: in.Cwd, Env: in.Env, Events: in.Events,
 		AutoRestart: in.AutoRestart, MaxRestarts: in.MaxRestarts,
 		StopTimeout:       time.Duration(in.StopTimeoutMs) * time.Millisecond,
-		RestartDelay:      time.Duration(in.RestartDelayMs) * time.Millisecond,
+		RestartDelay:      restartDelay(in.RestartDelayMs),
 		RestartDelayMax:   time.Duration(in.RestartDelayMaxMs) * time.Millisecond,
 		RestartResetAfter: time.Duration(in.RestartResetMs) * time.Millisecond,
 		StatsInterval:     time.Duration(in.StatsIntervalMs) * time.Millisecond,
@@ -298,6 +302,23 @@ func DefinitionFromInfo(in api.DefinitionInfo) (Definition, error) {
 		d.StopSignal = sig
 	}
 	return d, nil
+}
+
+// restartDelayMs is RestartDelay on the wire: -1 for RestartAtOnce.
+func restartDelayMs(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
+}
+
+// restartDelay reads restartDelayMs: a negative number is RestartAtOnce,
+// 0 the default.
+func restartDelay(ms int64) time.Duration {
+	if ms < 0 {
+		return RestartAtOnce
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 func restartPolicy(always bool) string {

@@ -522,6 +522,8 @@ func (p *process) apply(eff *effects) {
 	if eff.armRestart {
 		def, next := p.def, eff.next
 		eff.delay = backoffDelay(def.RestartDelay, def.RestartDelayMax, eff.failures)
+		// At once (RestartAtOnce) is a timer too, of zero: the restart
+		// runs on its own goroutine, never under the end's locks.
 		p.restartTimer = time.AfterFunc(eff.delay, func() { _ = p.on(event{kind: evRestartDue, next: next}) })
 	}
 	if (eff.end || eff.detach) && len(p.conns) > 0 {

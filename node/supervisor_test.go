@@ -33,12 +33,12 @@ type harness struct {
 	dir  string
 }
 
-func newHarness(t *testing.T, transport string) *harness {
+func newHarness(t testing.TB, transport string) *harness {
 	return newHarnessWith(t, node.Config{Transport: transport})
 }
 
 // newHarnessWith starts a supervisor with cfg's non-zero settings.
-func newHarnessWith(t *testing.T, cfg node.Config) *harness {
+func newHarnessWith(t testing.TB, cfg node.Config) *harness {
 	t.Helper()
 	dir := testchild.ShortTempDir(t)
 	rec := nodetest.NewRecorder()
@@ -60,7 +60,7 @@ func newHarnessWith(t *testing.T, cfg node.Config) *harness {
 }
 
 // define adds a definition that runs the test binary in a role.
-func (h *harness) define(t *testing.T, name string, env map[string]string, mod func(*node.Definition)) {
+func (h *harness) define(t testing.TB, name string, env map[string]string, mod func(*node.Definition)) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -75,7 +75,7 @@ func (h *harness) define(t *testing.T, name string, env map[string]string, mod f
 	}
 }
 
-func (h *harness) spawn(t *testing.T, name string, opts node.SpawnOptions) api.ManagedProcess {
+func (h *harness) spawn(t testing.TB, name string, opts node.SpawnOptions) api.ManagedProcess {
 	t.Helper()
 	mp, err := h.sup.Spawn(context.Background(), name, opts)
 	if err != nil {
