@@ -105,10 +105,10 @@ const (
 	DefaultRestartDelay     = time.Second
 	// RestartAtOnce as a RestartDelay restarts a process as soon as it
 	// ended, still counted by MaxRestarts (config restart_delay = "0s").
-	RestartAtOnce = -time.Millisecond
-	DefaultRestartDelayMax  = 30 * time.Second
-	DefaultRestartReset     = 60 * time.Second
-	DefaultStatsInterval    = 5 * time.Second
+	RestartAtOnce          = -time.Millisecond
+	DefaultRestartDelayMax = 30 * time.Second
+	DefaultRestartReset    = 60 * time.Second
+	DefaultStatsInterval   = 5 * time.Second
 	// MinStatsInterval bounds how often a tree is sampled.
 	MinStatsInterval = 50 * time.Millisecond
 )
