@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/corral-run/corral/api"
 )
 
 // ClusterConfig is the [nats.cluster] table: the embedded server joins a
@@ -104,7 +106,7 @@ func subTableValues(key string, val any, kinds map[string]valueKind) (map[string
 // cluster.
 func (r layers) natsTopology(c *NATSConfig) error {
 	var err error
-	if c.Cluster.Name = strings.TrimSpace(r.str("nats.cluster.name")); !validToken(c.Cluster.Name) {
+	if c.Cluster.Name = strings.TrimSpace(r.str("nats.cluster.name")); !api.ValidToken(c.Cluster.Name) {
 		return r.fail("nats.cluster.name", fmt.Errorf("invalid cluster name %q: must be 1 to 64 characters of A-Z a-z 0-9 _ -", c.Cluster.Name))
 	}
 	if c.Cluster.Listen, err = r.address("nats.cluster.listen"); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node"
 )
 
@@ -334,7 +335,7 @@ func (r layers) node() (NodeConfig, error) {
 		if n.ID, err = hostNodeID(); err != nil {
 			return n, r.fail("node.id", fmt.Errorf("cannot default to the host name: %w; set node.id", err))
 		}
-	} else if !validToken(n.ID) {
+	} else if !api.ValidToken(n.ID) {
 		return n, r.fail("node.id", fmt.Errorf("invalid node id %q: must be 1 to 64 characters of A-Z a-z 0-9 _ -", n.ID))
 	}
 
@@ -550,19 +551,6 @@ func hostNodeID() (string, error) {
 		return "", errors.New("the host name is empty")
 	}
 	return string(id), nil
-}
-
-// validToken reports whether s can be a subject token: [A-Za-z0-9_-]{1,64}.
-func validToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func isTokenByte(c byte) bool {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corral-run/corral/api"
 )
 
 // environ returns a lookupEnv over name=value pairs.
@@ -324,7 +326,7 @@ func TestHostNodeID(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no host name: %v", err)
 	}
-	if !validToken(id) {
+	if !api.ValidToken(id) {
 		t.Errorf("hostNodeID() = %q, not a subject token", id)
 	}
 }

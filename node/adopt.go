@@ -200,7 +200,7 @@ func (s *Supervisor) definitionFor(info api.DefinitionInfo) (*definition, error)
 // unknown): it names the process, and supervises nothing (no restart).
 func (s *Supervisor) bareDefinition(info api.DefinitionInfo) *definition {
 	name := info.Name
-	if !validToken(name) {
+	if !api.ValidToken(name) {
 		name = "unknown"
 	}
 	return &definition{Definition: Definition{Name: name, Command: info.Command}.withDefaults()}

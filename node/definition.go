@@ -135,27 +135,13 @@ func ValidName(name string) error {
 
 // ValidEventName reports why name cannot be used as an event name, or nil.
 func ValidEventName(name string) error {
-	if !validToken(name) {
+	if !api.ValidToken(name) {
 		return api.Errorf(ErrInvalid, "event name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", name)
 	}
 	if name == ReservedEventName {
 		return api.Errorf(ErrInvalid, "event name %q is reserved", name)
 	}
 	return nil
-}
-
-// validToken is tokenRE without the regexp, for the hot path.
-func validToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // withDefaults returns d with zero fields set to their defaults.

@@ -170,7 +170,7 @@ func (c *conn) publish(r Report) error {
 // spread next to processId and name.
 func (c *conn) relayEvent(msg *wire.Message) error {
 	p, def := c.p, c.p.def
-	if !validToken(msg.Event) {
+	if !api.ValidToken(msg.Event) {
 		if msg.Event == "" {
 			return reject(wire.CodeMissingField, `event message has no "event" name`)
 		}

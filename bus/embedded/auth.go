@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
-	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
@@ -183,7 +181,7 @@ func (cfg Config) checkExposure() ([]string, error) {
 		case len(cfg.Users) == 0:
 			open = append(open, fmt.Sprintf("WebSocket listener %s (nats.websocket.listen) without users", w.Listen))
 		}
-		if w.TLS == nil && !loopback(w.Listen) {
+		if w.TLS == nil && !bus.IsLoopback(w.Listen) {
 			if !cfg.Insecure {
 				return nil, fmt.Errorf("%w: the WebSocket listener %s (nats.websocket.listen) is reachable from other hosts without TLS, so passwords would cross the network in clear: add [nats.websocket.tls], or set [nats] insecure = true",
 					ErrInsecure, w.Listen)
@@ -192,7 +190,7 @@ func (cfg Config) checkExposure() ([]string, error) {
 		}
 	}
 	for _, l := range ls {
-		if l.addr == "" || l.authed || loopback(l.addr) {
+		if l.addr == "" || l.authed || bus.IsLoopback(l.addr) {
 			continue
 		}
 		if !cfg.Insecure {
@@ -202,19 +200,6 @@ func (cfg Config) checkExposure() ([]string, error) {
 		open = append(open, fmt.Sprintf("%s listener %s (%s)", l.what, l.addr, l.key))
 	}
 	return open, nil
-}
-
-// loopback reports whether addr (host:port) listens on loopback only.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // applyHTTP puts the monitoring endpoint and the WebSocket listener into

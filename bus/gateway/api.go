@@ -173,7 +173,7 @@ func (g *Gateway) processes(w http.ResponseWriter, r *http.Request) error {
 	}
 	node, status := q.Get("node"), api.Status(q.Get("status"))
 	for _, tok := range []struct{ what, v string }{{"node", node}, {"name", req.Name}} {
-		if tok.v != "" && !validToken(tok.v) {
+		if tok.v != "" && !api.ValidToken(tok.v) {
 			return errorf(http.StatusBadRequest, "%s %q is not a name (1 to 64 characters of A-Z a-z 0-9 _ -)", tok.what, tok.v)
 		}
 	}
@@ -208,9 +208,9 @@ func (g *Gateway) spawn(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case req.Name == "":
 		return errorf(http.StatusBadRequest, "cannot spawn: no name given (the definition to spawn)")
-	case !validToken(req.Name):
+	case !api.ValidToken(req.Name):
 		return errorf(http.StatusBadRequest, "cannot spawn %q: not a definition name (1 to 64 characters of A-Z a-z 0-9 _ -)", req.Name)
-	case req.Node != "" && !validToken(req.Node):
+	case req.Node != "" && !api.ValidToken(req.Node):
 		return errorf(http.StatusBadRequest, "cannot spawn %q: node %q is not a node id", req.Name, req.Node)
 	}
 	mp, err := g.ctl.SpawnAt(r.Context(), req.Name, control.Placement{Node: req.Node, Labels: req.Labels},
@@ -360,19 +360,4 @@ func boolParam(q url.Values, name string) (bool, error) {
 		return false, errorf(http.StatusBadRequest, "%s=%q is not a boolean (expected 1, true, 0 or false)", name, v)
 	}
 	return b, nil
-}
-
-// validToken reports whether s can be a subject token: a node id, a
-// definition name.
-func validToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -151,7 +151,7 @@ func New(ctl *control.Control, cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("cannot start the HTTP gateway: a token's role is %q, not viewer or operator", t.Role)
 		}
 	}
-	g := &Gateway{cfg: cfg, ctl: ctl, log: cfg.Logger.With("component", "http"), loopback: isLoopback(cfg.Listen)}
+	g := &Gateway{cfg: cfg, ctl: ctl, log: cfg.Logger.With("component", "http"), loopback: bus.IsLoopback(cfg.Listen)}
 	if !g.loopback && (len(cfg.Tokens) == 0 || cfg.TLS == nil) && !cfg.Insecure {
 		var missing []string
 		if len(cfg.Tokens) == 0 {
@@ -268,17 +268,4 @@ func (g *Gateway) Close(ctx context.Context) error {
 		err = fmt.Errorf("cannot stop the HTTP gateway in time: %w", err)
 	}
 	return errors.Join(err, <-g.serveErr)
-}
-
-// isLoopback reports whether addr (host:port) listens on loopback only.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

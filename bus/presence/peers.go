@@ -248,7 +248,7 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 // fetched when its version changed.
 func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 	var info api.NodeInfo
-	if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" || info.ID == a.nodeID || !validNodeID(info.ID) {
+	if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" || info.ID == a.nodeID || !api.ValidToken(info.ID) {
 		return
 	}
 	c := &a.peers
@@ -272,11 +272,6 @@ func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 			c.mu.Unlock()
 		}
 	}
-}
-
-// validNodeID: a node id is a subject token.
-func validNodeID(id string) bool {
-	return len(id) <= 64 && !strings.ContainsAny(id, ".*> \t\r\n")
 }
 
 // seeLoss marks a node lost on another node's announcement.
