@@ -50,7 +50,7 @@ type Announcer struct {
 	procsVersion atomic.Uint64                 // counts the changes of the node's processes
 	peers        peerCache
 	fetches      chan string        // nodes whose process list is to be fetched
-	startedAt    time.Time          // when Start ran
+	started      atomic.Int64       // when Start ran (unix ns; 0 before): the node listens from then on
 	sharedKV     jetstream.KeyValue // the registry, for the watcher, once set up (mu)
 
 	ctx     context.Context
@@ -106,6 +106,16 @@ func New(nc *nats.Conn, cfg Config) *Announcer {
 	}
 }
 
+// listening is how long the node has followed the others (0 before
+// Start).
+func (a *Announcer) listening(now time.Time) time.Duration {
+	at := a.started.Load()
+	if at == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, at))
+}
+
 // Host is the host's CPU and memory as last sampled (nil before the first
 // heartbeat).
 func (a *Announcer) Host() *api.HostStats { return a.host.Load() }
@@ -151,7 +161,7 @@ const (
 // registry is up, the node is in it once Serve returned), then starts the
 // goroutines, until stop.
 func (a *Announcer) Start() {
-	a.startedAt = time.Now()
+	a.started.Store(time.Now().UnixNano())
 	a.heartbeat()
 	a.goOwned(a.watch)
 	if a.registry == nil {

@@ -378,7 +378,7 @@ func (a *Announcer) checkPeers() {
 			a.log.Info("no longer isolated", "sees", alive, "knows", known)
 		}
 	}
-	warm := now.Sub(a.startedAt) >= a.warmUp()
+	warm := a.listening(now) >= a.warmUp()
 	c.mu.Unlock()
 	rank := 0 // how many alive nodes come before this one
 	for _, id := range aliveIDs {
@@ -508,7 +508,7 @@ func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 	c := &a.peers
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.synced && now.Sub(a.startedAt) < a.warmUp() {
+	if !c.synced && a.listening(now) < a.warmUp() {
 		return api.RegistryView{}, false
 	}
 	for _, p := range c.peers {
