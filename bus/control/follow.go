@@ -285,7 +285,10 @@ func (c *Control) FollowAll(outer context.Context, sel Selector, opts FollowOpti
 		return err
 	}
 	defer sub.Unsubscribe()
-	if err := c.nc.FlushWithContext(ctx); err != nil {
+	flushCtx, cancelFlush := c.withTimeout(ctx)
+	err = c.nc.FlushWithContext(flushCtx)
+	cancelFlush()
+	if err != nil {
 		return fmt.Errorf("cannot watch %s: %w", bus.SubjectSpawned, err)
 	}
 	running, err := c.List(ctx, api.ListRequest{})
