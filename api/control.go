@@ -82,20 +82,23 @@ type LogsRequest struct {
 // lasts three times RenewMs: the follower repeats the request to renew it.
 // The first request of a follower (or one whose lease has expired) gets
 // the tail it asks for: Tail lines at most (0 to 10000), of those written
-// within SinceMs when it is set. A renewal gets none.
+// within SinceMs when it is set. A renewal gets none. A follower that
+// stops asks with Release, and its lease ends at once.
 type FollowRequest struct {
 	// Follower names the follower: 1 to 64 letters, digits, _ or -, made
 	// up by the follower (a NUID).
 	Follower string `json:"follower"`
 	Tail     int    `json:"tail,omitempty"`
 	SinceMs  int64  `json:"sinceMs,omitempty"`
+	Release  bool   `json:"release,omitempty"`
 }
 
 // FollowReply answers a FollowRequest.
 type FollowReply struct {
 	ProcessID string `json:"processId"`
 	Node      string `json:"node"`
-	// Renewed: the follower's lease was renewed; nothing else is set.
+	// Renewed: the follower's lease was renewed; nothing else is set
+	// (nor on the answer to a release).
 	Renewed bool `json:"renewed,omitempty"`
 	// Log is the tail asked for.
 	Log string `json:"log"`

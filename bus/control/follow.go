@@ -62,10 +62,10 @@ const followGrace = 30 * time.Second
 // It subscribes to corral.logs.<id>, then asks the process's node for a
 // lease on its output (corral.proc.<id>.follow), and renews it as the node
 // asks until it returns; the node publishes the output only while someone
-// holds a lease. Offsets in every message let it hand each byte over once,
-// in order, and count what it missed (Output.Missed). It gives up when the
-// node refuses a renewal (the process is gone), or does not answer for
-// 30 s.
+// holds a lease, and releases it as it returns. Offsets in every message
+// let it hand each byte over once, in order, and count what it missed
+// (Output.Missed). It gives up when the node refuses a renewal (the
+// process is gone), or does not answer for 30 s.
 func (c *Control) Follow(ctx context.Context, id string, opts FollowOptions, fn func(Output) error) (api.LogEnd, error) {
 	subject := bus.LogSubject(id)
 	sub, err := c.nc.SubscribeSync(subject)
@@ -95,6 +95,7 @@ func (c *Control) Follow(ctx context.Context, id string, opts FollowOptions, fn 
 	if reply.End != nil {
 		return *reply.End, nil
 	}
+	defer c.releaseFollow(ctx, id, follower)
 
 	var renewing sync.WaitGroup
 	defer renewing.Wait()
@@ -196,6 +197,15 @@ type followEnd struct {
 }
 
 func (e *followEnd) Error() string { return "the process has ended" }
+
+// releaseFollow ends follower's lease at once, so that the node stops
+// publishing soon if nobody else follows (it would after the lease
+// expires anyway, so a failure does not matter).
+func (c *Control) releaseFollow(ctx context.Context, id, follower string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = c.request(ctx, bus.ProcSubject(id, bus.VerbFollow), api.FollowRequest{Follower: follower, Release: true}, nil)
+}
 
 // renewFollow renews follower's lease every renew until ctx ends; it ends
 // the follow (stop) when the process has ended, the node refuses, or no

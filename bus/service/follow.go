@@ -28,7 +28,8 @@ import (
 // begins at the tail's end or later, once, and sees a gap as one. The
 // follower renews its lease by asking again every RenewMs; a lease
 // lasts three times as long, so a follower that died stops costing
-// anything soon after. Once the process has ended the node publishes a
+// anything soon after (one that stops asks for its release at once).
+// Once the process has ended the node publishes a
 // last message (bus.HeaderLogEnd) after its last output, and stops.
 //
 // While nobody follows a process, nothing of its output goes on the bus,
@@ -354,6 +355,16 @@ func (s *Service) handleFollow(sup Supervisor, id string, m *nats.Msg) {
 		return
 	}
 	reply := api.FollowReply{ProcessID: id, Node: s.cfg.NodeID, RenewMs: s.cfg.Follow.Renew.Milliseconds()}
+	if req.Release {
+		s.mu.Lock()
+		f := s.follows[id]
+		s.mu.Unlock()
+		if f != nil {
+			s.release(f, req.Follower)
+		}
+		_ = r.RespondJSON(reply)
+		return
+	}
 	f, renewed, err := s.lease(id, mp.Name, req.Follower, time.Now())
 	if err != nil {
 		respondError(r, err)

@@ -32,7 +32,7 @@ type echoer struct {
 	fifo string
 }
 
-func newEchoer(t *testing.T, name string) *echoer {
+func newEchoer(t testing.TB, name string) *echoer {
 	t.Helper()
 	fifo := filepath.Join(t.TempDir(), "in")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -43,7 +43,7 @@ func newEchoer(t *testing.T, name string) *echoer {
 }
 
 // open opens the FIFO for writing: it waits for the child's cat.
-func (e *echoer) open(t *testing.T) *os.File {
+func (e *echoer) open(t testing.TB) *os.File {
 	t.Helper()
 	f, err := os.OpenFile(e.fifo, os.O_WRONLY, 0)
 	if err != nil {
@@ -54,7 +54,7 @@ func (e *echoer) open(t *testing.T) *os.File {
 }
 
 // spawn spawns a process of name on n.
-func spawn(t *testing.T, n *testnode.Node, name string) api.ManagedProcess {
+func spawn(t testing.TB, n *testnode.Node, name string) api.ManagedProcess {
 	t.Helper()
 	mp, err := n.Ctl.Spawn(testnode.Context(t), "", name, api.SpawnRequest{})
 	if err != nil {
@@ -224,6 +224,10 @@ func TestFollowLeasesAreBoundedAndExpire(t *testing.T) {
 	if r, err := ask("one"); err != nil || !r.Renewed {
 		t.Errorf("a renewal: %+v, %v", r, err)
 	}
+	m, err := nc.RequestWithContext(ctx, bus.ProcSubject(mp.ID, bus.VerbFollow), []byte(`{"follower":"two","release":true}`))
+	if err != nil || m.Header.Get(micro.ErrorHeader) != "" || n.Svc.Followers(mp.ID) != 1 {
+		t.Errorf("a release: %v %v, %d followers left", err, m.Header, n.Svc.Followers(mp.ID))
+	}
 	select {
 	case m := <-msgs:
 		if !strings.HasPrefix(string(m.Data), "tick\n") || m.Header.Get(bus.HeaderProcessID) != mp.ID {
@@ -362,5 +366,8 @@ func TestFollowAllTakesInNewProcesses(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("FollowAll = %v after its context ended", err)
+	}
+	if k := n.Svc.Followers(second.ID); k != 0 {
+		t.Errorf("%d followers left once FollowAll returned: a follower releases its lease", k)
 	}
 }
