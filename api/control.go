@@ -97,8 +97,8 @@ type FollowRequest struct {
 type FollowReply struct {
 	ProcessID string `json:"processId"`
 	Node      string `json:"node"`
-	// Renewed: the follower's lease was renewed; nothing else is set
-	// (nor on the answer to a release).
+	// Renewed: the follower's lease was renewed; Log, Offset and Epoch
+	// are not set (nor on the answer to a release).
 	Renewed bool `json:"renewed,omitempty"`
 	// Log is the tail asked for.
 	Log string `json:"log"`

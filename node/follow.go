@@ -54,7 +54,8 @@ type tailAnswer struct {
 // FollowLogs hands sink everything process id writes from now on, and
 // returns its tail as opts ask (no lines when both are zero): sink gets
 // the output from exactly where the tail ends (LogSnapshot.Offset). A
-// process has one sink: another one replaces it.
+// process has one sink: another one replaces it. Sinks are compared with
+// == (UnfollowLogs): use a pointer.
 //
 // When no node reads its output any more (it has ended, or was lost),
 // FollowLogs returns its tail and sink gets nothing.

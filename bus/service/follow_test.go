@@ -321,13 +321,15 @@ func TestFollowDropsWhatItCannotPass(t *testing.T) {
 	}
 }
 
-// FollowAll follows every process of a definition, those running and
-// those that start while it follows, each output with its process, and
-// each one's end.
+// FollowAll follows every process of a definition, on every node, those
+// running and those that start while it follows, each output with its
+// process, and each one's end.
 func TestFollowAllTakesInNewProcesses(t *testing.T) {
 	hello := node.Definition{Name: "hello", Command: "sh", Args: []string{"-c", `echo "hello from $DONKEYLABS_PROCESS_ID"; exec sleep 30`},
 		StopTimeout: time.Second}
-	n := testnode.Start(t, testnode.StartServer(t, false), testnode.Spec{ID: "n1", Definitions: []node.Definition{hello, testnode.Sleeper}})
+	srv := testnode.StartServer(t, false)
+	n := testnode.Start(t, srv, testnode.Spec{ID: "n1", Definitions: []node.Definition{hello, testnode.Sleeper}})
+	n2 := testnode.Start(t, srv, testnode.Spec{ID: "n2", Definitions: []node.Definition{hello}})
 	ctx := testnode.Context(t)
 	first := spawn(t, n, "hello")
 	spawn(t, n, "sleeper")
@@ -353,8 +355,11 @@ func TestFollowAllTakesInNewProcesses(t *testing.T) {
 	if f := next("output of the first"); f.Process.ID != first.ID || string(f.Data) != "hello from "+first.ID+"\n" {
 		t.Fatalf("first: %+v %q", f.Process, f.Data)
 	}
-	second := spawn(t, n, "hello")
-	if f := next("output of the second"); f.Process.ID != second.ID || string(f.Data) != "hello from "+second.ID+"\n" {
+	second, err := n.Ctl.Spawn(ctx, "n2", "hello", api.SpawnRequest{}) // on the other node
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := next("output of the second"); f.Process.ID != second.ID || f.Process.Node != "n2" || string(f.Data) != "hello from "+second.ID+"\n" {
 		t.Fatalf("second: %+v %q", f.Process, f.Data)
 	}
 	if _, err := n.Ctl.Stop(ctx, first.ID, ""); err != nil {
@@ -367,7 +372,7 @@ func TestFollowAllTakesInNewProcesses(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("FollowAll = %v after its context ended", err)
 	}
-	if k := n.Svc.Followers(second.ID); k != 0 {
+	if k := n2.Svc.Followers(second.ID); k != 0 {
 		t.Errorf("%d followers left once FollowAll returned: a follower releases its lease", k)
 	}
 }
