@@ -69,9 +69,64 @@ type DefinitionsReply struct {
 	Shadowed []string `json:"shadowed,omitempty"`
 }
 
-// LogsRequest asks for the last Lines lines of a process's output.
+// LogsRequest asks for the last Lines lines of a process's output (at
+// most 10000; default 100), or those written within SinceMs (with Lines,
+// the last Lines of those).
 type LogsRequest struct {
-	Lines int `json:"lines,omitempty"`
+	Lines   int   `json:"lines,omitempty"`
+	SinceMs int64 `json:"sinceMs,omitempty"`
+}
+
+// FollowRequest asks the node that owns a process (corral.proc.<id>.follow)
+// to publish its output on corral.logs.<id> for a follower, a lease that
+// lasts three times RenewMs: the follower repeats the request to renew it.
+// The first request of a follower (or one whose lease has expired) gets
+// the tail it asks for: Tail lines at most (0 to 10000), of those written
+// within SinceMs when it is set. A renewal gets none. A follower that
+// stops asks with Release, and its lease ends at once.
+type FollowRequest struct {
+	// Follower names the follower: 1 to 64 letters, digits, _ or -, made
+	// up by the follower (a NUID).
+	Follower string `json:"follower"`
+	Tail     int    `json:"tail,omitempty"`
+	SinceMs  int64  `json:"sinceMs,omitempty"`
+	Release  bool   `json:"release,omitempty"`
+}
+
+// FollowReply answers a FollowRequest.
+type FollowReply struct {
+	ProcessID string `json:"processId"`
+	Node      string `json:"node"`
+	// Renewed: the follower's lease was renewed; Log, Offset and Epoch
+	// are not set (nor on the answer to a release).
+	Renewed bool `json:"renewed,omitempty"`
+	// Log is the tail asked for.
+	Log string `json:"log"`
+	// Truncated: more was asked for than a reply holds (256 KiB, and the
+	// server's max_payload); the oldest lines were left out.
+	Truncated bool `json:"truncated,omitempty"`
+	// Offset is where Log ends in the process's output, counted since
+	// Epoch: the output published on corral.logs.<id> from then on
+	// carries its offset (header Corral-Log-Offset), so a follower keeps
+	// what begins at Offset or later, once.
+	Offset int64 `json:"offset"`
+	// Epoch names that count: when the node began reading the process's
+	// output (UnixNano). A node that restarts and re-adopts the process
+	// begins a new one.
+	Epoch int64 `json:"epoch"`
+	// RenewMs is how often to renew the lease.
+	RenewMs int64 `json:"renewMs"`
+	// End is set when the process has ended: Log is all there is.
+	End *LogEnd `json:"end,omitempty"`
+}
+
+// LogEnd says a followed process has ended. It is the body of the last
+// message on corral.logs.<id> (header Corral-Log-End), and FollowReply.End.
+type LogEnd struct {
+	ProcessID string `json:"processId"`
+	Status    Status `json:"status" jsonschema:"enum=stopped,enum=crashed"`
+	ExitCode  *int   `json:"exitCode" jsonschema:"nullable"`
+	Error     string `json:"error,omitempty"`
 }
 
 // LogsReply holds a process's output tail.

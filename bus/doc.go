@@ -1,9 +1,13 @@
 // Package bus is Corral's vocabulary on NATS, shared by every side: the
-// one place where subject names are built (subjects.go), the headers every
-// message carries, the names of the event stream (CORRAL_EVENTS) and its
-// de-duplication window, the JetStream helpers every side needs
-// (WaitJetStream, AutoReplicas, ErrNoJetStream), the client connection
-// (Connect) and Corral's Version. It imports nothing of Corral's.
+// one place where subject names are built (subjects.go: the events on
+// process.>, the control plane on corral.>, and a followed process's
+// output on corral.logs.<id>, which its node publishes only while a
+// follower holds a lease taken with corral.proc.<id>.follow), the headers
+// every message carries (and those of the output: its offset and epoch),
+// the names of the event stream (CORRAL_EVENTS) and its de-duplication
+// window, the JetStream helpers every side needs (WaitJetStream,
+// AutoReplicas, ErrNoJetStream), the client connection (Connect) and
+// Corral's Version. It imports nothing of Corral's.
 //
 // Everything Corral does on NATS lives in its sub-packages, each one
 // concern:

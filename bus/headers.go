@@ -7,3 +7,16 @@ const (
 	HeaderProcessName = "Corral-Process-Name"
 	HeaderMsgID       = "Nats-Msg-Id"
 )
+
+// Headers of the output published on corral.logs.<id> (LogSubject).
+const (
+	// HeaderLogOffset is where the message's output begins in the
+	// process's output (bytes, decimal), counted since HeaderLogEpoch; on
+	// the last message, where the output ended.
+	HeaderLogOffset = "Corral-Log-Offset"
+	// HeaderLogEpoch names that count (api.FollowReply.Epoch).
+	HeaderLogEpoch = "Corral-Log-Epoch"
+	// HeaderLogEnd is "true" on the last message: the process has ended,
+	// and the body is an api.LogEnd.
+	HeaderLogEnd = "Corral-Log-End"
+)

@@ -14,11 +14,13 @@ const (
 	// $SRV.>, and uses JetStream (the event stream, the node registry).
 	RoleNode Role = "node"
 	// RoleOperator drives the cluster: every control request, the event
-	// history, process.> to subscribe. It cannot publish process.> nor
-	// answer a control subject.
+	// history, process.> and the processes' output (corral.logs.>) to
+	// subscribe. It cannot publish process.> or corral.logs.> nor answer
+	// a control subject.
 	RoleOperator Role = "operator"
 	// RoleViewer watches: process.>, the read-only requests (nodes, list,
-	// get, logs, the registry, $SRV ping/info/stats) and the history.
+	// get, logs and follow, the registry, $SRV ping/info/stats), the
+	// processes' output it follows and the history.
 	RoleViewer Role = "viewer"
 )
 
@@ -71,7 +73,7 @@ func jetStreamReads() []string {
 // RolePermissions returns the permissions of role for the user whose
 // inbox prefix is inbox (see InboxPrefix), and false for an unknown role.
 func RolePermissions(role Role, inbox string) (Permissions, bool) {
-	watch := []string{SubjectAll, SubjectNodeHeartbeats, inbox + ".>"}
+	watch := []string{SubjectAll, SubjectNodeHeartbeats, SubjectLogs, inbox + ".>"}
 	switch role {
 	case RoleNode:
 		return Permissions{
@@ -84,14 +86,14 @@ func RolePermissions(role Role, inbox string) (Permissions, bool) {
 	case RoleOperator:
 		return Permissions{
 			PublishAllow:   append([]string{controlPrefix + ".>", "$SRV.>"}, jetStreamReads()...),
-			PublishDeny:    []string{SubjectAll, SubjectNodeHeartbeats},
+			PublishDeny:    []string{SubjectAll, SubjectNodeHeartbeats, SubjectLogs},
 			SubscribeAllow: watch,
 		}, true
 	case RoleViewer:
 		reads := []string{
 			SubjectList, SubjectRegistry, DesiredSubject(DesiredGet),
 			NodeSubject("*", VerbList), NodeSubject("*", VerbInfo), NodeSubject("*", VerbDefinitions), NodeSubject("*", VerbProcs),
-			ProcSubject("*", VerbGet), ProcSubject("*", VerbLogs),
+			ProcSubject("*", VerbGet), ProcSubject("*", VerbLogs), ProcSubject("*", VerbFollow),
 			"$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>",
 		}
 		return Permissions{

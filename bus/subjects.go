@@ -86,7 +86,19 @@ const (
 	VerbRestart = "restart"
 	VerbSend    = "send"
 	VerbLogs    = "logs"
+	// VerbFollow leases a follower the process's output on
+	// corral.logs.<id> (api.FollowRequest).
+	VerbFollow = "follow"
 )
+
+// LogSubject is corral.logs.<id>: the output of process id, published by
+// its node while someone follows it (VerbFollow), with the headers
+// HeaderLogOffset and HeaderLogEpoch, and last a message with
+// HeaderLogEnd once it has ended.
+func LogSubject(id string) string { return controlPrefix + ".logs." + id }
+
+// SubjectLogs matches every process's output.
+const SubjectLogs = controlPrefix + ".logs.>"
 
 // NodeSubject is corral.node.<node>.<verb>.
 func NodeSubject(nodeID, verb string) string { return NodeGroup(nodeID) + "." + verb }

@@ -29,6 +29,12 @@ import (
 // operator unless told otherwise.
 func secureNode(t testing.TB, ca *testcert.CA, verifyClients bool) *node {
 	t.Helper()
+	return secureNodeWith(t, ca, verifyClients, "")
+}
+
+// secureNodeWith is secureNode with more TOML appended to the config.
+func secureNodeWith(t testing.TB, ca *testcert.CA, verifyClients bool, extraTOML string) *node {
+	t.Helper()
 	cert, key := ca.Issue(t, "e2e")
 	hash, err := bcrypt.GenerateFromPassword([]byte("ops-secret"), bcrypt.MinCost)
 	if err != nil {
@@ -48,7 +54,7 @@ cert = %q
 key = %q
 ca = %q
 verify = %t
-`, hash, cert, key, ca.Cert, verifyClients)
+`, hash, cert, key, ca.Cert, verifyClients) + extraTOML
 	args := []string{"--user", "ops", "--password", "ops-secret", "--tlsca", ca.Cert}
 	if verifyClients {
 		c, k := ca.Issue(t, "client")
@@ -114,13 +120,14 @@ func TestRolesEndToEnd(t *testing.T) {
 	}
 	defer nc.Close()
 	_ = nc.Publish("process.ticker.tick", []byte(`{"n":1}`))
+	_ = nc.Publish(bus.LogSubject(p.ID), []byte("a line in the child's name\n"))
 	_, _ = nc.QueueSubscribe(bus.SpawnSubject("ticker"), "spawn", func(*nats.Msg) {})
 	_ = nc.Flush()
 	refused := map[string]bool{}
-	for len(refused) < 2 {
+	for len(refused) < 3 {
 		select {
 		case err := <-errs:
-			for _, s := range []string{"process.ticker.tick", bus.SpawnSubject("ticker")} {
+			for _, s := range []string{"process.ticker.tick", bus.LogSubject(p.ID), bus.SpawnSubject("ticker")} {
 				if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), s) {
 					refused[s] = true
 				}
@@ -140,6 +147,33 @@ func TestRolesEndToEnd(t *testing.T) {
 			c.Close()
 			t.Errorf("%s: connected", what)
 		}
+	}
+}
+
+// A viewer may follow a process's output (with users and TLS on): it
+// sees a line printed after it started, and the end.
+func TestViewerFollowsLogs(t *testing.T) {
+	t.Parallel()
+	ca := testcert.New(t)
+	toml, fifo := echoTOML(t, "echo")
+	n := secureNodeWith(t, ca, false, toml)
+	viewer := []string{"--user", "eve", "--password", "eve-secret", "--tlsca", ca.Cert}
+	p := n.spawn(t, "echo", "{}")
+	w := openFIFO(t, fifo)
+	n.waitLog(t, p.ID, "ready")
+	f := n.followAs(t, viewer, "--tail", "1", p.ID)
+	f.waitFor(t, "the tail", func(out string) bool { return out == "ready\n" })
+	if _, err := w.WriteString("for the viewer\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(t, "the line printed after", func(out string) bool { return strings.HasSuffix(out, "for the viewer\n") })
+	w.Close()
+	if code := f.wait(t); code != 0 || f.output() != "ready\nfor the viewer\nbye\n" {
+		t.Errorf("the viewer's logs -f exited %d having printed %q; stderr: %s", code, f.output(), f.stderr.String())
+	}
+	// And as any user, an unknown process is an error that says so.
+	if out, err := n.as(viewer, "logs", "-f", "proc_n0suchpr0cess000"); err == nil || !strings.Contains(err.Error(), "no such process") {
+		t.Errorf("the viewer following an unknown process: %v %q", err, out)
 	}
 }
 

@@ -86,6 +86,10 @@
 //     boundaries; wait reads the FIFO to its end before the exit is
 //     reported, so the last lines are in the log. Why a FIFO and not a
 //     pipe or a file: see logs.go.
+//   - Following a process's output (FollowLogs, follow.go): the pipe hands
+//     what it writes to the log to a LogSink, set where the tail the
+//     follower gets ends; reading a tail, and lines written since a time,
+//     in logtail.go.
 //   - Records (state.go): written by start before process.spawned is
 //     reported (a spawn whose record cannot be written fails, its child
 //     killed), rewritten as ended by finish, removed with the log files

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,8 +14,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/corral-run/corral/api"
 )
 
 // A child's stdout and stderr, and how they reach its log files.
@@ -49,6 +46,11 @@ import (
 // (a spawn that never started leaves no file), and closed after logIdle
 // without output, so an idle child costs the node one descriptor, its
 // FIFO's. Reading and writing allocate nothing per read.
+//
+// What the node writes to the log it also hands to a follower, when the
+// process has one (follow.go); while it has none, that costs one atomic
+// load. The pipe dates its output roughly, for "the lines written since"
+// (logtail.go).
 //
 // The FIFO goes when the process ends; the log files stay with its record
 // and go when the record is pruned (retention.go).
@@ -102,16 +104,28 @@ func (s *Supervisor) limitsFor(def *definition) logLimits {
 	return l
 }
 
-// logPipe carries one process's output from its FIFO to its log files.
-// Everything but stopping, r and done belongs to the reading goroutine.
+// logPipe carries one process's output from its FIFO to its log files,
+// and to its follower if it has one (follow.go). Everything but stopping,
+// r, done, epoch, tap, asked and the fields under askMu belongs to the
+// reading goroutine (pos and marks too, until done is closed).
 type logPipe struct {
-	p    *process
-	r    *os.File // the FIFO, O_RDONLY|O_NONBLOCK, in the poller
-	raw  syscall.RawConn
-	out  logFile
-	done chan struct{} // closed when the goroutine has ended
+	p     *process
+	r     *os.File // the FIFO, O_RDONLY|O_NONBLOCK, in the poller
+	raw   syscall.RawConn
+	out   logFile
+	done  chan struct{} // closed when the goroutine has ended
+	epoch int64         // when it began (UnixNano): what its offsets count from
 
 	stopping atomic.Bool
+	tap      atomic.Pointer[logTap] // the follower's sink; nil while nobody follows
+	asked    atomic.Bool            // asks wait: wake up and answer them
+
+	askMu sync.Mutex
+	asks  []*tailAsk // tails asked for (follow.go)
+	ended bool       // the goroutine is ending: no more asks
+
+	pos   int64    // bytes written to the log so far (the next one's offset)
+	marks logMarks // when they were written (logtail.go)
 
 	readFn   func(fd uintptr) bool // readSome, bound once
 	buf      *[logReadSize]byte    // nil while idle with nothing held
@@ -161,7 +175,8 @@ func (s *Supervisor) openFIFO(p *process) (*logPipe, error) {
 		r.Close()
 		return nil, fmt.Errorf("cannot open the pipe of its output: %w", err)
 	}
-	lp := &logPipe{p: p, r: r, raw: raw, done: make(chan struct{}), out: newLogFile(s.logPath(p.id), p.logLimits)}
+	lp := &logPipe{p: p, r: r, raw: raw, done: make(chan struct{}), out: newLogFile(s.logPath(p.id), p.logLimits),
+		epoch: time.Now().UnixNano()}
 	lp.out.report = func(err error) {
 		s.log.Error("cannot write process log; its output is dropped until a write succeeds", "process", p.id, "name", p.def.Name, "err", err)
 	}
@@ -191,7 +206,10 @@ func (lp *logPipe) run() {
 			lp.drain()
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			lp.idle()
+			if lp.asked.Swap(false) {
+				lp.answer(true)
+			}
+			lp.idle() // the deadline it needs now
 		case err != nil, lp.rerr != nil, lp.n == 0:
 			return // closed, failed, or EOF: no writer left
 		}
@@ -230,17 +248,29 @@ func (lp *logPipe) consume(n int) {
 	if end == 0 && total == len(lp.buf) {
 		end = total
 	}
+	now := time.Now()
 	if end > 0 {
-		lp.out.write(data[:end])
+		lp.put(data[:end], now)
 		lp.held = copy(lp.buf[:], data[end:])
 	} else {
 		lp.held = total
 	}
-	lp.lastData = time.Now()
+	lp.lastData = now
 	if lp.out.f != nil && !lp.idleSet {
 		lp.idleSet = true
 		lp.setDeadline(lp.lastData.Add(logIdle))
 	}
+}
+
+// put writes b to the log, and hands it to the follower if there is one:
+// while nobody follows, that costs one atomic load.
+func (lp *logPipe) put(b []byte, now time.Time) {
+	lp.marks.note(lp.pos, now.Unix())
+	lp.out.write(b)
+	if t := lp.tap.Load(); t != nil {
+		t.sink.LogOutput(b, lp.epoch, lp.pos)
+	}
+	lp.pos += int64(len(b))
 }
 
 // idle is the idle deadline passing: close the log file if nothing came
@@ -255,11 +285,11 @@ func (lp *logPipe) idle() {
 	lp.setDeadline(time.Time{})
 }
 
-// setDeadline sets the read deadline, unless a stop asked to end: stop's
-// own deadline (in the past) must win.
+// setDeadline sets the read deadline, unless a stop asked to end or a
+// tail was asked for: their own deadline (in the past) must win.
 func (lp *logPipe) setDeadline(t time.Time) {
 	_ = lp.r.SetReadDeadline(t)
-	if lp.stopping.Load() {
+	if lp.stopping.Load() || lp.asked.Load() {
 		_ = lp.r.SetReadDeadline(time.Unix(1, 0))
 	}
 }
@@ -287,12 +317,14 @@ func (lp *logPipe) drain() {
 	})
 }
 
-// end writes an unfinished last line and lets go of everything.
+// end writes an unfinished last line, answers the tails asked for (from
+// the files, which hold everything now) and lets go of everything.
 func (lp *logPipe) end() {
 	if lp.held > 0 {
-		lp.out.write(lp.buf[:lp.held])
+		lp.put(lp.buf[:lp.held], time.Now())
 		lp.held = 0
 	}
+	lp.answer(false)
 	if lp.buf != nil {
 		logBuffers.Put(lp.buf)
 		lp.buf = nil
@@ -445,85 +477,4 @@ func (s *Supervisor) removeLogs(p *process) {
 			return
 		}
 	}
-}
-
-// maxLogTail bounds how much of a log LogTail reads.
-const maxLogTail = 256 << 10
-
-// LogTail returns the last lines lines (default 100) of a process's
-// captured stdout and stderr, reading at most the last 256 KiB, from the
-// current log file and, where it holds fewer lines, the older ones. It
-// answers for a finished process as long as its record is kept
-// (retention), across node restarts.
-func (s *Supervisor) LogTail(id string, lines int) (string, error) {
-	p := s.lookup(id)
-	if p == nil {
-		return "", api.Errorf(ErrNotFound, "cannot read logs of %q: no such process", id)
-	}
-	if s.cfg.LogDir == "" {
-		return "", api.Errorf(ErrNotFound, "cannot read logs of %q: this node does not capture output", id)
-	}
-	if lines <= 0 {
-		lines = 100
-	}
-	base := s.logPath(id)
-	if p.legacyLog {
-		base = s.legacyLogPath(p.def.Name, id)
-	}
-	var parts [][]byte // newest first
-	found, budget := 0, maxLogTail
-	for i := 0; i < max(p.logLimits.maxFiles, 1) && budget > 0 && found <= lines; i++ {
-		path := base
-		if i > 0 {
-			path = rotated(base, i)
-		}
-		b, err := readTail(path, budget)
-		if errors.Is(err, fs.ErrNotExist) {
-			break // no output yet, or no older file
-		}
-		if err != nil {
-			return "", fmt.Errorf("cannot read logs of %q: %w", id, err)
-		}
-		parts = append(parts, b)
-		budget -= len(b)
-		found += bytes.Count(b, []byte{'\n'})
-	}
-	var buf []byte
-	for i := len(parts) - 1; i >= 0; i-- {
-		buf = append(buf, parts[i]...)
-	}
-	buf = bytes.TrimRight(buf, "\n")
-	for i, n := len(buf)-1, 0; i >= 0; i-- {
-		if buf[i] == '\n' {
-			if n++; n == lines {
-				return string(buf[i+1:]) + "\n", nil
-			}
-		}
-	}
-	if len(buf) == 0 {
-		return "", nil
-	}
-	return string(buf) + "\n", nil
-}
-
-// readTail reads the last max bytes of path.
-func readTail(path string, max int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, err
-	}
-	start := size - int64(max)
-	if start < 0 {
-		start = 0
-	}
-	buf := make([]byte, size-start)
-	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-		return nil, err
-	}
-	return buf, nil
 }

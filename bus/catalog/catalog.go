@@ -87,6 +87,11 @@ func All() []Named {
 		{bus.ProcSubject(procID, bus.VerbSend) + reply, api.OK{}},
 		{bus.ProcSubject(procID, bus.VerbLogs) + request, api.LogsRequest{}},
 		{bus.ProcSubject(procID, bus.VerbLogs) + reply, api.LogsReply{}},
+		{bus.ProcSubject(procID, bus.VerbFollow) + request, api.FollowRequest{}},
+		{bus.ProcSubject(procID, bus.VerbFollow) + reply, api.FollowReply{}},
+		// A followed process's output is raw bytes; only its last message,
+		// the end, is JSON.
+		{bus.LogSubject(procID) + " end", api.LogEnd{}},
 
 		// The node registry's records (KV bucket CORRAL_NODES).
 		{registry.Subject(registry.NodeKey(nodeID)), api.NodeInfo{}},

@@ -105,16 +105,20 @@ func TestSchemasCompileAndValidateSamples(t *testing.T) {
 		"corral.registry request":     mustJSON(t, api.RegistryRequest{Processes: api.ProcessesGone}),
 		"corral.registry reply": mustJSON(t, api.RegistryView{Node: "n1", Nodes: []api.RegistryEntry{{Info: nodeInfo},
 			{Info: lostInfo, AgeMs: 7200, Processes: []api.ProcessSummary{{ID: mp.ID, Name: "encoder", Node: "n2", Status: api.StatusRunning, PID: 4242, StartedAt: now}}}}}),
-		"corral.list reply":              mustJSON(t, api.ListReply{Node: "n1", Processes: []api.ManagedProcess{}}),
-		"corral.proc.<id>.get reply":     mustJSON(t, mp),
-		"corral.proc.<id>.stop request":  mustJSON(t, api.StopRequest{Signal: "SIGTERM"}),
-		"corral.proc.<id>.stop reply":    mustJSON(t, mp),
-		"corral.proc.<id>.restart reply": mustJSON(t, mp),
-		"corral.proc.<id>.send reply":    mustJSON(t, api.OK{OK: true}),
-		"corral.proc.<id>.logs request":  mustJSON(t, api.LogsRequest{Lines: 10}),
-		"corral.proc.<id>.logs reply":    mustJSON(t, api.LogsReply{ProcessID: mp.ID, Log: "hello\n"}),
-		catalog.WireMessage:              []byte(`{"type":"event","processId":"proc_0123456789abcdef","timestamp":1700000000000,"id":"e1","event":"progress","data":{"percent":50}}`),
-		catalog.WireReply:                wire.AppendError(nil, json.RawMessage(`7`), wire.CodeUnknownEvent, "unknown event"),
+		"corral.list reply":               mustJSON(t, api.ListReply{Node: "n1", Processes: []api.ManagedProcess{}}),
+		"corral.proc.<id>.get reply":      mustJSON(t, mp),
+		"corral.proc.<id>.stop request":   mustJSON(t, api.StopRequest{Signal: "SIGTERM"}),
+		"corral.proc.<id>.stop reply":     mustJSON(t, mp),
+		"corral.proc.<id>.restart reply":  mustJSON(t, mp),
+		"corral.proc.<id>.send reply":     mustJSON(t, api.OK{OK: true}),
+		"corral.proc.<id>.logs request":   mustJSON(t, api.LogsRequest{Lines: 10}),
+		"corral.proc.<id>.logs reply":     mustJSON(t, api.LogsReply{ProcessID: mp.ID, Log: "hello\n"}),
+		"corral.proc.<id>.follow request": mustJSON(t, api.FollowRequest{Follower: "f1", Tail: 10, SinceMs: 60000}),
+		"corral.proc.<id>.follow reply": mustJSON(t, api.FollowReply{ProcessID: mp.ID, Node: "n1", Log: "hello\n", Offset: 6, Epoch: 1700000000000000000,
+			RenewMs: 2000, End: &api.LogEnd{ProcessID: mp.ID, Status: api.StatusStopped, ExitCode: &zero}}),
+		"corral.logs.<id> end": mustJSON(t, api.LogEnd{ProcessID: mp.ID, Status: api.StatusCrashed, Error: "killed by signal SIGKILL"}),
+		catalog.WireMessage:    []byte(`{"type":"event","processId":"proc_0123456789abcdef","timestamp":1700000000000,"id":"e1","event":"progress","data":{"percent":50}}`),
+		catalog.WireReply:      wire.AppendError(nil, json.RawMessage(`7`), wire.CodeUnknownEvent, "unknown event"),
 	}
 	for name := range schemas {
 		if _, ok := samples[name]; !ok {
@@ -190,6 +194,8 @@ func TestSchemasValidateRealMessages(t *testing.T) {
 	request("corral.node.<node>.definitions reply", bus.NodeSubject("n1", bus.VerbDefinitions), ``)
 	request("corral.node.<node>.define reply", bus.NodeSubject("n1", bus.VerbDefine), `{"name":"echo","command":"echo","autoRestart":false,"maxRestarts":0,"stopSignal":"","stopTimeoutMs":0,"limits":{}}`)
 	request("corral.proc.<id>.logs reply", bus.ProcSubject(mp.ID, bus.VerbLogs), `{"lines":5}`)
+	request("corral.proc.<id>.follow reply", bus.ProcSubject(mp.ID, bus.VerbFollow), `{"follower":"f1","tail":5}`)
+	request("corral.proc.<id>.follow reply", bus.ProcSubject(mp.ID, bus.VerbFollow), `{"follower":"f1"}`)
 	request("corral.proc.<id>.stop reply", bus.ProcSubject(mp.ID, bus.VerbStop), `{}`)
 	request("corral.proc.<id>.restart reply", bus.ProcSubject(mp.ID, bus.VerbRestart), ``)
 	request("corral.node.<node>.stopall reply", bus.NodeSubject("n1", bus.VerbStopAll), `{}`)

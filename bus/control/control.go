@@ -116,8 +116,19 @@ func (c *Control) Send(ctx context.Context, id string, msg json.RawMessage) erro
 
 // Logs returns the last lines of a process's output.
 func (c *Control) Logs(ctx context.Context, id string, lines int) (string, error) {
+	return c.LogsSince(ctx, id, lines, 0)
+}
+
+// LogsSince returns the lines of a process's output written within since
+// (as far as its node can tell: README "Subjects"), the last lines of
+// them when lines is more than 0; since 0 is Logs.
+func (c *Control) LogsSince(ctx context.Context, id string, lines int, since time.Duration) (string, error) {
+	req := api.LogsRequest{Lines: lines, SinceMs: since.Milliseconds()}
+	if since > 0 && req.SinceMs == 0 {
+		req.SinceMs = 1
+	}
 	var r api.LogsReply
-	err := c.procRequest(ctx, id, bus.VerbLogs, api.LogsRequest{Lines: lines}, &r, "read logs of")
+	err := c.procRequest(ctx, id, bus.VerbLogs, req, &r, "read logs of")
 	return r.Log, err
 }
 

@@ -183,7 +183,7 @@ func TestStreamLimit(t *testing.T) {
 // A followed log sends the lines as the process writes them, and says
 // when it has ended.
 func TestLogsFollow(t *testing.T) {
-	s := startSite(t, false, gateway.Config{LogPoll: 20 * time.Millisecond})
+	s := startSite(t, false, gateway.Config{})
 	ctx := testnode.Context(t)
 	mp, err := s.node.Ctl.Spawn(ctx, "", "printer", api.SpawnRequest{})
 	if err != nil {

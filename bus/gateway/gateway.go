@@ -53,8 +53,6 @@ type Config struct {
 	// 12h).
 	MaxSessions int
 	SessionTTL  time.Duration
-	// LogPoll is how often a followed log is read again (default 250ms).
-	LogPoll time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -85,7 +83,6 @@ const (
 	DefaultStreamQueue = 1024
 	DefaultMaxSessions = 1024
 	DefaultSessionTTL  = 12 * time.Hour
-	DefaultLogPoll     = 250 * time.Millisecond
 )
 
 // ErrInsecure is matched by the error of New when the listener is
@@ -139,9 +136,6 @@ func New(ctl *control.Control, cfg Config) (*Gateway, error) {
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
-	}
-	if cfg.LogPoll <= 0 {
-		cfg.LogPoll = DefaultLogPoll
 	}
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("cannot start the HTTP gateway: invalid address %q (http.listen): %w", cfg.Listen, err)

@@ -2,74 +2,63 @@ package gateway
 
 import (
 	"context"
-	"slices"
+	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus/control"
 )
 
-func TestNewLines(t *testing.T) {
-	t.Parallel()
-	l := func(s string) []string { return splitLines(s) }
-	for _, tc := range []struct {
-		prev, cur, fresh string
-		gap              bool
-	}{
-		{"", "a\nb\n", "a|b", false},
-		{"a\nb\n", "a\nb\n", "", false},
-		{"a\nb\n", "a\nb\nc\n", "c", false},
-		{"a\nb\nc\n", "b\nc\nd\ne\n", "d|e", false}, // the window slid
-		{"a\nb\nc\n", "x\ny\nz\n", "x|y|z", true},   // more than a window between two reads
-		{"a\nhal\n", "a\nhalf done\nnext\n", "half done|next", false},
-		{"x\nx\nx\n", "x\nx\nx\n", "", false}, // identical lines filling the window: seen once
-	} {
-		fresh, gap := newLines(l(tc.prev), l(tc.cur))
-		if strings.Join(fresh, "|") != tc.fresh || gap != tc.gap {
-			t.Errorf("newLines(%q, %q) = %q, %v; want %q, %v", tc.prev, tc.cur, fresh, gap, tc.fresh, tc.gap)
+// fakeFollower hands over output as a node would, then the process's end.
+type fakeFollower struct {
+	outputs []control.Output
+	getErr  error
+}
+
+func (f *fakeFollower) Follow(_ context.Context, id string, _ control.FollowOptions, fn func(control.Output) error) (api.LogEnd, error) {
+	for _, o := range f.outputs {
+		if err := fn(o); err != nil {
+			return api.LogEnd{}, err
 		}
 	}
+	code := 0
+	return api.LogEnd{ProcessID: id, Status: api.StatusStopped, ExitCode: &code}, nil
 }
 
-// fakeLogs is a process whose log grows one line per read until it ends.
-type fakeLogs struct {
-	log    []string
-	reads  int
-	endAt  int
-	status api.Status
+func (f *fakeFollower) Get(_ context.Context, id string) (api.ManagedProcess, error) {
+	return api.ManagedProcess{ID: id, Name: "p", Status: api.StatusStopped}, f.getErr
 }
 
-func (f *fakeLogs) Logs(_ context.Context, _ string, lines int) (string, error) {
-	f.reads++
-	if f.reads < f.endAt {
-		f.log = append(f.log, "line "+strings.Repeat("i", f.reads))
-	} else {
-		f.status = api.StatusStopped
-	}
-	tail := f.log[max(0, len(f.log)-lines):]
-	return strings.Join(tail, "\n") + "\n", nil
-}
-
-func (f *fakeLogs) Get(context.Context, string) (api.ManagedProcess, error) {
-	return api.ManagedProcess{ID: "proc_x", Status: f.status}, nil
-}
-
-func TestFollowLogsUntilTheEnd(t *testing.T) {
-	t.Parallel()
-	src := &fakeLogs{endAt: 6, status: api.StatusRunning}
-	var got []string
-	end, err := followLogs(context.Background(), src, "proc_x", time.Millisecond, nil, func(fresh []string, gap bool) error {
-		if gap {
-			t.Error("a gap")
+// A followed log goes out as events of whole lines (a line is sent once
+// it is finished, the unfinished last one at the end), with a comment
+// where output was missed, and ends with the process.
+func TestFollowLogsSendsWholeLines(t *testing.T) {
+	for _, getErr := range []error{nil, errors.New("gone")} {
+		rec := httptest.NewRecorder()
+		sw := startSSE(rec)
+		src := &fakeFollower{getErr: getErr, outputs: []control.Output{
+			{Data: []byte("tail 1\ntail 2\n"), Tail: true},
+			{Data: []byte("half")},
+			{Data: []byte(" done\nnext\nunfin")},
+			{Missed: 42},
+			{Data: []byte("ished")},
+		}}
+		mp, err := followLogs(context.Background(), src, "proc_x", control.FollowOptions{Tail: 2}, sw)
+		if err != nil || mp.ID != "proc_x" || mp.Status != api.StatusStopped {
+			t.Fatalf("followLogs = %+v, %v", mp, err)
 		}
-		got = append(got, fresh...)
-		return nil
-	})
-	if err != nil || end.Status != api.StatusStopped {
-		t.Fatalf("followLogs = %+v, %v", end, err)
-	}
-	if !slices.Equal(got, src.log) {
-		t.Errorf("sent %q, the log is %q", got, src.log)
+		want := "retry: 1000\n\n" +
+			"event: log\ndata: tail 1\ndata: tail 2\n\n" +
+			"event: log\ndata: half done\ndata: next\n\n" +
+			": 42 bytes of output were missed: they came faster than they could be passed on\n\n" +
+			"event: log\ndata: unfinished\n\n"
+		if got := rec.Body.String(); got != want {
+			t.Errorf("the stream:\n%s\nwant:\n%s", got, want)
+		}
+		if strings.Contains(rec.Body.String(), "event: end") {
+			t.Error("followLogs sent the end itself")
+		}
 	}
 }

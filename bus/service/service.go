@@ -43,7 +43,9 @@ type Supervisor interface {
 	Unapply(name string) bool
 	Shadowed() []string
 	Definitions() []node.Definition
-	LogTail(id string, lines int) (string, error)
+	Tail(ctx context.Context, id string, opts node.TailOptions) (node.LogSnapshot, error)
+	FollowLogs(ctx context.Context, id string, sink node.LogSink, opts node.TailOptions) (node.LogSnapshot, error)
+	UnfollowLogs(id string, sink node.LogSink)
 }
 
 var _ Supervisor = (*node.Supervisor)(nil)
@@ -78,6 +80,9 @@ type Config struct {
 	// of them. Without JetStream the node retries with a backoff and
 	// meanwhile only heartbeats. nil: no registry.
 	Registry *registry.Config
+	// Follow bounds what following processes' output costs
+	// (corral.proc.<id>.follow, follow.go).
+	Follow FollowLimits
 	// Reload reloads the node's configuration (corral.reload,
 	// corral.node.<id>.reload); nil: the node cannot, and says so.
 	Reload func() (api.ReloadReply, error)
@@ -103,7 +108,8 @@ type Service struct {
 	sup      Supervisor
 	svc      micro.Service
 	procSubs map[string]*nats.Subscription
-	spawnFor map[string]bool // names with a corral.spawn.<name> endpoint
+	spawnFor map[string]bool    // names with a corral.spawn.<name> endpoint
+	follows  map[string]*follow // followed processes, by id (follow.go)
 	closed   bool
 
 	ctx    context.Context
@@ -129,6 +135,7 @@ func New(nc *nats.Conn, cfg Config) *Service {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = registry.DefaultHeartbeatInterval
 	}
+	cfg.Follow.setDefaults()
 	if cfg.Relay.NodeID == "" {
 		cfg.Relay.NodeID = cfg.NodeID
 	}
@@ -139,7 +146,7 @@ func New(nc *nats.Conn, cfg Config) *Service {
 	s := &Service{
 		relay: relay.New(nc, cfg.Relay), nc: nc, cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID),
 		startedAt: time.Now(), procSubs: make(map[string]*nats.Subscription), spawnFor: make(map[string]bool),
-		ctx: ctx, cancel: cancel,
+		follows: make(map[string]*follow), ctx: ctx, cancel: cancel,
 	}
 	s.control = control.New(nc, control.WithTimeout(5*time.Second))
 	s.presence = presence.New(nc, presence.Config{
@@ -154,7 +161,8 @@ func New(nc *nats.Conn, cfg Config) *Service {
 func (s *Service) Relay() *relay.Relay { return s.relay }
 
 // Publish implements node.Reporter: it relays the report and, for a new
-// process, starts answering corral.proc.<id>.*.
+// process, starts answering corral.proc.<id>.*; the end of a followed
+// process ends its output on corral.logs.<id>.
 func (s *Service) Publish(r node.Report) error {
 	switch r.Kind {
 	case node.KindSpawned, node.KindReconnected:
@@ -163,6 +171,7 @@ func (s *Service) Publish(r node.Report) error {
 		}
 		s.presence.ProcessesChanged()
 	case node.KindStopped, node.KindCrashed:
+		s.followEnded(r)
 		s.presence.ProcessesChanged()
 	}
 	return s.relay.Publish(r)
@@ -630,16 +639,41 @@ func (s *Service) handleProc(id string, m *nats.Msg) {
 	case bus.VerbSend:
 		respond(r, api.OK{OK: true}, sup.Send(id, m.Data))
 	case bus.VerbLogs:
-		var req api.LogsRequest
-		if err := decodeRequest(fmt.Sprintf("cannot read logs of %q", id), m.Data, &req); err != nil {
-			respondError(r, err)
-			return
-		}
-		text, err := sup.LogTail(id, req.Lines)
-		respond(r, api.LogsReply{ProcessID: id, Log: text}, err)
+		s.handleLogs(sup, id, r, m.Data)
+	case bus.VerbFollow:
+		s.handleFollow(sup, id, m)
 	default:
-		respondError(r, api.Errorf(api.ErrInvalid, "cannot answer %s: unknown verb %q (expected get, stop, restart, send or logs)", m.Subject, verb))
+		respondError(r, api.Errorf(api.ErrInvalid, "cannot answer %s: unknown verb %q (expected get, stop, restart, send, logs or follow)", m.Subject, verb))
 	}
+}
+
+// handleLogs answers corral.proc.<id>.logs: the last lines (100 by
+// default, 10000 at most: more are as many), or those written within
+// SinceMs.
+func (s *Service) handleLogs(sup Supervisor, id string, r replier, data []byte) {
+	what := fmt.Sprintf("cannot read logs of %q", id)
+	var req api.LogsRequest
+	if err := decodeRequest(what, data, &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	if req.SinceMs < 0 || req.SinceMs > maxSinceMs {
+		respondError(r, api.Errorf(api.ErrInvalid, "%s: sinceMs %d is out of range (0 to %d, ten years)", what, req.SinceMs, int64(maxSinceMs)))
+		return
+	}
+	opts := node.TailOptions{Lines: min(max(req.Lines, 0), node.MaxTailLines), Since: time.Duration(req.SinceMs) * time.Millisecond}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	snap, err := sup.Tail(ctx, id, opts)
+	if err != nil {
+		respondError(r, err)
+		return
+	}
+	text := strings.TrimRight(snap.Tail, "\n")
+	if text != "" {
+		text += "\n"
+	}
+	_ = r.RespondJSON(api.LogsReply{ProcessID: id, Log: text})
 }
 
 // --- replies ---

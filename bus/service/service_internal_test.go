@@ -53,9 +53,13 @@ func (f *fakeSupervisor) Apply(node.Definition) (bool, error) { return false, f.
 func (f *fakeSupervisor) Unapply(string) bool                 { f.unexpected("Unapply"); return false }
 func (f *fakeSupervisor) Shadowed() []string                  { return nil }
 func (f *fakeSupervisor) Definitions() []node.Definition      { return nil }
-func (f *fakeSupervisor) LogTail(string, int) (string, error) {
-	return "", f.unexpected("LogTail")
+func (f *fakeSupervisor) Tail(context.Context, string, node.TailOptions) (node.LogSnapshot, error) {
+	return node.LogSnapshot{}, f.unexpected("Tail")
 }
+func (f *fakeSupervisor) FollowLogs(context.Context, string, node.LogSink, node.TailOptions) (node.LogSnapshot, error) {
+	return node.LogSnapshot{}, f.unexpected("FollowLogs")
+}
+func (f *fakeSupervisor) UnfollowLogs(string, node.LogSink) {}
 
 // A request with a field the service does not know is refused with 400,
 // which Control reports as ErrBadRequest, and the supervisor never sees it.

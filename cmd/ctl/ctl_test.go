@@ -233,6 +233,21 @@ func TestLogs(t *testing.T) {
 	if err := json.Unmarshal([]byte(n.ok(t, "logs", id, "--json")), &reply); err != nil || reply.ProcessID != id || reply.Log != "hello from the-test\n" {
 		t.Errorf("logs --json = %+v, %v", reply, err)
 	}
+	if out := n.ok(t, "logs", id, "--since", "1h"); out != "hello from the-test\n" {
+		t.Errorf("logs --since 1h = %q", out)
+	}
+	// Of the ended process, -f prints the tail and returns; with --json,
+	// one object per piece of output, then its end.
+	if _, err := n.Ctl.Stop(t.Context(), id, ""); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.ok(t, "logs", "-f", id); out != "hello from the-test\n" {
+		t.Errorf("logs -f of the ended process = %q", out)
+	}
+	lines := strings.Split(strings.TrimSpace(n.ok(t, "--json", "logs", "-f", id)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"output":"hello from the-test\n"`) || !strings.Contains(lines[1], `"end":{"processId":"`+id+`","status":"stopped"`) {
+		t.Errorf("logs -f --json = %q", lines)
+	}
 }
 
 func TestErrors(t *testing.T) {
@@ -265,6 +280,12 @@ func TestErrors(t *testing.T) {
 		{"unknown command", []string{"pss"}, 2, `unknown command "pss" (did you mean "ps"?)`},
 		{"bad timeout", []string{"--timeout", "soon", "ps"}, 2, "--timeout"},
 		{"lines not positive", []string{"logs", id, "--lines", "0"}, 2, "--lines must be positive"},
+		{"lines and tail", []string{"logs", id, "--lines", "3", "--tail", "3"}, 2, "--lines and --tail are the same"},
+		{"tail out of range", []string{"logs", "-f", id, "--tail", "10001"}, 2, "--tail must be 0 to 10000"},
+		{"tail negative", []string{"logs", "-f", id, "--tail", "-1"}, 2, "--tail must be 0 to 10000"},
+		{"logs since not positive", []string{"logs", id, "--since", "0s"}, 2, "--since must be positive"},
+		{"follow of an unknown id", []string{"logs", "-f", "proc_aaaaaaaaaaaaaaaa"}, 1, "no such process"},
+		{"follow of an unknown name", []string{"logs", "-f", "nosuch"}, 1, "no process, definition or service has that name"},
 		{"since not positive", []string{"events", "--since", "-1m"}, 2, "--since must be positive"},
 		{"process without an id", []string{"events", "--process", ""}, 2, "--process needs a process id"},
 		{"history without JetStream", []string{"events", "--since", "1m"}, 1, "no event history: JetStream is not available"},

@@ -3,6 +3,7 @@
 package nodetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -139,3 +140,65 @@ func (r *Recorder) Of(kind node.Kind, id string) []node.Report {
 
 // Count is len(Of(kind, id)).
 func (r *Recorder) Count(kind node.Kind, id string) int { return len(r.Of(kind, id)) }
+
+// Output is a node.LogSink that keeps the output it is handed, and checks
+// that it comes in order, without gap: each call must begin where the
+// last one ended (the first may begin anywhere). Safe for concurrent use.
+type Output struct {
+	mu      sync.Mutex
+	data    []byte
+	start   int64 // offset of data[0]
+	calls   int
+	gap     string // the first gap or overlap seen
+	changed chan struct{}
+}
+
+// NewOutput returns an empty Output.
+func NewOutput() *Output { return &Output{changed: make(chan struct{}), start: -1} }
+
+var _ node.LogSink = (*Output)(nil)
+
+// LogOutput implements node.LogSink.
+func (o *Output) LogOutput(data []byte, _, offset int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.start < 0 {
+		o.start = offset
+	} else if end := o.start + int64(len(o.data)); offset != end && o.gap == "" {
+		o.gap = fmt.Sprintf("output at offset %d after output that ended at %d", offset, end)
+	}
+	o.data = append(o.data, data...)
+	o.calls++
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+// Got returns what was handed so far, the offset it begins at (-1 before
+// anything came), how many calls brought it, and the first gap or overlap
+// between two calls ("" when there was none).
+func (o *Output) Got() (data []byte, start int64, calls int, gap string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]byte(nil), o.data...), o.start, o.calls, o.gap
+}
+
+// WaitFor waits until what was handed holds want, failing the test after
+// within.
+func (o *Output) WaitFor(tb testing.TB, within time.Duration, want func(data []byte) bool) []byte {
+	tb.Helper()
+	deadline := time.After(within)
+	for {
+		o.mu.Lock()
+		data, changed := o.data, o.changed
+		ok := want(data)
+		o.mu.Unlock()
+		if ok {
+			return append([]byte(nil), data...)
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			tb.Fatalf("the output handed over after %v does not hold what was awaited:\n%.2000s", within, data)
+		}
+	}
+}
