@@ -24,6 +24,8 @@ type conn struct {
 	ackAware bool
 	// scratch is the read loop's reusable payload buffer.
 	scratch []byte
+	// dec decodes the read loop's lines, reusing the strings of earlier ones.
+	dec wire.Decoder
 	// rejected counts rejected lines, to rate-limit their logging.
 	rejected int
 }

@@ -28,7 +28,7 @@ func reject(code, format string, args ...any) error {
 // line asked for one.
 func (c *conn) handle(line []byte) {
 	var msg wire.Message
-	err := wire.Decode(line, &msg)
+	err := c.dec.Decode(line, &msg)
 	if err != nil {
 		var de *wire.DecodeError
 		if errors.As(err, &de) {
