@@ -376,7 +376,7 @@ func (r *Relay) retry(window []*storedEvent, refused bool) {
 			// The server turned out to have no JetStream: the event is
 			// handed to NATS as a plain message, as in non-durable mode.
 			a.forget(e)
-			err := r.publish(e.msg.Subject, e.msg.Header, e.msg.Data, false, true)
+			err := r.publish(e.msg, false, true)
 			a.mu.Lock()
 			e.state, e.err = storeDone, err
 			if err != nil {
