@@ -169,7 +169,7 @@ func Start(t testing.TB, srv *embedded.Server, spec Spec) *Node {
 	if err := svc.Serve(sup); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := srv.Connect(spec.ID + " control") // in process, as the node's own user when the server has users
+	cc, err := srv.Connect(spec.ID + " control") // as the node's own user when the server has users
 	if err != nil {
 		t.Fatal(err)
 	}
