@@ -27,28 +27,41 @@ type outMsg struct {
 	vals [4]string // node, process id, process name, message id
 }
 
-var outMsgs = sync.Pool{New: func() any {
-	o := &outMsg{}
+// init makes o's header, whose values are o.vals.
+func (o *outMsg) init() {
 	o.msg.Header = nats.Header{
 		bus.HeaderNode:        o.vals[0:1:1],
 		bus.HeaderProcessID:   o.vals[1:2:2],
 		bus.HeaderProcessName: o.vals[2:3:3],
 		bus.HeaderMsgID:       o.vals[3:4:4],
 	}
+}
+
+// set sets o's subject, data and header values.
+func (o *outMsg) set(nodeID, subject string, rep *node.Report, msgID string, data []byte) {
+	o.msg.Subject, o.msg.Data = subject, data
+	o.vals = [4]string{nodeID, rep.ProcessID, rep.Name, msgID}
+}
+
+// clear keeps nothing of the report alive.
+func (o *outMsg) clear() { o.msg.Subject, o.msg.Data, o.vals = "", nil, [4]string{} }
+
+var outMsgs = sync.Pool{New: func() any {
+	o := &outMsg{}
+	o.init()
 	return o
 }}
 
 // newOutMsg returns a message for rep's headers, with message id msgID.
 func (r *Relay) newOutMsg(subject string, rep *node.Report, msgID string, data []byte) *outMsg {
 	o := outMsgs.Get().(*outMsg)
-	o.msg.Subject, o.msg.Data = subject, data
-	o.vals = [4]string{r.cfg.NodeID, rep.ProcessID, rep.Name, msgID}
+	o.set(r.cfg.NodeID, subject, rep, msgID, data)
 	return o
 }
 
-// free returns o to the pool, keeping nothing of the report alive.
+// free returns o to the pool.
 func (o *outMsg) free() {
-	o.msg.Subject, o.msg.Data, o.vals = "", nil, [4]string{}
+	o.clear()
 	outMsgs.Put(o)
 }
 
@@ -105,60 +118,77 @@ func lenOf(m *map[subjectKey]string) int {
 	return len(*m)
 }
 
-// msgIDs makes the Nats-Msg-Id of the messages the relay makes up: a
-// prefix drawn at random for each relay (the first 12 characters of a new
-// NUID generator's ids, crypto-random base62) and a counter, 10 base-36
-// digits. So ids
-// are unique across nodes and restarts, as NUIDs are, and JetStream
-// de-duplicates by them as before. They are made idChunk at a time in
-// one string, and each id is a slice of it.
-type msgIDs struct {
+// counterStrings hands out strings made of a prefix and a counter, width
+// base-36 digits (with leading zeros): message ids and reply subjects.
+// They are made chunk at a time in one string, and each is a slice of it,
+// so handing one out allocates nothing.
+type counterStrings struct {
+	width int
+	renew func() string // the prefix once the counter wraps; nil: the same
+
 	mu     sync.Mutex
 	prefix string
-	seq    uint64
+	seq    uint64 // the counter of the first string of chunk
 	chunk  string
-	next   int // offset of the next id in chunk
+	next   int // index of the next string in chunk
+	n      int // strings in chunk
 }
 
-const (
-	idPrefixLen = 12
-	idSeqLen    = 10
-	idLen       = idPrefixLen + idSeqLen
-	idChunk     = 256
-)
+// chunkStrings is how many strings a chunk holds.
+const chunkStrings = 256
 
-func newMsgIDs() *msgIDs { return &msgIDs{prefix: nuid.New().Next()[:idPrefixLen]} }
-
-// id returns a new message id.
-func (g *msgIDs) id() string {
+// get returns a new string and its counter.
+func (g *counterStrings) get() (string, uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.next == len(g.chunk) {
+	if g.next == g.n {
 		g.refill()
 	}
-	s := g.chunk[g.next : g.next+idLen]
-	g.next += idLen
-	return s
+	size := len(g.prefix) + g.width
+	i := g.next
+	g.next++
+	return g.chunk[i*size : (i+1)*size], g.seq + uint64(i)
 }
 
-// maxIDSeq is where the counter wraps (36^10, past 3·10^15 ids): a new
-// prefix is drawn then, as NUID does.
-const maxIDSeq = 3656158440062976
-
-func (g *msgIDs) refill() {
-	b := make([]byte, 0, idChunk*idLen)
-	var num [16]byte
-	for range idChunk {
-		if g.seq == maxIDSeq {
-			g.prefix, g.seq = nuid.New().Next()[:idPrefixLen], 0
+// refill makes the next chunk; it starts again at counter 0 (with a new
+// prefix, when renew is set) where the counter would need more digits.
+func (g *counterStrings) refill() {
+	g.seq += uint64(g.n)
+	limit := uint64(1)
+	for range g.width {
+		limit *= 36
+	}
+	if g.seq+chunkStrings > limit {
+		g.seq = 0
+		if g.renew != nil {
+			g.prefix = g.renew()
 		}
+	}
+	b := make([]byte, 0, chunkStrings*(len(g.prefix)+g.width))
+	var num [16]byte
+	for i := range uint64(chunkStrings) {
 		b = append(b, g.prefix...)
-		digits := strconv.AppendUint(num[:0], g.seq, 36)
-		for range idSeqLen - len(digits) {
+		digits := strconv.AppendUint(num[:0], g.seq+i, 36)
+		for range g.width - len(digits) {
 			b = append(b, '0')
 		}
 		b = append(b, digits...)
-		g.seq++
 	}
-	g.chunk, g.next = string(b), 0
+	g.chunk, g.next, g.n = string(b), 0, chunkStrings
+}
+
+// Message ids (Nats-Msg-Id) the relay makes up: a prefix drawn at random
+// for each relay (the first 12 characters of a new NUID generator's ids,
+// crypto-random base62) and a counter of 10 base-36 digits. So they are
+// unique across nodes and restarts, as NUIDs are, and JetStream
+// de-duplicates by them as before; once the counter wraps (after 36^10
+// ids) the prefix is drawn again, as NUID does.
+const (
+	idPrefixLen = 12
+	idSeqLen    = 10
+)
+
+func newMsgIDs() *counterStrings {
+	renew := func() string { return nuid.New().Next()[:idPrefixLen] }
+	return &counterStrings{width: idSeqLen, renew: renew, prefix: renew()}
 }

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -9,12 +11,12 @@ import (
 // draws a new prefix.
 func TestMsgIDs(t *testing.T) {
 	g := newMsgIDs()
-	g.seq = maxIDSeq - 3*idChunk/2
+	g.seq, g.n, g.next = 3656158440062976-2*chunkStrings, chunkStrings, chunkStrings // 36^10, the wrap, is a chunk away
 	seen := map[string]bool{}
 	prefixes := map[string]bool{}
-	for range 3 * idChunk {
-		id := g.id()
-		if len(id) != idLen || seen[id] {
+	for range 3 * chunkStrings {
+		id, _ := g.get()
+		if len(id) != idPrefixLen+idSeqLen || seen[id] {
 			t.Fatalf("id %q (length %d, seen before %v)", id, len(id), seen[id])
 		}
 		seen[id] = true
@@ -22,6 +24,18 @@ func TestMsgIDs(t *testing.T) {
 	}
 	if len(prefixes) != 2 {
 		t.Errorf("%d prefixes across the wrap, want 2", len(prefixes))
+	}
+}
+
+// Reply subjects carry their counter, which get returns too.
+func TestCounterStrings(t *testing.T) {
+	g := &counterStrings{prefix: "_INBOX.x.", width: 4}
+	for want := range uint64(3 * chunkStrings) {
+		s, n := g.get()
+		got, err := strconv.ParseUint(strings.TrimPrefix(s, "_INBOX.x."), 36, 64)
+		if n != want || err != nil || got != want || len(s) != len("_INBOX.x.")+4 {
+			t.Fatalf("get = %q %d, want counter %d", s, n, want)
+		}
 	}
 }
 

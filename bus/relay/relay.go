@@ -102,7 +102,7 @@ type Relay struct {
 	link   *link
 
 	subjects subjectCache
-	ids      *msgIDs
+	ids      *counterStrings // message ids
 
 	durable atomic.Bool
 	dropped atomic.Uint64
@@ -208,7 +208,7 @@ func (r *Relay) Publish(rep node.Report) error {
 		return r.publishReport(bus.SubjectStats, &rep, "", data, paced, copied)
 	}
 	if rep.Done != nil && rep.MsgID != "" && r.durable.Load() {
-		return r.publishDurable(r.message(r.subject(&rep), &rep, rep.MsgID, data, copied), rep.Done)
+		return r.publishDurable(r.newStoredEvent(r.subject(&rep), &rep, data))
 	}
 	if err := r.publishReport(r.subject(&rep), &rep, rep.MsgID, data, paced, copied); err != nil {
 		return err
@@ -246,7 +246,7 @@ func (r *Relay) subject(rep *node.Report) string {
 // message's own, not the caller's buffer.
 func (r *Relay) publishReport(subject string, rep *node.Report, msgID string, data []byte, paced, owned bool) error {
 	if msgID == "" {
-		msgID = r.ids.id()
+		msgID, _ = r.ids.get()
 	}
 	if rep.ProcessID == "" {
 		return r.publish(r.message(subject, rep, msgID, data, owned), paced, true)

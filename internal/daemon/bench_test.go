@@ -7,11 +7,14 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
@@ -134,7 +137,9 @@ func spawnEmitters(b *testing.B, nc *nats.Conn, n int) []*testchild.Peer {
 // separate NATS client counts what arrives on NATS. With acks each child
 // keeps at most benchAckWindow events unanswered; in the durable cases
 // (JetStream on, the default) an ack comes once the stream stored the
-// event. cpu-µs/event is the CPU time of this process (the node, its
+// event, and the case also measures raw JetStream: one publisher storing
+// as many messages of the same size, with a Nats-Msg-Id each, at most as
+// many unacknowledged as the children together. cpu-µs/event is the CPU time of this process (the node, its
 // NATS server and the subscriber; not the children) per event: less
 // sensitive than the rate to whatever else runs on the machine. Each case
 // first measures raw NATS on the same server (the same
@@ -156,6 +161,10 @@ func BenchmarkRelay(b *testing.B) {
 			}
 			peers := spawnEmitters(b, nc, benchChildren)
 			raw := rawPubSub(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N)
+			rawJS := 0.0
+			if bc.durable {
+				rawJS = rawJetStream(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N, benchChildren*benchAckWindow)
+			}
 			var got atomic.Int64
 			done := make(chan struct{})
 			target := int64(b.N)
@@ -196,6 +205,9 @@ func BenchmarkRelay(b *testing.B) {
 			b.ReportMetric(float64(cpu.Nanoseconds())/1000/float64(b.N), "cpu-µs/event")
 			b.ReportMetric(raw, "raw-NATS-msg/s")
 			b.ReportMetric(100*relayRate/raw, "%-of-raw")
+			if bc.durable {
+				b.ReportMetric(rawJS, "raw-JetStream-msg/s")
+			}
 		})
 	}
 }
@@ -244,6 +256,39 @@ func rawPubSub(b *testing.B, url string, opts []nats.Option, size, n int) float6
 	case <-done:
 	case <-time.After(2 * time.Minute):
 		b.Fatalf("raw NATS: received %d of %d", got.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// rawJetStream measures raw JetStream on the server at url: one publisher
+// stores n messages of size bytes, each with a Nats-Msg-Id, in a file
+// stream of its own (as the event stream is), with at most window
+// waiting for their PubAck. It returns messages per second, first publish
+// to last PubAck.
+func rawJetStream(b *testing.B, url string, opts []nats.Option, size, n, window int) float64 {
+	b.Helper()
+	js, err := jetstream.New(rawClient(b, url, opts), jetstream.WithPublishAsyncMaxPending(window))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{rawSubject + ".js"},
+		Storage: jetstream.FileStorage, Duplicates: bus.DuplicateWindow}); err != nil {
+		b.Fatal(err)
+	}
+	defer js.DeleteStream(ctx, "BENCH_RAW")
+	payload := bytes.Repeat([]byte("x"), size)
+	prefix := nuid.Next() + "-"
+	start := time.Now()
+	for i := range n {
+		if _, err := js.PublishAsync(rawSubject+".js", payload, jetstream.WithMsgID(prefix+strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("raw JetStream: %d of %d not acknowledged", js.PublishAsyncPending(), n)
 	}
 	return float64(n) / time.Since(start).Seconds()
 }
