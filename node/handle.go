@@ -220,8 +220,9 @@ func (c *conn) relayEvent(msg *wire.Message) error {
 		return c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event, Raw: buf})
 	}
 	id := append(json.RawMessage(nil), msg.ID...) // msg.ID aliases the read buffer
+	c.msgID = wire.AppendIDText(append(append(c.msgID[:0], p.id...), ':'), id)
 	err := c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event,
-		MsgID: p.id + ":" + wire.IDText(id), Raw: buf, Done: func(err error) { c.answerLater(id, err) }})
+		MsgID: string(c.msgID), Raw: buf, Done: func(err error) { c.answerLater(id, err) }})
 	if err != nil {
 		return err
 	}

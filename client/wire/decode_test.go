@@ -85,9 +85,12 @@ func TestObjectKeys(t *testing.T) {
 }
 
 func TestIDText(t *testing.T) {
-	for raw, want := range map[string]string{`"abc"`: "abc", `12`: "12", `"a\"b"`: `a"b`} {
+	for raw, want := range map[string]string{`"abc"`: "abc", `12`: "12", `"a\"b"`: `a"b`, `""`: "", `"\u00e9t\u00e9"`: "été", `-1.5e3`: "-1.5e3"} {
 		if got := IDText(json.RawMessage(raw)); got != want {
 			t.Errorf("IDText(%s) = %q, want %q", raw, got, want)
+		}
+		if got := string(AppendIDText([]byte("p:"), json.RawMessage(raw))); got != "p:"+want {
+			t.Errorf("AppendIDText(%s) = %q, want %q", raw, got, "p:"+want)
 		}
 	}
 }

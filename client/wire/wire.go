@@ -378,12 +378,26 @@ func ValueKind(b []byte) string {
 // quotes, a number as written.
 func IDText(id json.RawMessage) string {
 	if len(id) > 0 && id[0] == '"' {
+		if len(id) >= 2 && bytes.IndexByte(id, '\\') < 0 {
+			return string(id[1 : len(id)-1])
+		}
 		var s string
 		if json.Unmarshal(id, &s) == nil {
 			return s
 		}
 	}
 	return string(id)
+}
+
+// AppendIDText appends IDText(id) to dst.
+func AppendIDText(dst []byte, id json.RawMessage) []byte {
+	switch {
+	case len(id) >= 2 && id[0] == '"' && bytes.IndexByte(id, '\\') < 0:
+		return append(dst, id[1:len(id)-1]...)
+	case len(id) > 0 && id[0] == '"':
+		return append(dst, IDText(id)...)
+	}
+	return append(dst, id...)
 }
 
 func describeJSONError(err error) string {
