@@ -6,4 +6,8 @@ const (
 	HeaderProcessID   = "Corral-Process-Id"
 	HeaderProcessName = "Corral-Process-Name"
 	HeaderMsgID       = "Nats-Msg-Id"
+	// HeaderExpectedStream (a JetStream header: store only in the stream
+	// of that name) is LiveOnly on process.<name>.stats (see
+	// HistorySubjects).
+	HeaderExpectedStream = "Nats-Expected-Stream"
 )

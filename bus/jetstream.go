@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// StreamName is the JetStream stream that keeps the event history: every
-// message on process.>.
+// StreamName is the JetStream stream that keeps the event history: the
+// lifecycle messages and children's events of process.> (HistorySubjects).
 const StreamName = "CORRAL_EVENTS"
 
 // RegistryBucket is the JetStream KV bucket of the node registry (package

@@ -30,7 +30,8 @@ type HistoryOptions struct {
 }
 
 // History replays the event history kept in the stream CORRAL_EVENTS (see
-// EnsureStream) and calls fn with each message, in stream order, on the
+// EnsureStream: the lifecycle messages and the children's events, not the
+// heartbeats and stats) and calls fn with each message, in stream order, on the
 // calling goroutine; the events carry Time and Seq. It returns nil when ctx
 // ends or, without Follow, when the replay is done; fn is never called
 // after it returns. OnSubscribed is honoured: fn is called once the
@@ -41,7 +42,8 @@ type HistoryOptions struct {
 // NATS outage from where it stopped.
 //
 // The error wraps ErrNotFound when there is no event history (no node set
-// up the stream) and ErrNoJetStream when the server has no JetStream.
+// up the stream) or subject is one the history does not keep (heartbeats,
+// stats), and ErrNoJetStream when the server has no JetStream.
 func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Event), eopts ...EventsOption) error {
 	var cfg eventsConfig
 	for _, o := range eopts {
@@ -50,6 +52,9 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 	subject := opts.Subject
 	if subject == "" {
 		subject = bus.SubjectAll
+	}
+	if bus.IsLiveOnly(subject) {
+		return api.Errorf(ErrNotFound, "cannot replay %s: heartbeats and stats are not kept in the event history, only sent to live subscribers", subject)
 	}
 	js, err := jetstream.New(c.nc)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,14 @@ func TestHistory(t *testing.T) {
 	}
 	if got := replay(control.HistoryOptions{Since: all[2].Time}); len(got) < 2 || got[len(got)-1].Seq != 4 {
 		t.Errorf("history since the third event = %v", got)
+	}
+	// Heartbeats and stats are not kept: asking for them alone is an error
+	// that says so.
+	for _, subject := range []string{bus.SubjectHeartbeat, bus.SubjectStats, "process.enc.stats", "process.*.stats"} {
+		err := ctl.History(ctx, control.HistoryOptions{Subject: subject}, func(control.Event) {})
+		if !errors.Is(err, control.ErrNotFound) || !strings.Contains(err.Error(), "not kept") {
+			t.Errorf("history of %s: %v, want ErrNotFound saying it is not kept", subject, err)
+		}
 	}
 
 	// Follow: the replay, then what is stored afterwards, until ctx ends.

@@ -202,7 +202,12 @@ func (r *Relay) Publish(rep node.Report) error {
 	paced := fromChild(rep)
 	if rep.Kind == node.KindStats {
 		// The per-name subject first, then the general one, as the original.
-		if err := r.publishReport(r.subjects.get(rep.Name, statsKey), &rep, "", data, paced, copied); err != nil {
+		// The history's subjects take in the first one: its header keeps it
+		// out (bus.HistorySubjects).
+		id, _ := r.ids.get()
+		m := r.message(r.subjects.get(rep.Name, statsKey), &rep, id, data, copied)
+		m.Header[bus.HeaderExpectedStream] = []string{bus.LiveOnly}
+		if err := r.publish(m, paced, true); err != nil {
 			return err
 		}
 		return r.publishReport(bus.SubjectStats, &rep, "", data, paced, copied)
@@ -260,7 +265,7 @@ func (r *Relay) publishReport(subject string, rep *node.Report, msgID string, da
 // Publish), with the Corral-* headers (those of a process only when rep
 // is about one) and msgID; its data is a copy unless owned.
 func (r *Relay) message(subject string, rep *node.Report, msgID string, data []byte, owned bool) *nats.Msg {
-	h := make(nats.Header, 4)
+	h := make(nats.Header, 5)
 	h[bus.HeaderNode] = r.nodeID
 	if rep.ProcessID != "" {
 		h[bus.HeaderProcessID] = []string{rep.ProcessID}
