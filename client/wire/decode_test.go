@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,17 @@ func TestDecode(t *testing.T) {
 				t.Errorf("id %s, want %s", m.ID, tc.wantID)
 			}
 		})
+	}
+}
+
+func TestTimestamps(t *testing.T) {
+	for _, ts := range []string{"0", "1738712345801", "999999999999999", "1000000000000000", "-5", "1.5", "1e3", "12345678901234567890", "1e400"} {
+		var m Message
+		err := Decode([]byte(`{"type":"heartbeat","processId":"p","timestamp":`+ts+`}`), &m)
+		want, werr := strconv.ParseFloat(ts, 64)
+		if (err != nil) != (werr != nil) || err == nil && m.Timestamp != want {
+			t.Errorf("timestamp %s: %v %v, strconv %v %v", ts, m.Timestamp, err, want, werr)
+		}
 	}
 }
 

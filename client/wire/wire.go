@@ -230,7 +230,7 @@ func (d *Decoder) Decode(line []byte, msg *Message) error {
 	case tsT != jsonparser.Number:
 		return wrongType("timestamp", "a number", tsT)
 	}
-	if msg.Timestamp, err = strconv.ParseFloat(string(ts), 64); err != nil {
+	if msg.Timestamp, err = parseNumber(ts); err != nil {
 		return wrongType("timestamp", "a number", tsT)
 	}
 	if msg.Event, err = stringField("event", event, eventT, d.eventString); err != nil {
@@ -254,6 +254,23 @@ func (d *Decoder) Decode(line []byte, msg *Message) error {
 		return wrongType("stats", "an object", statsT)
 	}
 	return nil
+}
+
+// parseNumber parses a JSON number (valid JSON already), an integer of
+// up to 15 digits (epoch milliseconds, say) without strconv: exactly, and
+// several times faster.
+func parseNumber(b []byte) (float64, error) {
+	if len(b) > 0 && len(b) <= 15 {
+		var n int64
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return strconv.ParseFloat(string(b), 64)
+			}
+			n = n*10 + int64(c-'0')
+		}
+		return float64(n), nil
+	}
+	return strconv.ParseFloat(string(b), 64)
 }
 
 // maxFastBrackets: a line with more opening brackets than this is checked
