@@ -22,6 +22,14 @@ const RegistryBucket = "CORRAL_NODES"
 // (package bus/desired).
 const DesiredBucket = "CORRAL_DESIRED"
 
+// StatsBucket is the JetStream KV bucket that keeps the latest stats of
+// each process, key the process id, when the nodes are asked to
+// ([nats] stats_store; package bus/relay).
+const StatsBucket = "CORRAL_STATS"
+
+// StatsKeySubject is the subject of a process's key in StatsBucket.
+func StatsKeySubject(processID string) string { return "$KV." + StatsBucket + "." + processID }
+
 // DuplicateWindow is how long the stream remembers a Nats-Msg-Id: an
 // event published again within it (a resend after a lost ack) is stored
 // once. The relay gives up on storing an event after StoreTimeout, no

@@ -464,19 +464,27 @@ func (r *Relay) finish(e *storedEvent) {
 }
 
 // EnsureStream sets up Config.Stream (see the package function
-// EnsureStream). Once it is there, durable acks are on (when
-// Config.Durable); when the server has no JetStream, they are off.
+// EnsureStream), and the stats bucket with it (Config.StatsStore). Once
+// the stream is there, durable acks are on (when Config.Durable); when the
+// server has no JetStream, they are off.
 // The node calls it at start; the relay calls it again each time the
 // connection comes back. Without Config.Stream it does nothing.
 func (r *Relay) EnsureStream(ctx context.Context) error {
 	if r.cfg.Stream == nil {
 		return nil
 	}
-	_, err := EnsureStream(ctx, r.js, *r.cfg.Stream)
+	st, err := EnsureStream(ctx, r.js, *r.cfg.Stream)
 	switch {
 	case err == nil:
 		if r.cfg.Durable && !r.durable.Swap(true) {
 			r.log.Info("durable events on: a child's ack waits until JetStream stored the event", "stream", bus.StreamName)
+		}
+		if r.cfg.StatsStore {
+			// Without it the history is whole: said, and tried again
+			// with the stream.
+			if err := r.ensureStatsBucket(ctx, st); err != nil {
+				r.log.Warn("the latest stats are not kept", "bucket", bus.StatsBucket, "err", err)
+			}
 		}
 	case errors.Is(err, bus.ErrNoJetStream):
 		if r.durable.Swap(false) {

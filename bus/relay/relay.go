@@ -62,6 +62,10 @@ type Config struct {
 	// EnsureStream and again each time the connection comes back, so a
 	// server that lost its state gets the stream back.
 	Stream *StreamConfig
+	// StatsStore, with Stream, keeps the latest stats of each process in
+	// the KV bucket bus.StatsBucket (key: the process id), which the relay
+	// sets up with the stream; the key is deleted when the process ends.
+	StatsStore bool
 	// Buffer bounds what waits for NATS: events waiting for storage in
 	// durable mode, and messages waiting for a reconnection once nats.go's
 	// own reconnect buffer is full. Past it, Publish blocks for reports
@@ -104,8 +108,9 @@ type Relay struct {
 	subjects subjectCache
 	ids      *counterStrings // message ids
 
-	durable atomic.Bool
-	dropped atomic.Uint64
+	durable    atomic.Bool
+	statsStore atomic.Bool // the stats bucket is set up
+	dropped    atomic.Uint64
 
 	backlog backlog
 	slots   chan struct{}     // one per event waiting for storage
@@ -210,7 +215,13 @@ func (r *Relay) Publish(rep node.Report) error {
 		if err := r.publish(m, paced, true); err != nil {
 			return err
 		}
-		return r.publishReport(bus.SubjectStats, &rep, "", data, paced, copied)
+		if err := r.publishReport(bus.SubjectStats, &rep, "", data, paced, copied); err != nil {
+			return err
+		}
+		return r.storeStats(&rep, data, paced, copied)
+	}
+	if rep.Kind == node.KindStopped || rep.Kind == node.KindCrashed {
+		defer r.forgetStats(&rep)
 	}
 	if rep.Done != nil && rep.MsgID != "" && r.durable.Load() {
 		return r.publishDurable(r.newStoredEvent(r.subject(&rep), &rep, data))

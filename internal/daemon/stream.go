@@ -26,7 +26,7 @@ func relayConfig(cfg *config.Config) relay.Config {
 		// and is the relay's to make.
 		replicas = bus.AutoReplicas(clusterConfig(n).Members())
 	}
-	return relay.Config{Durable: n.Durable, Buffer: n.PublishBuffer,
+	return relay.Config{Durable: n.Durable, Buffer: n.PublishBuffer, StatsStore: n.StatsStore,
 		Stream: &relay.StreamConfig{MaxAge: n.StreamMaxAge, MaxBytes: n.StreamMaxBytes, Replicas: replicas}}
 }
 
