@@ -72,7 +72,7 @@ func (s *Server) Insecure() []string { return s.open }
 // Connect connects the node to its server, as its own user when the
 // server has users: over TCP to the client listener (on loopback when it
 // listens on every address), or in process (no TCP) when clients need
-// TLS, which an in-process connection skips.
+// TLS, which an in-process connection skips, or when TCP fails.
 //
 // TCP is the faster of the two: an in-process connection is a net.Pipe,
 // on which nats.go's flush waits, holding the connection's lock, until the
@@ -81,27 +81,37 @@ func (s *Server) Insecure() []string { return s.open }
 // more CPU per event (BenchmarkRelay in internal/daemon).
 func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 	all := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
-	url := ""
-	if addr, ok := s.Addr().(*net.TCPAddr); ok && !s.tls {
-		ip := addr.IP
-		if ip.IsUnspecified() {
-			ip = net.IPv4(127, 0, 0, 1)
-			if addr.IP.To4() == nil {
-				ip = net.IPv6loopback
-			}
-		}
-		url = "nats://" + net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port))
-	} else {
-		all = append(all, nats.InProcessServer(s.Server))
-	}
 	if s.self.name != "" {
 		all = append(all, nats.UserInfo(s.self.name, s.self.password))
 	}
-	nc, err := nats.Connect(url, append(all, opts...)...)
+	all = append(all, opts...)
+	if url := s.tcpURL(); url != "" {
+		if nc, err := nats.Connect(url, all...); err == nil {
+			return nc, nil
+		}
+	}
+	nc, err := nats.Connect("", append(all, nats.InProcessServer(s.Server))...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
 	}
 	return nc, nil
+}
+
+// tcpURL is where the node reaches its server over TCP; empty when
+// clients need TLS.
+func (s *Server) tcpURL() string {
+	addr, ok := s.Addr().(*net.TCPAddr)
+	if !ok || s.tls {
+		return ""
+	}
+	ip := addr.IP
+	if ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+		if addr.IP.To4() == nil {
+			ip = net.IPv6loopback
+		}
+	}
+	return "nats://" + net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port))
 }
 
 // Start starts an embedded nats-server that leaves signals to the
