@@ -22,6 +22,7 @@ import (
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testcert"
 	"github.com/corral-run/corral/internal/testchild"
+	"github.com/corral-run/corral/internal/testnode"
 )
 
 // benchNode starts a quiet node with a "sleeper" definition (sleep 600)
@@ -229,7 +230,7 @@ const rawSubject = "corral.bench.raw"
 // returns messages per second, first publish to last receipt.
 func rawPubSub(b *testing.B, url string, opts []nats.Option, size, n int) float64 {
 	b.Helper()
-	pub, sub := rawClient(b, url, opts), rawClient(b, url, opts)
+	pub, sub := testnode.Connect(b, url, opts...), testnode.Connect(b, url, opts...)
 	var got atomic.Int64
 	done := make(chan struct{})
 	s, err := sub.Subscribe(rawSubject, func(*nats.Msg) {
@@ -267,7 +268,7 @@ func rawPubSub(b *testing.B, url string, opts []nats.Option, size, n int) float6
 // to last PubAck.
 func rawJetStream(b *testing.B, url string, opts []nats.Option, size, n, window int) float64 {
 	b.Helper()
-	js, err := jetstream.New(rawClient(b, url, opts), jetstream.WithPublishAsyncMaxPending(window))
+	js, err := jetstream.New(testnode.Connect(b, url, opts...), jetstream.WithPublishAsyncMaxPending(window))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -291,16 +292,6 @@ func rawJetStream(b *testing.B, url string, opts []nats.Option, size, n, window 
 		b.Fatalf("raw JetStream: %d of %d not acknowledged", js.PublishAsyncPending(), n)
 	}
 	return float64(n) / time.Since(start).Seconds()
-}
-
-func rawClient(b *testing.B, url string, opts []nats.Option) *nats.Conn {
-	b.Helper()
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	return nc
 }
 
 // nodeDurable asks the node whether its acks wait for storage.
@@ -334,7 +325,7 @@ func BenchmarkRelayLatency(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	pub := rawClient(b, d.ClientURL(), nil)
+	pub := testnode.Connect(b, d.ClientURL())
 	raw := latencies(b, nc, rawSubject, n, func() {
 		payload := bytes.Repeat([]byte("x"), testchild.EmitterPayload)
 		tick := time.NewTicker(time.Millisecond)
