@@ -161,7 +161,8 @@ func BenchmarkRelay(b *testing.B) {
 				b.Fatal("the node is not durable")
 			}
 			peers := spawnEmitters(b, nc, benchChildren)
-			raw := rawPubSub(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N)
+			raw := rawPubSub(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N, nil)
+			rawHeaders := rawPubSub(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N, corralHeaders(peers[0].ProcessID))
 			rawJS := 0.0
 			if bc.durable {
 				rawJS = rawJetStream(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N, benchChildren*benchAckWindow)
@@ -206,6 +207,7 @@ func BenchmarkRelay(b *testing.B) {
 			b.ReportMetric(float64(cpu.Nanoseconds())/1000/float64(b.N), "cpu-µs/event")
 			b.ReportMetric(raw, "raw-NATS-msg/s")
 			b.ReportMetric(100*relayRate/raw, "%-of-raw")
+			b.ReportMetric(rawHeaders, "raw-NATS-with-headers-msg/s")
 			if bc.durable {
 				b.ReportMetric(rawJS, "raw-JetStream-msg/s")
 			}
@@ -220,15 +222,23 @@ func btoi(b bool) int {
 	return 0
 }
 
+// corralHeaders are headers like those of a relayed event (DESIGN.md:
+// Corral-Node, Corral-Process-Id, Corral-Process-Name, Nats-Msg-Id).
+func corralHeaders(processID string) nats.Header {
+	return nats.Header{bus.HeaderNode: {"bench"}, bus.HeaderProcessID: {processID}, bus.HeaderProcessName: {"relay"},
+		bus.HeaderMsgID: {"k6pRhxBvLqFz000000000a"}}
+}
+
 // rawSubject is where the raw NATS measurements publish: no stream keeps
 // it.
 const rawSubject = "corral.bench.raw"
 
 // rawPubSub measures raw NATS on the server at url: a publisher publishes
-// n messages of size bytes on one subject, and a subscriber (a connection
-// of its own, like the relay benchmark's) counts them as they arrive. It
-// returns messages per second, first publish to last receipt.
-func rawPubSub(b *testing.B, url string, opts []nats.Option, size, n int) float64 {
+// n messages of size bytes on one subject, with header h (none when nil),
+// and a subscriber (a connection of its own, like the relay benchmark's)
+// counts them as they arrive. It returns messages per second, first
+// publish to last receipt.
+func rawPubSub(b *testing.B, url string, opts []nats.Option, size, n int, h nats.Header) float64 {
 	b.Helper()
 	pub, sub := testnode.Connect(b, url, opts...), testnode.Connect(b, url, opts...)
 	var got atomic.Int64
@@ -246,10 +256,10 @@ func rawPubSub(b *testing.B, url string, opts []nats.Option, size, n int) float6
 	if err := sub.Flush(); err != nil {
 		b.Fatal(err)
 	}
-	payload := bytes.Repeat([]byte("x"), size)
+	m := &nats.Msg{Subject: rawSubject, Data: bytes.Repeat([]byte("x"), size), Header: h}
 	start := time.Now()
 	for range n {
-		if err := pub.Publish(rawSubject, payload); err != nil {
+		if err := pub.PublishMsg(m); err != nil {
 			b.Fatal(err)
 		}
 	}
