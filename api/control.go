@@ -115,6 +115,14 @@ type NodeInfo struct {
 	// node that announced the loss on process.node_lost; the node's next
 	// record clears it.
 	Lost bool `json:"lost,omitempty"`
+	// ProcsVersion changes whenever the node's process list changes
+	// (corral.node.<node>.procs returns the list): a node that sees it
+	// change in a heartbeat fetches the list, so every node knows every
+	// other node's processes without the registry.
+	ProcsVersion uint64 `json:"procsVersion,omitempty"`
+	// Isolated is set by a node that sees fewer than half of the nodes it
+	// knows (a network partition cut it off): it declares no node lost.
+	Isolated bool `json:"isolated,omitempty"`
 }
 
 // HostStats is what a node's heartbeat says of its host.
@@ -138,6 +146,8 @@ type OK struct {
 type NodeProcesses struct {
 	Node      string           `json:"node"`
 	Processes []ProcessSummary `json:"processes"`
+	// Version is the node's ProcsVersion when the list was taken.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // ProcessSummary is what the registry keeps of a process: enough to list

@@ -22,9 +22,10 @@ type DefinitionInfo struct {
 	MaxRestarts        int    `json:"maxRestarts"`
 	StopSignal         string `json:"stopSignal"`
 	StopTimeoutMs      int64  `json:"stopTimeoutMs"`
-	RestartDelayMs     int64  `json:"restartDelayMs,omitempty"`
-	RestartDelayMaxMs  int64  `json:"restartDelayMaxMs,omitempty"`
-	RestartResetMs     int64  `json:"restartResetAfterMs,omitempty"`
+	// RestartDelayMs: absent means the default (1 s), -1 at once.
+	RestartDelayMs    int64 `json:"restartDelayMs,omitempty"`
+	RestartDelayMaxMs int64 `json:"restartDelayMaxMs,omitempty"`
+	RestartResetMs    int64 `json:"restartResetAfterMs,omitempty"`
 	// Restart is "on-failure" (default) or "always".
 	Restart         string `json:"restart,omitempty" jsonschema:"enum=on-failure,enum=always"`
 	StatsIntervalMs int64  `json:"statsIntervalMs,omitempty"`

@@ -86,3 +86,19 @@ func IsID(s string) bool {
 	}
 	return true
 }
+
+// ValidToken reports whether s can be a subject token, as node ids,
+// process and event names and labels must be: 1 to 64 characters of
+// A-Z a-z 0-9 _ -.
+func ValidToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -261,4 +262,17 @@ func Connect(urls, name string, logger *slog.Logger, opts ...nats.Option) (*nats
 		return nil, fmt.Errorf("cannot connect to NATS at %s: %w", RedactURLs(urls), err)
 	}
 	return nc, nil
+}
+
+// IsLoopback reports whether addr (host:port) listens on loopback only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

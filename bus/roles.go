@@ -91,7 +91,7 @@ func RolePermissions(role Role, inbox string) (Permissions, bool) {
 	case RoleViewer:
 		reads := []string{
 			SubjectList, SubjectRegistry, DesiredSubject(DesiredGet),
-			NodeSubject("*", VerbList), NodeSubject("*", VerbInfo), NodeSubject("*", VerbDefinitions),
+			NodeSubject("*", VerbList), NodeSubject("*", VerbInfo), NodeSubject("*", VerbDefinitions), NodeSubject("*", VerbProcs),
 			ProcSubject("*", VerbGet), ProcSubject("*", VerbLogs),
 			"$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>",
 		}

@@ -35,6 +35,10 @@ const (
 // history's subjects that it does not keep (no stream has that name).
 const LiveOnly = "CORRAL_LIVE_ONLY"
 
+// SubjectProcessStats matches every process.<name>.stats: within the
+// history's subjects, yet never kept.
+const SubjectProcessStats = "process.*.stats"
+
 // HistorySubjects are the subjects of the event stream.
 func HistorySubjects() []string {
 	return []string{SubjectSpawned, SubjectConnected, SubjectReconnected, SubjectStale, SubjectStopped,
@@ -100,6 +104,9 @@ const (
 	VerbStopAll     = "stopall"
 	VerbInfo        = "info"
 	VerbReload      = "reload"
+	// VerbProcs returns the node's unfinished processes
+	// (api.NodeProcesses), what its heartbeat's ProcsVersion versions.
+	VerbProcs = "procs"
 )
 
 // VerbHeartbeat is not an endpoint: every node publishes its NodeInfo on

@@ -1,24 +1,6 @@
 package bus
 
-import (
-	"strings"
-	"testing"
-)
-
-// matches reports whether subject matches pattern ("*" one token, ">"
-// the rest).
-func matches(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return len(s) > i
-		case i >= len(s) || tok != "*" && tok != s[i]:
-			return false
-		}
-	}
-	return len(p) == len(s)
-}
+import "testing"
 
 // The history's subjects take in every lifecycle subject and every child
 // event, and neither heartbeats nor the general stats subject; the
@@ -27,7 +9,7 @@ func matches(pattern, subject string) bool {
 func TestHistorySubjects(t *testing.T) {
 	kept := func(subject string) bool {
 		for _, p := range HistorySubjects() {
-			if matches(p, subject) {
+			if SubjectMatches(p, subject) {
 				return true
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/corral-run/corral/api"
 )
 
 // ClusterConfig is the [nats.cluster] table: the embedded server joins a
@@ -59,12 +61,13 @@ var (
 	leafSchemes  = []string{"nats-leaf", "nats", "tls", "ws", "wss"}
 )
 
-// subTables are the tables inside [node] and [nats] whose keys are
+// subTables are the tables inside [node], [nats] and [http] whose keys are
 // settings of their own (nats.cluster.listen): the file's values are read
 // from them like those of [nats].
 var subTables = map[string]bool{
 	"nats.cluster": true, "nats.leaf": true,
 	"nats.tls": true, "nats.cluster.tls": true, "nats.leaf.tls": true,
+	"nats.websocket": true, "nats.websocket.tls": true, "http.tls": true,
 }
 
 // subTableValues checks the keys of a sub-table (see subTables) of the
@@ -103,7 +106,7 @@ func subTableValues(key string, val any, kinds map[string]valueKind) (map[string
 // cluster.
 func (r layers) natsTopology(c *NATSConfig) error {
 	var err error
-	if c.Cluster.Name = strings.TrimSpace(r.str("nats.cluster.name")); !validToken(c.Cluster.Name) {
+	if c.Cluster.Name = strings.TrimSpace(r.str("nats.cluster.name")); !api.ValidToken(c.Cluster.Name) {
 		return r.fail("nats.cluster.name", fmt.Errorf("invalid cluster name %q: must be 1 to 64 characters of A-Z a-z 0-9 _ -", c.Cluster.Name))
 	}
 	if c.Cluster.Listen, err = r.address("nats.cluster.listen"); err != nil {

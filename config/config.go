@@ -18,6 +18,8 @@ import (
 type Config struct {
 	Node NodeConfig
 	NATS NATSConfig
+	// HTTP is the [http] table: the node's HTTP gateway.
+	HTTP HTTPConfig
 	// Processes are the [processes.<name>] definitions, sorted by name.
 	Processes []node.Definition
 	// Path is the file Load read ("" for none): what a reload reads again.
@@ -66,6 +68,14 @@ type NodeConfig struct {
 	// RemoteDefinitions lets operators define processes over the control
 	// plane (corral.node.<id>.define). Default false: define answers 403.
 	RemoteDefinitions bool
+	// LogMaxBytes is the size at which a process's log file is rotated,
+	// and LogMaxFiles how many files its log keeps, the current one
+	// included; definitions may set their own. Defaults 10 MiB and 3.
+	LogMaxBytes int64
+	LogMaxFiles int
+	// HandshakeTimeout is how long a connection to a child's socket may
+	// take to send its first valid line before it is closed. Default 5s.
+	HandshakeTimeout time.Duration
 	// Labels are the [node.labels] table (or CORRAL_NODE_LABELS="k=v,…"),
 	// matched by spawn placement; nil when there are none. Keys and values
 	// are subject tokens.
@@ -132,6 +142,24 @@ type NATSConfig struct {
 	// Insecure lets the embedded server listen where other hosts reach
 	// it without authentication (with a warning at every start).
 	Insecure bool
+	// Monitor is the embedded server's own HTTP monitoring endpoint
+	// (/varz, /connz, /jsz…), host:port; empty (the default) runs none.
+	// It has no authentication: loopback only, unless Insecure.
+	Monitor string
+	// WebSocket is [nats.websocket]: the embedded server's clients over
+	// WebSocket, for browser apps (nats.js).
+	WebSocket WebSocketConfig
+}
+
+// WebSocketConfig is the [nats.websocket] table.
+type WebSocketConfig struct {
+	// Listen is where the embedded server accepts WebSocket clients,
+	// host:port; empty (the default) accepts none. They sign in as the
+	// [[nats.users]].
+	Listen string
+	// TLS ([nats.websocket.tls] cert and key) makes it wss://; without
+	// it, the listener must be on loopback unless nats.insecure.
+	TLS *TLSConfig
 }
 
 // Embedded reports whether corrald should run its own NATS server.
@@ -182,6 +210,11 @@ const (
 
 	DefaultHeartbeatInterval = "2s"
 	MinHeartbeatInterval     = 100 * time.Millisecond
+
+	DefaultLogMaxBytes      = node.DefaultLogMaxBytes
+	DefaultLogMaxFiles      = node.DefaultLogMaxFiles
+	DefaultHandshakeTimeout = "5s"
+	MinHandshakeTimeout     = 100 * time.Millisecond
 
 	// SocketDirName is the default socket_dir under data_dir.
 	SocketDirName = "sock"
@@ -280,7 +313,7 @@ func parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 
 	c := &Config{}
 	var err error
-	if c.Node, c.NATS, err = parseSettings(doc, lookupEnv); err != nil {
+	if c.Node, c.NATS, c.HTTP, err = parseSettings(doc, lookupEnv); err != nil {
 		return fail(err)
 	}
 	if c.Processes, err = parseProcesses(doc["processes"]); err != nil {
@@ -289,12 +322,12 @@ func parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	return c, nil
 }
 
-// checkTopLevel refuses top-level keys other than node, nats and processes,
-// and those three when they are not tables.
+// checkTopLevel refuses top-level keys other than node, nats, http and
+// processes, and those when they are not tables.
 func checkTopLevel(doc map[string]any) error {
 	for _, k := range sortedKeys(doc) {
 		switch k {
-		case "node", "nats", "processes":
+		case "node", "nats", "http", "processes":
 			if _, ok := doc[k].(map[string]any); !ok {
 				return &KeyError{Key: k, Err: fmt.Errorf("must be a table, got %s", tomlType(doc[k]))}
 			}

@@ -55,6 +55,10 @@ func TestDeployConfigs(t *testing.T) {
 			case len(n.Leaf.Remotes) > 0 && (n.Leaf.User == "" || n.Leaf.TLS == nil || n.Leaf.TLS.Cert == ""):
 				t.Errorf("the leaf connection does not sign in: %+v", n.Leaf)
 			}
+			// The HTTP gateway is on loopback, or asks for a token over TLS.
+			if h := c.HTTP; h.Listen != "" && !strings.HasPrefix(h.Listen, "127.0.0.1:") && (len(h.Tokens) == 0 || h.TLS == nil || h.Insecure) {
+				t.Errorf("the HTTP gateway is open: %+v", h)
+			}
 			switch filepath.Base(filepath.Dir(path)) {
 			case "cluster-embedded":
 				if !n.Embedded() || n.Cluster.Listen == "" || len(n.Cluster.Routes) != 3 || !n.JetStream {

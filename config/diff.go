@@ -17,6 +17,7 @@ func NeedsRestart(old, new *Config) []string {
 	var out []string
 	out = append(out, changedFields("node", reflect.ValueOf(old.Node), reflect.ValueOf(new.Node))...)
 	out = append(out, changedFields("nats", reflect.ValueOf(old.NATS), reflect.ValueOf(new.NATS))...)
+	out = append(out, changedFields("http", reflect.ValueOf(old.HTTP), reflect.ValueOf(new.HTTP))...)
 	return out
 }
 
@@ -25,6 +26,7 @@ func NeedsRestart(old, new *Config) []string {
 var fieldKeys = map[string]string{
 	"JetStreamDir": "",
 	"JetStream":    "jetstream",
+	"WebSocket":    "websocket",
 	"Client":       "creds, nkey, user, password, token",
 }
 

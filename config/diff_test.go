@@ -21,7 +21,7 @@ func TestNeedsRestartNamesRealKeys(t *testing.T) {
 	for _, table := range []struct {
 		name string
 		typ  reflect.Type
-	}{{"node", reflect.TypeFor[NodeConfig]()}, {"nats", reflect.TypeFor[NATSConfig]()}} {
+	}{{"node", reflect.TypeFor[NodeConfig]()}, {"nats", reflect.TypeFor[NATSConfig]()}, {"http", reflect.TypeFor[HTTPConfig]()}} {
 		for i := range table.typ.NumField() {
 			f := table.typ.Field(i)
 			key, ok := fieldKeys[f.Name]

@@ -1,5 +1,5 @@
 // Package config loads and validates corrald's configuration: a TOML file
-// whose [node] and [nats] settings can each be overridden from the
+// whose [node], [nats] and [http] settings can each be overridden from the
 // environment, and whose [processes.<name>] tables become node.Definitions.
 //
 // It owns the configuration keys, their defaults, their environment variable
@@ -18,22 +18,29 @@
 //
 //	[node]  id, data_dir, socket_dir, transport, log_level, log_format,
 //	        max_line_bytes, stats_interval, retention, retention_max,
-//	        shutdown, heartbeat_interval, remote_definitions, max_processes
+//	        shutdown, heartbeat_interval, remote_definitions, max_processes,
+//	        log_max_bytes, log_max_files, handshake_timeout
 //	[node.labels]  key = "value" pairs, matched by spawn placement
 //	[nats]  url, listen, jetstream, durable, stream_max_age,
 //	        stream_max_bytes, stream_replicas, stats_store, publish_buffer,
-//	        max_payload, insecure, creds, nkey, user, password, token
+//	        max_payload, insecure, creds, nkey, user, password, token, monitor
 //	[[nats.users]]  user, password, nkey, role (the embedded server's users)
 //	[nats.tls]      cert, key, ca, verify
 //	[nats.cluster]  name, listen, routes, user, password (the embedded server joins a NATS cluster)
 //	[nats.cluster.tls]  cert, key, ca, verify
 //	[nats.leaf]     remotes, listen, user, password (the embedded server as a leaf node, or a hub)
 //	[nats.leaf.tls]     cert, key, ca, verify
+//	[nats.websocket]    listen (the embedded server's WebSocket clients, for browser apps)
+//	[nats.websocket.tls]  cert, key
+//	[http]  listen, insecure (the node's HTTP gateway: API, SSE, metrics, dashboard)
+//	[[http.tokens]]  token, role (who may use the gateway: viewer or operator)
+//	[http.tls]      cert, key
 //	[processes.<name>]  command, args, cwd, env, heartbeat_timeout,
 //	                    auto_restart, max_restarts, restart, restart_delay,
 //	                    restart_delay_max, restart_reset_after, stop_signal,
 //	                    stop_timeout, stats_interval, spawn_env, spawn_cwd,
-//	                    user, group, inherit_env, max_instances, instances, limits, events
+//	                    user, group, inherit_env, max_instances, instances,
+//	                    log_max_bytes, log_max_files, limits, events
 //	[processes.<name>.limits]  max_runtime, max_memory_mb, max_cpu_percent
 //	[processes.<name>.events.<event>]  a JSON Schema written as a TOML table
 //
@@ -42,9 +49,11 @@
 //
 // # Environment
 //
-// Every [node] and [nats] key can be set from the environment as CORRAL_
-// followed by the upper-cased key with "." turned into "_" (see EnvName):
-// CORRAL_NODE_ID, CORRAL_NODE_DATA_DIR, CORRAL_NATS_URL and so on. The
+// Every [node], [nats] and [http] key can be set from the environment as
+// CORRAL_ followed by the upper-cased key with "." turned into "_" (see
+// EnvName): CORRAL_NODE_ID, CORRAL_NODE_DATA_DIR, CORRAL_NATS_URL,
+// CORRAL_HTTP_LISTEN and so on; not the arrays of tables ([[nats.users]],
+// [[http.tokens]]). The
 // environment wins over the file, which wins over the defaults. As with
 // viper, a variable that is set but empty counts as unset. Process
 // definitions cannot be set from the environment.

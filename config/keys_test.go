@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// allKeys is every configuration key, by table: the [node] and [nats]
-// settings, and the keys of a [processes.<name>] table and of its limits
+// allKeys is every configuration key, by table: the [node], [nats] and
+// [http] settings, and the keys of a [processes.<name>] table and of its limits
 // table ("processes.*" stands for any name).
 func allKeys() map[string][]string {
 	out := map[string][]string{}
@@ -26,6 +26,7 @@ func allKeys() map[string][]string {
 		out["processes.*.limits"] = append(out["processes.*.limits"], k)
 	}
 	out[usersKey] = append(out[usersKey], userKeys...)
+	out[tokensKey] = append(out[tokensKey], tokenKeys...)
 	return out
 }
 

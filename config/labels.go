@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/corral-run/corral/api"
 )
 
 // labelsKey is the [node.labels] table: the node's labels, which spawn
@@ -76,10 +78,10 @@ func parseLabelList(s string) (map[string]string, error) {
 
 // checkLabel refuses a label key or value that is not a subject token.
 func checkLabel(k, v string) error {
-	if !validToken(k) {
+	if !api.ValidToken(k) {
 		return fmt.Errorf("invalid label key %q: must be 1 to 64 characters of A-Z a-z 0-9 _ -", k)
 	}
-	if !validToken(v) {
+	if !api.ValidToken(v) {
 		return fmt.Errorf("invalid value %q of label %q: must be 1 to 64 characters of A-Z a-z 0-9 _ -", v, k)
 	}
 	return nil

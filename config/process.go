@@ -25,7 +25,7 @@ var (
 		"restart_delay": true, "restart_delay_max": true, "restart_reset_after": true,
 		"restart": true, "stats_interval": true,
 		"spawn_env": true, "spawn_cwd": true, "user": true, "group": true, "inherit_env": true,
-		"max_instances": true, "instances": true,
+		"max_instances": true, "instances": true, "log_max_bytes": true, "log_max_files": true,
 	}
 	limitKeys = map[string]bool{"max_runtime": true, "max_memory_mb": true, "max_cpu_percent": true}
 )
@@ -94,7 +94,10 @@ func parseProcess(name string, val any) (node.Definition, error) {
 		// Zero would mean the default to node: say so rather than surprise.
 		p.fail("stop_timeout", errors.New(`must be more than 0s (to kill at once, set stop_signal = "SIGKILL")`))
 	}
-	d.RestartDelay = p.positiveDuration("restart_delay", node.DefaultRestartDelay)
+	// "0s" restarts at once (still counted by max_restarts).
+	if d.RestartDelay = p.duration("restart_delay", node.DefaultRestartDelay); d.RestartDelay == 0 {
+		d.RestartDelay = node.RestartAtOnce
+	}
 	d.RestartDelayMax = p.positiveDuration("restart_delay_max", max(node.DefaultRestartDelayMax, d.RestartDelay))
 	if d.RestartDelayMax < d.RestartDelay {
 		p.fail("restart_delay_max", fmt.Errorf("%s is below restart_delay %s", d.RestartDelayMax, d.RestartDelay))
@@ -140,6 +143,18 @@ func parseProcess(name string, val any) (node.Definition, error) {
 	if _, set := p.t["inherit_env"]; set {
 		d.EmptyEnv = !p.boolean("inherit_env")
 	}
+	if n, set := p.int64Value("log_max_bytes"); set {
+		if err := checkLogMaxBytes(n); err != nil {
+			p.fail("log_max_bytes", err)
+		}
+		d.LogMaxBytes = n
+	}
+	if n, set := p.int64Value("log_max_files"); set {
+		if err := checkLogMaxFiles(n); err != nil {
+			p.fail("log_max_files", err)
+		}
+		d.LogMaxFiles = int(n)
+	}
 	return d, p.err
 }
 
@@ -153,6 +168,19 @@ func (p *processTable) str(key string) string {
 		p.fail(key, fmt.Errorf("must be a string, got %s", tomlType(val)))
 	}
 	return s
+}
+
+// int64Value reads a TOML integer; set is false when the key is absent.
+func (p *processTable) int64Value(key string) (n int64, set bool) {
+	val, ok := p.t[key]
+	if !ok {
+		return 0, false
+	}
+	n, ok = val.(int64)
+	if !ok {
+		p.fail(key, fmt.Errorf("must be an integer, got %s", tomlType(val)))
+	}
+	return n, true
 }
 
 func (p *processTable) boolean(key string) bool {

@@ -60,6 +60,8 @@ restart_delay = "500ms"
 restart_delay_max = "10s"
 restart_reset_after = "5m"
 stats_interval = "2s"
+log_max_bytes = 65536
+log_max_files = 7
 
 [processes.Encoder-2.limits]
 max_runtime = "2h"
@@ -82,6 +84,8 @@ max_cpu_percent = 150.5
 		RestartDelayMax:   10 * time.Second,
 		RestartResetAfter: 5 * time.Minute,
 		StatsInterval:     2 * time.Second,
+		LogMaxBytes:       65536,
+		LogMaxFiles:       7,
 		Limits:            node.Limits{MaxRuntime: 2 * time.Hour, MaxMemoryMB: 512, MaxCPUPercent: 150.5},
 	}
 	if !reflect.DeepEqual(d, want) {
@@ -218,7 +222,7 @@ func TestProcessErrors(t *testing.T) {
 		{"heartbeat_timeout number", ok + "heartbeat_timeout = 30", "processes.encoder.heartbeat_timeout", `invalid duration integer 30 (write a string such as "30s")`},
 		{"negative heartbeat_timeout", ok + "heartbeat_timeout = \"-1s\"", "processes.encoder.heartbeat_timeout", "must not be negative"},
 		{"bad restart policy", ok + "restart = \"sometimes\"", "processes.encoder.restart", `invalid restart policy "sometimes"`},
-		{"zero restart_delay", ok + "restart_delay = \"0s\"", "processes.encoder.restart_delay", "must be more than 0s"},
+		{"negative restart_delay", ok + "restart_delay = \"-1s\"", "processes.encoder.restart_delay", "must not be negative"},
 		{"delay max below delay", ok + "restart_delay = \"5s\"\nrestart_delay_max = \"1s\"", "processes.encoder.restart_delay_max", "is below restart_delay"},
 		{"tiny stats_interval", ok + "stats_interval = \"1ms\"", "processes.encoder.stats_interval", "must be at least 50ms"},
 		{"bad max_runtime", ok + "limits.max_runtime = \"1 hour\"", "processes.encoder.limits.max_runtime", `invalid duration "1 hour"`},
@@ -230,6 +234,9 @@ func TestProcessErrors(t *testing.T) {
 		{"max_restarts zero", ok + "max_restarts = 0", "processes.encoder.max_restarts", "set auto_restart = false"},
 		{"max_restarts below -1", ok + "max_restarts = -2", "processes.encoder.max_restarts", "out of range"},
 		{"max_restarts string", ok + "max_restarts = \"3\"", "processes.encoder.max_restarts", "must be an integer"},
+		{"log_max_bytes too small", ok + "log_max_bytes = 100", "processes.encoder.log_max_bytes", "out of range (expected at least 1024)"},
+		{"log_max_bytes string", ok + "log_max_bytes = \"10MB\"", "processes.encoder.log_max_bytes", "must be an integer"},
+		{"log_max_files zero", ok + "log_max_files = 0", "processes.encoder.log_max_files", "out of range (expected 1 to 1000)"},
 		{"auto_restart string", ok + "auto_restart = \"yes\"", "processes.encoder.auto_restart", "must be a boolean"},
 		{"args not an array", ok + "args = \"-v\"", "processes.encoder.args", "must be an array of strings"},
 		{"args not strings", ok + "args = [\"-n\", 3]", "processes.encoder.args", "must be an array of strings"},
@@ -249,6 +256,27 @@ func TestProcessErrors(t *testing.T) {
 			_, err := Parse(strings.NewReader(tt.doc), nil)
 			wantKeyError(t, err, tt.key, tt.msg)
 		})
+	}
+}
+
+// restart_delay = "0s" restarts at once: node.RestartAtOnce, and the
+// definition says so on the wire (-1 ms).
+func TestZeroRestartDelayIsAtOnce(t *testing.T) {
+	cfg, err := Parse(strings.NewReader("[processes.w]\ncommand = \"x\"\nauto_restart = true\nrestart_delay = \"0s\"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Processes[0]
+	if d.RestartDelay != node.RestartAtOnce {
+		t.Fatalf("RestartDelay = %v, want RestartAtOnce", d.RestartDelay)
+	}
+	info := d.Info()
+	if info.RestartDelayMs != -1 {
+		t.Errorf("restartDelayMs = %d, want -1", info.RestartDelayMs)
+	}
+	back, err := node.DefinitionFromInfo(info)
+	if err != nil || back.RestartDelay != node.RestartAtOnce {
+		t.Errorf("read back: %v %v", back.RestartDelay, err)
 	}
 }
 

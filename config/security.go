@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nkeys"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 )
 
@@ -106,7 +107,7 @@ func parseUsers(val any) ([]User, error) {
 			id = u.Nkey
 		case u.Name == "":
 			return nil, &KeyError{Key: key, Err: errors.New("needs user and password, or nkey")}
-		case !validToken(u.Name):
+		case !api.ValidToken(u.Name):
 			return nil, &KeyError{Key: key + ".user", Err: fmt.Errorf("invalid user name %q: must be 1 to 64 characters of A-Z a-z 0-9 _ -", u.Name)}
 		case u.Password == "":
 			return nil, &KeyError{Key: key + ".password", Err: ErrRequired}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/node"
 )
 
@@ -43,7 +44,7 @@ const (
 	kindServers           // a string of comma-separated servers, or an array of strings
 )
 
-// settings lists every [node] and [nats] key. An empty default string means
+// settings lists every [node], [nats] and [http] key. An empty default string means
 // the default is computed (node.id from the host name, node.socket_dir
 // from node.data_dir).
 var settings = []setting{
@@ -61,6 +62,9 @@ var settings = []setting{
 	{"node.heartbeat_interval", kindString, DefaultHeartbeatInterval},
 	{"node.remote_definitions", kindBool, false},
 	{"node.max_processes", kindInt, 0},
+	{"node.log_max_bytes", kindInt, DefaultLogMaxBytes},
+	{"node.log_max_files", kindInt, DefaultLogMaxFiles},
+	{"node.handshake_timeout", kindString, DefaultHandshakeTimeout},
 	{"nats.url", kindServers, ""},
 	{"nats.listen", kindString, DefaultNATSListen},
 	{"nats.jetstream", kindBool, DefaultJetStream},
@@ -98,7 +102,35 @@ var settings = []setting{
 	{"nats.leaf.tls.key", kindString, ""},
 	{"nats.leaf.tls.ca", kindString, ""},
 	{"nats.leaf.tls.verify", kindBool, false},
+	{"nats.monitor", kindString, ""},
+	{"nats.websocket.listen", kindString, ""},
+	{"nats.websocket.tls.cert", kindString, ""},
+	{"nats.websocket.tls.key", kindString, ""},
+	{"http.listen", kindString, DefaultHTTPListen},
+	{"http.insecure", kindBool, false},
+	{"http.tls.cert", kindString, ""},
+	{"http.tls.key", kindString, ""},
 }
+
+// checkLogMaxBytes and checkLogMaxFiles bound log_max_bytes and
+// log_max_files, of [node] and of a process: a file must hold lines, and
+// a process's files are bounded in number.
+func checkLogMaxBytes(n int64) error {
+	if n < node.MinLogMaxBytes {
+		return fmt.Errorf("%d is out of range (expected at least %d)", n, node.MinLogMaxBytes)
+	}
+	return nil
+}
+
+func checkLogMaxFiles(n int64) error {
+	if n < 1 || n > maxLogFiles {
+		return fmt.Errorf("%d is out of range (expected 1 to %d)", n, maxLogFiles)
+	}
+	return nil
+}
+
+// maxLogFiles bounds log_max_files.
+const maxLogFiles = 1000
 
 // Bounds of node.max_line_bytes: a line must hold a message envelope, and
 // a runaway value would let one child make the node allocate without limit.
@@ -117,9 +149,9 @@ const (
 	maxPayload       = 64 << 20
 )
 
-// parseSettings layers defaults, the file's [node] and [nats] tables and
+// parseSettings layers defaults, the file's [node], [nats] and [http] tables and
 // the environment with viper, and validates the result.
-func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (NodeConfig, NATSConfig, error) {
+func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (NodeConfig, NATSConfig, HTTPConfig, error) {
 	kinds := make(map[string]valueKind, len(settings))
 	v := viper.New()
 	for _, s := range settings {
@@ -129,35 +161,35 @@ func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (N
 
 	// The file: only known keys of the right TOML type get through.
 	file := map[string]any{}
-	for _, section := range []string{"node", "nats"} {
+	for _, section := range []string{"node", "nats", "http"} {
 		table, _ := doc[section].(map[string]any)
 		values := map[string]any{}
 		for _, k := range sortedKeys(table) {
 			key := section + "." + k
-			if key == labelsKey || key == usersKey {
-				continue // tables of their own: see parseLabels, parseUsers
+			if key == labelsKey || key == usersKey || key == tokensKey {
+				continue // tables of their own: see parseLabels, parseUsers, parseTokens
 			}
 			if subTables[key] {
 				sub, err := subTableValues(key, table[k], kinds)
 				if err != nil {
-					return NodeConfig{}, NATSConfig{}, err
+					return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 				}
 				values[k] = sub
 				continue
 			}
 			kind, ok := kinds[key]
 			if !ok {
-				return NodeConfig{}, NATSConfig{}, &KeyError{Key: key, Err: ErrUnknownKey}
+				return NodeConfig{}, NATSConfig{}, HTTPConfig{}, &KeyError{Key: key, Err: ErrUnknownKey}
 			}
 			if err := checkFileType(kind, table[k]); err != nil {
-				return NodeConfig{}, NATSConfig{}, &KeyError{Key: key, Err: err}
+				return NodeConfig{}, NATSConfig{}, HTTPConfig{}, &KeyError{Key: key, Err: err}
 			}
 			values[k] = table[k]
 		}
 		file[section] = values
 	}
 	if err := v.MergeConfigMap(file); err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
 
 	// The environment. viper's AutomaticEnv reads os.Getenv directly, so
@@ -176,20 +208,28 @@ func parseSettings(doc map[string]any, lookupEnv func(string) (string, bool)) (N
 	r := layers{v: v, env: env}
 	n, err := r.node()
 	if err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
 	nodeTable, _ := doc["node"].(map[string]any)
 	if n.Labels, err = parseLabels(nodeTable["labels"], lookupEnv); err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
 	nc, err := r.nats(n)
 	if err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
 	if err := r.natsSecurity(&nc, doc); err != nil {
-		return NodeConfig{}, NATSConfig{}, err
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
 	}
-	return n, nc, nil
+	if err := r.natsExtras(&nc); err != nil {
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
+	}
+	httpTable, _ := doc["http"].(map[string]any)
+	hc, err := r.http(httpTable)
+	if err != nil {
+		return NodeConfig{}, NATSConfig{}, HTTPConfig{}, err
+	}
+	return n, nc, hc, nil
 }
 
 // checkFileType refuses a file value of the wrong TOML type.
@@ -296,7 +336,7 @@ func (r layers) node() (NodeConfig, error) {
 		if n.ID, err = hostNodeID(); err != nil {
 			return n, r.fail("node.id", fmt.Errorf("cannot default to the host name: %w; set node.id", err))
 		}
-	} else if !validToken(n.ID) {
+	} else if !api.ValidToken(n.ID) {
 		return n, r.fail("node.id", fmt.Errorf("invalid node id %q: must be 1 to 64 characters of A-Z a-z 0-9 _ -", n.ID))
 	}
 
@@ -355,6 +395,23 @@ func (r layers) node() (NodeConfig, error) {
 	}
 
 	if n.HeartbeatInterval, err = r.duration("node.heartbeat_interval", MinHeartbeatInterval); err != nil {
+		return n, err
+	}
+	logMax, err := r.integer("node.log_max_bytes")
+	if err != nil {
+		return n, err
+	}
+	if err := checkLogMaxBytes(int64(logMax)); err != nil {
+		return n, r.fail("node.log_max_bytes", err)
+	}
+	n.LogMaxBytes = int64(logMax)
+	if n.LogMaxFiles, err = r.integer("node.log_max_files"); err != nil {
+		return n, err
+	}
+	if err := checkLogMaxFiles(int64(n.LogMaxFiles)); err != nil {
+		return n, r.fail("node.log_max_files", err)
+	}
+	if n.HandshakeTimeout, err = r.duration("node.handshake_timeout", MinHandshakeTimeout); err != nil {
 		return n, err
 	}
 	if n.RemoteDefinitions, err = r.boolean("node.remote_definitions"); err != nil {
@@ -498,19 +555,6 @@ func hostNodeID() (string, error) {
 		return "", errors.New("the host name is empty")
 	}
 	return string(id), nil
-}
-
-// validToken reports whether s can be a subject token: [A-Za-z0-9_-]{1,64}.
-func validToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func isTokenByte(c byte) bool {

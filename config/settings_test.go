@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corral-run/corral/api"
 )
 
 // environ returns a lookupEnv over name=value pairs.
@@ -67,6 +69,9 @@ func TestDefaults(t *testing.T) {
 		Shutdown:      ShutdownStop,
 
 		HeartbeatInterval: 2 * time.Second,
+		LogMaxBytes:       10 << 20,
+		LogMaxFiles:       3,
+		HandshakeTimeout:  5 * time.Second,
 	}
 	if !reflect.DeepEqual(c.Node, wantNode) {
 		t.Errorf("Node = %+v\nwant   %+v", c.Node, wantNode)
@@ -124,6 +129,11 @@ func TestSettings(t *testing.T) {
 		{"relative socket_dir is relative to the working directory", `node.socket_dir = "s"`, nil, func(t *testing.T, c *Config) {
 			if c.Node.SocketDir != abs(t, "s") {
 				t.Errorf("SocketDir = %q", c.Node.SocketDir)
+			}
+		}},
+		{"log rotation and handshake", "[node]\nlog_max_bytes = 65536\nlog_max_files = 5", []string{"CORRAL_NODE_HANDSHAKE_TIMEOUT=2s"}, func(t *testing.T, c *Config) {
+			if c.Node.LogMaxBytes != 65536 || c.Node.LogMaxFiles != 5 || c.Node.HandshakeTimeout != 2*time.Second {
+				t.Errorf("LogMaxBytes %d LogMaxFiles %d HandshakeTimeout %s", c.Node.LogMaxBytes, c.Node.LogMaxFiles, c.Node.HandshakeTimeout)
 			}
 		}},
 		{"transport tcp", `node.transport = "tcp"`, nil, func(t *testing.T, c *Config) {
@@ -316,7 +326,7 @@ func TestHostNodeID(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no host name: %v", err)
 	}
-	if !validToken(id) {
+	if !api.ValidToken(id) {
 		t.Errorf("hostNodeID() = %q, not a subject token", id)
 	}
 }
@@ -387,6 +397,10 @@ func TestSettingErrors(t *testing.T) {
 		{"labels from env twice", "", []string{"CORRAL_NODE_LABELS=zone=a,zone=b"}, "node.labels", `label "zone" given twice`},
 		{"labels from env with an empty value", "", []string{"CORRAL_NODE_LABELS=zone="}, "node.labels", `invalid value "" of label "zone"`},
 		{"retention_max zero", `node.retention_max = 0`, nil, "node.retention_max", `out of range`},
+		{"log_max_bytes too small", `node.log_max_bytes = 512`, nil, "node.log_max_bytes", `out of range (expected at least 1024)`},
+		{"log_max_files zero", `node.log_max_files = 0`, nil, "node.log_max_files", `out of range (expected 1 to 1000)`},
+		{"handshake_timeout too small", `node.handshake_timeout = "1ms"`, nil, "node.handshake_timeout", `must be at least 100ms`},
+		{"handshake_timeout from env", "", []string{"CORRAL_NODE_HANDSHAKE_TIMEOUT=soon"}, "node.handshake_timeout", `invalid duration "soon"`},
 		{"max_line_bytes from env", "", []string{"CORRAL_NODE_MAX_LINE_BYTES=lots"}, "node.max_line_bytes", `invalid integer "lots"`},
 		{"url empty element", `nats.url = "nats://a:4222,,nats://b:4222"`, nil, "nats.url", `empty server address`},
 		{"url without host", `nats.url = "nats://"`, nil, "nats.url", `invalid server address "nats://"`},

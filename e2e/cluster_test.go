@@ -67,8 +67,19 @@ remote_definitions = true
 }
 
 // startEmbeddedCluster starts three nodes whose embedded servers form one
-// NATS cluster (with clustered JetStream) over loopback ports.
+// NATS cluster (with clustered JetStream) over loopback ports, and waits
+// until each sees the three alive and storing events.
 func startEmbeddedCluster(t testing.TB) []*node {
+	t.Helper()
+	nodes := launchEmbeddedCluster(t)
+	for _, n := range nodes {
+		n.waitCluster(t, []string{"a", "b", "c"})
+	}
+	return nodes
+}
+
+// launchEmbeddedCluster starts the three nodes and does not wait.
+func launchEmbeddedCluster(t testing.TB) []*node {
 	t.Helper()
 	ids := []string{"a", "b", "c"}
 	labels := []map[string]string{{"zone": "z1"}, {"zone": "z2", "gpu": "yes"}, {"zone": "z3"}}
@@ -97,9 +108,6 @@ routes = [%s]
 	// needs every configured route up.
 	for _, n := range nodes {
 		n.start(t)
-	}
-	for _, n := range nodes {
-		n.waitCluster(t, ids)
 	}
 	return nodes
 }
@@ -221,6 +229,56 @@ func TestClusterSpawnPlacementAndControl(t *testing.T) {
 	a.ctl(t, "stop", "--all", "--name", "sleeper")
 	if res := b.ps(t); len(res.Processes) != 0 {
 		t.Errorf("processes left after stop --all: %+v", res.Processes)
+	}
+}
+
+// A node lost in the cluster's first second, before the registry's
+// JetStream stream has a leader, is declared lost like any other: from
+// the heartbeats alone.
+func TestNodeLossRightAfterFormation(t *testing.T) {
+	nodes := launchEmbeddedCluster(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	var onB process
+	if !await.Poll(waitReady, func() bool { // as soon as a can place on b
+		out, err := a.runCtl("--json", "spawn", "sleeper", "--node", "b")
+		return err == nil && json.Unmarshal([]byte(out), &onB) == nil
+	}) {
+		t.Fatal("a could not spawn on b")
+	}
+	waitKnown(t, a.url, "b", onB.ID, "a", "c")
+	ev := watch(t, a.url)
+	formed := time.Now()
+	b.kill9(t)
+	ev.waitFor(t, "process.node_lost", "", func(p map[string]any) bool { return p["node"] == "b" })
+	t.Logf("b, killed as soon as the cluster could place on it, was declared lost %v later (heartbeat interval %v)",
+		time.Since(formed).Round(time.Millisecond), heartbeatInterval)
+	for _, n := range []*node{a, c} {
+		var res listResult
+		if !await.Poll(5*time.Second, func() bool {
+			res = n.ps(t)
+			for _, p := range res.Processes {
+				if p.ID == onB.ID {
+					return p.Status == "unknown"
+				}
+			}
+			return false
+		}) {
+			t.Errorf("ps from %s does not show b's process unknown: %+v", n.id, res)
+		}
+	}
+	if _, err := c.runCtl("stop", onB.ID); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("stop of b's process: %v, want unreachable", err)
+	}
+	time.Sleep(3 * heartbeatInterval) // a second announcement would come within a few checks
+	n := 0
+	for _, m := range ev.all("process.node_lost") {
+		var p map[string]any
+		if json.Unmarshal(m.Data, &p) == nil && p["node"] == "b" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d process.node_lost for b, want exactly 1", n)
 	}
 }
 
@@ -413,5 +471,40 @@ func waitRegistered(t testing.TB, url, node, id string) {
 		case <-ctx.Done():
 			t.Fatalf("the registry never listed %s on node %s", id, node)
 		}
+	}
+}
+
+// waitKnown waits until each of the nodes named in by lists process id
+// among node's processes in its view of the cluster (corral.registry,
+// answered by one node at a time).
+func waitKnown(t testing.TB, url, node, id string, by ...string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	knows := map[string]bool{}
+	if !await.Poll(waitEvent, func() bool {
+		m, err := nc.Request("corral.registry", []byte(`{"processes":"all"}`), time.Second)
+		var v api.RegistryView
+		if err != nil || json.Unmarshal(m.Data, &v) != nil {
+			return false
+		}
+		for _, e := range v.Nodes {
+			for _, p := range e.Processes {
+				if e.Info.ID == node && p.ID == id {
+					knows[v.Node] = true
+				}
+			}
+		}
+		for _, n := range by {
+			if !knows[n] {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("not every node of %v knows %s's process %s: %v", by, node, id, knows)
 	}
 }

@@ -229,7 +229,8 @@ func freePort(t testing.TB) int {
 }
 
 // programEnv is the environment of the programs the tests run: the test's
-// own, less any CORRAL_* variable (corrald gets the tests' own), plus extra.
+// own, less any CORRAL_* variable (corrald gets the tests' own), plus extra;
+// corrald's HTTP gateway listens on a free port.
 // Race-built programs sleep 1 s at exit unless told otherwise, which adds
 // up over a test's many corralctl runs.
 func programEnv(extra ...string) []string {
@@ -240,6 +241,8 @@ func programEnv(extra ...string) []string {
 		}
 	}
 	env = append(env, strings.TrimSpace("GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	// Nodes run side by side: each HTTP gateway on a port of its own.
+	env = append(env, "CORRAL_HTTP_LISTEN=127.0.0.1:0")
 	return append(env, extra...)
 }
 

@@ -142,16 +142,6 @@ func TestServicesAcrossTheCluster(t *testing.T) {
 	back := time.Now()
 	t.Logf("enc's instances all running again %v after kill -9 of c, %v after process.node_lost (heartbeat interval %v)",
 		back.Sub(killed).Round(time.Millisecond), back.Sub(lostAt()).Round(time.Millisecond), heartbeatInterval)
-	if os.Getenv("CORRAL_E2E_DEBUG") != "" {
-		for _, n := range nodes[:2] {
-			b, _ := os.ReadFile(n.logPath)
-			for _, l := range strings.Split(string(b), "\n") {
-				if strings.Contains(l, "lease") || strings.Contains(l, "placed") || strings.Contains(l, "lost") || strings.Contains(l, "reconcile") {
-					t.Log(n.id, l)
-				}
-			}
-		}
-	}
 	if pn := perNode(moved); pn["a"] != 3 || pn["b"] != 3 {
 		t.Errorf("after c's loss enc is placed %v, want three on a and on b", pn)
 	}
@@ -253,11 +243,11 @@ args = ["1"]
 	}
 	// Hostile input: refused whole, with the key named.
 	for doc, want := range map[string]string{
-		"[services.x]\nprocess = \"sleeper\"\n":                       "services.x.instances is required",
-		"[services.x]\nprocess = \"sleeper\"\ninstances = 100000\n":   "out of range",
-		"[services.\"bad name\"]\nprocess = \"s\"\ninstances = 1\n":    "must be 1 to 64 characters",
-		"[processes.p]\ncommand = \"x\"\ninstances = 2\n":              "run it as a [services.<name>]",
-		"[other]\nx = 1\n":                                             "unknown key",
+		"[services.x]\nprocess = \"sleeper\"\n":                     "services.x.instances is required",
+		"[services.x]\nprocess = \"sleeper\"\ninstances = 100000\n": "out of range",
+		"[services.\"bad name\"]\nprocess = \"s\"\ninstances = 1\n": "must be 1 to 64 characters",
+		"[processes.p]\ncommand = \"x\"\ninstances = 2\n":           "run it as a [services.<name>]",
+		"[other]\nx = 1\n": "unknown key",
 		"[processes.q]\ncommand = \"x\"\nevents.e = { type = 3 }\n":    "cannot compile schema",
 		"[services.y]\nprocess = \"s\"\ninstances = 1\nmetadata = 3\n": "must be a table",
 	} {

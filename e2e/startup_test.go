@@ -122,3 +122,18 @@ func TestOneNodePerDataDir(t *testing.T) {
 	_ = last
 	n.ctl(t, "nodes") // the first one is unharmed
 }
+
+func TestStartFailsClearlyOnASharedSocketDir(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil { // like /tmp
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(nodeTOML(t.TempDir(), "127.0.0.1:0", ""), "[nats]", fmt.Sprintf("socket_dir = %q\n[nats]", shared), 1)
+	failedStart(t, cfg, "cannot use socket directory "+shared, "did not create it")
+	if fi, err := os.Stat(shared); err != nil || fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("the shared directory was changed: %v %v", fi.Mode(), err)
+	}
+}

@@ -18,7 +18,13 @@ import (
 type RecoverResult struct {
 	Adopted []string // ids re-adopted, still running
 	Lost    []string // ids recorded as running whose process is gone
-	Corrupt int      // state files that could not be read (moved aside)
+	Ended   []string // ids of processes that had ended, listed again from their records
+	// Orphans are ids of running children of this node that had no
+	// readable record (found by their mark, orphans.go): re-adopted when
+	// their definition is known (they are in Adopted too), else killed and
+	// reported crashed.
+	Orphans []string
+	Corrupt int // state files that could not be read (moved aside)
 }
 
 // Recover re-adopts the children a previous node on this host left behind:
@@ -26,9 +32,12 @@ type RecoverResult struct {
 // time (so a recycled pid is never adopted) gets its socket back at the same
 // path, process.reconnected, and the same supervision as before (exit,
 // heartbeat, limits, stop, auto-restart). A recorded process that is gone
-// is reported crashed (exit code unknown) and auto-restart applies. Stale
-// socket files are removed. Call it once, after the definitions are in
-// place and before serving.
+// is reported crashed (exit code unknown) and auto-restart applies.
+// Processes that had ended are listed again as they ended (ps --all, get,
+// logs), until retention prunes them. Then it looks for children of this
+// node that have no record (orphans.go). Stale socket files, FIFOs and
+// log files no process owns are removed. Call it once, after the
+// definitions are in place and before serving.
 func (s *Supervisor) Recover() RecoverResult {
 	var res RecoverResult
 	if s.store == nil {
@@ -39,75 +48,145 @@ func (s *Supervisor) Recover() RecoverResult {
 	for _, err := range errs {
 		s.log.Error("cannot read process record", "err", err)
 	}
-	keep := map[string]bool{}
+	recorded := make(map[string]bool, len(recs))
 	for _, r := range recs {
+		recorded[r.ID] = true
+		if r.ended() {
+			s.loadEnded(r)
+			res.Ended = append(res.Ended, r.ID)
+			continue
+		}
 		p, err := s.adopt(r)
 		switch {
 		case err != nil:
 			s.log.Error("cannot re-adopt process", "process", r.ID, "name", r.Definition.Name, "pid", r.PID, "err", err)
-			s.unpersist(r.ID)
+			res.Lost = append(res.Lost, r.ID)
 		case !p.finished():
 			res.Adopted = append(res.Adopted, r.ID)
-			keep[filepath.Base(r.SocketPath)] = true
 		default:
 			res.Lost = append(res.Lost, r.ID)
 		}
 	}
-	s.removeStaleSockets(keep)
+	s.adoptOrphans(recorded, &res)
+	s.removeStale()
+	s.prune()
 	return res
 }
 
-// adopt rebuilds one process from its record.
+// adopt rebuilds one running process from its record. A process it cannot
+// take back (its socket cannot be made again, say) is killed and reported
+// crashed, with the reason: it must not run unsupervised.
 func (s *Supervisor) adopt(r record) (*process, error) {
 	def, err := s.definitionFor(r.Definition)
 	if err != nil {
-		return nil, err
+		p := s.newProcess(s.bareDefinition(r.Definition), r.ID, SpawnOptions{Metadata: r.Metadata}, lineage{})
+		p.pid, p.startTicks, p.startedAt, p.tcpPort = r.PID, r.StartTicks, r.StartedAt, r.TCPPort
+		s.giveUp(p, fmt.Sprintf("cannot re-adopt it: %v; the node killed its process group", err))
+		return p, err
 	}
 	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd, Instance: r.Instance, Service: r.Service},
 		lineage{restarts: r.Restarts, failures: r.Failures})
-	p.socketPath, p.tcpPort, p.logPath = r.SocketPath, r.TCPPort, r.LogPath
+	p.tcpPort = r.TCPPort
 	p.pid, p.startTicks, p.startedAt = r.PID, r.StartTicks, r.StartedAt
-
+	if s.lookupDef(r.Definition.Name) == nil && r.LogMaxBytes >= MinLogMaxBytes && r.LogMaxFiles > 0 {
+		p.logLimits = logLimits{maxBytes: r.LogMaxBytes, maxFiles: r.LogMaxFiles} // as it was spawned
+	}
 	if !sameProcess(r.PID, r.StartTicks) {
-		s.lost(p)
+		s.lost(p, "")
 		return p, nil
 	}
-	if p.pidfd, err = openPidfd(r.PID); err != nil {
-		return nil, err
+	p.legacyLog = r.Version < 2 || r.LegacyLog
+	if err := s.takeBack(p, r.Connected); err != nil {
+		s.giveUp(p, fmt.Sprintf("cannot re-adopt it: %v; the node killed its process group", err))
+		return p, err
+	}
+	return p, nil
+}
+
+// takeBack supervises p, found alive: its socket again, its output, its
+// exit, its limits, and process.reconnected. connected says whether its
+// heartbeat was watched before.
+func (s *Supervisor) takeBack(p *process, connected bool) error {
+	def := p.def
+	var err error
+	if p.pidfd, err = openPidfd(p.pid); err != nil {
+		return err
 	}
 	if err := p.relisten(); err != nil {
 		p.pidfd.Close()
-		return nil, err
+		p.pidfd = nil
+		return err
+	}
+	if s.cfg.LogDir != "" && !p.legacyLog {
+		if p.logs, err = s.openFIFO(p); err != nil {
+			// It runs on; its output stays in the pipe and, past 64 KiB,
+			// its writes block.
+			s.log.Error("cannot read the output of a re-adopted process", "process", p.id, "name", def.Name, "pid", p.pid, "err", err)
+		}
 	}
 	now := time.Now()
 	p.nextSample = nextTick(now, def.StatsInterval)
 	p.transition(event{kind: evStarted, at: now})
 	s.mu.Lock()
 	s.procs[p.id] = p
+	s.live[p.pid] = p // it may connect from now: its connections wait for run
 	s.mu.Unlock()
 	s.sampler.poke() // its limits are enforced from now, not the next idle round
 	// The child reconnects on its own; until it does, the heartbeat clock
 	// runs from now, so one that never comes back is still caught. A child
 	// that never connected is supervised by its exit alone, as before.
-	if r.Connected {
+	if connected {
 		p.heartbeat(now)
 	}
 	s.log.Info("process re-adopted", "process", p.id, "name", def.Name, "pid", p.pid)
 	s.report(Report{Kind: KindReconnected, ProcessID: p.id, Name: def.Name,
 		Payload: api.Reconnected{ProcessID: p.id, Name: def.Name, PID: p.pid}})
-	s.persist(p) // the definition snapshot may have changed
+	_ = s.persist(p) // the definition snapshot may have changed
 	p.run()
-	return p, nil
+	return nil
+}
+
+// loadEnded lists a process that had ended before this node started, as
+// it ended. Nothing is reported: its end was, by the node that saw it.
+func (s *Supervisor) loadEnded(r record) {
+	def, err := s.definitionFor(r.Definition)
+	if err != nil {
+		def = s.bareDefinition(r.Definition)
+	}
+	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd, Instance: r.Instance, Service: r.Service},
+		lineage{restarts: r.Restarts, failures: r.Failures})
+	p.pid, p.startTicks, p.startedAt, p.tcpPort = r.PID, r.StartTicks, r.StartedAt, r.TCPPort
+	p.legacyLog = r.Version < 2 || r.LegacyLog
+	if r.LogMaxBytes >= MinLogMaxBytes && r.LogMaxFiles > 0 {
+		p.logLimits = logLimits{maxBytes: r.LogMaxBytes, maxFiles: r.LogMaxFiles}
+	}
+	p.transition(event{kind: evRecorded, at: r.EndedAt, ended: r.Status, code: r.ExitCode, errText: r.Error})
+	close(p.done)
+	s.mu.Lock()
+	s.procs[p.id] = p
+	s.mu.Unlock()
+	s.watch(p.id)
+}
+
+// watch asks the reporter to answer for a process it has no report of
+// that would make it do so (spawned, reconnected): see Config.Reporter.
+func (s *Supervisor) watch(id string) {
+	if w, ok := s.rep.(interface{ Watch(id string) }); ok {
+		w.Watch(id)
+	}
+}
+
+func (s *Supervisor) lookupDef(name string) *definition {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.defs[name]
 }
 
 // definitionFor is the current definition of the recorded name when the
 // node still has it (with its callbacks), else the recorded snapshot, which
 // supervises the process without becoming one of the node's definitions.
 func (s *Supervisor) definitionFor(info api.DefinitionInfo) (*definition, error) {
-	s.mu.RLock()
-	cur := s.defs[info.Name]
-	s.mu.RUnlock()
-	if cur != nil {
+	if cur := s.lookupDef(info.Name); cur != nil {
 		return cur, nil
 	}
 	d, err := DefinitionFromInfo(info)
@@ -117,21 +196,50 @@ func (s *Supervisor) definitionFor(info api.DefinitionInfo) (*definition, error)
 	return s.compile(d)
 }
 
+// bareDefinition stands for a definition that cannot be compiled (or is
+// unknown): it names the process, and supervises nothing (no restart).
+func (s *Supervisor) bareDefinition(info api.DefinitionInfo) *definition {
+	name := info.Name
+	if !api.ValidToken(name) {
+		name = "unknown"
+	}
+	return &definition{Definition: Definition{Name: name, Command: info.Command}.withDefaults()}
+}
+
 // lost reports a recorded process that died while no node watched it:
-// it ends at once (crashed, exit code unknown), and auto-restart applies.
-// Its pid may belong to another process by now: nothing is signalled.
-func (s *Supervisor) lost(p *process) {
-	st, eff := p.transition(event{kind: evLost, at: time.Now()})
+// it ends at once (crashed, exit code unknown, or why when given), and
+// auto-restart applies. Nothing is signalled: its pid may belong to
+// another process by now.
+func (s *Supervisor) lost(p *process, why string) {
+	st, eff := p.transition(event{kind: evLost, at: time.Now(), errText: why})
 	s.mu.Lock()
 	s.procs[p.id] = p // listed before its end is reported
 	s.mu.Unlock()
-	s.log.Warn("recorded process is gone", "process", p.id, "name", p.def.Name, "pid", p.pid)
+	s.watch(p.id) // get and logs answer for it: only its end is reported
+	if why == "" {
+		s.log.Warn("recorded process is gone", "process", p.id, "name", p.def.Name, "pid", p.pid)
+	}
 	_ = p.perform(st, eff)
 }
 
-// relisten recreates the process's socket where the child expects it.
+// giveUp ends a child of this node the node cannot supervise (unknown
+// definition, or one it cannot re-adopt): SIGKILL to its process group,
+// and it is reported crashed, with why. A supervisor never leaves a child
+// of its own running unreported.
+func (s *Supervisor) giveUp(p *process, why string) {
+	if sameProcess(p.pid, p.startTicks) {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		_ = syscall.Kill(p.pid, syscall.SIGKILL) // in case it left its group
+	}
+	s.log.Warn("orphan child killed", "process", p.id, "name", p.def.Name, "pid", p.pid, "err", why)
+	s.lost(p, why)
+}
+
+// relisten recreates the process's socket where the child expects it: the
+// link derived from its id (never a path read from a record), or the port
+// it was given.
 func (p *process) relisten() error {
-	if p.socketPath == "" {
+	if p.sup.cfg.Transport == "tcp" {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.tcpPort))
 		if err != nil {
 			return fmt.Errorf("cannot listen on the recorded port %d: %w", p.tcpPort, err)
@@ -139,22 +247,15 @@ func (p *process) relisten() error {
 		p.listener = l
 		return nil
 	}
-	_ = os.Remove(p.socketPath)
-	l, err := net.Listen("unix", p.socketPath)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", p.socketPath, err)
-	}
-	if err := os.Chmod(p.socketPath, 0o600); err != nil {
-		l.Close()
-		return fmt.Errorf("cannot secure %s: %w", p.socketPath, err)
-	}
-	p.listener = l
-	return nil
+	return p.link()
 }
 
 // sameProcess reports whether pid is alive and is the process that started
 // at startTicks (not a later process that reused the pid).
 func sameProcess(pid int, startTicks uint64) bool {
+	if pid <= 0 {
+		return false
+	}
 	if err := syscall.Kill(pid, 0); err != nil && err != syscall.EPERM {
 		return false
 	}
@@ -162,27 +263,62 @@ func sameProcess(pid int, startTicks uint64) bool {
 	return err == nil && got == startTicks
 }
 
-// removeStaleSockets deletes socket files no process owns any more.
-func (s *Supervisor) removeStaleSockets(keep map[string]bool) {
-	if s.cfg.SocketDir == "" {
-		return
-	}
-	entries, err := os.ReadDir(s.cfg.SocketDir)
-	if err != nil {
-		return
-	}
+// removeStale deletes what no process owns any more: socket files in the
+// socket directory, and FIFOs and log files in the log directory (log
+// files only once they are older than the retention, so that the output
+// of a process whose record was lost can still be read for a while).
+func (s *Supervisor) removeStale() {
+	live := map[string]bool{}   // ids whose socket and FIFO are in use
+	listed := map[string]bool{} // ids whose log files are kept
 	s.mu.RLock()
-	for _, p := range s.procs {
-		if p.socketPath != "" && !p.finished() {
-			keep[filepath.Base(p.socketPath)] = true
+	for id, p := range s.procs {
+		listed[id] = true
+		if !p.finished() {
+			live[id] = true
 		}
 	}
 	s.mu.RUnlock()
+	idOf := func(name, suffix string) (string, bool) {
+		i := strings.Index(name, suffix)
+		if i < 0 {
+			return "", false
+		}
+		id := name[:i]
+		return id, validID(id)
+	}
+	if s.cfg.Transport == "unix" {
+		entries, _ := os.ReadDir(s.cfg.SocketDir)
+		for _, e := range entries {
+			if id, ok := idOf(e.Name(), ".sock"); ok && strings.HasSuffix(e.Name(), ".sock") && !live[id] {
+				path := filepath.Join(s.cfg.SocketDir, e.Name())
+				_ = os.Remove(path)
+				s.log.Info("removed stale socket", "path", path)
+			}
+		}
+	}
+	if s.cfg.LogDir == "" {
+		return
+	}
+	entries, _ := os.ReadDir(s.cfg.LogDir)
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, "proc_") && strings.HasSuffix(name, ".sock") && !keep[name] {
-			_ = os.Remove(filepath.Join(s.cfg.SocketDir, name))
-			s.log.Info("removed stale socket", "path", filepath.Join(s.cfg.SocketDir, name))
+		path := filepath.Join(s.cfg.LogDir, name)
+		if id, ok := idOf(name, ".fifo"); ok && strings.HasSuffix(name, ".fifo") {
+			if !live[id] {
+				_ = os.Remove(path)
+			}
+			continue
+		}
+		// <id>.log[.n]; also <name>-<id>.log, as nodes before FIFOs named them.
+		base, _, _ := strings.Cut(name, ".log")
+		if i := strings.LastIndexByte(base, '-'); i >= 0 {
+			base = base[i+1:]
+		}
+		if !validID(base) || !strings.Contains(name, ".log") || listed[base] {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > s.cfg.Retention {
+			_ = os.Remove(path)
 		}
 	}
 }

@@ -113,8 +113,8 @@ func TestNodeRestartReadoptsChildren(t *testing.T) {
 		t.Fatalf("stop adopted: %+v %v", got, err)
 	}
 	waitGone(t, p1.PID)
-	if _, err := os.Stat(filepath.Join(dirs.state, p1.ID+".json")); !os.IsNotExist(err) {
-		t.Errorf("record of a stopped process left behind: %v", err)
+	if r := readRecord(t, dirs, p1.ID); r["status"] != "stopped" {
+		t.Errorf("record of a stopped process: %v, want it kept, ended stopped", r)
 	}
 	// An exit nobody asked for is detected without a parent's wait.
 	if err := syscall.Kill(p2.PID, syscall.SIGKILL); err != nil {
@@ -200,9 +200,23 @@ func TestRecycledPidIsNotAdopted(t *testing.T) {
 	if rs.OldProcessID != p.ID {
 		t.Errorf("restarted payload %+v", rs)
 	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Errorf("record of a lost process left behind: %v", err)
+	if r := readRecord(t, dirs, p.ID); r["status"] != "crashed" || r["error"] != cr.Error {
+		t.Errorf("record of a lost process: %v, want it kept, ended crashed", r)
 	}
+}
+
+// readRecord reads the record of id as a JSON object.
+func readRecord(t *testing.T, dirs nodeDirs, id string) map[string]any {
+	t.Helper()
+	var rec map[string]any
+	b, err := os.ReadFile(filepath.Join(dirs.state, id+".json"))
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	if err != nil {
+		t.Fatalf("record of %s: %v", id, err)
+	}
+	return rec
 }
 
 func TestTornStateFileIsSkipped(t *testing.T) {

@@ -39,7 +39,8 @@ type Definition struct {
 	StopSignal syscall.Signal
 	// StopTimeout is how long stop waits before SIGKILL (default 5 s).
 	StopTimeout time.Duration
-	// RestartDelay is the first auto-restart backoff (default 1 s); it
+	// RestartDelay is the first auto-restart backoff (default 1 s; a
+	// negative one, RestartAtOnce, restarts at once, with no backoff); it
 	// doubles with each consecutive crash up to RestartDelayMax (default
 	// 30 s), with up to 10 % jitter.
 	RestartDelay    time.Duration
@@ -70,6 +71,11 @@ type Definition struct {
 	// MaxInstances caps how many processes of this definition run on the
 	// node at once (0: only the node's MaxProcesses).
 	MaxInstances int
+	// LogMaxBytes and LogMaxFiles override the node's log rotation for
+	// this definition (Config.LogMaxBytes, Config.LogMaxFiles); zero means
+	// the node's.
+	LogMaxBytes int64
+	LogMaxFiles int
 	// EmptyEnv starts the child's environment empty instead of from the
 	// node's (config inherit_env = false); Env and the spawn's env follow.
 	EmptyEnv bool
@@ -97,9 +103,12 @@ const (
 	DefaultStopSignal       = syscall.SIGTERM
 	DefaultStopTimeout      = 5 * time.Second
 	DefaultRestartDelay     = time.Second
-	DefaultRestartDelayMax  = 30 * time.Second
-	DefaultRestartReset     = 60 * time.Second
-	DefaultStatsInterval    = 5 * time.Second
+	// RestartAtOnce as a RestartDelay restarts a process as soon as it
+	// ended, still counted by MaxRestarts (config restart_delay = "0s").
+	RestartAtOnce          = -time.Millisecond
+	DefaultRestartDelayMax = 30 * time.Second
+	DefaultRestartReset    = 60 * time.Second
+	DefaultStatsInterval   = 5 * time.Second
 	// MinStatsInterval bounds how often a tree is sampled.
 	MinStatsInterval = 50 * time.Millisecond
 )
@@ -126,27 +135,13 @@ func ValidName(name string) error {
 
 // ValidEventName reports why name cannot be used as an event name, or nil.
 func ValidEventName(name string) error {
-	if !validToken(name) {
+	if !api.ValidToken(name) {
 		return api.Errorf(ErrInvalid, "event name %q must be 1 to 64 characters of A-Z a-z 0-9 _ -", name)
 	}
 	if name == ReservedEventName {
 		return api.Errorf(ErrInvalid, "event name %q is reserved", name)
 	}
 	return nil
-}
-
-// validToken is tokenRE without the regexp, for the hot path.
-func validToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // withDefaults returns d with zero fields set to their defaults.
@@ -198,7 +193,7 @@ func (d Definition) validate() error {
 	if d.StopTimeout < 0 {
 		return api.Errorf(ErrInvalid, "stop timeout must not be negative")
 	}
-	if d.RestartDelay < 0 || d.RestartDelayMax < 0 || d.RestartResetAfter < 0 {
+	if d.RestartDelayMax < 0 || d.RestartResetAfter < 0 {
 		return api.Errorf(ErrInvalid, "restart delays must not be negative")
 	}
 	if d.RestartDelayMax != 0 && d.RestartDelayMax < d.RestartDelay {
@@ -206,6 +201,12 @@ func (d Definition) validate() error {
 	}
 	if d.StatsInterval != 0 && d.StatsInterval < MinStatsInterval {
 		return api.Errorf(ErrInvalid, "stats interval must be at least %s", MinStatsInterval)
+	}
+	if d.LogMaxBytes < 0 || (d.LogMaxBytes > 0 && d.LogMaxBytes < MinLogMaxBytes) {
+		return api.Errorf(ErrInvalid, "log max bytes must be at least %d", MinLogMaxBytes)
+	}
+	if d.LogMaxFiles < 0 {
+		return api.Errorf(ErrInvalid, "log max files must not be negative")
 	}
 	if d.Limits.MaxRuntime < 0 || d.Limits.MaxMemoryMB < 0 || d.Limits.MaxCPUPercent < 0 {
 		return api.Errorf(ErrInvalid, "limits must not be negative")
@@ -240,7 +241,7 @@ func (d Definition) Info() api.DefinitionInfo {
 		Name: d.Name, Command: d.Command, Args: d.Args, Cwd: d.Cwd, Env: d.Env, Events: d.Events,
 		HeartbeatTimeoutMs: &hb, AutoRestart: d.AutoRestart, MaxRestarts: d.MaxRestarts,
 		StopSignal: api.SignalName(d.StopSignal), StopTimeoutMs: d.StopTimeout.Milliseconds(),
-		RestartDelayMs: d.RestartDelay.Milliseconds(), RestartDelayMaxMs: d.RestartDelayMax.Milliseconds(),
+		RestartDelayMs: restartDelayMs(d.RestartDelay), RestartDelayMaxMs: d.RestartDelayMax.Milliseconds(),
 		RestartResetMs: d.RestartResetAfter.Milliseconds(), Restart: restartPolicy(d.RestartAlways),
 		StatsIntervalMs: d.StatsInterval.Milliseconds(),
 		SpawnEnv:        d.SpawnEnv, SpawnCwd: d.SpawnCwd, User: d.User, Group: d.Group, InheritEnv: &inherit,
@@ -256,7 +257,7 @@ func DefinitionFromInfo(in api.DefinitionInfo) (Definition, error) {
 		Name: in.Name, Command: in.Command, Args: in.Args, Cwd: in.Cwd, Env: in.Env, Events: in.Events,
 		AutoRestart: in.AutoRestart, MaxRestarts: in.MaxRestarts,
 		StopTimeout:       time.Duration(in.StopTimeoutMs) * time.Millisecond,
-		RestartDelay:      time.Duration(in.RestartDelayMs) * time.Millisecond,
+		RestartDelay:      restartDelay(in.RestartDelayMs),
 		RestartDelayMax:   time.Duration(in.RestartDelayMaxMs) * time.Millisecond,
 		RestartResetAfter: time.Duration(in.RestartResetMs) * time.Millisecond,
 		StatsInterval:     time.Duration(in.StatsIntervalMs) * time.Millisecond,
@@ -287,6 +288,23 @@ func DefinitionFromInfo(in api.DefinitionInfo) (Definition, error) {
 		d.StopSignal = sig
 	}
 	return d, nil
+}
+
+// restartDelayMs is RestartDelay on the wire: -1 for RestartAtOnce.
+func restartDelayMs(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
+}
+
+// restartDelay reads restartDelayMs: a negative number is RestartAtOnce,
+// 0 the default.
+func restartDelay(ms int64) time.Duration {
+	if ms < 0 {
+		return RestartAtOnce
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 func restartPolicy(always bool) string {

@@ -1,7 +1,8 @@
 // Package node supervises the child processes of one host: definitions,
-// spawn, stop and restart, the per-process socket server that speaks the
-// child wire protocol (package client/wire), validation of what children
-// send, and the records of every process.
+// spawn, stop and restart, the socket server that speaks the child wire
+// protocol (package client/wire) and takes connections from children
+// only, validation of what children send, their logs, and the records of
+// every process.
 //
 // It knows nothing of NATS or of CLI flags: everything it has to tell the
 // world goes to a Reporter (the control service of package bus/service,
@@ -40,6 +41,11 @@
 //	running, stopping ──Detach──► detached: no timers, sockets closed;
 //	                              its exit is the next node's to report
 //
+//	"lost" is also a child of this node that Recover found without a
+//	record and could not supervise: killed, and crashed with the reason
+//	(orphans.go). The record of a process that had ended before the node
+//	started makes it exited at once, as it ended ("recorded", Recover).
+//
 // The wire status (api.Status) is derived from the phase: running (stale
 // or not) → running; stopping → stopping; backoff and exited → stopped or
 // crashed; detached → as it was. There is no "starting": a process is
@@ -51,6 +57,14 @@
 //     perform (process.go) carries out the rest once the lock is released,
 //     and finish (process.go) reports every end, whether the reaper saw the
 //     exit (wait) or adopt found the process dead (lost).
+//   - A connection is accepted in conn.go: on unix from the node's one
+//     listening socket, which every <socket_dir>/<id>.sock links to
+//     (acceptShared); on tcp from the process's own port (acceptLoop).
+//     take asks who connected (peer_linux.go: SO_PEERCRED, or the holder
+//     of the connecting tcp socket) and admits it only to the process
+//     whose tree that pid is in (ownerOf), else answers "forbidden" and
+//     closes it; a connection is pending until its first valid line,
+//     closed after the handshake timeout, and only then where Send writes.
 //   - A child's line is read in conn.go (readLoop, with wire.ReadLine, the
 //     bounded line reader), decoded and acted on in handle.go (handle,
 //     dispatch); a connected or heartbeat message becomes a heartbeat
@@ -64,4 +78,22 @@
 //     (stopTimeoutPassed) sends SIGKILL once the stop timeout has passed.
 //   - Hard limits: the runtime timer (watchdog.go) and the sampler
 //     (stats.go) raise evLimit.
+//   - A child is started in process.go (start, command) with ForkExec, in
+//     its own process group; its exit is reaped by the one SIGCHLD loop of
+//     reaper.go and handed to the process's wait, which reports it.
+//   - A child's stdout and stderr go to a FIFO the node reads (logs.go,
+//     logPipe) and writes to <id>.log, rotated by size at line
+//     boundaries; wait reads the FIFO to its end before the exit is
+//     reported, so the last lines are in the log. Why a FIFO and not a
+//     pipe or a file: see logs.go.
+//   - Records (state.go): written by start before process.spawned is
+//     reported (a spawn whose record cannot be written fails, its child
+//     killed), rewritten as ended by finish, removed with the log files
+//     by prune (retention.go). Every path is derived from the id and the
+//     configuration, never read from a record.
+//   - Recover (adopt.go) re-adopts recorded children that still run,
+//     reports the lost ones, lists the ended ones again, then looks
+//     through /proc for children with this node's mark and no record
+//     (orphans.go): re-adopted when the node has their definition, else
+//     killed and reported crashed.
 package node

@@ -25,7 +25,8 @@ func reject(code, format string, args ...any) error {
 }
 
 // handle processes one line from the child and queues its answer when the
-// line asked for one.
+// line asked for one. A valid line (well formed, for this connection's
+// process) first ends the handshake (conn.go spoken).
 func (c *conn) handle(line []byte) {
 	var msg wire.Message
 	err := c.dec.Decode(line, &msg)
@@ -35,6 +36,9 @@ func (c *conn) handle(line []byte) {
 			err = &rejectError{code: de.Code, msg: de.Reason}
 		}
 	} else {
+		if msg.ProcessID == c.p.id {
+			c.spoken()
+		}
 		err = c.dispatch(&msg)
 	}
 	if len(msg.ID) > 0 {
@@ -57,6 +61,7 @@ var errDeferred = errors.New("answer deferred")
 // answerLater is a report's Done for a line with an id: it may run on
 // another goroutine, so it only queues the answer and logs.
 func (c *conn) answerLater(id json.RawMessage, err error) {
+	c.p.sup.lines.answered(err)
 	if err == nil {
 		c.out.append(func(b []byte) []byte { return wire.AppendAck(b, id) })
 		return
@@ -76,6 +81,7 @@ func (c *conn) refuse(id json.RawMessage, err error) {
 		code = wire.CodeUnavailable
 	}
 	c.rejected++
+	c.p.sup.lines.reject(code)
 	// The first rejects of a connection are logged, then one in a thousand,
 	// so a child spewing garbage cannot flood the log.
 	if c.rejected <= 10 || c.rejected%1000 == 0 {
@@ -138,11 +144,12 @@ func (c *conn) dispatch(msg *wire.Message) error {
 
 // persistConnected records that the child has connected, so that a node
 // re-adopting it monitors its heartbeat (and one that never connected is
-// left to its exit). A record written as the process ended is removed again.
+// left to its exit). If the process ended meanwhile, the ended record is
+// written again, so that a running one written late cannot stand.
 func (p *process) persistConnected() {
-	p.sup.persist(p)
+	_ = p.sup.persist(p)
 	if p.finished() {
-		p.sup.unpersist(p.id)
+		_ = p.sup.persist(p)
 	}
 }
 
@@ -163,7 +170,7 @@ func (c *conn) publish(r Report) error {
 // spread next to processId and name.
 func (c *conn) relayEvent(msg *wire.Message) error {
 	p, def := c.p, c.p.def
-	if !validToken(msg.Event) {
+	if !api.ValidToken(msg.Event) {
 		if msg.Event == "" {
 			return reject(wire.CodeMissingField, `event message has no "event" name`)
 		}

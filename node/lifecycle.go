@@ -28,6 +28,7 @@ import (
 //	kill due       -                  SIGKILL           -                  -       -
 //	exited         → exited/backoff   → exited/backoff  -                  -       -
 //	lost           → exited/backoff   -                 -                  -       -
+//	recorded       → exited           -                 -                  -       -
 //	detach         → detached         → detached        → exited           -       -
 //	restart due    -                  -                 → exited; respawn  -       -
 //	closing        -                  -                 → exited           -       -
@@ -187,8 +188,14 @@ const (
 	// adopt. Its runtime limit counts from its start time.
 	evStarted eventKind = iota + 1
 	// evLost: adopt found the recorded process dead: it ended while no
-	// node watched it. Its pid may be another process's by now.
+	// node watched it. Its pid may be another process's by now. Also a
+	// child the node found but could not supervise, and killed (giveUp):
+	// errText then says why.
 	evLost
+	// evRecorded: Recover found the record of a process that had ended
+	// before this node started: it is listed as it ended, and nothing is
+	// reported.
+	evRecorded
 	// evHeartbeat: a connected or heartbeat message (conn.go readLoop →
 	// handle.go dispatch), or adopt restarting the heartbeat clock.
 	evHeartbeat
@@ -224,9 +231,11 @@ type event struct {
 	// evLimit: which limit, its value and what was measured.
 	reason       string
 	limit, value float64
-	// evExited: what the reaper learnt.
+	// evExited: what the reaper learnt; evRecorded: what the record says
+	// (with ended); evLost: why, when it was not simply found dead.
 	code    *int
 	errText string
+	ended   api.Status
 	// evRestartDue: the lineage of the replacement.
 	next lineage
 }
@@ -385,6 +394,12 @@ func (p *process) step(st *state, ev *event, eff *effects) {
 			p.end(st, ev, eff)
 		}
 
+	case evRecorded:
+		// running (a record Recover has just built) → exited as recorded.
+		if st.phase == running {
+			st.phase, st.ended, st.exitCode, st.errText, st.endedAt = exited, ev.ended, ev.code, ev.errText, ev.at
+		}
+
 	case evDetach:
 		// running, stopping → detached: stop the timers, close the socket
 		// (keeping a unix socket's file, the next node replaces it) and
@@ -428,7 +443,7 @@ func (p *process) watchdogKill(st *state, eff *effects, reason string, value flo
 // and what auto-restart does about it.
 func (p *process) end(st *state, ev *event, eff *effects) {
 	status, errText := api.StatusCrashed, ev.errText
-	if ev.kind == evLost {
+	if ev.kind == evLost && errText == "" {
 		errText = "exited while the node was down (exit code unknown)"
 	}
 	switch {
@@ -436,7 +451,7 @@ func (p *process) end(st *state, ev *event, eff *effects) {
 		errText = "killed by the watchdog (" + st.why.reason + ")"
 	case st.why.cause == stopAsked || (ev.code != nil && *ev.code == 0):
 		status = api.StatusStopped
-	case p.cmd == nil && st.why.cause == goodbye:
+	case !p.child && st.why.cause == goodbye:
 		status = api.StatusStopped // re-adopted: said goodbye, then left
 	}
 	if status == api.StatusStopped {
@@ -507,6 +522,8 @@ func (p *process) apply(eff *effects) {
 	if eff.armRestart {
 		def, next := p.def, eff.next
 		eff.delay = backoffDelay(def.RestartDelay, def.RestartDelayMax, eff.failures)
+		// At once (RestartAtOnce) is a timer too, of zero: the restart
+		// runs on its own goroutine, never under the end's locks.
 		p.restartTimer = time.AfterFunc(eff.delay, func() { _ = p.on(event{kind: evRestartDue, next: next}) })
 	}
 	if (eff.end || eff.detach) && len(p.conns) > 0 {

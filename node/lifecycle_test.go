@@ -1,7 +1,6 @@
 package node
 
 import (
-	"os/exec"
 	"reflect"
 	"syscall"
 	"testing"
@@ -27,12 +26,8 @@ func lifecycleProcess(adopted bool, mod func(*Definition)) *process {
 	if mod != nil {
 		mod(&d)
 	}
-	p := &process{def: &definition{Definition: d.withDefaults()}, startedAt: t0,
+	return &process{def: &definition{Definition: d.withDefaults()}, startedAt: t0, child: !adopted,
 		lin: lineage{restarts: 2, failures: 1}, st: state{phase: running}}
-	if !adopted {
-		p.cmd = &exec.Cmd{}
-	}
-	return p
 }
 
 func autoRestartOn(d *Definition) { d.AutoRestart = true }
@@ -238,6 +233,17 @@ func transitionRows() []transitionRow {
 		{name: "lost in backoff: ignored", from: backoffSt, ev: event{kind: evLost, at: at(sec)}, want: backoffSt},
 		{name: "lost after the exit: ignored", from: exitedSt, ev: event{kind: evLost, at: at(sec)}, want: exitedSt},
 		{name: "lost when detached: ignored", from: detachedSt, ev: event{kind: evLost, at: at(sec)}, want: detachedSt},
+		{name: "killed as an orphan: crashed, with why", adopted: true, from: fresh, ev: event{kind: evLost, at: at(sec), errText: "why"},
+			want: ended(fresh, api.StatusCrashed, nil, "why"), eff: effects{stopTimers: true, end: true}},
+
+		// recorded: Recover lists a process that had ended, as it ended.
+		{name: "recorded end: listed, nothing reported", adopted: true, def: autoRestartOn, from: fresh,
+			ev:   event{kind: evRecorded, at: at(sec), ended: api.StatusCrashed, code: code(2), errText: "exited with code 2"},
+			want: ended(fresh, api.StatusCrashed, code(2), "exited with code 2")},
+		{name: "recorded while stopping: ignored", from: stopSt, ev: event{kind: evRecorded, ended: api.StatusStopped}, want: stopSt},
+		{name: "recorded in backoff: ignored", from: backoffSt, ev: event{kind: evRecorded, ended: api.StatusStopped}, want: backoffSt},
+		{name: "recorded after the exit: ignored", from: exitedSt, ev: event{kind: evRecorded, ended: api.StatusCrashed}, want: exitedSt},
+		{name: "recorded when detached: ignored", from: detachedSt, ev: event{kind: evRecorded, ended: api.StatusStopped}, want: detachedSt},
 
 		// detach: the node leaves its children for the next one.
 		{name: "detach while running", from: onTimeSt, ev: event{kind: evDetach},

@@ -18,17 +18,19 @@ func openPidfd(pid int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), fmt.Sprintf("pidfd:%d", pid)), nil
 }
 
-// waitPidfd returns once the process has exited (its pidfd is readable),
-// then closes the pidfd.
-func waitPidfd(f *os.File) {
+// waitPidfd returns true once the process has exited (its pidfd is
+// readable), or false when the pidfd was closed first (the node let go of
+// the process); then it closes the pidfd.
+func waitPidfd(f *os.File) bool {
 	defer f.Close()
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return
+		return false
 	}
-	_ = rc.Read(func(fd uintptr) bool {
+	err = rc.Read(func(fd uintptr) bool {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, 0)
 		return err != nil || n > 0 // done when readable; else wait for the poller
 	})
+	return err == nil
 }

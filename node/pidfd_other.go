@@ -13,4 +13,4 @@ func openPidfd(pid int) (*os.File, error) {
 	return nil, errors.New("cannot re-adopt a process on this OS: it needs Linux pidfd")
 }
 
-func waitPidfd(*os.File) {}
+func waitPidfd(*os.File) bool { return false }

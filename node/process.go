@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,12 +30,15 @@ type process struct {
 	id         string
 	opts       SpawnOptions
 	metadata   json.RawMessage
-	listener   net.Listener // nil for a lost process (adopt found it dead)
+	listener   net.Listener // its own tcp port; nil on unix (the node's shared socket) and for a lost process
 	socketPath string
 	tcpPort    int
-	logPath    string
-	cmd        *exec.Cmd // nil for a re-adopted process, which is not our child
-	pidfd      *os.File  // readable once the process exits (nil: no pidfd on this OS)
+	logLimits  logLimits         // log_max_bytes and log_max_files
+	logs       *logPipe          // its output; nil when the node keeps no logs, or lost it
+	legacyLog  bool              // spawned by a node before FIFOs: it writes <name>-<id>.log itself
+	child      bool              // the node started it (else re-adopted: not its child)
+	exited     <-chan exitStatus // a child's exit, from the reaper
+	pidfd      *os.File          // a re-adopted process's: readable once it exits
 	pid        int
 	startTicks uint64 // the child's start time in /proc, to tell a recycled pid
 	startedAt  time.Time
@@ -59,8 +64,11 @@ type process struct {
 	cpuOver    int       // consecutive samples over max_cpu_percent
 	nextSample time.Time // when the sampler is due to look at it
 	conns      map[*conn]struct{}
-	latest     *conn
-	held       bool // its instance is held (instances.go)
+	ready      bool       // run has started it: connections are admitted
+	early      []net.Conn // connections that came before run, in order
+	connSeq    uint64     // connections admitted so far (conn.seq)
+	latest     *conn      // the newest established connection: where Send writes
+	held       bool       // its instance is held (instances.go)
 }
 
 // lineage is what a restarted process inherits from the one it replaces.
@@ -80,6 +88,7 @@ func (s *Supervisor) newProcess(def *definition, id string, opts SpawnOptions, l
 	if len(p.metadata) == 0 {
 		p.metadata = json.RawMessage("{}")
 	}
+	p.logLimits = s.limitsFor(def)
 	p.ref, _ = json.Marshal(api.ProcessRef{ProcessID: p.id, Name: def.Name})
 	p.eventPrefix = p.ref[:len(p.ref)-1]
 	return p
@@ -89,38 +98,53 @@ func (s *Supervisor) newProcess(def *definition, id string, opts SpawnOptions, l
 // reports process.spawned.
 func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*process, error) {
 	p := s.newProcess(def, newProcessID(), opts, lin)
+	p.child = true
 	if err := p.listen(); err != nil {
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
-	cmd, logFile, err := p.command()
+	path, argv, attr, err := p.command()
 	if err != nil {
-		p.listener.Close()
+		p.unlisten()
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
-	err = cmd.Start()
-	if logFile != nil {
-		logFile.Close() // the child has its own copy
+	if s.cfg.LogDir != "" {
+		lp, out, err := s.makeFIFO(p)
+		if err != nil {
+			p.unlisten()
+			return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
+		}
+		p.logs = lp
+		attr.Files[1], attr.Files[2] = uintptr(out), uintptr(out)
+		defer syscall.Close(out) // the child has its own copy
 	}
+	pid, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
-		p.listener.Close()
-		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
+		p.unlisten()
+		if p.logs != nil {
+			p.logs.closeUnstarted() // no FIFO, no log file: it never started
+		}
+		return nil, fmt.Errorf("cannot spawn %q: cannot start %s: %w", def.Name, def.Command, err)
 	}
-	p.cmd, p.pid, p.startedAt = cmd, cmd.Process.Pid, time.Now()
+	p.exited = s.children.watch(pid)
+	p.pid, p.startedAt = pid, time.Now()
+	s.mu.Lock()
+	s.live[p.pid] = p // it may connect from now: its connections wait for run
+	s.mu.Unlock()
 	p.startTicks, _ = procstat.StartTime(p.pid)
-	// Waiting on a pidfd through the poller first means no thread sits in
-	// waitid per child; Wait then reaps at once. Without one, Wait blocks.
-	p.pidfd, _ = openPidfd(p.pid)
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
+	// Its record is on disk before anyone hears of it: a child the next
+	// node could not find must not run.
+	if err := s.persist(p); err != nil {
+		p.abandonStart()
+		s.log.Error("spawn undone: its record could not be written", "process", p.id, "name", def.Name, "pid", p.pid)
+		return nil, api.Errorf(api.ErrInternal, "cannot spawn %q: %w", def.Name, err)
+	}
 
 	s.mu.Lock()
 	if s.closed { // Close ran while we started: take it down again
 		s.mu.Unlock()
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if p.pidfd != nil {
-			p.pidfd.Close()
-		}
-		p.listener.Close()
+		p.abandonStart()
+		s.unpersist(p.id)
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, ErrClosed)
 	}
 	// Started under s.mu, so that a Close that follows finds it running
@@ -129,7 +153,6 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	s.procs[p.id] = p
 	s.mu.Unlock()
 	s.sampler.poke()
-	s.persist(p)
 	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
 	// Reported before the accept loop runs, so process.spawned always comes
 	// before anything the child says.
@@ -139,27 +162,94 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	return p, nil
 }
 
-// run starts the process's accept loop and its reaper.
+// forgetPID drops p from the processes that may connect: its pid is
+// free for another process now.
+func (s *Supervisor) forgetPID(p *process) {
+	s.mu.Lock()
+	if s.live[p.pid] == p {
+		delete(s.live, p.pid)
+	}
+	s.mu.Unlock()
+}
+
+// abandonStart takes down a child start cannot go on with, and what was
+// made for it: the child is killed and reaped, its socket and FIFO
+// removed. Nothing is reported: nobody heard of it.
+func (p *process) abandonStart() {
+	p.sup.forgetPID(p)
+	p.killStarted()
+	p.unlisten()
+	if p.logs != nil {
+		p.logs.closeUnstarted()
+	}
+	p.mu.Lock()
+	early := p.early
+	p.early = nil
+	p.mu.Unlock()
+	for _, nc := range early {
+		nc.Close()
+	}
+}
+
+// killStarted takes down a child that start cannot go on with: SIGKILL to
+// its group, and the child reaped before it returns.
+func (p *process) killStarted() {
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	if p.sup.children.forget(p.pid) {
+		var ws syscall.WaitStatus
+		_, _ = wait4(p.pid, &ws, 0)
+	}
+}
+
+// socketPath is where process id's socket is: derived from its id, never
+// read from a record.
+func (s *Supervisor) socketPath(id string) string { return s.socketDirPath(id + ".sock") }
+
+func (s *Supervisor) socketDirPath(name string) string { return filepath.Join(s.cfg.SocketDir, name) }
+
+// run starts the process's accept loop (tcp), its log pipe and its
+// reaper, and takes the connections that came before (conn.go take).
 func (p *process) run() {
-	p.sup.wg.Add(1)
-	go p.acceptLoop()
+	s := p.sup
+	p.mu.Lock()
+	p.ready = true
+	early := p.early
+	p.early = nil
+	p.mu.Unlock()
+	for _, nc := range early {
+		s.admit(p, nc)
+	}
+	if p.listener != nil {
+		p.sup.wg.Add(1)
+		go p.acceptLoop()
+	}
+	if lp := p.logs; lp != nil {
+		p.sup.wg.Go(lp.run)
+	}
 	p.sup.reapers.Add(1)
 	go p.wait()
 }
 
-// record is p's persisted form.
+// record is p's persisted form: running, or ended once it has.
 func (p *process) record() record {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return record{
+	r := record{
 		ID: p.id, Definition: p.def.Info(), PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt,
-		SocketPath: p.socketPath, TCPPort: p.tcpPort, LogPath: p.logPath, Metadata: p.metadata,
+		TCPPort: p.tcpPort, Metadata: p.metadata,
+		LogMaxBytes: p.logLimits.maxBytes, LogMaxFiles: p.logLimits.maxFiles,
 		Env: p.opts.Env, Cwd: p.opts.Cwd, Instance: p.opts.Instance, Service: p.opts.Service,
 		Restarts: p.lin.restarts, Failures: p.lin.failures,
-		Connected: !p.st.lastHeartbeat.IsZero(),
+		Connected: !p.st.lastHeartbeat.IsZero(), LegacyLog: p.legacyLog,
 	}
+	if p.st.phase == backoff || p.st.phase == exited {
+		r.Status, r.ExitCode, r.Error, r.EndedAt = p.st.ended, p.st.exitCode, p.st.errText, p.st.endedAt
+	}
+	return r
 }
 
+// listen makes the socket the child connects to: a port of its own on
+// tcp; on unix, <socket_dir>/<id>.sock (link).
 func (p *process) listen() error {
 	s := p.sup
 	if s.cfg.Transport == "tcp" {
@@ -170,42 +260,60 @@ func (p *process) listen() error {
 		p.listener, p.tcpPort = l, l.Addr().(*net.TCPAddr).Port
 		return nil
 	}
-	path := filepath.Join(s.cfg.SocketDir, p.id+".sock")
-	_ = os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return fmt.Errorf("cannot secure %s: %w", path, err)
-	}
+	return p.link()
+}
+
+// link makes <socket_dir>/<id>.sock, a symbolic link to the node's
+// listening socket for the child's user (conn.go).
+func (p *process) link() error {
+	s := p.sup
+	uid, gid := os.Geteuid(), os.Getegid()
 	if c := p.def.cred; c != nil {
-		// The child runs as someone else: the socket is its (and root's),
-		// and the directory lets it through (0711: it cannot list it).
-		if err := os.Chown(path, int(c.Uid), int(c.Gid)); err != nil {
-			l.Close()
-			return fmt.Errorf("cannot give %s to uid %d: %w", path, c.Uid, err)
-		}
-		if err := os.Chmod(s.cfg.SocketDir, 0o711); err != nil {
-			l.Close()
-			return fmt.Errorf("cannot open %s to uid %d: %w", s.cfg.SocketDir, c.Uid, err)
-		}
+		uid, gid = int(c.Uid), int(c.Gid)
 	}
-	p.listener, p.socketPath = l, path
+	target, err := s.sharedFor(uid, gid)
+	if err != nil {
+		return err
+	}
+	path := s.socketPath(p.id)
+	_ = os.Remove(path)
+	if err := os.Symlink(target, path); err != nil {
+		return fmt.Errorf("cannot make %s: %w", path, err)
+	}
+	p.socketPath = path
 	return nil
 }
 
-// command builds the child's exec.Cmd: own process group, the definition's
-// user and group, the environment of the node without CORRAL_* and NATS_*
-// (none with inherit_env = false), then the definition's, then the
-// spawn's, then DONKEYLABS_*.
-func (p *process) command() (*exec.Cmd, *os.File, error) {
+// unlisten closes the process's own port, or removes its link.
+func (p *process) unlisten() {
+	if p.listener != nil {
+		p.listener.Close()
+	}
+	if p.socketPath != "" {
+		_ = os.Remove(p.socketPath)
+	}
+}
+
+// command builds what ForkExec needs to start the child: the path of the
+// command (looked up in the node's PATH when it has no slash, as os/exec
+// does), its argv, and its attributes: own process group, the
+// definition's user and group, stdin, stdout and stderr from and to
+// /dev/null (start points stdout and stderr at the log FIFO), and the
+// environment: the node's without CORRAL_* and NATS_* (none with
+// inherit_env = false), then the definition's, then the spawn's, then
+// DONKEYLABS_*, EnvProcessName and EnvNodeMark, the last value of a name
+// winning.
+func (p *process) command() (path string, argv []string, attr *syscall.ProcAttr, err error) {
 	def := p.def
-	cmd := exec.Command(def.Command, def.Args...)
-	cmd.Dir = def.Cwd
+	path = def.Command
+	if !strings.Contains(path, "/") {
+		if path, err = exec.LookPath(path); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	dir := def.Cwd
 	if p.opts.Cwd != "" {
-		cmd.Dir = p.opts.Cwd
+		dir = p.opts.Cwd
 	}
 	var env []string
 	if !def.EmptyEnv {
@@ -223,49 +331,97 @@ func (p *process) command() (*exec.Cmd, *os.File, error) {
 	} else {
 		env = append(env, wire.EnvTCPPort+"="+strconv.Itoa(p.tcpPort))
 	}
-	cmd.Env = env
-	// Own process group so stop reaches the whole tree; no Pdeathsig, so
-	// children survive a node restart.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: def.cred}
-	if p.sup.cfg.LogDir == "" {
-		return cmd, nil, nil
+	env = append(env, EnvProcessName+"="+def.Name) // orphans.go: how the next node finds it without a record
+	if p.opts.Instance != "" {                     // and keeps it the instance it is
+		env = append(env, EnvInstance+"="+p.opts.Instance)
+		if p.opts.Service != "" {
+			env = append(env, EnvService+"="+p.opts.Service)
+		}
 	}
-	p.logPath = filepath.Join(p.sup.cfg.LogDir, def.Name+"-"+p.id+".log")
-	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if p.sup.mark != "" {
+		env = append(env, EnvNodeMark+"="+p.sup.mark)
+	}
+	null, err := devNull()
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot open log file: %w", err)
+		return "", nil, nil, err
 	}
-	cmd.Stdout, cmd.Stderr = f, f
-	return cmd, f, nil
+	attr = &syscall.ProcAttr{
+		Dir: dir, Env: dedupEnv(env), Files: []uintptr{null, null, null},
+		// Own process group so stop reaches the whole tree; no Pdeathsig,
+		// so children survive a node restart.
+		Sys: &syscall.SysProcAttr{Setpgid: true, Credential: def.cred},
+	}
+	return path, append([]string{def.Command}, def.Args...), attr, nil
+}
+
+// devNull is /dev/null, opened once for every child's stdin (and its
+// output when the node keeps no logs). It stays open for the life of the
+// node process.
+var devNull = sync.OnceValues(func() (uintptr, error) {
+	fd, err := syscall.Open(os.DevNull, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("cannot open %s: %w", os.DevNull, err)
+	}
+	return uintptr(fd), nil
+})
+
+// dedupEnv keeps the last value given to each name, as os/exec does.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, 0, len(env))
+	for i := len(env) - 1; i >= 0; i-- {
+		k, _, _ := strings.Cut(env[i], "=")
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, env[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // wait reaps the child and reports its end (unless the node let it go).
 func (p *process) wait() {
 	defer p.sup.reapers.Done()
-	code, errText := p.reap()
+	code, errText, ok := p.reap()
+	if !ok {
+		return // the node let go of it (Detach): its end is the next node's
+	}
+	p.sup.forgetPID(p)
+	if p.logs != nil {
+		p.logs.stop() // its last lines are in the log before its end is reported
+	}
 	_ = p.on(event{kind: evExited, at: time.Now(), code: code, errText: errText})
 }
 
 // reap waits for the process to exit. A child of ours tells its exit code
 // or signal; a re-adopted process is watched through its pidfd and its
-// code stays unknown (nil).
-func (p *process) reap() (code *int, errText string) {
+// code stays unknown (nil). ok is false when the node stopped watching
+// before the process exited.
+func (p *process) reap() (code *int, errText string, ok bool) {
 	if p.pidfd != nil {
-		waitPidfd(p.pidfd)
+		if !waitPidfd(p.pidfd) {
+			return nil, "", false
+		}
+		return nil, "exited while re-adopted (exit code unknown)", true
 	}
-	if p.cmd == nil {
-		return nil, "exited while re-adopted (exit code unknown)"
+	var ex exitStatus
+	select {
+	case ex = <-p.exited:
+	case <-p.sup.children.stopped():
+		return nil, "", false
 	}
-	_ = p.cmd.Wait()
-	state := p.cmd.ProcessState
-	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return nil, "killed by signal " + api.SignalName(ws.Signal())
+	if !ex.known {
+		return nil, "exited, and its status was taken by another waiter (exit code unknown)", true
 	}
-	c := state.ExitCode()
+	if ex.ws.Signaled() {
+		return nil, "killed by signal " + api.SignalName(ex.ws.Signal()), true
+	}
+	c := ex.ws.ExitStatus()
 	if c != 0 {
 		errText = fmt.Sprintf("exited with code %d", c)
 	}
-	return &c, errText
+	return &c, errText, true
 }
 
 func derefOr(p *int, def int) int {
@@ -336,12 +492,17 @@ func (p *process) perform(st state, eff effects) error {
 		}
 	}
 	if eff.detach {
-		if ul, ok := p.listener.(*net.UnixListener); ok {
-			ul.SetUnlinkOnClose(false) // the next node replaces it
+		if p.listener != nil {
+			p.listener.Close() // a unix socket's link stays: the next node listens behind it
 		}
-		p.listener.Close()
 		for _, c := range eff.conns {
 			c.close()
+		}
+		if p.pidfd != nil {
+			p.pidfd.Close() // its reaper returns: the exit is the next node's
+		}
+		if p.logs != nil {
+			p.logs.stop() // the FIFO stays: the next node reads on
 		}
 	}
 	if eff.end {
@@ -363,15 +524,15 @@ func (p *process) finish(st state, eff effects) {
 	if eff.killGroup {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL) // leave no orphans: whatever is left of the group goes too
 	}
-	if p.listener != nil {
-		p.listener.Close() // also unlinks the socket file
-	} else if p.socketPath != "" {
-		_ = os.Remove(p.socketPath)
-	}
+	p.unlisten()
+	s.forgetPID(p)
 	for _, c := range eff.conns {
 		c.close()
 	}
-	s.unpersist(p.id)
+	if s.cfg.LogDir != "" {
+		_ = os.Remove(s.fifoPath(p.id)) // read to the end by now (wait); the log files stay
+	}
+	_ = s.persist(p) // ended: it stays listed, and its logs readable, after a node restart
 	if st.ended == api.StatusStopped {
 		s.log.Info("process stopped", "process", p.id, "name", name, "pid", p.pid, "exitCode", derefOr(code, -1))
 		s.report(Report{Kind: KindStopped, ProcessID: p.id, Name: name, Payload: api.Stopped{ProcessID: p.id, Name: name, ExitCode: code}})

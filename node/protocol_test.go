@@ -1,11 +1,9 @@
 package node_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -227,38 +225,28 @@ func TestEventNotHandedOnIsReportedToTheChild(t *testing.T) {
 
 func TestConnectionsPerSocketAreBounded(t *testing.T) {
 	h := newHarness(t, "unix")
-	h.define(t, "sleeper", role(testchild.RoleSleep), nil)
-	mp := h.spawn(t, "sleeper", node.SpawnOptions{})
-	var conns []net.Conn
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	// Eight connections are accepted and answered...
+	env := h.ctrl.Env()
+	env[testchild.EnvRole], env[envConns] = roleConns, "9"
+	h.define(t, "many", env, nil)
+	mp := h.spawn(t, "many", node.SpawnOptions{})
+	// Eight connections of the child's are accepted and answered...
+	var peers []*testchild.Peer
 	for i := 0; i < 8; i++ {
-		c, err := net.Dial("unix", mp.SocketPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		fmt.Fprintln(c, line(mp.ID, "heartbeat", fmt.Sprintf(`"id":%d`, i)))
-		if got, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(got, `"ack"`) {
-			t.Fatalf("connection %d: %q %v", i, got, err)
+		peer := h.ctrl.Accept()
+		peers = append(peers, peer)
+		peer.Send(line(mp.ID, "heartbeat", fmt.Sprintf(`"id":%d`, i)))
+		if got := peer.ReadLine(); !strings.Contains(got, `"ack"`) {
+			t.Fatalf("connection %d: %q", i, got)
 		}
 	}
-	// ...a ninth is closed at once, and the others keep working.
-	extra, err := net.Dial("unix", mp.SocketPath)
-	if err != nil {
-		t.Fatal(err)
+	// ...a ninth is closed at once, as all eight have spoken, and the
+	// others keep working.
+	extra := h.ctrl.Accept()
+	if b, err := io.ReadAll(extra); err != nil || len(b) != 0 {
+		t.Errorf("ninth connection: %q %v, want it closed", b, err)
 	}
-	defer extra.Close()
-	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := bufio.NewReader(extra).ReadString('\n'); err != io.EOF {
-		t.Errorf("ninth connection: %v, want EOF", err)
-	}
-	fmt.Fprintln(conns[0], line(mp.ID, "heartbeat", `"id":"again"`))
-	if got, err := bufio.NewReader(conns[0]).ReadString('\n'); err != nil || !strings.Contains(got, `"again"`) {
-		t.Errorf("first connection after the refusal: %q %v", got, err)
+	peers[0].Send(line(mp.ID, "heartbeat", `"id":"again"`))
+	if got := peers[0].ReadLine(); !strings.Contains(got, `"again"`) {
+		t.Errorf("first connection after the refusal: %q", got)
 	}
 }

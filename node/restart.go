@@ -48,6 +48,9 @@ func (p *process) autoRestart(status api.Status, endedAt time.Time) (d restartDe
 // 10 % jitter so that processes that crashed together do not restart
 // together.
 func backoffDelay(base, capDelay time.Duration, failures int) time.Duration {
+	if base < 0 { // RestartAtOnce
+		return 0
+	}
 	d := base
 	for i := 0; i < failures && d < capDelay; i++ {
 		d *= 2

@@ -7,7 +7,8 @@ import (
 
 // prune forgets finished processes past the retention time, and the oldest
 // finished ones beyond the retention count, so records do not grow without
-// end. A process waiting for an auto-restart is kept.
+// end: each goes from the list, and its record, log files and FIFO from
+// the disk. A process waiting for an auto-restart is kept.
 func (s *Supervisor) prune() {
 	now := time.Now()
 	type ended struct {
@@ -15,13 +16,13 @@ func (s *Supervisor) prune() {
 		at time.Time
 	}
 	var finished []ended
-	var gone []string
+	var gone []*process
 	s.mu.Lock()
 	for id, p := range s.procs {
 		p.mu.Lock()
 		if p.st.phase == exited {
 			if now.Sub(p.st.endedAt) > s.cfg.Retention {
-				gone = append(gone, id)
+				gone = append(gone, p)
 			} else {
 				finished = append(finished, ended{id, p.st.endedAt})
 			}
@@ -31,16 +32,19 @@ func (s *Supervisor) prune() {
 	if extra := len(finished) - s.cfg.RetentionMax; extra > 0 {
 		slices.SortFunc(finished, func(a, b ended) int { return a.at.Compare(b.at) })
 		for _, e := range finished[:extra] {
-			gone = append(gone, e.id)
+			gone = append(gone, s.procs[e.id])
 		}
 	}
-	for _, id := range gone {
-		delete(s.procs, id)
+	for _, p := range gone {
+		delete(s.procs, p.id)
 	}
 	s.mu.Unlock()
-	if f, ok := s.rep.(interface{ Forget(id string) }); ok {
-		for _, id := range gone {
-			f.Forget(id)
+	f, forget := s.rep.(interface{ Forget(id string) })
+	for _, p := range gone {
+		s.unpersist(p.id)
+		s.removeLogs(p)
+		if forget {
+			f.Forget(p.id)
 		}
 	}
 }

@@ -13,9 +13,16 @@ import (
 	"github.com/corral-run/corral/api"
 )
 
-// record is what the node keeps on disk about a running process, so that
-// the next node on this host can re-adopt it after a restart or a crash.
-// A record exists exactly while the process is believed to be alive.
+// record is what the node keeps on disk about a process, so that the next
+// node on this host can re-adopt it after a restart or a crash, and can
+// still show it (ps --all, get, logs) once it has ended. A record is
+// written before the spawn is reported, rewritten as "ended" (Status set)
+// when the process ends, and removed when the process is pruned
+// (retention).
+//
+// Nothing in a record says where a file is: the socket, the log files and
+// the FIFO are derived from the id and the node's configuration, so an
+// edited record cannot make the node create, read or delete anything else.
 type record struct {
 	Version    int                `json:"version"`
 	ID         string             `json:"id"`
@@ -23,29 +30,60 @@ type record struct {
 	PID        int                `json:"pid"`
 	StartTicks uint64             `json:"startTicks"` // /proc start time, to tell a recycled pid
 	StartedAt  time.Time          `json:"startedAt"`
-	SocketPath string             `json:"socketPath,omitempty"`
 	TCPPort    int                `json:"tcpPort,omitempty"`
-	LogPath    string             `json:"logPath,omitempty"`
-	Metadata   json.RawMessage    `json:"metadata"`
-	Env        map[string]string  `json:"env,omitempty"`
-	Cwd        string             `json:"cwd,omitempty"`
-	Instance   string             `json:"instance,omitempty"`
-	Service    string             `json:"service,omitempty"`
-	Restarts   int                `json:"restarts"`
-	Failures   int                `json:"failures"`
+	// LogMaxBytes and LogMaxFiles are its log limits, for a node that no
+	// longer has its definition.
+	LogMaxBytes int64             `json:"logMaxBytes,omitempty"`
+	LogMaxFiles int               `json:"logMaxFiles,omitempty"`
+	Metadata    json.RawMessage   `json:"metadata"`
+	Env         map[string]string `json:"env,omitempty"`
+	Cwd         string            `json:"cwd,omitempty"`
+	Instance    string            `json:"instance,omitempty"`
+	Service     string            `json:"service,omitempty"`
+	Restarts    int               `json:"restarts"`
+	Failures    int               `json:"failures"`
 	// Connected: the child has connected (sent connected or a heartbeat),
 	// so its heartbeat is monitored after a re-adoption too.
 	Connected bool `json:"connected,omitempty"`
+
+	// How it ended; Status is empty while it runs.
+	Status   api.Status `json:"status,omitempty"` // stopped or crashed
+	ExitCode *int       `json:"exitCode,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	EndedAt  time.Time  `json:"endedAt,omitzero"`
+
+	// LegacyLog: spawned by a node before FIFOs (whose records were of
+	// version 1), the child writes <name>-<id>.log itself.
+	LegacyLog bool `json:"legacyLog,omitempty"`
 }
 
-const recordVersion = 1
+// ended reports whether r is the record of a process that has ended.
+func (r record) ended() bool { return r.Status != "" }
+
+// recordVersion 2: no paths (they are derived), and ended records.
+const recordVersion = 2
+
+// validID reports whether id is one the node makes (newProcessID): the
+// only ids it derives paths from.
+func validID(id string) bool {
+	if len(id) != IDLength || !strings.HasPrefix(id, "proc_") {
+		return false
+	}
+	for i := 5; i < len(id); i++ {
+		if !strings.ContainsRune(idAlphabet, rune(id[i])) {
+			return false
+		}
+	}
+	return true
+}
 
 // store writes records as one file per process: written to a temporary
-// file and renamed into place, so a node killed at any point leaves either
-// the old record or the new one, never a torn one. Files are fsynced in the
-// background (one goroutine, batched) so a spawn does not wait for the
-// disk; a machine crash, which the children do not survive either, is the
-// only way to lose the last records.
+// file of its own and renamed into place, so a node killed at any point,
+// or two writers of one record, leave either the old record or a new one,
+// never a torn one. Files are fsynced in the background (one goroutine,
+// batched) so a spawn does not wait for the disk; a machine crash, which
+// the children do not survive either, is the only way to lose the last
+// records. A write the disk refuses (full, read-only) fails at once.
 type store struct {
 	dir  string
 	sync chan string // paths to fsync
@@ -69,14 +107,22 @@ func (st *store) save(r record) error {
 	r.Version = recordVersion
 	b, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("cannot encode state of %s: %w", r.ID, err)
+		return fmt.Errorf("cannot encode its record: %w", err)
 	}
-	tmp := filepath.Join(st.dir, "."+r.ID+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("cannot write state of %s: %w", r.ID, err)
+	f, err := os.CreateTemp(st.dir, "."+r.ID+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
 	}
-	if err := os.Rename(tmp, st.path(r.ID)); err != nil {
-		return fmt.Errorf("cannot write state of %s: %w", r.ID, err)
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), st.path(r.ID))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
 	}
 	select {
 	case st.sync <- st.path(r.ID):
@@ -85,7 +131,21 @@ func (st *store) save(r record) error {
 	return nil
 }
 
-// remove deletes the record of a process that has ended.
+// unwrapPath drops the *PathError around err: the message names the
+// record, and the temporary file's name says nothing.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
+}
+
+// remove deletes the record of a process that has been pruned.
 func (st *store) remove(id string) error {
 	if err := os.Remove(st.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("cannot remove state of %s: %w", id, err)
@@ -117,8 +177,11 @@ func (st *store) load() ([]record, []error) {
 		if err == nil {
 			err = json.Unmarshal(b, &r)
 		}
-		if err == nil && (r.ID+".json" != name || r.PID <= 0 || r.Definition.Name == "") {
+		if err == nil && (!validID(r.ID) || r.ID+".json" != name || r.PID <= 0 || r.Definition.Name == "") {
 			err = errors.New("record is incomplete")
+		}
+		if err == nil && r.ended() && r.Status != api.StatusStopped && r.Status != api.StatusCrashed {
+			err = fmt.Errorf("record has status %q", r.Status)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("skipping corrupt state file %s (moved to %s.corrupt): %w", path, path, err))

@@ -23,18 +23,31 @@ import (
 type Config struct {
 	// NodeID names this node in reports and records.
 	NodeID string
-	// SocketDir holds the per-process Unix sockets (created 0700).
+	// SocketDir holds the per-process Unix sockets. The node creates it
+	// (0700; 0711 once a definition runs its children as another user) and
+	// refuses one it did not create (socketdir.go).
 	SocketDir string
 	// Transport is "unix" (default) or "tcp" (127.0.0.1, a port per process).
 	Transport string
-	// LogDir receives each child's stdout and stderr as <name>-<id>.log.
-	// Empty discards them.
+	// LogDir receives each child's stdout and stderr as <id>.log, rotated
+	// to <id>.log.1 and so on (logs.go), through the FIFO <id>.fifo. Empty
+	// discards them.
 	LogDir string
-	// StateDir holds a record per running process, so that the next node
-	// can re-adopt them (Recover). Empty keeps no state.
+	// LogMaxBytes is the size at which a log file is rotated (default 10
+	// MiB, at least 1 KiB); LogMaxFiles how many files a process's log
+	// keeps, the current one included (default 3). Definitions may set
+	// their own.
+	LogMaxBytes int64
+	LogMaxFiles int
+	// StateDir holds a record per process, running or ended until it is
+	// pruned, so that the next node can re-adopt the running ones and list
+	// the ended ones (Recover). Empty keeps no state.
 	StateDir string
 	// MaxLineBytes bounds one line from a child (default 1 MiB).
 	MaxLineBytes int
+	// HandshakeTimeout is how long a new connection may take to send its
+	// first valid line before it is closed (default 5 s).
+	HandshakeTimeout time.Duration
 	// StatsInterval is the default stats sampling interval of definitions
 	// that set none (default 5 s).
 	StatsInterval time.Duration
@@ -47,7 +60,10 @@ type Config struct {
 	// error.
 	MaxProcesses int
 	// Reporter receives every report. Required. If it also has a method
-	// Forget(id string), that is called when a record is pruned.
+	// Forget(id string), that is called when a record is pruned; if it has
+	// a method Watch(id string), that is called for a process Recover
+	// lists without a report (one that had ended before the node
+	// started), so that requests about it (get, logs) are answered.
 	Reporter Reporter
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -60,11 +76,13 @@ type Supervisor struct {
 	log     *slog.Logger
 	rep     Reporter
 	environ []string // what children inherit of the node's environment (childEnviron)
+	mark    string   // EnvNodeMark's value for this node's children (orphans.go)
 
 	mu    sync.RWMutex
 	defs  map[string]*definition
 	procs map[string]*process
-	held  map[string]hold // the held instances (instances.go)
+	live  map[int]*process // by pid: the processes not yet finished (who may connect)
+	held  map[string]hold  // the held instances (instances.go)
 	// applied are the definitions applied from the cluster's desired
 	// state (remote.go), in effect unless the configuration has the name.
 	applied map[string]*definition
@@ -75,11 +93,17 @@ type Supervisor struct {
 	// process is registered (capacity.go).
 	spawnMu sync.Mutex
 
-	sampler *sampler
-	store   *store             // nil without a StateDir
-	cancel  context.CancelFunc // stops the sampler
-	wg      sync.WaitGroup     // the sampler and every connection goroutine
-	reapers sync.WaitGroup     // one per process, waiting for its exit
+	smu        sync.Mutex            // guards shared and sockClosed
+	shared     map[int]*sharedSocket // the listening unix sockets, by uid of the children they serve
+	sockClosed bool
+
+	sampler  *sampler
+	children *reaper            // reaps the children the node started
+	store    *store             // nil without a StateDir
+	cancel   context.CancelFunc // stops the sampler
+	wg       sync.WaitGroup     // the sampler, the accept loops, every connection and log pipe goroutine
+	reapers  sync.WaitGroup     // one per process, waiting for its exit
+	lines    lineCounters       // answers to the children's lines (metrics.go)
 }
 
 // definition is a Definition with defaults applied and schemas compiled.
@@ -108,6 +132,9 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.MaxLineBytes <= 0 {
 		cfg.MaxLineBytes = wire.DefaultMaxLineBytes
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -120,6 +147,15 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
+	if cfg.LogMaxBytes <= 0 {
+		cfg.LogMaxBytes = DefaultLogMaxBytes
+	}
+	if cfg.LogMaxBytes < MinLogMaxBytes {
+		return nil, fmt.Errorf("cannot create supervisor: log max bytes must be at least %d", MinLogMaxBytes)
+	}
+	if cfg.LogMaxFiles <= 0 {
+		cfg.LogMaxFiles = DefaultLogMaxFiles
+	}
 	if cfg.RetentionMax <= 0 {
 		cfg.RetentionMax = DefaultRetentionMax
 	}
@@ -127,11 +163,8 @@ func New(cfg Config) (*Supervisor, error) {
 		cfg.MaxProcesses = DefaultMaxProcesses()
 	}
 	if cfg.Transport == "unix" {
-		if err := os.MkdirAll(cfg.SocketDir, 0o700); err != nil {
-			return nil, fmt.Errorf("cannot create socket directory: %w", err)
-		}
-		if err := os.Chmod(cfg.SocketDir, 0o700); err != nil {
-			return nil, fmt.Errorf("cannot secure socket directory: %w", err)
+		if err := ownSocketDir(cfg.SocketDir); err != nil {
+			return nil, fmt.Errorf("cannot create supervisor: %w", err)
 		}
 	}
 	if cfg.LogDir != "" {
@@ -145,9 +178,12 @@ func New(cfg Config) (*Supervisor, error) {
 		rep:     cfg.Reporter,
 		defs:    make(map[string]*definition),
 		environ: childEnviron(),
+		mark:    nodeMark(cfg.NodeID, cfg.StateDir),
 		procs:   make(map[string]*process),
 		held:    make(map[string]hold),
 		applied: make(map[string]*definition),
+		live:    make(map[int]*process),
+		shared:  make(map[int]*sharedSocket),
 	}
 	if cfg.StateDir != "" {
 		st, err := openStore(cfg.StateDir)
@@ -156,7 +192,16 @@ func New(cfg Config) (*Supervisor, error) {
 		}
 		s.store = st
 	}
+	if cfg.Transport == "unix" {
+		if _, err := s.sharedFor(os.Geteuid(), os.Getegid()); err != nil {
+			if s.store != nil {
+				s.store.close()
+			}
+			return nil, fmt.Errorf("cannot create supervisor: %w", err)
+		}
+	}
 	s.sampler = newSampler(s)
+	s.children = newReaper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Go(func() { s.sampler.run(ctx) })
@@ -165,8 +210,9 @@ func New(cfg Config) (*Supervisor, error) {
 
 // Defaults for Config.
 const (
-	DefaultRetention    = time.Hour
-	DefaultRetentionMax = 1000
+	DefaultRetention        = time.Hour
+	DefaultRetentionMax     = 1000
+	DefaultHandshakeTimeout = 5 * time.Second
 )
 
 // NodeID returns the node's id.
@@ -461,9 +507,11 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	}
 	s.cancel()
 	_, err := s.StopAll(ctx, 0, "")
-	if werr := s.waitGoroutines(ctx, true); werr != nil {
+	s.closeShared()
+	if werr := s.waitGoroutines(ctx); werr != nil {
 		err = errors.Join(err, werr)
 	}
+	s.children.close()
 	if s.store != nil {
 		s.store.close()
 	}
@@ -481,7 +529,9 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 		_ = p.on(event{kind: evDetach})
 	}
 	s.log.Info("detached from children; they keep running", "processes", len(procs))
-	err := s.waitGoroutines(ctx, false)
+	s.closeShared()    // the links stay: the next node listens behind them
+	s.children.close() // the reapers of its own children return
+	err := s.waitGoroutines(ctx)
 	if s.store != nil {
 		s.store.close()
 	}
@@ -505,15 +555,13 @@ func (s *Supervisor) shut() []*process {
 	return procs
 }
 
-// waitGoroutines waits for the supervisor's goroutines (and the reapers,
-// which only end with their children).
-func (s *Supervisor) waitGoroutines(ctx context.Context, reapers bool) error {
+// waitGoroutines waits for the supervisor's goroutines and the reapers,
+// which end with their children, or once the node let go of them.
+func (s *Supervisor) waitGoroutines(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
-		if reapers {
-			s.reapers.Wait()
-		}
+		s.reapers.Wait()
 		close(done)
 	}()
 	select {
@@ -524,15 +572,18 @@ func (s *Supervisor) waitGoroutines(ctx context.Context, reapers bool) error {
 	}
 }
 
-// persist writes p's record (a failure is logged: the process runs on, it
-// just could not be re-adopted after a node crash).
-func (s *Supervisor) persist(p *process) {
+// persist writes p's record. A failure is logged and returned: a spawn
+// fails with it; a process already running runs on (its last record
+// stands).
+func (s *Supervisor) persist(p *process) error {
 	if s.store == nil {
-		return
+		return nil
 	}
 	if err := s.store.save(p.record()); err != nil {
 		s.log.Error("cannot persist process record", "process", p.id, "name", p.def.Name, "err", err)
+		return err
 	}
+	return nil
 }
 
 func (s *Supervisor) unpersist(id string) {

@@ -21,6 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	playNodeRole()
 	testchild.Main()
 	os.Exit(m.Run())
 }
@@ -32,12 +33,12 @@ type harness struct {
 	dir  string
 }
 
-func newHarness(t *testing.T, transport string) *harness {
+func newHarness(t testing.TB, transport string) *harness {
 	return newHarnessWith(t, node.Config{Transport: transport})
 }
 
 // newHarnessWith starts a supervisor with cfg's non-zero settings.
-func newHarnessWith(t *testing.T, cfg node.Config) *harness {
+func newHarnessWith(t testing.TB, cfg node.Config) *harness {
 	t.Helper()
 	dir := testchild.ShortTempDir(t)
 	rec := nodetest.NewRecorder()
@@ -59,7 +60,7 @@ func newHarnessWith(t *testing.T, cfg node.Config) *harness {
 }
 
 // define adds a definition that runs the test binary in a role.
-func (h *harness) define(t *testing.T, name string, env map[string]string, mod func(*node.Definition)) {
+func (h *harness) define(t testing.TB, name string, env map[string]string, mod func(*node.Definition)) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -74,7 +75,7 @@ func (h *harness) define(t *testing.T, name string, env map[string]string, mod f
 	}
 }
 
-func (h *harness) spawn(t *testing.T, name string, opts node.SpawnOptions) api.ManagedProcess {
+func (h *harness) spawn(t testing.TB, name string, opts node.SpawnOptions) api.ManagedProcess {
 	t.Helper()
 	mp, err := h.sup.Spawn(context.Background(), name, opts)
 	if err != nil {
@@ -301,7 +302,7 @@ func TestSpawnOfMissingCommandFailsCleanly(t *testing.T) {
 		t.Errorf("spawn of missing command: %v", err)
 	}
 	entries, _ := os.ReadDir(filepath.Join(h.dir, "sock"))
-	if len(entries) != 0 {
+	if len(entries) != 1 || entries[0].Name() != "corrald.sock" { // the node's own
 		t.Errorf("socket left behind after failed spawn: %v", entries)
 	}
 	if len(h.sup.GetAll()) != 0 {

@@ -61,6 +61,17 @@ func (v registryView) gone(alive map[string]bool, now time.Time) []string {
 	return out
 }
 
+// registryTries is how many nodes readRegistry asks for their view when
+// those it asks have just started.
+const registryTries = 3
+
+// isNotReady: a node answered corral.registry with a 500 (it has just
+// started and not heard every node yet).
+func isNotReady(err error) bool {
+	se, ok := errors.AsType[*ServiceError](err)
+	return ok && se.Code == 500
+}
+
 // registryTimeout bounds a read of the registry: it normally takes
 // milliseconds, and a registry that does not answer (a JetStream cluster
 // electing a leader) leaves discovery live only rather than holding a
@@ -95,7 +106,13 @@ func (c *Control) readRegistry(ctx context.Context, processes string) registryVi
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
 	var rv api.RegistryView
-	if err := c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv); err == nil {
+	err := c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv)
+	for try := 1; try < registryTries && isNotReady(err); try++ {
+		// A node that has just started answers that it has not heard
+		// everyone yet: another node of the queue group may have.
+		err = c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv)
+	}
+	if err == nil {
 		now := time.Now()
 		v := registryView{records: map[string]registry.Record{}, procs: map[string][]api.ProcessSummary{}, allProcs: processes == api.ProcessesAll}
 		for _, e := range rv.Nodes {
@@ -143,7 +160,10 @@ func (c *Control) procsOf(ctx context.Context, v registryView, nodes []string) m
 	if len(missing) == 0 || !v.known() {
 		return out
 	}
-	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
+	// The processes of a node that died before anyone learned its list:
+	// the registry may have them, but right after a node loss its stream
+	// may be electing a leader: ask it briefly.
+	ctx, cancel := context.WithTimeout(ctx, min(registryTimeout, 500*time.Millisecond))
 	defer cancel()
 	kv := v.kv
 	if kv == nil {
@@ -230,11 +250,21 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 		return nil, api.Errorf(ErrTimeout, "cannot list nodes: no answer on %s in time", pingSubject())
 	}
 
-	// Ask every node that answered for its info, all at once.
+	// What a node says of itself comes with its heartbeat, which the view
+	// read alongside holds (at most an interval old). Only a node that
+	// answered but is not in it (it has just started) is asked, all at
+	// once.
+	now := time.Now()
 	infos := make(map[string]api.NodeInfo, len(answered))
 	var imu sync.Mutex
 	var wg sync.WaitGroup
 	for id := range answered {
+		if r, ok := reg.records[id]; ok && !r.Info.Lost && r.Info.ID == id && now.Sub(r.At) < registry.GoneAfter(r.Info.IntervalMs) {
+			info := r.Info
+			info.LastSeen = r.At
+			infos[id] = info
+			continue
+		}
 		wg.Go(func() {
 			var info api.NodeInfo
 			if err := c.request(ctx, bus.NodeSubject(id, bus.VerbInfo), nil, &info); err != nil {
@@ -267,7 +297,7 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 			add(info)
 		}
 	}
-	now := time.Now()
+	now = time.Now()
 	for id, r := range reg.records {
 		if seen[id] {
 			continue
@@ -287,6 +317,24 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// candidates lists the live nodes, from a node's view of the cluster
+// alone (one request, not a gathering): what placement needs. ok is false
+// when no view could be read; the caller then gathers (Nodes).
+func (c *Control) candidates(ctx context.Context) (nodes []api.NodeInfo, ok bool) {
+	reg := c.readRegistry(ctx, "")
+	if !reg.known() || reg.kv != nil { // no view, or read from the bucket: not live enough
+		return nil, false
+	}
+	now := time.Now()
+	for id, r := range reg.records {
+		if r.Info.ID == id && !r.Gone(now) {
+			nodes = append(nodes, r.Info)
+		}
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	return nodes, true
 }
 
 // pingLabels reads the labels a node puts in its service metadata.

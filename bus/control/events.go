@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,7 +57,16 @@ func makeEvent(subject string, h nats.Header, data []byte) Event {
 type EventsOption func(*eventsConfig)
 
 type eventsConfig struct {
-	onSubscribed func()
+	onSubscribed           func()
+	pendingMsgs, pendingBy int
+}
+
+// PendingLimits bounds what Events holds for fn: at most msgs messages and
+// bytes bytes received and not yet handed over (nats.go's defaults are
+// 512 Ki messages and 64 MiB). Beyond them NATS drops messages. A program
+// that follows events for others (an HTTP gateway, say) sets them low.
+func PendingLimits(msgs, bytes int) EventsOption {
+	return func(c *eventsConfig) { c.pendingMsgs, c.pendingBy = msgs, bytes }
 }
 
 // OnSubscribed makes Events call fn once its subscription is in place on
@@ -75,8 +85,8 @@ func OnSubscribed(fn func()) EventsOption {
 // It returns an error when it cannot subscribe (an invalid subject) or the
 // connection is closed under it. If fn falls so far behind that the
 // subscription's pending limits overflow (nats.go's defaults: 512 Ki
-// messages or 64 MiB), NATS drops messages and Events carries on with the
-// ones that follow.
+// messages or 64 MiB; see PendingLimits), NATS drops messages and Events
+// carries on with the ones that follow.
 func (c *Control) Events(ctx context.Context, subject string, fn func(Event), opts ...EventsOption) error {
 	var cfg eventsConfig
 	for _, o := range opts {
@@ -90,6 +100,11 @@ func (c *Control) Events(ctx context.Context, subject string, fn func(Event), op
 		return fmt.Errorf("cannot subscribe to %s: %w", subject, err)
 	}
 	defer sub.Unsubscribe()
+	if cfg.pendingMsgs > 0 || cfg.pendingBy > 0 {
+		if err := sub.SetPendingLimits(cmp.Or(cfg.pendingMsgs, -1), cmp.Or(cfg.pendingBy, -1)); err != nil {
+			return fmt.Errorf("cannot subscribe to %s: %w", subject, err)
+		}
+	}
 	flushCtx, cancel := c.withTimeout(ctx)
 	err = c.nc.FlushWithContext(flushCtx)
 	cancel()

@@ -24,7 +24,8 @@ func TestEvents(t *testing.T) {
 	done := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() {
-		done <- n.Ctl.Events(evCtx, "", func(e control.Event) { got <- e }, control.OnSubscribed(func() { close(ready) }))
+		done <- n.Ctl.Events(evCtx, "", func(e control.Event) { got <- e }, control.OnSubscribed(func() { close(ready) }),
+			control.PendingLimits(64, 1<<20))
 	}()
 	select {
 	case <-ready:

@@ -1,9 +1,12 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/corral-run/corral/api"
@@ -17,6 +20,9 @@ type HistoryOptions struct {
 	// Subject narrows the replay to a subject or wildcard within
 	// process.> (default process.>, the whole stream).
 	Subject string
+	// Subjects, when set, are several such filters, instead of Subject.
+	// They may not overlap (JetStream refuses it).
+	Subjects []string
 	// Since replays what was stored from that time on; zero replays all
 	// the stream holds.
 	Since time.Time
@@ -27,6 +33,17 @@ type HistoryOptions struct {
 	// ends. Without it History returns once it has replayed what the
 	// stream held when it started.
 	Follow bool
+	// AfterSeq starts the replay after that stream sequence (a client
+	// that saw it resumes there: no gap, no duplicate); it wins over
+	// Since. What the stream no longer holds (its limits let it go) is
+	// skipped.
+	AfterSeq uint64
+	// New delivers only what is stored from now on (with Follow): no
+	// replay. It wins over Since, not over AfterSeq.
+	New bool
+	// BufferBytes bounds what the consumer fetches ahead of fn
+	// (jetstream.PullMaxBytes); 0 is jetstream's default of 500 messages.
+	BufferBytes int
 }
 
 // History replays the event history kept in the stream CORRAL_EVENTS (see
@@ -49,34 +66,33 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 	for _, o := range eopts {
 		o(&cfg)
 	}
-	subject := opts.Subject
-	if subject == "" {
-		subject = bus.SubjectAll
+	filters := opts.Subjects
+	if len(filters) == 0 {
+		filters = []string{cmp.Or(opts.Subject, bus.SubjectAll)}
 	}
-	if bus.IsLiveOnly(subject) {
+	subject := strings.Join(filters, ", ") // for errors
+	// Heartbeats and stats are not kept: filters of nothing else are left
+	// out (JetStream refuses some, and the rest would wait for nothing).
+	filters = slices.DeleteFunc(slices.Clone(filters), bus.IsLiveOnly)
+	if len(filters) == 0 {
 		return api.Errorf(ErrNotFound, "cannot replay %s: heartbeats and stats are not kept in the event history, only sent to live subscribers", subject)
-	}
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return fmt.Errorf("cannot replay events: %w", err)
 	}
 	reqCtx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	st, err := js.Stream(reqCtx, bus.StreamName)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return api.Errorf(ErrNotFound, "cannot replay events: no event history (stream %s does not exist)", bus.StreamName)
-	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return fmt.Errorf("cannot replay events: no event history: %w", bus.ErrNoJetStream)
-	case err != nil:
+	st, err := c.stream(reqCtx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("cannot replay events: %w", err)
 	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !opts.Since.IsZero() {
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy}
+	switch {
+	case opts.AfterSeq > 0:
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, opts.AfterSeq+1
+	case opts.New:
+		occ.DeliverPolicy = jetstream.DeliverNewPolicy
+	case !opts.Since.IsZero():
 		since := opts.Since
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
@@ -84,7 +100,11 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 	if err != nil {
 		return fmt.Errorf("cannot replay %s: %w", subject, err)
 	}
-	msgs, err := cons.Messages()
+	var pull []jetstream.PullMessagesOpt
+	if opts.BufferBytes > 0 {
+		pull = append(pull, jetstream.PullMaxBytes(opts.BufferBytes))
+	}
+	msgs, err := cons.Messages(pull...)
 	if err != nil {
 		return fmt.Errorf("cannot replay %s: %w", subject, err)
 	}
@@ -116,4 +136,42 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 			return nil
 		}
 	}
+}
+
+// stream finds the event stream: an error wrapping ErrNotFound when there
+// is none, ErrNoJetStream when the server has no JetStream.
+func (c *Control) stream(ctx context.Context) (jetstream.Stream, error) {
+	st, err := c.js.Stream(ctx, bus.StreamName)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, api.Errorf(ErrNotFound, "no event history (stream %s does not exist)", bus.StreamName)
+	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return nil, fmt.Errorf("no event history: %w", bus.ErrNoJetStream)
+	}
+	return st, err
+}
+
+// HistoryState is what the event stream holds.
+type HistoryState struct {
+	// Subjects are the subjects it keeps (process.>, or some of it): the
+	// events History can replay, each with its stream sequence. What is
+	// published on other subjects is live only.
+	Subjects []string
+	// LastSeq is the sequence of the last event it stored.
+	LastSeq uint64
+}
+
+// HistoryState describes the event stream. The error wraps ErrNotFound
+// when there is no event history and ErrNoJetStream when the server has
+// no JetStream.
+func (c *Control) HistoryState(ctx context.Context) (HistoryState, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	st, err := c.stream(ctx)
+	if err != nil {
+		return HistoryState{}, fmt.Errorf("cannot read the event history's state: %w", err)
+	}
+	info := st.CachedInfo()
+	return HistoryState{Subjects: info.Config.Subjects, LastSeq: info.State.LastSeq}, nil
 }

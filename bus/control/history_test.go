@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,6 +73,9 @@ func TestHistory(t *testing.T) {
 	if got := replay(control.HistoryOptions{Subject: "process.other.>"}); len(got) != 1 || got[0].Header(bus.HeaderProcessID) != "proc_b" {
 		t.Errorf("history of process.other.> = %v", got)
 	}
+	if got := replay(control.HistoryOptions{Subjects: []string{"process.nothing.>", "process.other.note"}}); len(got) != 1 || got[0].Seq != 4 {
+		t.Errorf("history of two subjects = %v", got)
+	}
 	if got := replay(control.HistoryOptions{Since: time.Now().Add(time.Hour)}); len(got) != 0 {
 		t.Errorf("history from the future = %v", got)
 	}
@@ -85,6 +89,42 @@ func TestHistory(t *testing.T) {
 		if !errors.Is(err, control.ErrNotFound) || !strings.Contains(err.Error(), "not kept") {
 			t.Errorf("history of %s: %v, want ErrNotFound saying it is not kept", subject, err)
 		}
+	}
+
+	// After a sequence: what follows it, no more, no less; BufferBytes
+	// only bounds the fetching.
+	if got := replay(control.HistoryOptions{AfterSeq: 2, BufferBytes: 1 << 10}); len(got) != 2 || got[0].Seq != 3 || got[1].Seq != 4 {
+		t.Errorf("history after seq 2 = %v", got)
+	}
+	if got := replay(control.HistoryOptions{AfterSeq: 4}); len(got) != 0 {
+		t.Errorf("history after the last seq = %v", got)
+	}
+	if hs, err := ctl.HistoryState(ctx); err != nil || !slices.Equal(hs.Subjects, bus.HistorySubjects()) || hs.LastSeq != 4 {
+		t.Errorf("HistoryState = %+v, %v", hs, err)
+	}
+
+	// New: nothing of the past, what is stored from now on.
+	nctx, stopNew := context.WithCancel(ctx)
+	newOnes := make(chan control.Event, 16)
+	newEnded := make(chan error, 1)
+	newReady := make(chan struct{})
+	go func() {
+		newEnded <- ctl.History(nctx, control.HistoryOptions{New: true, Follow: true, Since: start},
+			func(e control.Event) { newOnes <- e }, control.OnSubscribed(func() { close(newReady) }))
+	}()
+	<-newReady
+	publish(node.Report{Kind: node.KindEvent, ProcessID: "proc_b", Name: "other", Event: "note", MsgID: "proc_b:2", Raw: []byte(`{}`)})
+	select {
+	case e := <-newOnes:
+		if e.Seq != 5 {
+			t.Errorf("the first new event has seq %d, want 5", e.Seq)
+		}
+	case <-ctx.Done():
+		t.Fatal("no new event")
+	}
+	stopNew()
+	if err := <-newEnded; err != nil {
+		t.Errorf("History after its context ended: %v", err)
 	}
 
 	// Follow: the replay, then what is stored afterwards, until ctx ends.
@@ -121,6 +161,9 @@ func TestHistoryWithoutStream(t *testing.T) {
 	if err := ctl.History(ctx, control.HistoryOptions{}, noop); !errors.Is(err, control.ErrNotFound) {
 		t.Errorf("History without the stream = %v, want ErrNotFound", err)
 	}
+	if _, err := ctl.HistoryState(ctx); !errors.Is(err, control.ErrNotFound) {
+		t.Errorf("HistoryState without the stream = %v, want ErrNotFound", err)
+	}
 	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +172,9 @@ func TestHistoryWithoutStream(t *testing.T) {
 	ctl = control.New(testnode.Connect(t, srv.ClientURL()))
 	if err := ctl.History(ctx, control.HistoryOptions{}, noop); !errors.Is(err, bus.ErrNoJetStream) {
 		t.Errorf("History without JetStream = %v, want ErrNoJetStream", err)
+	}
+	if _, err := ctl.HistoryState(ctx); !errors.Is(err, bus.ErrNoJetStream) {
+		t.Errorf("HistoryState without JetStream = %v, want ErrNoJetStream", err)
 	}
 }
 

@@ -86,9 +86,12 @@ func (c *Control) spawnOn(ctx context.Context, nodeID, name string, req api.Spaw
 // name and runs the fewest processes; if that node is gone by the time it
 // is asked, on the next one.
 func (c *Control) spawnByLabels(ctx context.Context, name string, labels map[string]string, req api.SpawnRequest) (api.ManagedProcess, error) {
-	nodes, err := c.Nodes(ctx)
-	if err != nil {
-		return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+	nodes, ok := c.candidates(ctx)
+	if !ok {
+		var err error
+		if nodes, err = c.Nodes(ctx); err != nil {
+			return api.ManagedProcess{}, fmt.Errorf("cannot spawn %q: %w", name, err)
+		}
 	}
 	var matching []string
 	var candidates []api.NodeInfo

@@ -35,14 +35,51 @@ type elector struct {
 	rev     uint64
 	since   time.Time // leader since
 	renewed time.Time // last taken or renewed
+	holder  string    // the holder last seen ("" before a look)
+	// acting: the holder was declared lost and this node is the one to
+	// take over, while the registry does not answer yet (see act).
+	acting      bool
+	actingSince time.Time
+}
+
+// isActing reports whether this node acts for a lost holder.
+func (e *elector) isActing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.acting
+}
+
+// isHolder reports whether this node took or renewed the lease last.
+func (e *elector) isHolder() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leader
 }
 
 // holds reports whether this node holds the lease, taken or renewed
-// within fresh.
+// within fresh, or acts for a lost holder since less than fresh.
 func (e *elector) holds(fresh time.Duration) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.leader && time.Since(e.renewed) < fresh
+	return e.leader && time.Since(e.renewed) < fresh || e.acting && time.Since(e.actingSince) < 2*fresh
+}
+
+// act makes this node the acting reconciler when the lease's last seen
+// holder is lost: the registry, where the lease is taken over, may not
+// answer for seconds after a node loss (its stream may have to elect a
+// leader), and the lost node's instances should move at once. The node
+// the caller chose (the smallest alive, on the side of a majority) acts
+// until it takes the lease, or sees another holder, or for at most the
+// freshness of a lease.
+func (e *elector) act(lost string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.leader || e.holder != lost || lost == "" {
+		return false
+	}
+	e.acting, e.actingSince = true, time.Now()
+	e.log.Info("the reconciler's node is lost; acting for it until the lease is taken over", "lost", lost)
+	return true
 }
 
 func (e *elector) set(leader bool, rev uint64) {
@@ -57,7 +94,7 @@ func (e *elector) set(leader bool, rev uint64) {
 	}
 	e.leader, e.rev = leader, rev
 	if leader {
-		e.renewed = time.Now()
+		e.renewed, e.holder, e.acting = time.Now(), e.nodeID, false
 	}
 }
 
@@ -67,7 +104,7 @@ func (e *elector) set(leader bool, rev uint64) {
 // cluster has just declared lost), or when its holder has not renewed it
 // for ttl (judged by the server's timestamp of the record). It reports
 // whether this node has just become the leader.
-func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, lost string) bool {
+func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, isLost func(string) bool) bool {
 	e.mu.Lock()
 	leader, rev, since := e.leader, e.rev, e.since
 	e.mu.Unlock()
@@ -82,30 +119,41 @@ func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.
 		}
 		e.set(false, 0) // below it may find the lease still its own
 	}
-	nrev, err := kv.Create(ctx, LeaseKey, val)
-	if err == nil {
+	// Look before writing: most looks find a holder alive, and a read
+	// costs the registry less than a refused write.
+	entry, err := kv.Get(ctx, LeaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		nrev, err := kv.Create(ctx, LeaseKey, val)
+		if err != nil {
+			return false // another node was first, or the registry is away
+		}
 		e.set(true, nrev)
 		return true
 	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return false
-	}
-	entry, err := kv.Get(ctx, LeaseKey)
 	if err != nil {
 		return false
 	}
 	var cur lease
 	_ = json.Unmarshal(entry.Value(), &cur)
+	e.mu.Lock()
+	e.holder = cur.Node
+	e.mu.Unlock()
+	if cur.Node != e.nodeID && !isLost(cur.Node) {
+		e.mu.Lock()
+		e.acting = false // another holder is alive
+		e.mu.Unlock()
+	}
 	switch {
 	case cur.Node == e.nodeID:
-	case lost != "" && cur.Node == lost:
-		e.log.Info("the reconciler's node is lost; taking its lease over", "lost", lost)
+	case isLost(cur.Node):
+		e.log.Info("the reconciler's node is lost; taking its lease over", "lost", cur.Node)
 	case time.Since(entry.Created()) > ttl:
 		e.log.Info("the reconciler's lease expired; taking it over", "holder", cur.Node)
 	default:
 		return false
 	}
-	if nrev, err = kv.Update(ctx, LeaseKey, val, entry.Revision()); err != nil {
+	nrev, err := kv.Update(ctx, LeaseKey, val, entry.Revision())
+	if err != nil {
 		return false
 	}
 	e.set(true, nrev)

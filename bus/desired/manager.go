@@ -45,8 +45,14 @@ type Config struct {
 	Control *control.Control
 	// Ready is called once the buckets are set up: the node may answer
 	// corral.desired.* from then on.
-	Ready  func()
-	Logger *slog.Logger
+	Ready func()
+	// Alive lists the nodes this node sees alive, itself included, and
+	// Isolated says whether it sees fewer than half of those it knows
+	// (package bus/presence). An isolated node does not reconcile, and
+	// the smallest alive one acts for a lost reconciler.
+	Alive    func() []string
+	Isolated func() bool
+	Logger   *slog.Logger
 }
 
 // Manager is one node's part in the desired state: see the package doc.
@@ -60,6 +66,9 @@ type Manager struct {
 	kv       jetstream.KeyValue // nil until set up
 	leases   jetstream.KeyValue
 	services map[string]api.ServiceSpec // nil until read (followDesired)
+	lost     map[string]time.Time       // nodes declared lost, when
+	// passCancel ends the reconciliation in progress, if any.
+	passCancel context.CancelFunc
 
 	trigger chan struct{} // cap 1: reconcile soon
 	lostCh  chan string   // nodes declared lost
@@ -112,7 +121,9 @@ func (m *Manager) Stop() {
 // Leader reports whether this node reconciles now: it holds the lease,
 // renewed within the last half of its life (a holder that cannot renew
 // stops acting well before another node may take the lease over).
-func (m *Manager) Leader() bool { return m.elect.holds(m.leaseTTL() / 2) }
+func (m *Manager) Leader() bool {
+	return m.elect.holds(m.leaseTTL()/2) && (m.cfg.Isolated == nil || !m.cfg.Isolated())
+}
 
 // Poke asks for a reconciliation soon (a service's process ended).
 func (m *Manager) Poke() {
@@ -122,7 +133,15 @@ func (m *Manager) Poke() {
 	}
 }
 
-func (m *Manager) leaseTTL() time.Duration { return registry.MissedHeartbeats * m.cfg.Interval }
+// The lease lasts LeaseTTL unless renewed; its holder renews it every
+// LeaseTTL/5 and acts only while its last renewal is younger than half of
+// it. The others look at it every LeaseTTL/2. A lost holder's lease is
+// taken over at once (process.node_lost), so LeaseTTL only bounds how long
+// a holder that stopped without a loss announced (a partition's minority
+// side) keeps the others waiting.
+const LeaseTTL = 10 * time.Second
+
+func (m *Manager) leaseTTL() time.Duration { return LeaseTTL }
 
 // run sets up, then follows node losses, the applied definitions and the
 // lease, and reconciles while it holds the lease.
@@ -164,7 +183,7 @@ func (m *Manager) run() {
 
 	// Reconcile on every trigger, and every interval in case one was
 	// missed (a spawn refused for room, a node that came back).
-	tick := time.NewTicker(m.cfg.Interval)
+	tick := time.NewTicker(max(m.cfg.Interval, time.Second))
 	defer tick.Stop()
 	for {
 		select {
@@ -174,7 +193,15 @@ func (m *Manager) run() {
 		case <-m.trigger:
 		}
 		if m.Leader() {
-			m.rec.pass(m.ctx)
+			ctx, cancel := context.WithCancel(m.ctx)
+			m.mu.Lock()
+			m.passCancel = cancel
+			m.mu.Unlock()
+			m.rec.pass(ctx)
+			m.mu.Lock()
+			m.passCancel = nil
+			m.mu.Unlock()
+			cancel()
 		}
 	}
 }
@@ -184,30 +211,92 @@ func (m *Manager) run() {
 // over). It runs on its own, so a slow reconciliation never delays a
 // renewal.
 func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
-	tick := time.NewTicker(m.cfg.Interval / 2)
+	tick := time.NewTicker(m.leaseTTL() / 10)
 	defer tick.Stop()
-	m.campaign(leases, "")
+	m.campaign(leases)
+	last := time.Now()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
 		case lost := <-m.lostCh:
-			m.campaign(leases, lost)
+			m.markLost(lost)
+			m.restartPass()
+			if m.smallestAlive() {
+				m.elect.act(lost)
+			}
+			m.campaign(leases)
+			last = time.Now()
 			m.Poke()
 		case <-tick.C:
-			m.campaign(leases, "")
+			// The holder renews every fifth of the lease, the others look
+			// every half.
+			every := m.leaseTTL() / 2
+			if m.elect.isHolder() {
+				every = m.leaseTTL() / 5
+			}
+			if time.Since(last) >= every || m.elect.isActing() {
+				m.campaign(leases)
+				last = time.Now()
+			}
 		}
 	}
 }
 
-// campaign renews or tries to take the lease; lost names a node just
-// declared lost, whose lease is taken over at once.
-func (m *Manager) campaign(leases jetstream.KeyValue, lost string) {
-	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.Interval)
+// campaign renews or tries to take the lease (a lost node's at once).
+func (m *Manager) campaign(leases jetstream.KeyValue) {
+	ctx, cancel := context.WithTimeout(m.ctx, m.leaseTTL()/5)
 	defer cancel()
-	if m.elect.campaign(ctx, leases, m.leaseTTL(), lost) {
+	if m.elect.campaign(ctx, leases, m.leaseTTL(), m.isLost) {
 		m.Poke() // a new leader looks at once
 	}
+}
+
+// restartPass cuts a reconciliation in progress short (it may be waiting
+// for the node just lost to answer) and has another run at once.
+func (m *Manager) restartPass() {
+	m.mu.Lock()
+	if m.passCancel != nil {
+		m.passCancel()
+	}
+	m.mu.Unlock()
+	m.Poke()
+}
+
+// markLost remembers a node declared lost, for a lease's time.
+func (m *Manager) markLost(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lost == nil {
+		m.lost = map[string]time.Time{}
+	}
+	now := time.Now()
+	for n, at := range m.lost {
+		if now.Sub(at) > m.leaseTTL() {
+			delete(m.lost, n)
+		}
+	}
+	m.lost[id] = now
+}
+
+func (m *Manager) isLost(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	at, ok := m.lost[id]
+	return ok && time.Since(at) <= m.leaseTTL()
+}
+
+// smallestAlive reports whether this node is the smallest it sees alive.
+func (m *Manager) smallestAlive() bool {
+	if m.cfg.Alive == nil {
+		return false
+	}
+	for _, id := range m.cfg.Alive() {
+		if id < m.cfg.NodeID {
+			return false
+		}
+	}
+	return true
 }
 
 // setUp creates or opens the buckets, retrying with a backoff until it

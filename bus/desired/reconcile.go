@@ -23,6 +23,10 @@ type reconciler struct {
 	// pass that meets the same one again stays quiet.
 	complaints map[string]string
 
+	// idle: the last pass found no service wanted and no service's
+	// process running: until a service is applied there is nothing to do.
+	idle bool
+
 	mu       sync.Mutex
 	stopping map[string]bool // processes a stop was sent to, until it answers
 }
@@ -39,11 +43,13 @@ type slot struct {
 func (r *reconciler) pass(ctx context.Context) {
 	m := r.m
 	wanted, ok := m.wanted()
-	if !ok {
+	if !ok || len(wanted) == 0 && r.idle {
 		return
 	}
 	view, cancel := context.WithTimeout(ctx, max(2*time.Second, 2*m.cfg.Interval))
 	defer cancel()
+	t0 := time.Now()
+	defer func() { m.log.Debug("reconcile pass", "took", time.Since(t0)) }()
 	nodes, err := m.cfg.Control.Nodes(view)
 	if err != nil {
 		m.log.Debug("reconcile: cannot list the nodes", "err", err)
@@ -62,9 +68,9 @@ func (r *reconciler) pass(ctx context.Context) {
 	for _, n := range list.Nodes {
 		answered[n] = true
 	}
-	load := map[string]int{}                  // unfinished processes by node
-	slots := map[string]map[int]*slot{}       // service → k → slot
-	var stray []api.ManagedProcess            // live instances of no service (deleted) or beyond the count
+	load := map[string]int{}            // unfinished processes by node
+	slots := map[string]map[int]*slot{} // service → k → slot
+	var stray []api.ManagedProcess      // live instances of no service (deleted) or beyond the count
 	services := map[string]api.ServiceSpec{}
 	for _, s := range wanted {
 		services[s.Name] = s
@@ -108,6 +114,7 @@ func (r *reconciler) pass(ctx context.Context) {
 	for _, p := range stray {
 		r.stop(p, "it is beyond its service's count, or its service was deleted")
 	}
+	r.idle = len(wanted) == 0 && len(stray) == 0
 	for _, svc := range wanted {
 		for k := range svc.Instances {
 			if !m.Leader() { // the lease moved on meanwhile: the new holder acts

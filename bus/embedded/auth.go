@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
-	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
@@ -164,9 +162,35 @@ func (cfg Config) checkExposure() ([]string, error) {
 		{"leaf node", "nats.leaf.listen", cfg.Leaf.Listen, cfg.Leaf.User != "" || cfg.Leaf.TLS != nil && cfg.Leaf.TLS.Verify,
 			"add [nats.leaf] user and password, or [nats.leaf.tls] with verify = true"},
 	}
+	if cfg.WebSocket.Listen != "" {
+		ls = append(ls, listener{"WebSocket", "nats.websocket.listen", cfg.WebSocket.Listen, len(cfg.Users) > 0,
+			"add [[nats.users]] (user and password, or nkey, with a role)"})
+	}
+	if cfg.Monitor != "" {
+		ls = append(ls, listener{"monitoring", "nats.monitor", cfg.Monitor, false,
+			"listen on loopback (127.0.0.1) and reach it through SSH or a proxy that authenticates"})
+	}
 	var open []string
+	if w := cfg.WebSocket; w.Listen != "" {
+		// Any web page a browser opens may connect to a WebSocket, on
+		// loopback too: without users it could drive the cluster.
+		switch {
+		case len(cfg.Users) == 0 && !cfg.Insecure:
+			return nil, fmt.Errorf("%w: the WebSocket listener %s (nats.websocket.listen) has no users, so any web page a browser on a host that reaches it opens could drive the cluster: add [[nats.users]], or set [nats] insecure = true to run it open",
+				ErrInsecure, w.Listen)
+		case len(cfg.Users) == 0:
+			open = append(open, fmt.Sprintf("WebSocket listener %s (nats.websocket.listen) without users", w.Listen))
+		}
+		if w.TLS == nil && !bus.IsLoopback(w.Listen) {
+			if !cfg.Insecure {
+				return nil, fmt.Errorf("%w: the WebSocket listener %s (nats.websocket.listen) is reachable from other hosts without TLS, so passwords would cross the network in clear: add [nats.websocket.tls], or set [nats] insecure = true",
+					ErrInsecure, w.Listen)
+			}
+			open = append(open, fmt.Sprintf("WebSocket listener %s (nats.websocket.listen) without TLS", w.Listen))
+		}
+	}
 	for _, l := range ls {
-		if l.addr == "" || l.authed || loopback(l.addr) {
+		if l.addr == "" || l.authed || bus.IsLoopback(l.addr) {
 			continue
 		}
 		if !cfg.Insecure {
@@ -178,15 +202,31 @@ func (cfg Config) checkExposure() ([]string, error) {
 	return open, nil
 }
 
-// loopback reports whether addr (host:port) listens on loopback only.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
+// applyHTTP puts the monitoring endpoint and the WebSocket listener into
+// opts.
+func (cfg Config) applyHTTP(opts *server.Options) error {
+	if cfg.Monitor != "" {
+		host, port, err := hostPort("monitor", cfg.Monitor)
+		if err != nil {
+			return err
+		}
+		opts.HTTPHost, opts.HTTPPort = host, port
 	}
-	if strings.EqualFold(host, "localhost") {
-		return true
+	if w := cfg.WebSocket; w.Listen != "" {
+		host, port, err := hostPort("websocket listen", w.Listen)
+		if err != nil {
+			return err
+		}
+		opts.Websocket.Host, opts.Websocket.Port = host, port
+		if w.TLS == nil {
+			opts.Websocket.NoTLS = true
+		} else {
+			c, err := w.TLS.config()
+			if err != nil {
+				return err
+			}
+			opts.Websocket.TLSConfig = c
+		}
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return nil
 }

@@ -50,6 +50,22 @@ type Config struct {
 	// (ErrInsecure). Server.Insecure lists such listeners, for the node
 	// to warn about.
 	Insecure bool
+	// Monitor, host:port, serves the server's own HTTP monitoring
+	// endpoint (/varz, /connz, /jsz…). It has no authentication, so it
+	// must be on loopback unless Insecure. Empty: none.
+	Monitor string
+	// WebSocket accepts clients over WebSocket (browser apps, nats.js).
+	WebSocket WebSocketConfig
+}
+
+// WebSocketConfig is the server's WebSocket listener. Its clients sign in
+// as the server's Users, with their roles.
+type WebSocketConfig struct {
+	// Listen is host:port; empty: no WebSocket listener.
+	Listen string
+	// TLS, when set, makes it wss:// (Cert and Key only). Without it the
+	// listener must be on loopback unless Config.Insecure.
+	TLS *TLS
 }
 
 // DefaultMaxPayload is the largest message of the embedded server unless
@@ -159,6 +175,9 @@ func Start(cfg Config) (*Server, error) {
 	if err := cfg.applyCluster(opts); err != nil {
 		return nil, fmt.Errorf("cannot start NATS server: %w", err)
 	}
+	if err := cfg.applyHTTP(opts); err != nil {
+		return nil, fmt.Errorf("cannot start NATS server: %w", err)
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot start NATS server: %w", err)
@@ -210,6 +229,8 @@ func (cfg Config) checkPorts() error {
 		{"clients", "nats.listen", cfg.Listen},
 		{"routes", "nats.cluster.listen", cfg.Cluster.Listen},
 		{"leaf nodes", "nats.leaf.listen", cfg.Leaf.Listen},
+		{"monitoring", "nats.monitor", cfg.Monitor},
+		{"WebSocket clients", "nats.websocket.listen", cfg.WebSocket.Listen},
 	} {
 		if l.addr == "" {
 			continue

@@ -44,9 +44,14 @@ type Announcer struct {
 	describe func() (api.NodeInfo, []api.ProcessSummary)
 	log      *slog.Logger
 
-	host    atomic.Pointer[api.HostStats] // the last sample, for Info
-	changed chan struct{}                 // cap 1: the node's processes changed
-	peers   peerCache
+	host         atomic.Pointer[api.HostStats] // the last sample, for Info
+	changed      chan struct{}                 // cap 1: the node's processes changed (for the writer)
+	beatSoon     chan struct{}                 // cap 1: the same, for the heartbeat
+	procsVersion atomic.Uint64                 // counts the changes of the node's processes
+	peers        peerCache
+	fetches      chan string        // nodes whose process list is to be fetched
+	startedAt    time.Time          // when Start ran
+	sharedKV     jetstream.KeyValue // the registry, for the watcher, once set up (mu)
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -96,7 +101,7 @@ func New(nc *nats.Conn, cfg Config) *Announcer {
 	return &Announcer{
 		nc: nc, js: js, nodeID: cfg.NodeID, interval: cfg.Interval, registry: cfg.Registry,
 		describe: cfg.Describe, log: cfg.Logger,
-		changed: make(chan struct{}, 1), peers: peerCache{peers: map[string]*peer{}},
+		changed: make(chan struct{}, 1), peers: peerCache{peers: map[string]*peer{}}, fetches: make(chan string, 64), beatSoon: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel,
 	}
 }
@@ -105,11 +110,29 @@ func New(nc *nats.Conn, cfg Config) *Announcer {
 // heartbeat).
 func (a *Announcer) Host() *api.HostStats { return a.host.Load() }
 
-// snapshot is the node as Describe says, with the host's last sample.
+// snapshot is the node as Describe says, with the host's last sample,
+// the version of its process list, and whether it is isolated.
 func (a *Announcer) snapshot() (api.NodeInfo, []api.ProcessSummary) {
+	version := a.procsVersion.Load() // before the list: a change in between shows in the next version
 	info, procs := a.describe()
 	info.Host = a.host.Load()
+	info.ProcsVersion = version
+	info.Isolated = a.Isolated()
 	return info, procs
+}
+
+// Processes returns the node's unfinished processes and their version,
+// for corral.node.<node>.procs.
+func (a *Announcer) Processes() api.NodeProcesses {
+	info, procs := a.snapshot()
+	return api.NodeProcesses{Node: info.ID, Processes: procs, Version: info.ProcsVersion}
+}
+
+// registryKV is the registry bucket once set up, else nil.
+func (a *Announcer) registryKV() jetstream.KeyValue {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sharedKV
 }
 
 // procsRefresh is how often the node puts its process list even when it
@@ -128,7 +151,9 @@ const (
 // registry is up, the node is in it once Serve returned), then starts the
 // goroutines, until stop.
 func (a *Announcer) Start() {
+	a.startedAt = time.Now()
 	a.heartbeat()
+	a.goOwned(a.watch)
 	if a.registry == nil {
 		a.goOwned(a.heartbeatLoop)
 		return
@@ -159,22 +184,47 @@ func (a *Announcer) Stop() {
 // ProcessesChanged says a process started or ended: the registry gets
 // the node's process list soon, without waiting for the next interval.
 func (a *Announcer) ProcessesChanged() {
-	select {
-	case a.changed <- struct{}{}:
-	default:
+	a.procsVersion.Add(1)
+	for _, ch := range []chan struct{}{a.changed, a.beatSoon} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
+// heartbeatLoop publishes a heartbeat every interval, and soon after the
+// node's processes change (at most one every quarter interval), so that
+// the others learn of a new process before the node could die with it.
 func (a *Announcer) heartbeatLoop() {
 	t := time.NewTicker(a.interval)
 	defer t.Stop()
+	var soon *time.Timer
+	var soonC <-chan time.Time
+	last := time.Now()
 	for {
 		select {
 		case <-t.C:
-			a.heartbeat()
+		case <-a.beatSoon:
+			if soonC != nil {
+				continue
+			}
+			wait := a.interval/4 - time.Since(last)
+			if wait > 0 {
+				soon = time.NewTimer(wait)
+				soonC = soon.C
+				continue
+			}
+		case <-soonC:
+			soonC = nil
 		case <-a.ctx.Done():
+			if soon != nil {
+				soon.Stop()
+			}
 			return
 		}
+		a.heartbeat()
+		last = time.Now()
 	}
 }
 
@@ -262,7 +312,7 @@ func (a *Announcer) putProcs() {
 }
 
 func (a *Announcer) putList(ctx context.Context, nodeID string, procs []api.ProcessSummary) {
-	list, err := json.Marshal(api.NodeProcesses{Node: nodeID, Processes: procs})
+	list, err := json.Marshal(api.NodeProcesses{Node: nodeID, Processes: procs, Version: a.procsVersion.Load()})
 	if err != nil {
 		a.log.Error("cannot encode process list", "err", err)
 		return
@@ -313,7 +363,10 @@ func (a *Announcer) setUp(timeout time.Duration) bool {
 	a.ensured, a.backoff = true, 0
 	if a.kv == nil {
 		a.kv = kv
-		a.goOwned(func() { a.watchPeers(kv) })
+		a.mu.Lock()
+		a.sharedKV = kv
+		a.mu.Unlock()
+		a.goOwned(func() { a.followRegistry(kv) })
 	}
 	return true
 }

@@ -17,38 +17,63 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The watcher: what a node with a registry knows of the other nodes.
+// The watcher: what a node knows of the other nodes, and the
+// announcement of their loss.
 //
-// It follows the registry (every record and process list) and every
-// node's heartbeat. A node is seen, by the watcher's own clock, when its
-// heartbeat arrives or its record changes; one not seen for
-// MissedHeartbeats of its intervals is lost, once it also fails to answer
-// a request on corral.node.<node>.info: the watcher rewrites its record
-// with Lost set, as a compare-and-set on the revision it saw (kv.Update).
-// Of the surviving nodes that try, exactly one succeeds (the others find
-// the revision moved on), and it alone publishes process.node_lost
-// {node}. The lost node's next record, when it comes back, clears Lost.
+// Liveness comes from the heartbeats alone. Every node's heartbeat
+// (corral.node.<node>.heartbeat, core NATS) carries its NodeInfo, with a
+// ProcsVersion that changes with its process list; a watcher that sees
+// the version change asks the node for the list (corral.node.<node>.procs),
+// so it knows every node's processes without JetStream. The registry
+// (CORRAL_NODES), when there is one, adds what happened before this node
+// started (records and lists of nodes it never heard) and keeps the loss
+// for those that start later; it is never waited for.
 //
-// The watcher also answers corral.registry with what it knows: a view of
-// the registry that does not need JetStream to answer now. When a node's
-// server dies in an embedded JetStream cluster, the registry may not
-// answer for a few seconds (its stream elects a new leader), which is when
-// clients need it most.
+// A node is seen, by the watcher's own clock, when its heartbeat arrives or
+// its record changes; one not seen for MissedHeartbeats of its intervals is
+// quiet. The watcher looks every interval/8. A quiet node is declared lost
+// by one node: the alive node with the smallest id, as each node sees
+// them (the views agree within a heartbeat), once the quiet node fails a
+// short probe (corral.node.<node>.info); should the smallest not know the
+// quiet node (it joined after the node's last heartbeat), the next one
+// does a step later (escalation), and so on. The announcement's message id
+// is the same whoever makes it, so the event stream's duplicate window
+// drops a second one. Only a node that sees a majority of the nodes it
+// knows announces: a node cut off from the others is isolated and
+// declares nobody lost. Loss is noticed within MissedHeartbeats intervals
+// plus interval/8 plus the probe (at most a quarter second), whatever the
+// age of the cluster or the registry's state.
+//
+// The announcer publishes process.node_lost {node}, then marks the node
+// Lost in its registry record (a compare-and-set on the revision it saw,
+// retried while the registry does not answer). Every node marks it lost on
+// process.node_lost. The lost node's next heartbeat clears Lost.
+//
+// The watcher also answers corral.registry with what it knows (View).
 
 // peerCache is the watcher's knowledge, shared with the corral.registry
 // handler.
 type peerCache struct {
-	mu     sync.Mutex
-	synced bool // the registry's current values are in
-	peers  map[string]*peer
+	mu       sync.Mutex
+	synced   bool // the registry's current values are in
+	isolated bool
+	peers    map[string]*peer
 }
 
 // peer is another node as the watcher knows it.
 type peer struct {
-	info  api.NodeInfo
-	rev   uint64    // its record's revision; 0 while known only from heartbeats
-	seen  time.Time // the watcher's clock: its last heartbeat or record change
-	procs []api.ProcessSummary
+	info api.NodeInfo
+	rev  uint64    // its record's revision; 0 while known only from heartbeats
+	seen time.Time // the watcher's clock: its last heartbeat or record change
+	// live: seen alive while this node watched (a heartbeat, a record
+	// written meanwhile), so it counts among the nodes a majority is
+	// judged against. A record that was old when this node started does
+	// not.
+	live         bool
+	procs        []api.ProcessSummary
+	procsVersion uint64 // of procs, as fetched
+	fetching     bool
+	markLost     bool // Lost is to be written to its registry record
 }
 
 func (c *peerCache) get(id string) *peer {
@@ -60,17 +85,73 @@ func (c *peerCache) get(id string) *peer {
 	return p
 }
 
-// watchPeers follows the registry and the heartbeats until the announcer
-// stops, starting the registry watch again after it failed.
-func (a *Announcer) watchPeers(kv jetstream.KeyValue) {
-	sub, err := a.nc.Subscribe(bus.SubjectNodeHeartbeats, a.seeHeartbeat)
-	if err != nil {
-		a.log.Error("cannot follow the nodes' heartbeats", "err", err)
-	} else {
+// Isolated reports whether the node sees fewer than half of the nodes it
+// knows (it counts itself).
+func (a *Announcer) Isolated() bool {
+	a.peers.mu.Lock()
+	defer a.peers.mu.Unlock()
+	return a.peers.isolated
+}
+
+// Alive lists, sorted, the nodes this node sees alive (a heartbeat within
+// MissedHeartbeats of their intervals, not declared lost), itself
+// included.
+func (a *Announcer) Alive() []string {
+	now := time.Now()
+	out := []string{a.nodeID}
+	a.peers.mu.Lock()
+	for id, p := range a.peers.peers {
+		if p.info.ID != "" && !p.info.Lost && now.Sub(p.seen) <= registry.GoneAfter(p.info.IntervalMs) {
+			out = append(out, id)
+		}
+	}
+	a.peers.mu.Unlock()
+	sort.Strings(out)
+	return out
+}
+
+// checkEvery is how often the watcher looks for quiet nodes: interval/8.
+func (a *Announcer) checkEvery() time.Duration { return max(a.interval/8, 10*time.Millisecond) }
+
+// probeTimeout bounds the probe of a quiet node.
+func (a *Announcer) probeTimeout() time.Duration {
+	return min(max(a.interval/4, 20*time.Millisecond), 250*time.Millisecond)
+}
+
+// watch follows the heartbeats and the announced losses, fetches the
+// process lists that changed, and looks for quiet nodes, until the
+// announcer stops. The registry is followed alongside once it is set up
+// (followRegistry).
+func (a *Announcer) watch() {
+	for _, s := range []struct {
+		subject string
+		fn      nats.MsgHandler
+	}{{bus.SubjectNodeHeartbeats, a.seeHeartbeat}, {bus.SubjectNodeLost, a.seeLoss}} {
+		sub, err := a.nc.Subscribe(s.subject, s.fn)
+		if err != nil {
+			a.log.Error("cannot follow the other nodes", "subject", s.subject, "err", err)
+			continue
+		}
 		defer sub.Unsubscribe()
 	}
+	a.wg.Go(a.fetchLoop)
+	t := time.NewTicker(a.checkEvery())
+	defer t.Stop()
 	for {
-		err := a.followRegistry(kv)
+		select {
+		case <-t.C:
+			a.checkPeers()
+		case <-a.ctx.Done():
+			return
+		}
+	}
+}
+
+// followRegistry follows the registry (every record and process list)
+// until the announcer stops, starting the watch again after a failure.
+func (a *Announcer) followRegistry(kv jetstream.KeyValue) {
+	for {
+		err := a.followOnce(kv)
 		if a.ctx.Err() != nil {
 			return
 		}
@@ -85,15 +166,13 @@ func (a *Announcer) watchPeers(kv jetstream.KeyValue) {
 	}
 }
 
-func (a *Announcer) followRegistry(kv jetstream.KeyValue) error {
+func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
 	w, err := kv.WatchAll(a.ctx)
 	if err != nil {
 		return err
 	}
 	defer w.Stop()
 	initial := true // until the watcher says the current values are in
-	tick := time.NewTicker(a.interval / 2)
-	defer tick.Stop()
 	for {
 		select {
 		case e, ok := <-w.Updates():
@@ -105,13 +184,8 @@ func (a *Announcer) followRegistry(kv jetstream.KeyValue) error {
 				a.peers.mu.Lock()
 				a.peers.synced = true
 				a.peers.mu.Unlock()
-				a.checkPeers(kv)
 			default:
 				a.seeEntry(e, initial)
-			}
-		case <-tick.C:
-			if !initial {
-				a.checkPeers(kv)
 			}
 		case <-a.ctx.Done():
 			return nil
@@ -123,7 +197,7 @@ func (a *Announcer) followRegistry(kv jetstream.KeyValue) error {
 func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 	key := e.Key()
 	id, isProcs := strings.CutSuffix(key, ".procs")
-	if id == a.nodeID {
+	if id == a.nodeID || strings.ContainsRune(id, '.') { // ours, or not a node's (a lease)
 		return
 	}
 	c := &a.peers
@@ -149,7 +223,13 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 		return
 	}
 	p := c.get(id)
-	p.info, p.rev = info, e.Revision()
+	if p.info.ID == "" || info.Lost || !p.info.Lost || p.info.StartedAt != info.StartedAt {
+		p.info = info // a heartbeat knows better, unless this is news of a loss or a new life
+	}
+	p.rev = e.Revision()
+	if info.Lost {
+		p.markLost = false // someone marked it
+	}
 	switch {
 	case initial:
 		// Written before this node watched: its age is the server's.
@@ -160,21 +240,90 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 			}
 		}
 	case !info.Lost: // a lost record says nothing of the node's life
-		p.seen = time.Now()
+		p.seen, p.live = time.Now(), true
 	}
 }
 
-// seeHeartbeat records another node's heartbeat.
+// seeHeartbeat records another node's heartbeat, and has its process list
+// fetched when its version changed.
 func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 	var info api.NodeInfo
-	if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" || info.ID == a.nodeID {
+	if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" || info.ID == a.nodeID || !api.ValidToken(info.ID) {
+		return
+	}
+	c := &a.peers
+	c.mu.Lock()
+	p := c.get(info.ID)
+	if p.info.Lost && !info.Lost {
+		a.log.Info("node is back", "node", info.ID)
+	}
+	p.info, p.seen, p.live, p.markLost = info, time.Now(), true, false
+	fetch := info.ProcsVersion != p.procsVersion && !p.fetching
+	if fetch {
+		p.fetching = true
+	}
+	c.mu.Unlock()
+	if fetch {
+		select {
+		case a.fetches <- info.ID:
+		default: // the fetcher is behind: the next heartbeat asks again
+			c.mu.Lock()
+			p.fetching = false
+			c.mu.Unlock()
+		}
+	}
+}
+
+// seeLoss marks a node lost on another node's announcement.
+func (a *Announcer) seeLoss(m *nats.Msg) {
+	var nl api.NodeLost
+	if json.Unmarshal(m.Data, &nl) != nil || nl.Node == "" || nl.Node == a.nodeID {
 		return
 	}
 	c := &a.peers
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := c.get(info.ID)
-	p.info, p.seen = info, time.Now()
+	// Unless its heartbeat came since (it is back, or was never gone
+	// for this node).
+	if p := c.peers[nl.Node]; p != nil && time.Since(p.seen) > registry.GoneAfter(p.info.IntervalMs)/registry.MissedHeartbeats {
+		p.info.Lost = true
+	}
+}
+
+// fetchLoop asks nodes for the process lists whose version changed, one
+// at a time, until the announcer stops.
+func (a *Announcer) fetchLoop() {
+	for {
+		select {
+		case id := <-a.fetches:
+			a.fetchProcs(id)
+		case <-a.ctx.Done():
+			return
+		}
+	}
+}
+
+func (a *Announcer) fetchProcs(id string) {
+	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, 500*time.Millisecond))
+	defer cancel()
+	var np api.NodeProcesses
+	m, err := a.nc.RequestWithContext(ctx, bus.NodeSubject(id, bus.VerbProcs), nil)
+	if err == nil && m.Header.Get("Nats-Service-Error") == "" {
+		err = json.Unmarshal(m.Data, &np)
+	}
+	c := &a.peers
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.peers[id]
+	if p == nil {
+		return
+	}
+	p.fetching = false
+	if err != nil || np.Node != id {
+		a.log.Debug("cannot fetch a node's process list", "node", id, "err", err)
+		return
+	}
+	p.procs, p.procsVersion = np.Processes, np.Version
 }
 
 // suspect is a peer that went quiet.
@@ -182,79 +331,173 @@ type suspect struct {
 	id   string
 	info api.NodeInfo
 	rev  uint64
+	seen time.Time
 }
 
-// checkPeers declares lost every node quiet for too long.
-func (a *Announcer) checkPeers(kv jetstream.KeyValue) {
+// checkPeers declares lost the quiet nodes this node is to announce (see
+// the top of the file), and writes the losses the registry still lacks.
+func (a *Announcer) checkPeers() {
 	c := &a.peers
 	now := time.Now()
-	var quiet []suspect
+	var quiet, marks []suspect
 	c.mu.Lock()
+	alive, known := 1, 1
+	var aliveIDs []string
 	for id, p := range c.peers {
-		switch quietFor := now.Sub(p.seen); {
+		quietFor := now.Sub(p.seen)
+		switch {
 		case !p.seen.IsZero() && quietFor > registry.MaxAge:
 			delete(c.peers, id) // the registry forgot it too
-		case p.rev > 0 && !p.info.Lost && quietFor > registry.GoneAfter(p.info.IntervalMs):
-			quiet = append(quiet, suspect{id: id, info: p.info, rev: p.rev})
+			continue
+		case p.info.ID == "": // only its process list is known
+			continue
+		case p.info.Lost:
+			if p.markLost {
+				marks = append(marks, suspect{id: id, info: p.info, rev: p.rev})
+			}
+			continue
+		}
+		if quietFor <= registry.GoneAfter(p.info.IntervalMs) {
+			alive++
+			known++
+			aliveIDs = append(aliveIDs, id)
+			continue
+		}
+		if p.live {
+			known++
+		}
+		quiet = append(quiet, suspect{id: id, info: p.info, rev: p.rev, seen: p.seen})
+	}
+	isolated := known > 2 && 2*alive <= known
+	if isolated != c.isolated {
+		c.isolated = isolated
+		if isolated {
+			a.log.Warn("isolated: this node sees fewer than half of the nodes it knows; it declares no node lost until it sees them again",
+				"sees", alive, "knows", known)
+		} else {
+			a.log.Info("no longer isolated", "sees", alive, "knows", known)
 		}
 	}
+	warm := now.Sub(a.startedAt) >= a.warmUp()
 	c.mu.Unlock()
-	for _, s := range quiet {
-		a.declareLost(kv, s)
+	rank := 0 // how many alive nodes come before this one
+	for _, id := range aliveIDs {
+		if id < a.nodeID {
+			rank++
+		}
+	}
+	if warm && !isolated {
+		for _, s := range quiet {
+			// The smallest announces; should it not know the node (it
+			// joined after the node's last heartbeat), the next one does
+			// a step later, and so on.
+			if now.Sub(s.seen) > registry.GoneAfter(s.info.IntervalMs)+time.Duration(rank)*a.escalation() {
+				a.declareLost(s)
+			}
+		}
+	}
+	for _, s := range marks {
+		a.markInRegistry(s)
 	}
 }
 
-// declareLost announces the loss of a quiet node, unless it answers, or
-// another node announced it first, or it came back.
-func (a *Announcer) declareLost(kv jetstream.KeyValue, s suspect) {
+// escalation is how much later than the smallest alive node each next one
+// announces a loss the smaller ones have not.
+func (a *Announcer) escalation() time.Duration { return min(a.interval/4, 200*time.Millisecond) }
+
+// warmUp is how long a node listens before it declares anyone lost or
+// answers View without the registry: long enough to hear every live node's
+// heartbeat.
+func (a *Announcer) warmUp() time.Duration { return a.interval * 3 / 2 }
+
+// declareLost announces the loss of a quiet node, unless it answers a
+// probe or came back meanwhile.
+func (a *Announcer) declareLost(s suspect) {
 	// A node whose heartbeats are late may still answer: then it is
 	// alive (a slow or paused node), and seen now.
-	actx, cancel := context.WithTimeout(a.ctx, max(a.interval, 500*time.Millisecond))
+	actx, cancel := context.WithTimeout(a.ctx, a.probeTimeout())
 	_, err := a.nc.RequestWithContext(actx, bus.NodeSubject(s.id, bus.VerbInfo), nil)
 	cancel()
-	if err == nil {
-		a.peers.mu.Lock()
-		if p := a.peers.peers[s.id]; p != nil {
+	c := &a.peers
+	c.mu.Lock()
+	p := c.peers[s.id]
+	switch {
+	case p == nil || p.info.Lost || p.info.StartedAt != s.info.StartedAt:
+		c.mu.Unlock()
+		return // announced by another, or a new life began
+	case err == nil || a.ctx.Err() != nil:
+		if err == nil {
 			p.seen = time.Now()
 		}
+		c.mu.Unlock()
+		return
+	}
+	p.info.Lost, p.markLost = true, true
+	rev := p.rev
+	c.mu.Unlock()
+
+	payload, _ := json.Marshal(api.NodeLost{Node: s.id})
+	m := &nats.Msg{Subject: bus.SubjectNodeLost, Data: payload, Header: nats.Header{
+		bus.HeaderNode:  []string{a.nodeID},
+		bus.HeaderMsgID: []string{fmt.Sprintf("node_lost:%s:%d", s.id, s.info.StartedAt.UnixNano())},
+	}}
+	if err := a.nc.PublishMsg(m); err != nil {
+		a.log.Error("cannot announce node loss", "lost", s.id, "err", err)
+	}
+	a.log.Warn("node lost: no heartbeat and no answer", "lost", s.id, "lastSeen", s.info.LastSeen)
+	a.markInRegistry(suspect{id: s.id, info: s.info, rev: rev})
+}
+
+// markInRegistry writes Lost into a lost node's registry record, so that
+// nodes and clients that read the registry later know it. It is retried
+// at every check until it is done, the record moved on (the node came
+// back, or another node wrote it), or there is no record.
+func (a *Announcer) markInRegistry(s suspect) {
+	kv := a.registryKV()
+	done := func() {
+		a.peers.mu.Lock()
+		if p := a.peers.peers[s.id]; p != nil {
+			p.markLost = false
+		}
 		a.peers.mu.Unlock()
+	}
+	if s.rev == 0 {
+		if kv != nil || a.registry == nil {
+			done() // a node known from its heartbeats only: it has no record to mark
+		}
+		return
+	}
+	if kv == nil {
 		return
 	}
 	rec := s.info
 	rec.Lost = true
 	data, err := json.Marshal(rec)
 	if err != nil {
+		done()
 		return
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, time.Second))
 	defer cancel()
 	rev, err := kv.Update(ctx, registry.NodeKey(s.id), data, s.rev)
-	if err != nil {
-		// Another node announced it, or the node came back, or the
-		// registry is away: the watcher brings the news, or the next
-		// check tries again.
-		a.log.Debug("not announcing node loss", "lost", s.id, "err", err)
-		return
+	switch {
+	case err == nil:
+		a.peers.mu.Lock()
+		if p := a.peers.peers[s.id]; p != nil && p.rev == s.rev {
+			p.rev, p.markLost = rev, false
+		}
+		a.peers.mu.Unlock()
+	case errors.Is(err, jetstream.ErrKeyExists):
+		done() // the record moved on
+	default:
+		a.log.Debug("cannot mark the lost node in the registry yet", "lost", s.id, "err", err)
 	}
-	a.peers.mu.Lock()
-	if p := a.peers.peers[s.id]; p != nil && p.rev == s.rev {
-		p.info.Lost, p.rev = true, rev
-	}
-	a.peers.mu.Unlock()
-	payload, _ := json.Marshal(api.NodeLost{Node: s.id})
-	m := &nats.Msg{Subject: bus.SubjectNodeLost, Data: payload, Header: nats.Header{
-		bus.HeaderNode: []string{a.nodeID}, bus.HeaderMsgID: []string{fmt.Sprintf("node_lost:%s:%d", s.id, rev)},
-	}}
-	if err := a.nc.PublishMsg(m); err != nil {
-		a.log.Error("cannot announce node loss", "lost", s.id, "err", err)
-		return
-	}
-	a.log.Warn("node lost: no heartbeat and no answer", "lost", s.id, "lastSeen", s.info.LastSeen)
 }
 
 // View is what the watcher knows of every node, this one included (with
 // its processes as they are now), for corral.registry. It reports false
-// until the registry's current values are in.
+// until it knows enough: the registry's current values are in, or it has
+// listened for every live node's heartbeat.
 func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 	self, procs := a.snapshot()
 	out := api.RegistryView{Node: self.ID, Nodes: []api.RegistryEntry{{Info: self}}}
@@ -265,7 +508,7 @@ func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 	c := &a.peers
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.synced {
+	if !c.synced && now.Sub(a.startedAt) < a.warmUp() {
 		return api.RegistryView{}, false
 	}
 	for _, p := range c.peers {
@@ -277,6 +520,11 @@ func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 		gone := p.info.Lost || age > registry.GoneAfter(p.info.IntervalMs)
 		if req.Processes == api.ProcessesAll || req.Processes == api.ProcessesGone && gone {
 			e.Processes = p.procs
+			if e.Processes == nil && (p.procsVersion == p.info.ProcsVersion || p.info.Lost) {
+				// Known to be none (not unknown, which would send the
+				// client to the registry).
+				e.Processes = []api.ProcessSummary{}
+			}
 		}
 		out.Nodes = append(out.Nodes, e)
 	}

@@ -155,3 +155,66 @@ func TestAllNodesGone(t *testing.T) {
 		t.Errorf("stop --all: %v, want ErrUnreachable for n1's process", err)
 	}
 }
+
+// Without any registry (no JetStream), three nodes know each other from
+// their heartbeats alone: a node that dies is declared lost exactly once,
+// its last processes show unknown from the others, and a request to one
+// of them fails as unreachable.
+func TestLossFromHeartbeatsAlone(t *testing.T) {
+	srv := testnode.StartServer(t, false)
+	nodes := map[string]*testnode.Node{}
+	for _, id := range []string{"a", "b", "c"} {
+		nodes[id] = testnode.Start(t, srv, testnode.Spec{ID: id})
+	}
+	a, b := nodes["a"], nodes["b"]
+	ctx := testnode.Context(t)
+	mp, err := a.Ctl.Spawn(ctx, "b", "sleeper", api.SpawnRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every node learns b's new process from b's heartbeat (its version
+	// changed) and asks b for the list.
+	for _, id := range []string{"a", "c"} {
+		await.Until(t, 5*time.Second, id+" to know b's process", func() bool {
+			v, ok := nodes[id].Svc.RegistryView(api.RegistryRequest{Processes: api.ProcessesAll})
+			for _, e := range v.Nodes {
+				for _, p := range e.Processes {
+					if ok && e.Info.ID == "b" && p.ID == mp.ID {
+						return true
+					}
+				}
+			}
+			return false
+		})
+	}
+	watcher := testnode.Connect(t, srv.ClientURL())
+	lost, err := watcher.SubscribeSync(bus.SubjectNodeLost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b.Die(t)
+	died := time.Now()
+	m, err := lost.NextMsgWithContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nl api.NodeLost
+	if json.Unmarshal(m.Data, &nl); nl.Node != "b" {
+		t.Fatalf("node_lost %s", m.Data)
+	}
+	t.Logf("b declared lost %v after it died (3 heartbeats of 100ms)", time.Since(died).Round(time.Millisecond))
+	list, err := a.Ctl.List(ctx, api.ListRequest{})
+	if err != nil || len(list.Gone) != 1 || len(list.Processes) != 1 || list.Processes[0].Status != api.StatusUnknown {
+		t.Errorf("list from a = %+v, %v, want b gone and its process unknown", list, err)
+	}
+	if _, err := a.Ctl.Stop(ctx, mp.ID, ""); !errors.Is(err, control.ErrUnreachable) {
+		t.Errorf("stop of b's process: %v, want unreachable", err)
+	}
+	// A second announcement would come within a few checks.
+	if m, err := lost.NextMsg(5 * 100 * time.Millisecond); err == nil {
+		t.Errorf("a second process.node_lost: %s from %s", m.Data, m.Header.Get(bus.HeaderNode))
+	}
+}

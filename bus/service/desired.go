@@ -19,7 +19,8 @@ func (s *Service) serveDesired(svc micro.Service, sup Supervisor) error {
 		return nil
 	}
 	cfg := desired.Config{NodeID: s.cfg.NodeID, Labels: s.cfg.Labels, Interval: s.cfg.HeartbeatInterval,
-		Control: s.control, Logger: s.log, Changed: s.DefinitionsChanged}
+		Control: s.control, Logger: s.log, Changed: s.DefinitionsChanged,
+		Alive: s.presence.Alive, Isolated: s.presence.Isolated}
 	if s.cfg.RemoteDefinitions {
 		cfg.Definer = sup
 	}
@@ -61,7 +62,7 @@ func (s *Service) handleDesiredGet(r micro.Request) {
 		respondError(r, err)
 		return
 	}
-	s.async(r, "cannot read the desired state", func(ctx context.Context) {
+	s.async(r, "cannot read the desired state", func(ctx context.Context, r replier) {
 		st, err := s.desired.Get(ctx)
 		respond(r, st, err)
 	})
@@ -73,7 +74,7 @@ func (s *Service) handleApply(r micro.Request) {
 		respondError(r, err)
 		return
 	}
-	s.async(r, "cannot apply", func(ctx context.Context) {
+	s.async(r, "cannot apply", func(ctx context.Context, r replier) {
 		reply, err := s.desired.Apply(ctx, []byte(req.TOML))
 		respond(r, reply, err)
 	})
@@ -85,7 +86,7 @@ func (s *Service) handleScale(r micro.Request) {
 		respondError(r, err)
 		return
 	}
-	s.async(r, fmt.Sprintf("cannot scale %q", req.Service), func(ctx context.Context) {
+	s.async(r, fmt.Sprintf("cannot scale %q", req.Service), func(ctx context.Context, r replier) {
 		spec, err := s.desired.Scale(ctx, req)
 		respond(r, spec, err)
 	})
@@ -97,7 +98,7 @@ func (s *Service) handleDelete(r micro.Request) {
 		respondError(r, err)
 		return
 	}
-	s.async(r, fmt.Sprintf("cannot delete %s %q", req.Kind, req.Name), func(ctx context.Context) {
+	s.async(r, fmt.Sprintf("cannot delete %s %q", req.Kind, req.Name), func(ctx context.Context, r replier) {
 		respond(r, api.OK{OK: true}, s.desired.Delete(ctx, req))
 	})
 }

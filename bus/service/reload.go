@@ -20,7 +20,7 @@ func (s *Service) handleReload(r micro.Request) {
 		respondError(r, api.Errorf(api.ErrNotFound, "cannot reload node %s: it has no configuration to reload", s.cfg.NodeID))
 		return
 	}
-	s.async(r, fmt.Sprintf("cannot reload node %s", s.cfg.NodeID), func(context.Context) {
+	s.async(r, fmt.Sprintf("cannot reload node %s", s.cfg.NodeID), func(_ context.Context, r replier) {
 		reply, err := s.cfg.Reload()
 		respond(r, reply, err)
 	})

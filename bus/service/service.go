@@ -194,7 +194,7 @@ func (s *Service) Serve(sup Supervisor) error {
 	}{
 		{bus.VerbSpawn, s.handleSpawn}, {bus.VerbList, s.handleList}, {bus.VerbDefine, s.handleDefine},
 		{bus.VerbDefinitions, s.handleDefinitions}, {bus.VerbStopAll, s.handleStopAll}, {bus.VerbInfo, s.handleInfo},
-		{bus.VerbReload, s.handleReload},
+		{bus.VerbReload, s.handleReload}, {bus.VerbProcs, s.handleProcs},
 	}
 	for _, e := range endpoints {
 		if err := g.AddEndpoint(e.verb, micro.HandlerFunc(e.h)); err != nil {
@@ -210,11 +210,10 @@ func (s *Service) Serve(sup Supervisor) error {
 			return fmt.Errorf("cannot add endpoint %s: %w", e.subject, err)
 		}
 	}
-	if s.cfg.Registry != nil {
-		if err := svc.AddEndpoint("registry", micro.HandlerFunc(s.handleRegistry),
-			micro.WithEndpointSubject(bus.SubjectRegistry), micro.WithEndpointQueueGroup("registry")); err != nil {
-			return fmt.Errorf("cannot add endpoint %s: %w", bus.SubjectRegistry, err)
-		}
+	// Every node knows the others from their heartbeats, registry or not.
+	if err := svc.AddEndpoint("registry", micro.HandlerFunc(s.handleRegistry),
+		micro.WithEndpointSubject(bus.SubjectRegistry), micro.WithEndpointQueueGroup("registry")); err != nil {
+		return fmt.Errorf("cannot add endpoint %s: %w", bus.SubjectRegistry, err)
 	}
 	for _, d := range sup.Definitions() {
 		if err := s.serveSpawn(d.Name); err != nil {
@@ -289,6 +288,14 @@ func (s *Service) Forget(id string) {
 	}
 }
 
+// Watch starts answering for a process the node lists without reporting
+// it: one that had ended before the node started (get, logs).
+func (s *Service) Watch(id string) {
+	if err := s.watchProcess(id); err != nil {
+		s.log.Error("cannot serve process control subjects", "process", id, "err", err)
+	}
+}
+
 // leaveTimeout bounds the node's last word to the registry on Close: a
 // JetStream cluster that lost its quorum (the other nodes are stopping
 // too) would otherwise hold the shutdown up.
@@ -347,21 +354,50 @@ func (s *Service) supervisor() Supervisor {
 }
 
 // async runs a slow request (one that waits for exits) off the
-// subscription's goroutine, so one stop does not hold up the others. Once
-// Close has begun (a drained or in-flight request can still arrive) it
-// answers r with an error instead: no goroutine outlives Close.
-func (s *Service) async(r replier, what string, fn func(ctx context.Context)) {
+// subscription's goroutine, so one stop does not hold up the others. fn
+// answers through the replier it is given: a micro request is answered
+// as a plain message to its reply subject, since micro's handler has
+// returned by then and must not see the answer (it reads its error for
+// its statistics as it returns). Once Close has begun (a drained or
+// in-flight request can still arrive) async answers r with an error
+// instead: no goroutine outlives Close.
+func (s *Service) async(r replier, what string, fn func(ctx context.Context, r replier)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		respondError(r, fmt.Errorf("%s: node %s is shutting down", what, s.cfg.NodeID))
 		return
 	}
+	if mr, ok := r.(micro.Request); ok {
+		r = detached{nc: s.nc, reply: mr.Reply()}
+	}
 	s.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
 		defer cancel()
-		fn(ctx)
+		fn(ctx, r)
 	})
+}
+
+// detached answers a request by its reply subject, as micro would.
+type detached struct {
+	nc    *nats.Conn
+	reply string
+}
+
+func (d detached) RespondJSON(v any, _ ...micro.RespondOpt) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return d.nc.Publish(d.reply, b)
+}
+
+func (d detached) Error(code, description string, data []byte, _ ...micro.RespondOpt) error {
+	m := nats.NewMsg(d.reply)
+	m.Header.Set(micro.ErrorHeader, description)
+	m.Header.Set(micro.ErrorCodeHeader, code)
+	m.Data = data
+	return d.nc.PublishMsg(m)
 }
 
 // --- node-addressed handlers ---
@@ -388,7 +424,7 @@ func (s *Service) spawn(r micro.Request, name string) {
 		// The queue group picked a full node, or one whose definition was
 		// removed by a reload (its endpoint stays until it restarts):
 		// another one that defines the name takes it, if one has room.
-		s.async(r, fmt.Sprintf("cannot spawn %q", name), func(ctx context.Context) { s.forwardSpawn(ctx, r, name, req, err) })
+		s.async(r, fmt.Sprintf("cannot spawn %q", name), func(ctx context.Context, r replier) { s.forwardSpawn(ctx, r, name, req, err) })
 		return
 	}
 	respond(r, mp, err)
@@ -492,13 +528,20 @@ func (s *Service) handleStopAll(r micro.Request) {
 		respondError(r, fmt.Errorf("cannot stop processes: %w", err))
 		return
 	}
-	s.async(r, "cannot stop processes", func(ctx context.Context) {
+	s.async(r, "cannot stop processes", func(ctx context.Context, r replier) {
 		ps, err := s.supervisor().StopAll(ctx, sig, req.Name)
 		respond(r, api.ListReply{Node: s.cfg.NodeID, Processes: ps}, err)
 	})
 }
 
 func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
+
+func (s *Service) handleProcs(r micro.Request) { _ = r.RespondJSON(s.presence.Processes()) }
+
+// RegistryView is what the node knows of every node (corral.registry).
+func (s *Service) RegistryView(req api.RegistryRequest) (api.RegistryView, bool) {
+	return s.presence.View(req)
+}
 
 func (s *Service) handleRegistry(r micro.Request) {
 	var req api.RegistryRequest
@@ -575,12 +618,12 @@ func (s *Service) handleProc(id string, m *nats.Msg) {
 			respondError(r, fmt.Errorf("%s: %w", what, err))
 			return
 		}
-		s.async(r, what, func(ctx context.Context) {
+		s.async(r, what, func(ctx context.Context, r replier) {
 			mp, err := sup.Stop(ctx, id, sig)
 			respond(r, mp, err)
 		})
 	case bus.VerbRestart:
-		s.async(r, fmt.Sprintf("cannot restart %q", id), func(ctx context.Context) {
+		s.async(r, fmt.Sprintf("cannot restart %q", id), func(ctx context.Context, r replier) {
 			mp, err := sup.Restart(ctx, id)
 			respond(r, mp, err)
 		})

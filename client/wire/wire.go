@@ -113,6 +113,7 @@ const (
 	CodeSchemaInvalid = "schema_invalid" // data does not match the event's schema
 	CodeLineTooLong   = "line_too_long"  // the line exceeds the size limit
 	CodeUnavailable   = "unavailable"    // the node could not hand the message on
+	CodeForbidden     = "forbidden"      // the connection is not the process's own: closed after this line
 	CodeInternal      = "internal"       // anything else
 )
 

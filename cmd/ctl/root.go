@@ -101,7 +101,7 @@ arguments or values, found before anything is sent).`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usage(cmd, "%v", err) })
 	root.AddCommand(
 		a.nodesCmd(), a.defsCmd(), a.spawnCmd(), a.psCmd(), a.getCmd(), a.stopCmd(),
-		a.restartCmd(), a.sendCmd(), a.logsCmd(), a.eventsCmd(), a.schemaCmd(), a.passwdCmd(), a.versionCmd(),
+		a.restartCmd(), a.sendCmd(), a.logsCmd(), a.eventsCmd(), a.topCmd(), a.schemaCmd(), a.passwdCmd(), a.versionCmd(),
 		a.reloadCmd(), a.applyCmd(), a.servicesCmd(), a.scaleCmd(), a.deleteCmd(),
 	)
 	return root

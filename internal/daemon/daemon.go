@@ -11,12 +11,15 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/embedded"
+	"github.com/corral-run/corral/bus/gateway"
+	"github.com/corral-run/corral/bus/metrics"
 	"github.com/corral-run/corral/bus/service"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/node"
@@ -29,7 +32,12 @@ type Daemon struct {
 	srv *embedded.Server // nil when connected to an external server
 	nc  *nats.Conn
 	svc *service.Service
+	rep *metrics.Reporter // counts what the supervisor reports, for the metrics
 	sup *node.Supervisor
+	gw  *gateway.Gateway // nil without [http] listen
+
+	recovered atomic.Bool // the previous node's children are recovered
+	closing   atomic.Bool // Close has begun
 
 	lock *dataDirLock // held for the node's life
 
@@ -40,7 +48,8 @@ type Daemon struct {
 }
 
 // Start brings a node up: NATS, supervisor with the configured
-// definitions, control service. On error everything started is stopped.
+// definitions, control service, then the HTTP gateway. On error everything
+// started is stopped.
 func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -65,13 +74,15 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	if err := d.setUpStream(); err != nil {
 		return nil, err
 	}
+	d.rep = metrics.NewReporter(d.svc)
 	d.sup, err = node.New(node.Config{
 		NodeID: cfg.Node.ID, SocketDir: cfg.Node.SocketDir, Transport: string(cfg.Node.Transport),
 		LogDir: filepath.Join(cfg.Node.DataDir, "logs"), StateDir: filepath.Join(cfg.Node.DataDir, "state"),
 		MaxLineBytes:  cfg.Node.MaxLineBytes,
 		StatsInterval: cfg.Node.StatsInterval, Retention: cfg.Node.Retention, RetentionMax: cfg.Node.RetentionMax,
 		MaxProcesses: cfg.Node.MaxProcesses,
-		Reporter:     d.svc, Logger: logger,
+		LogMaxBytes:  cfg.Node.LogMaxBytes, LogMaxFiles: cfg.Node.LogMaxFiles, HandshakeTimeout: cfg.Node.HandshakeTimeout,
+		Reporter: d.rep, Logger: logger,
 	})
 	if err != nil {
 		return nil, err
@@ -80,10 +91,13 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 		if err := d.sup.Define(def); err != nil {
 			return nil, err
 		}
+		d.rep.Define(def.Name)
 	}
-	if res := d.sup.Recover(); len(res.Adopted)+len(res.Lost)+res.Corrupt > 0 {
-		d.log.Info("recovered children of the previous node", "adopted", len(res.Adopted), "lost", len(res.Lost), "corrupt", res.Corrupt)
+	if res := d.sup.Recover(); len(res.Adopted)+len(res.Lost)+len(res.Ended)+len(res.Orphans)+res.Corrupt > 0 {
+		d.log.Info("recovered children of the previous node", "adopted", len(res.Adopted), "lost", len(res.Lost),
+			"ended", len(res.Ended), "orphans", len(res.Orphans), "corrupt", res.Corrupt)
 	}
+	d.recovered.Store(true)
 	if err := d.svc.Serve(d.sup); err != nil {
 		return nil, err
 	}
@@ -92,7 +106,10 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	} else if len(started) > 0 {
 		d.log.Info("instances started", "count", len(started))
 	}
-	d.log.Info("node started", "nats", bus.RedactURLs(d.ClientURL()), "definitions", len(cfg.Processes))
+	if err := d.startGateway(logger); err != nil {
+		return nil, err
+	}
+	d.log.Info("node started", "nats", bus.RedactURLs(d.ClientURL()), "http", d.HTTPURL(), "definitions", len(cfg.Processes))
 	return d, nil
 }
 
@@ -112,8 +129,8 @@ func (d *Daemon) Conn() *nats.Conn { return d.nc }
 
 // Close shuts the node down as configured (node.shutdown): it stops every
 // child, or with "detach" leaves them running for the next node to
-// re-adopt; then it closes the control service, the connection and the
-// embedded server. Only the first call does anything; later ones return
+// re-adopt; then it closes the HTTP gateway, the control service, the
+// connection and the embedded server. Only the first call does anything; later ones return
 // its error.
 func (d *Daemon) Close(ctx context.Context) error {
 	d.closeOnce.Do(func() { d.closeErr = d.close(ctx) })
@@ -121,6 +138,7 @@ func (d *Daemon) Close(ctx context.Context) error {
 }
 
 func (d *Daemon) close(ctx context.Context) error {
+	d.closing.Store(true) // /readyz says so from now on
 	var errs []error
 	if d.svc != nil {
 		d.svc.Relay().Release() // children's reports stop waiting for NATS, so shutdown cannot stall on an outage
@@ -138,7 +156,7 @@ func (d *Daemon) close(ctx context.Context) error {
 }
 
 func (d *Daemon) shutdownBus() error {
-	var errs []error
+	errs := []error{d.closeGateway()} // a client of the bus: it goes first
 	if d.svc != nil {
 		errs = append(errs, d.svc.Close())
 	}

@@ -34,7 +34,8 @@ func (d *Daemon) connect(logger *slog.Logger) error {
 		StoreDir: cfg.Node.DataDir, Logger: logger,
 		Cluster: clusterConfig(cfg.NATS), Leaf: leafConfig(cfg.NATS),
 		Users: users(cfg.NATS.Users), TLS: tlsConfig(cfg.NATS.TLS), Insecure: cfg.NATS.Insecure,
-		MaxPayload: cfg.NATS.MaxPayload,
+		MaxPayload: cfg.NATS.MaxPayload, Monitor: cfg.NATS.Monitor,
+		WebSocket: embedded.WebSocketConfig{Listen: cfg.NATS.WebSocket.Listen, TLS: tlsConfig(cfg.NATS.WebSocket.TLS)},
 	})
 	if err != nil {
 		return err

@@ -53,6 +53,7 @@ func (d *Daemon) Reload() (api.ReloadReply, error) {
 		if err := d.sup.Define(next[name]); err != nil { // checked above: only a closing node fails here
 			return reply, err
 		}
+		d.rep.Define(name)
 	}
 	for _, name := range reply.Removed {
 		if err := d.sup.Undefine(name); err != nil {

@@ -15,11 +15,17 @@ import (
 const quiet = slog.LevelError + 4
 
 // parseConfig parses a node's configuration, failing the test on error.
+//
+// Without an [http] table the node starts no HTTP gateway: tests run in
+// parallel, and the default address is the same for all.
 func parseConfig(tb testing.TB, toml string) *config.Config {
 	tb.Helper()
 	cfg, err := config.Parse(strings.NewReader(toml), nil)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if !strings.Contains(toml, "[http]") {
+		cfg.HTTP.Listen = ""
 	}
 	return cfg
 }

@@ -124,3 +124,13 @@ func (s *Sampler) Forget(pid int) {
 	delete(s.prev, pid)
 	s.mu.Unlock()
 }
+
+// Tree returns the pids of root's tree (as Sample counts it, the root
+// first), or nil when root no longer exists. It scans /proc once: meant
+// for rare questions (who may connect), not for a loop.
+func Tree(root Root) []int {
+	var sc scanner
+	var pids []int
+	sc.scan([]Root{root}, func(m measured) { pids = m.pids })
+	return pids
+}

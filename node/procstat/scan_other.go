@@ -71,3 +71,31 @@ func StartTime(pid int) (uint64, error) {
 	}
 	return uint64(t), nil
 }
+
+// Info is where a process stands among the others (see the Linux build).
+type Info struct {
+	PPID, PGID, SID int
+	Start           uint64
+}
+
+// Lookup needs /proc: elsewhere it knows the parent and start time only,
+// and no process group (PGID and SID are 0).
+func Lookup(pid int) (Info, error) {
+	p, err := process.NewProcess(int32(pid))
+	if err != nil {
+		return Info{}, fmt.Errorf("cannot look up pid %d: %w", pid, err)
+	}
+	ppid, err := p.Ppid()
+	if err != nil {
+		return Info{}, fmt.Errorf("cannot look up pid %d: %w", pid, err)
+	}
+	start, err := StartTime(pid)
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{PPID: int(ppid), Start: start}, nil
+}
+
+// StartedAt converts a start time (milliseconds since the epoch here) to
+// the wall clock.
+func StartedAt(start uint64) time.Time { return time.UnixMilli(int64(start)) }

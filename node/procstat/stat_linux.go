@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // stat is what the package needs from one /proc/<pid>/stat line (proc(5)).
@@ -139,4 +142,40 @@ func StartTime(pid int) (uint64, error) {
 		return 0, fmt.Errorf("cannot read start time of pid %d: %w", pid, err)
 	}
 	return st.start, nil
+}
+
+// Info is where a process stands among the others: its parent, its process
+// group and session, and its start time (as StartTime).
+type Info struct {
+	PPID, PGID, SID int
+	Start           uint64
+}
+
+// Lookup reads what Info says of pid from /proc/<pid>/stat.
+func Lookup(pid int) (Info, error) {
+	var buf [512]byte
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return Info{}, fmt.Errorf("cannot look up pid %d: %w", pid, err)
+	}
+	n, err := f.Read(buf[:])
+	f.Close()
+	if err != nil {
+		return Info{}, fmt.Errorf("cannot look up pid %d: %w", pid, err)
+	}
+	var st stat
+	if err := parseStat(buf[:n], &st); err != nil {
+		return Info{}, fmt.Errorf("cannot look up pid %d: %w", pid, err)
+	}
+	return Info{PPID: st.ppid, PGID: st.pgid, SID: st.sid, Start: st.start}, nil
+}
+
+// StartedAt converts a start time (as StartTime returns it) to the wall
+// clock.
+func StartedAt(start uint64) time.Time {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	now := time.Now()
+	sinceBoot := time.Duration(ts.Sec)*time.Second + time.Duration(ts.Nsec)
+	return now.Add(-sinceBoot + time.Duration(float64(start)/clockTicks*float64(time.Second)))
 }

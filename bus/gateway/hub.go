@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
+)
+
+// A hub is one subscription that every event stream of the gateway
+// shares, so that a hundred browsers following process.> cost one
+// subscription, not a hundred: the stored hub reads the event stream from
+// now on (an ordered consumer: each event with its stream sequence), the
+// live hub follows process.> with a core subscription for the subjects
+// the stream does not keep. A hub starts with its first client, and stops
+// with the gateway or when its subscription fails (its clients are told;
+// the next client starts it again).
+//
+// A hub never waits for a client: each has a bounded queue. A stored
+// client that falls behind is marked lagged and gets nothing more from the
+// hub; it catches up from the history and joins again (see followStored),
+// so it loses nothing. A live client that falls behind loses the events
+// its queue had no room for, counted.
+type hub struct {
+	g      *Gateway
+	stored bool
+
+	mu      sync.Mutex
+	clients map[*hubClient]struct{}
+	running bool
+	ready   chan struct{} // closed once the subscription is in place
+	failed  error         // why the last run ended
+	lastSeq uint64        // the last stored event dispatched
+}
+
+// hubClient is one stream's place in a hub.
+type hubClient struct {
+	filters []string
+	accept  func(subject string) bool // besides the filters; nil: all
+	queue   chan feedItem
+	lagged  atomic.Bool   // stored: the queue overflowed, events were skipped
+	dropped atomic.Uint64 // live: events the queue had no room for
+	failed  chan error    // the hub's subscription ended (cap 1)
+}
+
+func (g *Gateway) newHubClient(filters []string, accept func(string) bool) *hubClient {
+	return &hubClient{filters: filters, accept: accept, queue: make(chan feedItem, g.cfg.StreamQueue), failed: make(chan error, 1)}
+}
+
+// join adds c to the hub, starting the hub's subscription if it does not
+// run, and returns once the subscription is in place: c gets every event
+// dispatched from then on. It also returns the last stored event the hub
+// dispatched before (0 when none yet).
+func (h *hub) join(ctx context.Context, c *hubClient) (uint64, error) {
+	h.mu.Lock()
+	if h.clients == nil {
+		h.clients = map[*hubClient]struct{}{}
+	}
+	if !h.running {
+		h.start()
+	}
+	ready := h.ready
+	h.mu.Unlock()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.running {
+		return 0, h.failed
+	}
+	h.clients[c] = struct{}{}
+	return h.lastSeq, nil
+}
+
+// leave removes c.
+func (h *hub) leave(c *hubClient) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+}
+
+// start runs the hub's subscription until the gateway closes or the
+// subscription fails; h.mu is held.
+func (h *hub) start() {
+	ready := make(chan struct{})
+	h.ready = ready
+	g := h.g
+	if g.ctx.Err() != nil { // closed: no new goroutine
+		h.failed = errors.New("the gateway is closing")
+		close(ready)
+		return
+	}
+	h.running, h.failed = true, nil
+	var once sync.Once
+	subscribed := func() { once.Do(func() { close(ready) }) }
+	g.bg.Go(func() {
+		var err error
+		if h.stored {
+			err = g.ctl.History(g.ctx, control.HistoryOptions{Follow: true, New: true, BufferBytes: historyBuffer},
+				h.dispatch, control.OnSubscribed(subscribed))
+		} else {
+			err = g.ctl.Events(g.ctx, bus.SubjectAll, h.dispatch, control.OnSubscribed(subscribed),
+				control.PendingLimits(livePendingMsgs, livePendingBytes))
+		}
+		if err == nil {
+			err = errors.New("the gateway is closing")
+		}
+		h.mu.Lock()
+		h.running, h.failed = false, err
+		for c := range h.clients {
+			c.failed <- err
+		}
+		clear(h.clients)
+		h.mu.Unlock()
+		subscribed() // a join still waiting sees it failed
+	})
+}
+
+// dispatch hands an event to every client whose filters match it.
+func (h *hub) dispatch(e control.Event) {
+	it := feedItem{seq: e.Seq, subject: e.Subject, data: e.Data}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e.Seq > 0 {
+		h.lastSeq = e.Seq
+	}
+	for c := range h.clients {
+		if !c.wants(e.Subject) || h.stored && c.lagged.Load() {
+			continue
+		}
+		select {
+		case c.queue <- it:
+		default:
+			if h.stored {
+				c.lagged.Store(true)
+			} else {
+				c.dropped.Add(1)
+			}
+		}
+	}
+}
+
+func (c *hubClient) wants(subject string) bool {
+	if c.accept != nil && !c.accept(subject) {
+		return false
+	}
+	for _, f := range c.filters {
+		if bus.SubjectMatches(f, subject) {
+			return true
+		}
+	}
+	return false
+}

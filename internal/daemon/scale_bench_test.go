@@ -1,0 +1,268 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/config"
+	"github.com/corral-run/corral/internal/await"
+	"github.com/corral-run/corral/internal/daemon"
+	"github.com/corral-run/corral/internal/testchild"
+)
+
+// The control plane at scale (issue: "a cluster that holds … at 100
+// nodes"): in-process nodes, each a whole corrald with its own NATS
+// connection, on a cluster of three NATS servers with JetStream.
+
+// startServerCluster starts three clustered nats-servers with JetStream
+// on loopback and returns their client URLs.
+func startServerCluster(tb testing.TB) []string {
+	tb.Helper()
+	free := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	routes := make([]int, 3)
+	for i := range routes {
+		routes[i] = free()
+	}
+	var urls []string
+	var servers []*server.Server
+	for i := range 3 {
+		var rs []string
+		for _, p := range routes {
+			rs = append(rs, fmt.Sprintf("nats://127.0.0.1:%d", p))
+		}
+		opts := &server.Options{ServerName: fmt.Sprintf("s%d", i), Host: "127.0.0.1", Port: free(), NoSigs: true, NoLog: true,
+			JetStream: true, StoreDir: tb.TempDir(),
+			Cluster: server.ClusterOpts{Name: "scale", Host: "127.0.0.1", Port: routes[i]},
+			Routes:  server.RoutesFromStr(strings.Join(rs, ",")),
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.Start()
+		servers = append(servers, s)
+		urls = append(urls, s.ClientURL())
+	}
+	tb.Cleanup(func() {
+		for _, s := range servers {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+	})
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			tb.Fatal("a NATS server of the cluster is not ready")
+		}
+	}
+	return urls
+}
+
+// scaleNode starts node id with labels on the servers, heartbeat beat.
+func scaleNode(tb testing.TB, urls []string, id, labels string, beat time.Duration) *daemon.Daemon {
+	tb.Helper()
+	cfg := parseConfig(tb, fmt.Sprintf(`
+[node]
+id = %q
+data_dir = %q
+heartbeat_interval = %q
+[node.labels]
+%s
+[nats]
+url = %q
+[processes.sleeper]
+command = "sleep"
+args = ["600"]
+heartbeat_timeout = "0s"
+stop_timeout = "2s"
+`, id, testchild.ShortTempDir(tb), beat, labels, strings.Join(urls, ",")))
+	cfg.Node.Shutdown = config.ShutdownStop
+	return startDaemon(tb, cfg, slog.LevelError)
+}
+
+// percentile of sorted durations.
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[min(len(d)-1, int(float64(len(d))*p))]
+}
+
+// BenchmarkControlPlane100 runs 100 nodes (heartbeat every second, labels
+// zone=z0…z9, ten nodes each) and measures corralctl's requests across
+// them: nodes, ps, a spawn placed by label; then the time from a node's
+// death to its loss being announced.
+func BenchmarkControlPlane100(b *testing.B) {
+	const n, beat = 100, time.Second
+	urls := startServerCluster(b)
+	nodes := make([]*daemon.Daemon, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			nodes[i] = scaleNode(b, urls, fmt.Sprintf("n%03d", i), fmt.Sprintf("zone = \"z%d\"", i%10), beat)
+		})
+	}
+	wg.Wait()
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	ctl := control.New(nc, control.WithTimeout(10*time.Second))
+	ctx := context.Background()
+	await.Until(b, time.Minute, "every node to be listed alive", func() bool {
+		ns, err := ctl.Nodes(ctx)
+		alive := 0
+		for _, x := range ns {
+			if !x.Gone {
+				alive++
+			}
+		}
+		return err == nil && alive == n
+	})
+
+	measure := func(name string, op func() error) {
+		b.Run(name, func(b *testing.B) {
+			var took []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if err := op(); err != nil {
+					b.Fatal(err)
+				}
+				took = append(took, time.Since(start))
+			}
+			b.ReportMetric(float64(percentile(took, 0.5).Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(percentile(took, 0.99).Microseconds())/1000, "p99-ms")
+		})
+	}
+	measure("nodes", func() error {
+		ns, err := ctl.Nodes(ctx)
+		if err == nil && len(ns) != n {
+			err = fmt.Errorf("%d nodes listed", len(ns))
+		}
+		return err
+	})
+	measure("ps", func() error {
+		res, err := ctl.List(ctx, api.ListRequest{})
+		if err == nil && len(res.Nodes) != n {
+			err = fmt.Errorf("%d nodes answered, missing %v", len(res.Nodes), res.Missing)
+		}
+		return err
+	})
+	var placed atomic.Int64
+	measure("spawn-by-label", func() error {
+		zone := fmt.Sprintf("z%d", placed.Add(1)%10)
+		mp, err := ctl.SpawnAt(ctx, "sleeper", control.Placement{Labels: map[string]string{"zone": zone}}, api.SpawnRequest{})
+		if err == nil && !strings.HasPrefix(mp.Node, "n") {
+			err = fmt.Errorf("placed on %q", mp.Node)
+		}
+		return err
+	})
+	if _, err := ctl.StopAll(ctx, "", ""); err != nil {
+		b.Fatal(err)
+	}
+
+	// A loss among 100 (the bound: 3 heartbeats + 0.5 s), measured once
+	// however often the framework runs the sub-benchmark.
+	var lossOnce sync.Once
+	var loss time.Duration
+	b.Run("loss", func(b *testing.B) {
+		lossOnce.Do(func() {
+			sub, err := nc.SubscribeSync(bus.SubjectNodeLost)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			nodes[n/2].Conn().Close() // the node vanishes from the bus, as in a crash
+			died := time.Now()
+			if _, err := sub.NextMsg(3*beat + 10*time.Second); err != nil {
+				b.Fatal("no process.node_lost:", err)
+			}
+			loss = time.Since(died)
+		})
+		for b.Loop() {
+		}
+		b.ReportMetric(float64(loss.Milliseconds()), "loss-ms")
+	})
+}
+
+// BenchmarkThreeNodes3000 runs three nodes and spawns 3,000 processes
+// through the queue group (corral.spawn.<name>) from 32 goroutines, then
+// measures ps across them.
+func BenchmarkThreeNodes3000(b *testing.B) {
+	const total = 3000
+	urls := startServerCluster(b)
+	for i := range 3 {
+		scaleNode(b, urls, fmt.Sprintf("t%d", i), fmt.Sprintf("zone = \"z%d\"", i), time.Second)
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	ctl := control.New(nc, control.WithTimeout(30*time.Second))
+	ctx := context.Background()
+	await.Until(b, time.Minute, "three nodes", func() bool {
+		ns, err := ctl.Nodes(ctx)
+		return err == nil && len(ns) == 3
+	})
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 32 {
+		wg.Go(func() {
+			for next.Add(1) <= total {
+				if _, err := ctl.SpawnAt(ctx, "sleeper", control.Placement{}, api.SpawnRequest{}); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	spawnRate := float64(total) / time.Since(start).Seconds()
+	if failed.Load() > 0 {
+		b.Fatalf("%d spawns failed", failed.Load())
+	}
+	b.Run("ps", func(b *testing.B) {
+		var took []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			res, err := ctl.List(ctx, api.ListRequest{})
+			if err != nil || len(res.Processes) != total {
+				b.Fatalf("ps: %d processes, %v", len(res.Processes), err)
+			}
+			took = append(took, time.Since(t0))
+		}
+		b.ReportMetric(float64(percentile(took, 0.5).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(spawnRate, "spawns/s")
+	})
+	stopCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := ctl.StopAll(stopCtx, "", ""); err != nil {
+		b.Fatal(err)
+	}
+}
