@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// StreamName is the JetStream stream that keeps the event history: every
-// message on process.>.
+// StreamName is the JetStream stream that keeps the event history: the
+// lifecycle messages and children's events of process.> (HistorySubjects).
 const StreamName = "CORRAL_EVENTS"
 
 // RegistryBucket is the JetStream KV bucket of the node registry (package
@@ -21,6 +21,14 @@ const RegistryBucket = "CORRAL_NODES"
 // DesiredBucket is the JetStream KV bucket of the cluster's desired state
 // (package bus/desired).
 const DesiredBucket = "CORRAL_DESIRED"
+
+// StatsBucket is the JetStream KV bucket that keeps the latest stats of
+// each process, key the process id, when the nodes are asked to
+// ([nats] stats_store; package bus/relay).
+const StatsBucket = "CORRAL_STATS"
+
+// StatsKeySubject is the subject of a process's key in StatsBucket.
+func StatsKeySubject(processID string) string { return "$KV." + StatsBucket + "." + processID }
 
 // DuplicateWindow is how long the stream remembers a Nats-Msg-Id: an
 // event published again within it (a resend after a lost ack) is stored

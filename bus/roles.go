@@ -49,12 +49,13 @@ type Permissions struct {
 }
 
 // jetStreamReads are the JetStream API requests that read the event
-// history (CORRAL_EVENTS) and the node registry (the KV bucket
-// CORRAL_NODES): stream info, ordered consumers (create, next, info,
-// delete), direct gets and flow control. None of them changes a stream.
+// history (CORRAL_EVENTS), the node registry (the KV bucket CORRAL_NODES)
+// and the latest stats (the KV bucket CORRAL_STATS): stream info, ordered
+// consumers (create, next, info, delete), direct gets and flow control.
+// None of them changes a stream.
 func jetStreamReads() []string {
 	var out []string
-	for _, stream := range []string{StreamName, "KV_" + RegistryBucket} {
+	for _, stream := range []string{StreamName, "KV_" + RegistryBucket, "KV_" + StatsBucket} {
 		out = append(out,
 			"$JS.API.STREAM.INFO."+stream,
 			"$JS.API.CONSUMER.CREATE."+stream,
@@ -78,7 +79,7 @@ func RolePermissions(role Role, inbox string) (Permissions, bool) {
 	case RoleNode:
 		return Permissions{
 			PublishAllow: []string{SubjectAll, controlPrefix + ".>", "$SRV.>", "$JS.>", "$KV." + RegistryBucket + ".>",
-				"$KV." + DesiredBucket + ".>", "_INBOX.>"},
+				"$KV." + DesiredBucket + ".>", "$KV." + StatsBucket + ".>", "_INBOX.>"},
 			SubscribeAllow: []string{SubjectAll, controlPrefix + ".>", "$SRV.>", "_INBOX.>",
 				"$KV." + RegistryBucket + ".>"},
 			Responses: true,

@@ -30,7 +30,8 @@ func TestReadmeDocumentsEveryRoleSubject(t *testing.T) {
 		}
 		for _, list := range [][]string{p.PublishAllow, p.PublishDeny, p.SubscribeAllow, p.SubscribeDeny} {
 			for _, subject := range list {
-				doc := strings.ReplaceAll(strings.ReplaceAll(subject, bus.StreamName, "<stream>"), "KV_"+bus.RegistryBucket, "<stream>")
+				doc := strings.NewReplacer(bus.StreamName, "<stream>", "KV_"+bus.RegistryBucket, "<stream>",
+					"KV_"+bus.StatsBucket, "<stream>").Replace(subject)
 				if !strings.Contains(section, "`"+subject+"`") && !strings.Contains(section, "`"+doc+"`") {
 					t.Errorf("README's Security section does not name %s (role %s)", subject, r)
 				}

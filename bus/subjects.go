@@ -1,5 +1,7 @@
 package bus
 
+import "strings"
+
 // Every subject Corral uses is built here and nowhere else.
 
 // Event subjects (DESIGN.md "Subjects and payloads").
@@ -20,6 +22,44 @@ const (
 	SubjectWatchdogKilled = "process.watchdog.killed"
 	SubjectNodeLost       = "process.node_lost"
 )
+
+// History: what the event stream keeps (see StreamName). It keeps the
+// lifecycle messages and the children's events, what people replay; the
+// heartbeats and stats, which every process sends every few seconds, go
+// to live subscribers only. The stream's subjects say so, except for
+// process.<name>.stats: it is within process.*.* with the children's
+// events, so those messages carry HeaderExpectedStream: LiveOnly, and the
+// stream, whose name is not that, refuses them.
+
+// LiveOnly is the value of HeaderExpectedStream on the messages within the
+// history's subjects that it does not keep (no stream has that name).
+const LiveOnly = "CORRAL_LIVE_ONLY"
+
+// SubjectProcessStats matches every process.<name>.stats: within the
+// history's subjects, yet never kept.
+const SubjectProcessStats = "process.*.stats"
+
+// HistorySubjects are the subjects of the event stream.
+func HistorySubjects() []string {
+	return []string{SubjectSpawned, SubjectConnected, SubjectReconnected, SubjectStale, SubjectStopped,
+		SubjectCrashed, SubjectRestarted, SubjectRestartLimit, SubjectLimitsExceeded, SubjectNodeLost,
+		"process.*.*"} // process.<name>.<event>, process.watchdog.{stale,killed}
+}
+
+// IsLiveOnly reports whether every subject that filter (a subject or a
+// wildcard) matches is one the history does not keep: the heartbeats and
+// the stats.
+func IsLiveOnly(filter string) bool {
+	if filter == SubjectHeartbeat || filter == SubjectStats {
+		return true
+	}
+	name, ok := strings.CutPrefix(filter, "process.")
+	if !ok {
+		return false
+	}
+	name, ok = strings.CutSuffix(name, ".stats")
+	return ok && name != "" && name != ">" && !strings.Contains(name, ".")
+}
 
 // ProcessEventSubject is process.<name>.<event>.
 func ProcessEventSubject(name, event string) string { return "process." + name + "." + event }

@@ -115,6 +115,10 @@ type NATSConfig struct {
 	StreamMaxAge   time.Duration
 	StreamMaxBytes int64
 	StreamReplicas int
+	// StatsStore keeps the latest stats of each process in the JetStream
+	// KV bucket CORRAL_STATS (key: the process id), when JetStream is
+	// available; the event history never keeps stats. Default false.
+	StatsStore bool
 	// PublishBuffer is how many messages may wait for NATS (for storage,
 	// or for a reconnection) before a child's events wait too. Default
 	// 65536.

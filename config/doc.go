@@ -22,8 +22,8 @@
 //	        log_max_bytes, log_max_files, handshake_timeout
 //	[node.labels]  key = "value" pairs, matched by spawn placement
 //	[nats]  url, listen, jetstream, durable, stream_max_age,
-//	        stream_max_bytes, stream_replicas, publish_buffer, max_payload, insecure,
-//	        creds, nkey, user, password, token, monitor
+//	        stream_max_bytes, stream_replicas, stats_store, publish_buffer,
+//	        max_payload, insecure, creds, nkey, user, password, token, monitor
 //	[[nats.users]]  user, password, nkey, role (the embedded server's users)
 //	[nats.tls]      cert, key, ca, verify
 //	[nats.cluster]  name, listen, routes, user, password (the embedded server joins a NATS cluster)

@@ -72,6 +72,7 @@ var settings = []setting{
 	{"nats.stream_max_age", kindString, DefaultStreamMaxAge},
 	{"nats.stream_max_bytes", kindInt, DefaultStreamMaxBytes},
 	{"nats.stream_replicas", kindInt, DefaultStreamReplicas},
+	{"nats.stats_store", kindBool, false},
 	{"nats.publish_buffer", kindInt, DefaultPublishBuffer},
 	{"nats.max_payload", kindInt, DefaultMaxPayload},
 	{"nats.insecure", kindBool, false},
@@ -481,6 +482,9 @@ func (r layers) nats(n NodeConfig) (NATSConfig, error) {
 	}
 	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
 		return c, r.fail("nats.stream_replicas", fmt.Errorf("%d is out of range (expected 0 for auto, or 1 to 5)", c.StreamReplicas))
+	}
+	if c.StatsStore, err = r.boolean("nats.stats_store"); err != nil {
+		return c, err
 	}
 	if c.PublishBuffer, err = r.integer("nats.publish_buffer"); err != nil {
 		return c, err

@@ -186,9 +186,9 @@ func TestSettings(t *testing.T) {
 				t.Error("JetStream = true")
 			}
 		}},
-		{"event stream and publishing", "[nats]\nurl = \"nats://a:4222\"\ndurable = false\nstream_max_age = \"168h\"\nstream_max_bytes = 10485760\nstream_replicas = 3\npublish_buffer = 1024", nil, func(t *testing.T, c *Config) {
+		{"event stream and publishing", "[nats]\nurl = \"nats://a:4222\"\ndurable = false\nstream_max_age = \"168h\"\nstream_max_bytes = 10485760\nstream_replicas = 3\nstats_store = true\npublish_buffer = 1024", nil, func(t *testing.T, c *Config) {
 			n := c.NATS
-			if n.Durable || n.StreamMaxAge != 168*time.Hour || n.StreamMaxBytes != 10<<20 || n.StreamReplicas != 3 || n.PublishBuffer != 1024 {
+			if n.Durable || n.StreamMaxAge != 168*time.Hour || n.StreamMaxBytes != 10<<20 || n.StreamReplicas != 3 || !n.StatsStore || n.PublishBuffer != 1024 {
 				t.Errorf("NATS = %+v", n)
 			}
 		}},

@@ -66,8 +66,11 @@ type conn struct {
 	// ackAware is set once the child sent any line with an id: only such
 	// children are told about lines too broken to carry one.
 	ackAware bool
-	// scratch is the read loop's reusable payload buffer.
-	scratch []byte
+	// scratch and msgID are the read loop's reusable payload and
+	// message id (<processId>:<id>) buffers.
+	scratch, msgID []byte
+	// dec decodes the read loop's lines, reusing the strings of earlier ones.
+	dec wire.Decoder
 	// rejected counts rejected lines, to rate-limit their logging.
 	rejected int
 }

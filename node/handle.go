@@ -29,7 +29,7 @@ func reject(code, format string, args ...any) error {
 // process) first ends the handshake (conn.go spoken).
 func (c *conn) handle(line []byte) {
 	var msg wire.Message
-	err := wire.Decode(line, &msg)
+	err := c.dec.Decode(line, &msg)
 	if err != nil {
 		var de *wire.DecodeError
 		if errors.As(err, &de) {
@@ -227,8 +227,9 @@ func (c *conn) relayEvent(msg *wire.Message) error {
 		return c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event, Raw: buf})
 	}
 	id := append(json.RawMessage(nil), msg.ID...) // msg.ID aliases the read buffer
+	c.msgID = wire.AppendIDText(append(append(c.msgID[:0], p.id...), ':'), id)
 	err := c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event,
-		MsgID: p.id + ":" + wire.IDText(id), Raw: buf, Done: func(err error) { c.answerLater(id, err) }})
+		MsgID: string(c.msgID), Raw: buf, Done: func(err error) { c.answerLater(id, err) }})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,7 +47,8 @@ type HistoryOptions struct {
 }
 
 // History replays the event history kept in the stream CORRAL_EVENTS (see
-// EnsureStream) and calls fn with each message, in stream order, on the
+// EnsureStream: the lifecycle messages and the children's events, not the
+// heartbeats and stats) and calls fn with each message, in stream order, on the
 // calling goroutine; the events carry Time and Seq. It returns nil when ctx
 // ends or, without Follow, when the replay is done; fn is never called
 // after it returns. OnSubscribed is honoured: fn is called once the
@@ -57,7 +59,8 @@ type HistoryOptions struct {
 // NATS outage from where it stopped.
 //
 // The error wraps ErrNotFound when there is no event history (no node set
-// up the stream) and ErrNoJetStream when the server has no JetStream.
+// up the stream) or subject is one the history does not keep (heartbeats,
+// stats), and ErrNoJetStream when the server has no JetStream.
 func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Event), eopts ...EventsOption) error {
 	var cfg eventsConfig
 	for _, o := range eopts {
@@ -68,6 +71,12 @@ func (c *Control) History(ctx context.Context, opts HistoryOptions, fn func(Even
 		filters = []string{cmp.Or(opts.Subject, bus.SubjectAll)}
 	}
 	subject := strings.Join(filters, ", ") // for errors
+	// Heartbeats and stats are not kept: filters of nothing else are left
+	// out (JetStream refuses some, and the rest would wait for nothing).
+	filters = slices.DeleteFunc(slices.Clone(filters), bus.IsLiveOnly)
+	if len(filters) == 0 {
+		return api.Errorf(ErrNotFound, "cannot replay %s: heartbeats and stats are not kept in the event history, only sent to live subscribers", subject)
+	}
 	reqCtx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	st, err := c.stream(reqCtx)

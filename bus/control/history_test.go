@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,14 @@ func TestHistory(t *testing.T) {
 	if got := replay(control.HistoryOptions{Since: all[2].Time}); len(got) < 2 || got[len(got)-1].Seq != 4 {
 		t.Errorf("history since the third event = %v", got)
 	}
+	// Heartbeats and stats are not kept: asking for them alone is an error
+	// that says so.
+	for _, subject := range []string{bus.SubjectHeartbeat, bus.SubjectStats, "process.enc.stats", "process.*.stats"} {
+		err := ctl.History(ctx, control.HistoryOptions{Subject: subject}, func(control.Event) {})
+		if !errors.Is(err, control.ErrNotFound) || !strings.Contains(err.Error(), "not kept") {
+			t.Errorf("history of %s: %v, want ErrNotFound saying it is not kept", subject, err)
+		}
+	}
 
 	// After a sequence: what follows it, no more, no less; BufferBytes
 	// only bounds the fetching.
@@ -89,7 +99,7 @@ func TestHistory(t *testing.T) {
 	if got := replay(control.HistoryOptions{AfterSeq: 4}); len(got) != 0 {
 		t.Errorf("history after the last seq = %v", got)
 	}
-	if hs, err := ctl.HistoryState(ctx); err != nil || len(hs.Subjects) != 1 || hs.Subjects[0] != bus.SubjectAll || hs.LastSeq != 4 {
+	if hs, err := ctl.HistoryState(ctx); err != nil || !slices.Equal(hs.Subjects, bus.HistorySubjects()) || hs.LastSeq != 4 {
 		t.Errorf("HistoryState = %+v, %v", hs, err)
 	}
 

@@ -2,12 +2,14 @@ package embedded_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
@@ -213,6 +215,57 @@ func TestBadUsersAreRefused(t *testing.T) {
 		_, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", Users: []embedded.User{tc.user}})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.user, err, tc.want)
+		}
+	}
+}
+
+// With users, a node keeps the latest stats (the stats bucket) and a
+// viewer reads them.
+func TestViewerReadsTheLatestStats(t *testing.T) {
+	srv := testnode.StartServerWith(t, embedded.Config{JetStream: true, Users: []embedded.User{
+		{Name: "eve", Password: "eve-secret", Role: bus.RoleViewer},
+	}})
+	spec := testnode.Spec{ID: "n1", JetStream: true, StatsInterval: 50 * time.Millisecond}
+	spec.Service.Relay.StatsStore = true
+	n := testnode.Start(t, srv, spec)
+	ctx := testnode.Context(t)
+	mp, err := n.Ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, errs := asUser(t, srv, "eve", "eve-secret")
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, bus.StatsBucket)
+	if err != nil {
+		t.Fatalf("viewer opening %s: %v", bus.StatsBucket, err)
+	}
+	w, err := kv.Watch(ctx, mp.ID)
+	if err != nil {
+		t.Fatalf("viewer watching %s: %v", bus.StatsBucket, err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				continue // the values there were: maybe none yet
+			}
+			var s api.StatsReport
+			if err := json.Unmarshal(e.Value(), &s); err != nil || s.ProcessID != mp.ID || s.Source != "node" {
+				t.Fatalf("stats of %s: %s (%v)", mp.ID, e.Value(), err)
+			}
+			if err := nc.Publish(bus.StatsKeySubject(mp.ID), []byte(`{}`)); err != nil {
+				t.Fatal(err)
+			}
+			wantRefused(t, errs, "viewer writing stats", bus.StatsKeySubject(mp.ID))
+			return
+		case err := <-errs:
+			t.Fatalf("viewer refused: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("no stats of %s in %s", mp.ID, bus.StatsBucket)
 		}
 	}
 }

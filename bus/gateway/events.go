@@ -252,7 +252,8 @@ func (g *Gateway) startFeed(ctx context.Context, filters []string, from eventsFr
 	stored := state.Subjects
 	// The filters the stream keeps something of come from the stored hub
 	// (and the history); those it does not keep wholly come live too, for
-	// what it does not keep.
+	// what it does not keep. Within its subjects it does not keep
+	// process.<name>.stats (bus.HistorySubjects).
 	var history, live []string
 	for _, flt := range filters {
 		within, overlaps := false, false
@@ -260,10 +261,10 @@ func (g *Gateway) startFeed(ctx context.Context, filters []string, from eventsFr
 			within = within || bus.FilterWithin(flt, p)
 			overlaps = overlaps || bus.SubjectsOverlap(flt, p)
 		}
-		if overlaps {
+		if overlaps && !bus.IsLiveOnly(flt) {
 			history = append(history, flt)
 		}
-		if !within {
+		if !within || bus.SubjectsOverlap(flt, bus.SubjectProcessStats) {
 			live = append(live, flt)
 		}
 	}
@@ -287,6 +288,9 @@ func (g *Gateway) startFeed(ctx context.Context, filters []string, from eventsFr
 	}
 	if len(live) > 0 {
 		isStored := func(subject string) bool {
+			if bus.IsLiveOnly(subject) {
+				return true
+			}
 			for _, p := range stored {
 				if bus.SubjectMatches(p, subject) {
 					return false

@@ -15,6 +15,7 @@ import (
 	"github.com/corral-run/corral/bus/gateway"
 	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testnode"
+	"github.com/corral-run/corral/node"
 )
 
 // publishDemo publishes n events process.demo.tick {"n": from…} on the
@@ -156,6 +157,41 @@ func TestEventsStoredAndLive(t *testing.T) {
 	}
 	if notes := got["process.other.note"]; len(notes) != 1 || notes[0].id != "" || notes[0].data != `{"x":1}` {
 		t.Errorf("live events: %+v", notes)
+	}
+	if e, err := st.read(300 * time.Millisecond); err == nil {
+		t.Errorf("an event more: %+v", e)
+	}
+}
+
+// Heartbeats and stats are not in the history: a stream of everything gets
+// them live (without an id), once each, next to the stored events; the
+// per-process stats too, though the history's subjects take them in.
+func TestEventsHeartbeatsAndStatsLive(t *testing.T) {
+	s := startSite(t, true, gateway.Config{})
+	st := s.openStream(t, "/api/v1/events")
+	st.listening(t)
+	ref := []byte(`{"processId":"proc_a","name":"demo"}`)
+	for _, rep := range []node.Report{
+		{Kind: node.KindHeartbeat, ProcessID: "proc_a", Name: "demo", Raw: ref},
+		{Kind: node.KindStats, ProcessID: "proc_a", Name: "demo", Payload: api.StatsReport{ProcessID: "proc_a", Name: "demo", Source: "node"}},
+	} {
+		if err := s.node.Svc.Publish(rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishDemo(t, s, 0, 1)
+	got := map[string][]sseEvent{}
+	for range 4 {
+		e := st.next(t)
+		got[e.event] = append(got[e.event], e)
+	}
+	for _, subject := range []string{bus.SubjectHeartbeat, bus.SubjectStats, "process.demo.stats"} {
+		if evs := got[subject]; len(evs) != 1 || evs[0].id != "" {
+			t.Errorf("%s: %+v, want it once, live", subject, evs)
+		}
+	}
+	if ticks := got["process.demo.tick"]; len(ticks) != 1 || ticks[0].id == "" {
+		t.Errorf("stored events: %+v", ticks)
 	}
 	if e, err := st.read(300 * time.Millisecond); err == nil {
 		t.Errorf("an event more: %+v", e)

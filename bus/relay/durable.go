@@ -10,9 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/corral-run/corral/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/node"
 )
 
 // A durable event is published to JetStream with a reply subject of its
@@ -27,9 +29,11 @@ import (
 // channels per message: on a loaded node the bookkeeping per event is
 // what the relay adds to JetStream's own work.
 
-// storedEvent is a durable event on its way into the stream.
+// storedEvent is a durable event on its way into the stream. It is
+// reused (storedEvents) once settled: its header and data buffer with it.
 type storedEvent struct {
-	msg      *nats.Msg
+	out      outMsg // the message; its data is data
+	data     []byte // the event's own copy of the payload
 	done     func(error)
 	deadline time.Time // give up on storing it after this
 
@@ -52,11 +56,11 @@ const (
 
 // acker matches the PubAcks to the events waiting for them.
 type acker struct {
-	inbox string // "<inbox>.", the prefix of every reply subject
-	sub   *nats.Subscription
+	inbox   string          // "<inbox>.", the prefix of every reply subject
+	replies *counterStrings // <inbox>.<token>, the token in base 36
+	sub     *nats.Subscription
 
 	mu      sync.Mutex
-	next    uint64
 	waiting map[uint64]*storedEvent // by reply token
 	retries int                     // events in storeRetry
 	wake    chan struct{}           // cap 1: an answer came, or the link changed
@@ -65,10 +69,45 @@ type acker struct {
 // errNoAck is the error of an attempt that got no PubAck in time.
 var errNoAck = errors.New("no PubAck")
 
+var storedEvents = sync.Pool{New: func() any {
+	e := &storedEvent{}
+	e.out.init()
+	return e
+}}
+
+// maxPooledData is the largest payload buffer a settled event keeps for
+// the next one.
+const maxPooledData = 16 << 10
+
+// newStoredEvent returns a durable event for rep, with its own copy of
+// data.
+func (r *Relay) newStoredEvent(subject string, rep *node.Report, data []byte) *storedEvent {
+	e := storedEvents.Get().(*storedEvent)
+	e.data = append(e.data[:0], data...)
+	e.out.set(r.cfg.NodeID, subject, rep, rep.MsgID, e.data)
+	e.done, e.deadline = rep.Done, time.Now().Add(r.cfg.StoreTimeout)
+	return e
+}
+
+// free returns a settled event (one no attempt of which is awaited) to
+// the pool.
+func (e *storedEvent) free() {
+	e.out.clear()
+	if cap(e.data) > maxPooledData {
+		e.data = nil
+	}
+	e.done, e.err, e.token, e.state = nil, nil, 0, storePending
+	storedEvents.Put(e)
+}
+
+// subject is the event's subject.
+func (e *storedEvent) subject() string { return e.out.msg.Subject }
+
 // listen subscribes to the PubAcks.
 func (r *Relay) listen() error {
 	a := &r.acks
 	a.inbox = r.nc.NewInbox() + "."
+	a.replies = &counterStrings{prefix: a.inbox, width: replyTokenLen}
 	sub, err := r.nc.Subscribe(a.inbox+"*", r.onAck)
 	if err != nil {
 		return fmt.Errorf("cannot subscribe to PubAcks: %w", err)
@@ -78,25 +117,31 @@ func (r *Relay) listen() error {
 	return nil
 }
 
+// replyTokenLen is the width of reply tokens (base 36): they wrap after
+// 36^10 attempts.
+const replyTokenLen = 10
+
 // publishDurable publishes a durable event to JetStream and hands it to the
 // collector, which calls done once it is stored. It waits for a slot while
 // Buffer events wait for storage: back-pressure to the child.
-func (r *Relay) publishDurable(m *nats.Msg, done func(error)) error {
+func (r *Relay) publishDurable(e *storedEvent) error {
 	select {
 	case r.slots <- struct{}{}:
 	default:
 		select {
 		case r.slots <- struct{}{}:
 		case <-r.waitCtx.Done():
-			return fmt.Errorf("cannot store event on %s: %w", m.Subject, ErrClosed)
+			err := fmt.Errorf("cannot store event on %s: %w", e.subject(), ErrClosed)
+			e.free()
+			return err
 		}
 	}
-	e := &storedEvent{msg: m, done: done, deadline: time.Now().Add(r.cfg.StoreTimeout)}
 	if err := r.send(r.waitCtx, e); err != nil {
 		<-r.slots
 		if errors.Is(err, nats.ErrConnectionClosed) {
-			r.drop(m.Subject, err)
+			r.drop(e.subject(), err)
 		}
+		e.free()
 		return err
 	}
 	select {
@@ -107,7 +152,9 @@ func (r *Relay) publishDurable(m *nats.Msg, done func(error)) error {
 		// stream de-duplicates.
 		r.acks.forget(e)
 		<-r.slots
-		return fmt.Errorf("cannot store event on %s: %w", m.Subject, ErrClosed)
+		err := fmt.Errorf("cannot store event on %s: %w", e.subject(), ErrClosed)
+		e.free()
+		return err
 	}
 }
 
@@ -116,27 +163,27 @@ func (r *Relay) publishDurable(m *nats.Msg, done func(error)) error {
 func (r *Relay) send(ctx context.Context, e *storedEvent) error {
 	a := &r.acks
 	for {
+		reply, token := a.replies.get()
 		a.mu.Lock()
 		a.detach(e) // a late answer to the last attempt is ignored
-		a.next++
-		e.token, e.sentAt, e.epoch, e.state = a.next, time.Now(), r.link.epoch(), storePending
-		a.waiting[e.token] = e
-		token := e.token
+		e.token, e.sentAt, e.epoch, e.state = token, time.Now(), r.link.epoch(), storePending
+		a.waiting[token] = e
 		a.mu.Unlock()
-		err := r.nc.PublishMsg(&nats.Msg{Subject: e.msg.Subject, Reply: a.inbox + strconv.FormatUint(token, 36),
-			Header: e.msg.Header, Data: e.msg.Data})
+		m := e.out.msg
+		m.Reply = reply
+		err := r.nc.PublishMsg(&m)
 		if err == nil {
 			return nil
 		}
 		a.forget(e)
 		if !errors.Is(err, nats.ErrReconnectBufExceeded) {
-			return fmt.Errorf("cannot publish on %s: %w", e.msg.Subject, err)
+			return fmt.Errorf("cannot publish on %s: %w", e.subject(), err)
 		}
 		if !r.link.wait(ctx) {
 			if ctx.Err() != nil {
-				return fmt.Errorf("cannot publish on %s: %w", e.msg.Subject, ErrClosed)
+				return fmt.Errorf("cannot publish on %s: %w", e.subject(), ErrClosed)
 			}
-			return fmt.Errorf("cannot publish on %s: %w", e.msg.Subject, nats.ErrConnectionClosed)
+			return fmt.Errorf("cannot publish on %s: %w", e.subject(), nats.ErrConnectionClosed)
 		}
 	}
 }
@@ -376,7 +423,7 @@ func (r *Relay) retry(window []*storedEvent, refused bool) {
 			// The server turned out to have no JetStream: the event is
 			// handed to NATS as a plain message, as in non-durable mode.
 			a.forget(e)
-			err := r.publish(e.msg.Subject, e.msg.Header, e.msg.Data, false, true)
+			err := r.publish(&e.out.msg, false, false)
 			a.mu.Lock()
 			e.state, e.err = storeDone, err
 			if err != nil {
@@ -405,30 +452,39 @@ func (r *Relay) fail(e *storedEvent, err error) {
 	e.state, e.err = storeFailed, err
 }
 
-// finish calls an event's done and frees its slot.
+// finish calls an event's done, frees its slot and lets it be reused.
 func (r *Relay) finish(e *storedEvent) {
 	<-r.slots
 	if e.state == storeFailed {
-		e.done(fmt.Errorf("cannot store event %s: %w", e.msg.Header.Get(bus.HeaderMsgID), e.err))
-		return
+		e.done(fmt.Errorf("cannot store event %s: %w", e.out.vals[3], e.err))
+	} else {
+		e.done(nil)
 	}
-	e.done(nil)
+	e.free()
 }
 
 // EnsureStream sets up Config.Stream (see the package function
-// EnsureStream). Once it is there, durable acks are on (when
-// Config.Durable); when the server has no JetStream, they are off.
+// EnsureStream), and the stats bucket with it (Config.StatsStore). Once
+// the stream is there, durable acks are on (when Config.Durable); when the
+// server has no JetStream, they are off.
 // The node calls it at start; the relay calls it again each time the
 // connection comes back. Without Config.Stream it does nothing.
 func (r *Relay) EnsureStream(ctx context.Context) error {
 	if r.cfg.Stream == nil {
 		return nil
 	}
-	_, err := EnsureStream(ctx, r.js, *r.cfg.Stream)
+	st, err := EnsureStream(ctx, r.js, *r.cfg.Stream)
 	switch {
 	case err == nil:
 		if r.cfg.Durable && !r.durable.Swap(true) {
 			r.log.Info("durable events on: a child's ack waits until JetStream stored the event", "stream", bus.StreamName)
+		}
+		if r.cfg.StatsStore {
+			// Without it the history is whole: said, and tried again
+			// with the stream.
+			if err := r.ensureStatsBucket(ctx, st); err != nil {
+				r.log.Warn("the latest stats are not kept", "bucket", bus.StatsBucket, "err", err)
+			}
 		}
 	case errors.Is(err, bus.ErrNoJetStream):
 		if r.durable.Swap(false) {

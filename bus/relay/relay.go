@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
@@ -62,6 +62,10 @@ type Config struct {
 	// EnsureStream and again each time the connection comes back, so a
 	// server that lost its state gets the stream back.
 	Stream *StreamConfig
+	// StatsStore, with Stream, keeps the latest stats of each process in
+	// the KV bucket bus.StatsBucket (key: the process id), which the relay
+	// sets up with the stream; the key is deleted when the process ends.
+	StatsStore bool
 	// Buffer bounds what waits for NATS: events waiting for storage in
 	// durable mode, and messages waiting for a reconnection once nats.go's
 	// own reconnect buffer is full. Past it, Publish blocks for reports
@@ -101,8 +105,12 @@ type Relay struct {
 	log    *slog.Logger
 	link   *link
 
-	durable atomic.Bool
-	dropped atomic.Uint64
+	subjects subjectCache
+	ids      *counterStrings // message ids
+
+	durable    atomic.Bool
+	statsStore atomic.Bool // the stats bucket is set up
+	dropped    atomic.Uint64
 
 	backlog backlog
 	slots   chan struct{}     // one per event waiting for storage
@@ -143,7 +151,7 @@ func New(nc *nats.Conn, cfg Config) *Relay {
 	js, _ := jetstream.New(nc) // without options, New cannot fail
 	r := &Relay{
 		nc: nc, js: js, cfg: cfg, nodeID: []string{cfg.NodeID}, log: cfg.Logger.With("node", cfg.NodeID),
-		link:    newLink(nc),
+		link: newLink(nc), ids: newMsgIDs(),
 		slots:   make(chan struct{}, cfg.Buffer),
 		storing: make(chan *storedEvent, min(cfg.Buffer, storingQueue)),
 		backlog: backlog{limit: cfg.Buffer, wake: make(chan struct{}, 1)}, ensureNow: make(chan struct{}, 1),
@@ -185,37 +193,40 @@ func (r *Relay) Publish(rep node.Report) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
-		r.drop(r.subject(rep), ErrClosed)
-		return fmt.Errorf("cannot publish %s: %w", r.subject(rep), ErrClosed)
+		r.drop(r.subject(&rep), ErrClosed)
+		return fmt.Errorf("cannot publish %s: %w", r.subject(&rep), ErrClosed)
 	}
 	data, copied := rep.Raw, false
 	if data == nil {
 		var err error
 		if data, err = json.Marshal(rep.Payload); err != nil {
-			return fmt.Errorf("cannot encode %s payload: %w", r.subject(rep), err)
+			return fmt.Errorf("cannot encode %s payload: %w", r.subject(&rep), err)
 		}
 		copied = true
 	}
 	paced := fromChild(rep)
 	if rep.Kind == node.KindStats {
 		// The per-name subject first, then the general one, as the original.
-		h := make(nats.Header, 4)
-		r.setHeaders(h, rep, "")
-		if err := r.publish(bus.ProcessStatsSubject(rep.Name), h, data, paced, copied); err != nil {
+		// The history's subjects take in the first one: its header keeps it
+		// out (bus.HistorySubjects).
+		id, _ := r.ids.get()
+		m := r.message(r.subjects.get(rep.Name, statsKey), &rep, id, data, copied)
+		m.Header[bus.HeaderExpectedStream] = []string{bus.LiveOnly}
+		if err := r.publish(m, paced, true); err != nil {
 			return err
 		}
-		h2 := make(nats.Header, 4)
-		r.setHeaders(h2, rep, "")
-		return r.publish(bus.SubjectStats, h2, data, paced, copied)
+		if err := r.publishReport(bus.SubjectStats, &rep, "", data, paced, copied); err != nil {
+			return err
+		}
+		return r.storeStats(&rep, data, paced, copied)
 	}
-	// The header stays on the stack (one allocation less per message):
-	// only a copy outlives Publish (keep).
-	h := make(nats.Header, 4)
-	r.setHeaders(h, rep, rep.MsgID)
+	if rep.Kind == node.KindStopped || rep.Kind == node.KindCrashed {
+		defer r.forgetStats(&rep)
+	}
 	if rep.Done != nil && rep.MsgID != "" && r.durable.Load() {
-		return r.publishDurable(keep(r.subject(rep), h, data, copied), rep.Done)
+		return r.publishDurable(r.newStoredEvent(r.subject(&rep), &rep, data))
 	}
-	if err := r.publish(r.subject(rep), h, data, paced, copied); err != nil {
+	if err := r.publishReport(r.subject(&rep), &rep, rep.MsgID, data, paced, copied); err != nil {
 		return err
 	}
 	if rep.Done != nil {
@@ -239,57 +250,75 @@ func fromChild(rep node.Report) bool {
 	return false
 }
 
-func (r *Relay) subject(rep node.Report) string {
+func (r *Relay) subject(rep *node.Report) string {
 	if rep.Kind == node.KindEvent {
-		return bus.ProcessEventSubject(rep.Name, rep.Event)
+		return r.subjects.get(rep.Name, rep.Event)
 	}
 	return kindSubjects[rep.Kind]
 }
 
-// setHeaders sets the Corral-* headers and Nats-Msg-Id (made up when
-// msgID is empty).
-func (r *Relay) setHeaders(h nats.Header, rep node.Report, msgID string) {
+// publishReport publishes a report on subject with its headers, msgID
+// (made up when empty) as its Nats-Msg-Id. owned says data is the
+// message's own, not the caller's buffer.
+func (r *Relay) publishReport(subject string, rep *node.Report, msgID string, data []byte, paced, owned bool) error {
 	if msgID == "" {
-		msgID = nuid.Next()
+		msgID, _ = r.ids.get()
 	}
+	if rep.ProcessID == "" {
+		return r.publish(r.message(subject, rep, msgID, data, owned), paced, true)
+	}
+	o := r.newOutMsg(subject, rep, msgID, data)
+	defer o.free()
+	return r.publish(&o.msg, paced, false) // o is reused
+}
+
+// message returns a message of its own for a report (one that outlives
+// Publish), with the Corral-* headers (those of a process only when rep
+// is about one) and msgID; its data is a copy unless owned.
+func (r *Relay) message(subject string, rep *node.Report, msgID string, data []byte, owned bool) *nats.Msg {
+	h := make(nats.Header, 5)
 	h[bus.HeaderNode] = r.nodeID
 	if rep.ProcessID != "" {
 		h[bus.HeaderProcessID] = []string{rep.ProcessID}
 		h[bus.HeaderProcessName] = []string{rep.Name}
 	}
 	h[bus.HeaderMsgID] = []string{msgID}
+	if !owned {
+		data = bytes.Clone(data)
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: data}
 }
 
 // publish hands a message to NATS, or to the backlog while NATS is away
 // and its reconnect buffer is full (or the backlog is not empty: order is
-// kept). owned says data is the message's own, not the caller's buffer.
-func (r *Relay) publish(subject string, h nats.Header, data []byte, paced, owned bool) error {
+// kept). A message the backlog keeps is copied (keep) unless owned: a
+// message of its own, not reused, whose data is not the caller's buffer.
+func (r *Relay) publish(m *nats.Msg, paced, owned bool) error {
 	if r.backlog.busy.Load() == 0 {
-		err := r.nc.PublishMsg(&nats.Msg{Subject: subject, Header: h, Data: data})
+		err := r.nc.PublishMsg(m)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, nats.ErrConnectionClosed):
-			r.drop(subject, err)
-			return fmt.Errorf("cannot publish on %s: %w", subject, err)
+			r.drop(m.Subject, err)
+			return fmt.Errorf("cannot publish on %s: %w", m.Subject, err)
 		case !errors.Is(err, nats.ErrReconnectBufExceeded):
-			return fmt.Errorf("cannot publish on %s: %w", subject, err)
+			return fmt.Errorf("cannot publish on %s: %w", m.Subject, err)
 		}
 	}
-	return r.enqueue(keep(subject, h, data, owned), paced)
+	if !owned {
+		m = keep(m)
+	}
+	return r.enqueue(m, paced)
 }
 
-// keep returns a message that outlives Publish: its own header and, unless
-// owned, its own data (Raw is only valid during Publish).
-func keep(subject string, h nats.Header, data []byte, owned bool) *nats.Msg {
-	m := &nats.Msg{Subject: subject, Header: make(nats.Header, len(h)), Data: data}
-	for k, v := range h {
-		m.Header[k] = v
+// keep returns a copy of m that outlives Publish: its own header and data.
+func keep(m *nats.Msg) *nats.Msg {
+	c := &nats.Msg{Subject: m.Subject, Header: make(nats.Header, len(m.Header)), Data: bytes.Clone(m.Data)}
+	for k, v := range m.Header {
+		c.Header[k] = slices.Clone(v)
 	}
-	if !owned {
-		m.Data = bytes.Clone(data)
-	}
-	return m
+	return c
 }
 
 // drop counts a lost message and logs it: the first ten, then one in a

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func TestEnsureStreamIsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := st.CachedInfo().Config
-		if c.Name != bus.StreamName || len(c.Subjects) != 1 || c.Subjects[0] != bus.SubjectAll || c.Storage != jetstream.FileStorage ||
+		if c.Name != bus.StreamName || !slices.Equal(c.Subjects, bus.HistorySubjects()) || c.Storage != jetstream.FileStorage ||
 			c.MaxAge != time.Hour || c.MaxBytes != 1<<20 || c.Duplicates != bus.DuplicateWindow || c.Replicas != 1 {
 			t.Errorf("stream config = %+v", c)
 		}

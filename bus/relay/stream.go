@@ -26,8 +26,9 @@ type StreamConfig struct {
 	Replicas int
 }
 
-// EnsureStream creates the event stream CORRAL_EVENTS (subjects
-// process.>, file storage, limits from cfg, de-duplicated by Nats-Msg-Id),
+// EnsureStream creates the event stream CORRAL_EVENTS (the lifecycle
+// messages and children's events of process.>, bus.HistorySubjects; file
+// storage, limits from cfg, de-duplicated by Nats-Msg-Id),
 // or updates it to cfg when it exists. It is idempotent: every node calls it
 // at start. It first waits for JetStream (WaitJetStream), and asks again
 // when a request gets no answer, until ctx ends. When the server has no
@@ -67,8 +68,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	}
 	sc := jetstream.StreamConfig{
 		Name:        bus.StreamName,
-		Description: "Corral event history: everything published on process.>",
-		Subjects:    []string{bus.SubjectAll},
+		Description: "Corral event history: the lifecycle messages and children's events of process.> (heartbeats and stats are live only)",
+		Subjects:    bus.HistorySubjects(),
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,

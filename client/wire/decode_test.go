@@ -3,6 +3,9 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,6 +50,17 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+func TestTimestamps(t *testing.T) {
+	for _, ts := range []string{"0", "1738712345801", "999999999999999", "1000000000000000", "-5", "1.5", "1e3", "12345678901234567890", "1e400"} {
+		var m Message
+		err := Decode([]byte(`{"type":"heartbeat","processId":"p","timestamp":`+ts+`}`), &m)
+		want, werr := strconv.ParseFloat(ts, 64)
+		if (err != nil) != (werr != nil) || err == nil && m.Timestamp != want {
+			t.Errorf("timestamp %s: %v %v, strconv %v %v", ts, m.Timestamp, err, want, werr)
+		}
+	}
+}
+
 func TestReplies(t *testing.T) {
 	if got := string(AppendAck(nil, json.RawMessage(`"x"`))); got != "{\"type\":\"ack\",\"id\":\"x\"}\n" {
 		t.Errorf("ack %q", got)
@@ -83,9 +97,12 @@ func TestObjectKeys(t *testing.T) {
 }
 
 func TestIDText(t *testing.T) {
-	for raw, want := range map[string]string{`"abc"`: "abc", `12`: "12", `"a\"b"`: `a"b`} {
+	for raw, want := range map[string]string{`"abc"`: "abc", `12`: "12", `"a\"b"`: `a"b`, `""`: "", `"\u00e9t\u00e9"`: "été", `-1.5e3`: "-1.5e3"} {
 		if got := IDText(json.RawMessage(raw)); got != want {
 			t.Errorf("IDText(%s) = %q, want %q", raw, got, want)
+		}
+		if got := string(AppendIDText([]byte("p:"), json.RawMessage(raw))); got != "p:"+want {
+			t.Errorf("AppendIDText(%s) = %q, want %q", raw, got, "p:"+want)
 		}
 	}
 }
@@ -179,4 +196,99 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 			t.Fatalf("data %s, encoding/json %s", m.Data, d)
 		}
 	})
+}
+
+// A Decoder decodes a sequence of lines as Decode decodes each, whatever
+// strings it keeps from earlier lines.
+func TestDecoderMatchesDecode(t *testing.T) {
+	lines := []string{
+		`{"type":"event","event":"progress","data":{"percent":1},"processId":"p1","timestamp":1}`,
+		`{"type":"event","event":"progress","data":{"percent":2},"processId":"p1","timestamp":2,"id":3}`,
+		`{"type":"event","event":"done","processId":"p2","timestamp":3}`,
+		`{"type":"heartbeat","processId":"p1","timestamp":4}`,
+		`{"type":"event","event":"pro\u0067ress","processId":"p\u0031","timestamp":5}`,
+		`{"type":"later","processId":"p1","timestamp":6}`,
+		`{"type":"event","event":"progress","processId":"p1","timestamp":"x"}`,
+	}
+	for i := range 2 * maxEventNames { // more names than it keeps
+		lines = append(lines, fmt.Sprintf(`{"type":"event","event":"e%d","processId":"p1","timestamp":7}`, i%(maxEventNames+8)))
+	}
+	var d Decoder
+	for _, line := range lines {
+		var got, want Message
+		gotErr, wantErr := d.Decode([]byte(line), &got), Decode([]byte(line), &want)
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: Decoder %+v %v, Decode %+v %v", line, got, gotErr, want, wantErr)
+		}
+	}
+	if len(d.events) > maxEventNames {
+		t.Errorf("the decoder keeps %d event names, more than %d", len(d.events), maxEventNames)
+	}
+}
+
+// Once it has seen a child's process id and event names, a Decoder
+// allocates nothing for the child's usual lines.
+func TestDecoderReusesStrings(t *testing.T) {
+	lines := [][]byte{
+		[]byte(`{"type":"event","event":"progress","data":{"percent":50,"fps":30},"processId":"proc_a","timestamp":1738712345801,"id":"00000012"}`),
+		[]byte(`{"type":"event","event":"complete","data":{},"processId":"proc_a","timestamp":1738712345801}`),
+		[]byte(`{"type":"heartbeat","processId":"proc_a","timestamp":1738712345801}`),
+	}
+	var d Decoder
+	var m Message
+	for _, line := range lines {
+		if err := d.Decode(line, &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, line := range lines {
+			_ = d.Decode(line, &m)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations for %d lines", allocs, len(lines))
+	}
+}
+
+func TestValidJSONDeepNesting(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{
+		{strings.Repeat("[", 5000) + strings.Repeat("]", 5000), true},
+		{`{"a":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, false}, // deeper than encoding/json follows
+		{strings.Repeat("[", 999) + strings.Repeat("]", 998), false},
+	} {
+		if got := validJSON([]byte(tc.line)); got != tc.want || got != json.Valid([]byte(tc.line)) {
+			t.Errorf("validJSON(%d bytes) = %v, want %v (json.Valid %v)", len(tc.line), got, tc.want, json.Valid([]byte(tc.line)))
+		}
+	}
+}
+
+// FuzzValidJSON checks the fast validity check against json.Valid.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"a":[1,-0.5e+3,true,false,null,"\u00e9\n"]}`, `01`, `-`, `1.`, `1e`, `"\x01"`, `"\u12"`, ` {} `, `{} {}`,
+		`[1,]`, `{"a" 1}`, `"\/"`, "\xef\xbb\xbf{}", `-0`, `0.0e-0`, `1E5`, `{"a":1,}`, `[`, `]`, `tru`, `nul`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkDecoder(b *testing.B) {
+	line := []byte(`{"type":"event","event":"progress","processId":"proc_y1lh8i24ssmypvha","timestamp":1738712345801,"data":{"k":"00000012","t":"1738712345801000000","pad":"xxxxxxxxxxxxxxxxxxxxxx"},"id":"00000012"}`)
+	var d Decoder
+	var m Message
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Decode(line, &m); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

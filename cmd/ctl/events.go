@@ -31,6 +31,8 @@ sends every few seconds.
 
 With --since or --process it first replays the history the nodes keep in the
 JetStream stream CORRAL_EVENTS, then follows new events as they are stored.
+The history holds the lifecycle messages and the children's events, not the
+heartbeats and stats: those only come live.
 Replayed lines start with the time the event was stored; with --json they
 carry "time" and "seq" (the stream sequence). --process keeps only the events
 of one process: its whole stored history, or from --since on.`,

@@ -1,16 +1,20 @@
 package daemon_test
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
@@ -18,11 +22,12 @@ import (
 	"github.com/corral-run/corral/internal/daemon"
 	"github.com/corral-run/corral/internal/testcert"
 	"github.com/corral-run/corral/internal/testchild"
+	"github.com/corral-run/corral/internal/testnode"
 )
 
 // benchNode starts a quiet node with a "sleeper" definition (sleep 600)
-// and a "relay" one (this binary as a proxy child, to write lines as a
-// child: only a child may speak on its socket), without JetStream.
+// and a "relay" one (this binary as an emitter child, which writes events
+// as the benchmark commands), without JetStream.
 func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) { return benchNodeWith(b, false, false) }
 
 // benchNodeWith starts the bench node, with JetStream (durable events, the
@@ -30,6 +35,14 @@ func benchNode(b *testing.B) (*daemon.Daemon, *nats.Conn) { return benchNodeWith
 // has users and TLS, and the benchmark's client is an operator over TLS
 // with a CA made for the run.
 func benchNodeWith(b *testing.B, jetstream, secure bool) (*daemon.Daemon, *nats.Conn) {
+	d, nc, _ := benchNodeOpts(b, jetstream, secure)
+	return d, nc
+}
+
+// benchNodeOpts is benchNodeWith, and also returns the options the raw
+// NATS clients of the benchmark connect with (secure: a user of role node,
+// which may publish and subscribe on corral.>).
+func benchNodeOpts(b *testing.B, jetstream, secure bool) (*daemon.Daemon, *nats.Conn, []nats.Option) {
 	b.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -54,8 +67,8 @@ stop_timeout = "1s"
 [processes.relay.env]
 %s = %q
 %s = %q
-`, testchild.ShortTempDir(b), jetstream, exe, testchild.EnvRole, testchild.RoleProxy, testchild.EnvCtrl, benchCtrl(b).Env()[testchild.EnvCtrl])
-	var opts []nats.Option
+`, testchild.ShortTempDir(b), jetstream, exe, testchild.EnvRole, testchild.RoleEmitter, testchild.EnvCtrl, benchCtrl(b).Env()[testchild.EnvCtrl])
+	var opts, rawOpts []nats.Option
 	if secure {
 		ca := testcert.New(b)
 		cert, key := ca.Issue(b, "bench")
@@ -64,11 +77,16 @@ stop_timeout = "1s"
 user = "ops"
 password = "bench-secret"
 role = "operator"
+[[nats.users]]
+user = "raw"
+password = "bench-secret"
+role = "node"
 [nats.tls]
 cert = %q
 key = %q
 `, cert, key)
 		opts = append(opts, nats.UserInfo("ops", "bench-secret"), nats.RootCAs(ca.Cert), nats.CustomInboxPrefix(bus.InboxPrefix("ops")))
+		rawOpts = append(rawOpts, nats.UserInfo("raw", "bench-secret"), nats.RootCAs(ca.Cert))
 	}
 	d := startDaemon(b, parseConfig(b, toml), quiet)
 	nc, err := nats.Connect(d.ClientURL(), opts...)
@@ -76,13 +94,13 @@ key = %q
 		b.Fatal(err)
 	}
 	b.Cleanup(nc.Close)
-	return d, nc
+	return d, nc, rawOpts
 }
 
-// benchCtrls are the control sockets of the bench nodes' proxy children.
+// benchCtrls are the control sockets of the bench nodes' children.
 var benchCtrls = map[testing.TB]*testchild.Ctrl{}
 
-// benchCtrl is b's control socket for proxy children.
+// benchCtrl is b's control socket for emitter children.
 func benchCtrl(b *testing.B) *testchild.Ctrl {
 	if c := benchCtrls[b]; c != nil {
 		return c
@@ -93,11 +111,42 @@ func benchCtrl(b *testing.B) *testchild.Ctrl {
 	return c
 }
 
-// BenchmarkRelay measures child → node → NATS subscriber throughput: the
-// benchmark writes event lines through a real process's child (a proxy
-// to its socket); a separate NATS client counts what arrives. In the durable
-// case (JetStream on, the default) every line has an id and its ack comes
-// once the stream stored the event.
+// Shape of the relay benchmarks (the figures of issue 14): four children,
+// events whose payload on NATS is 128 bytes (testchild.EmitterPayload),
+// and at most 256 events in flight per child when each waits for its acks.
+const (
+	benchChildren  = 4
+	benchAckWindow = 256
+)
+
+// spawnEmitters spawns n emitter children ("relay") and returns their
+// control connections.
+func spawnEmitters(b *testing.B, nc *nats.Conn, n int) []*testchild.Peer {
+	b.Helper()
+	peers := make([]*testchild.Peer, n)
+	for i := range peers {
+		if _, err := control.New(nc).Spawn(context.Background(), "", "relay", api.SpawnRequest{}); err != nil {
+			b.Fatal(err)
+		}
+		peers[i] = benchCtrl(b).Accept()
+	}
+	return peers
+}
+
+// BenchmarkRelay measures child → node → NATS subscriber throughput: four
+// emitter children write event lines as fast as the node takes them, and a
+// separate NATS client counts what arrives on NATS. With acks each child
+// keeps at most benchAckWindow events unanswered; in the durable cases
+// (JetStream on, the default) an ack comes once the stream stored the
+// event, and the case also measures raw JetStream: one publisher storing
+// as many messages of the same size, with a Nats-Msg-Id each, at most as
+// many unacknowledged as the children together. cpu-µs/event is the CPU time of this process (the node, its
+// NATS server and the subscriber; not the children) per event: less
+// sensitive than the rate to whatever else runs on the machine. Each case
+// first measures raw NATS on the same server (the same
+// number of messages, one publisher and one subscriber, payloads of the
+// same size) and reports both and their ratio: the machine is shared, so
+// only figures of the same run compare.
 func BenchmarkRelay(b *testing.B) {
 	for _, bc := range []struct {
 		name                      string
@@ -106,17 +155,18 @@ func BenchmarkRelay(b *testing.B) {
 		{"fire-and-forget", false, false, false}, {"acked", true, false, false}, {"durable-acked", true, true, false},
 		{"fire-and-forget-tls-users", false, false, true}, {"durable-acked-tls-users", true, true, true},
 	} {
-		withAcks := bc.withAcks
 		b.Run(bc.name, func(b *testing.B) {
-			d, nc := benchNodeWith(b, bc.durable, bc.secure)
+			d, nc, rawOpts := benchNodeOpts(b, bc.durable, bc.secure)
 			if bc.durable && !nodeDurable(b, nc) {
 				b.Fatal("the node is not durable")
 			}
-			mp, err := control.New(nc).Spawn(context.Background(), "", "relay", api.SpawnRequest{})
-			if err != nil {
-				b.Fatal(err)
+			peers := spawnEmitters(b, nc, benchChildren)
+			raw := rawPubSub(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N, nil)
+			rawHeaders := rawPubSub(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N, corralHeaders(peers[0].ProcessID))
+			rawJS := 0.0
+			if bc.durable {
+				rawJS = rawJetStream(b, d.ClientURL(), rawOpts, testchild.EmitterPayload, b.N, benchChildren*benchAckWindow)
 			}
-			conn := benchCtrl(b).Accept()
 			var got atomic.Int64
 			done := make(chan struct{})
 			target := int64(b.N)
@@ -130,48 +180,128 @@ func BenchmarkRelay(b *testing.B) {
 			}
 			_ = sub.SetPendingLimits(-1, -1)
 			_ = nc.Flush()
-			acks := make(chan int, 1)
-			if withAcks {
-				go func() {
-					r := bufio.NewReaderSize(conn, 64<<10)
-					n := 0
-					for n < b.N {
-						if _, err := r.ReadSlice('\n'); err != nil {
-							break
-						}
-						n++
-					}
-					acks <- n
-				}()
+			window := 0
+			if bc.withAcks {
+				window = benchAckWindow
 			}
-			w := bufio.NewWriterSize(conn, 64<<10)
-			_ = d
 			b.ResetTimer()
-			start := time.Now()
-			for i := 0; i < b.N; i++ {
-				if withAcks {
-					fmt.Fprintf(w, `{"type":"event","event":"progress","data":{"percent":%d,"fps":30},"processId":%q,"timestamp":1738712345801,"id":%d}`+"\n", i%100, mp.ID, i)
-				} else {
-					fmt.Fprintf(w, `{"type":"event","event":"progress","data":{"percent":%d,"fps":30},"processId":%q,"timestamp":1738712345801}`+"\n", i%100, mp.ID)
-				}
+			start, cpu0 := time.Now(), cpuTime()
+			for i, p := range peers {
+				n := b.N/benchChildren + btoi(i < b.N%benchChildren)
+				p.Send(fmt.Sprintf("flood %d progress %d", n, window))
 			}
-			if err := w.Flush(); err != nil {
-				b.Fatal(err)
+			for _, p := range peers {
+				if answer := p.ReadLine(); answer != "done" {
+					b.Fatalf("emitter: %s", answer)
+				}
 			}
 			select {
 			case <-done:
 			case <-time.After(2 * time.Minute):
 				b.Fatalf("received %d of %d events", got.Load(), b.N)
 			}
-			if withAcks {
-				if n := <-acks; n != b.N {
-					b.Fatalf("%d acks for %d events", n, b.N)
-				}
-			}
+			elapsed, cpu := time.Since(start), cpuTime()-cpu0
 			b.StopTimer()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			relayRate := float64(b.N) / elapsed.Seconds()
+			b.ReportMetric(relayRate, "events/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/1000/float64(b.N), "cpu-µs/event")
+			b.ReportMetric(raw, "raw-NATS-msg/s")
+			b.ReportMetric(100*relayRate/raw, "%-of-raw")
+			b.ReportMetric(rawHeaders, "raw-NATS-with-headers-msg/s")
+			if bc.durable {
+				b.ReportMetric(rawJS, "raw-JetStream-msg/s")
+			}
 		})
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// corralHeaders are headers like those of a relayed event (DESIGN.md:
+// Corral-Node, Corral-Process-Id, Corral-Process-Name, Nats-Msg-Id).
+func corralHeaders(processID string) nats.Header {
+	return nats.Header{bus.HeaderNode: {"bench"}, bus.HeaderProcessID: {processID}, bus.HeaderProcessName: {"relay"},
+		bus.HeaderMsgID: {"k6pRhxBvLqFz000000000a"}}
+}
+
+// rawSubject is where the raw NATS measurements publish: no stream keeps
+// it.
+const rawSubject = "corral.bench.raw"
+
+// rawPubSub measures raw NATS on the server at url: a publisher publishes
+// n messages of size bytes on one subject, with header h (none when nil),
+// and a subscriber (a connection of its own, like the relay benchmark's)
+// counts them as they arrive. It returns messages per second, first
+// publish to last receipt.
+func rawPubSub(b *testing.B, url string, opts []nats.Option, size, n int, h nats.Header) float64 {
+	b.Helper()
+	pub, sub := testnode.Connect(b, url, opts...), testnode.Connect(b, url, opts...)
+	var got atomic.Int64
+	done := make(chan struct{})
+	s, err := sub.Subscribe(rawSubject, func(*nats.Msg) {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Unsubscribe()
+	_ = s.SetPendingLimits(-1, -1)
+	if err := sub.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	m := &nats.Msg{Subject: rawSubject, Data: bytes.Repeat([]byte("x"), size), Header: h}
+	start := time.Now()
+	for range n {
+		if err := pub.PublishMsg(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("raw NATS: received %d of %d", got.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// rawJetStream measures raw JetStream on the server at url: one publisher
+// stores n messages of size bytes, each with a Nats-Msg-Id, in a file
+// stream of its own (as the event stream is), with at most window
+// waiting for their PubAck. It returns messages per second, first publish
+// to last PubAck.
+func rawJetStream(b *testing.B, url string, opts []nats.Option, size, n, window int) float64 {
+	b.Helper()
+	js, err := jetstream.New(testnode.Connect(b, url, opts...), jetstream.WithPublishAsyncMaxPending(window))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{rawSubject + ".js"},
+		Storage: jetstream.FileStorage, Duplicates: bus.DuplicateWindow}); err != nil {
+		b.Fatal(err)
+	}
+	defer js.DeleteStream(ctx, "BENCH_RAW")
+	payload := bytes.Repeat([]byte("x"), size)
+	prefix := nuid.Next() + "-"
+	start := time.Now()
+	for i := range n {
+		if _, err := js.PublishAsync(rawSubject+".js", payload, jetstream.WithMsgID(prefix+strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("raw JetStream: %d of %d not acknowledged", js.PublishAsyncPending(), n)
+	}
+	return float64(n) / time.Since(start).Seconds()
 }
 
 // nodeDurable asks the node whether its acks wait for storage.
@@ -183,58 +313,89 @@ func nodeDurable(b *testing.B, nc *nats.Conn) bool {
 	return nodes[0].Durable
 }
 
-// BenchmarkRelayLatency paces events at 10 k/s and reports the child-write
-// to subscriber-receive latency percentiles.
+// latencyRate is the pace of the latency benchmark: 10 k events a second,
+// 10 every millisecond (the rate without a spinning sender stealing one of
+// the two cores).
+const latencyRate = 10_000
+
+// BenchmarkRelayLatency has one emitter child write events at 10 k/s, each
+// carrying its send time, and reports the child-write to
+// subscriber-receive latency percentiles; then the same for raw NATS
+// (publish to receipt, payloads of the same size, same pace) on the same
+// server.
 func BenchmarkRelayLatency(b *testing.B) {
-	_, nc := benchNode(b)
-	mp, err := control.New(nc).Spawn(context.Background(), "", "relay", api.SpawnRequest{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn := benchCtrl(b).Accept()
-	const rate = 10_000
+	d, nc := benchNode(b)
+	p := spawnEmitters(b, nc, 1)[0]
 	n := max(b.N, 20_000)
-	sent := make([]int64, n)
+	b.ResetTimer()
+	relay := latencies(b, nc, "process.relay.tick", n, func() {
+		p.Send(fmt.Sprintf("paced %d tick %d", n, latencyRate))
+		if answer := p.ReadLine(); answer != "done" {
+			b.Fatalf("emitter: %s", answer)
+		}
+	})
+	b.StopTimer()
+	pub := testnode.Connect(b, d.ClientURL())
+	raw := latencies(b, nc, rawSubject, n, func() {
+		payload := bytes.Repeat([]byte("x"), testchild.EmitterPayload)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < n; {
+			<-tick.C
+			for j := 0; j < latencyRate/1000 && i < n; j, i = j+1, i+1 {
+				copy(payload[5:], fmt.Appendf(payload[5:5], `"t":"%019d"`, time.Now().UnixNano()))
+				if err := pub.Publish(rawSubject, payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.ReportMetric(pct(relay, 0.50), "p50-µs")
+	b.ReportMetric(pct(relay, 0.99), "p99-µs")
+	b.ReportMetric(pct(relay, 0.999), "p99.9-µs")
+	b.ReportMetric(pct(raw, 0.50), "raw-p50-µs")
+	b.ReportMetric(pct(raw, 0.99), "raw-p99-µs")
+}
+
+// latencies subscribes to subject, runs send (which publishes n messages
+// whose payloads carry their send time, see testchild.EmitterSentAt),
+// waits for them and returns their latencies, sorted.
+func latencies(b *testing.B, nc *nats.Conn, subject string, n int, send func()) []time.Duration {
+	b.Helper()
 	lat := make([]time.Duration, 0, n)
 	done := make(chan struct{})
-	var seq atomic.Int64
-	_, err = nc.Subscribe("process.relay.tick", func(m *nats.Msg) {
-		i := seq.Add(1) - 1
-		lat = append(lat, time.Duration(time.Now().UnixNano()-atomic.LoadInt64(&sent[i])))
-		if int(i) == n-1 {
+	var bad atomic.Int64
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		at, ok := testchild.EmitterSentAt(m.Data)
+		if !ok {
+			bad.Add(1)
+		}
+		lat = append(lat, time.Since(at))
+		if len(lat) == n {
 			close(done)
 		}
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer sub.Unsubscribe()
 	_ = nc.Flush()
-	b.ResetTimer()
-	// 10 events every millisecond: the rate without a spinning sender
-	// stealing one of the two cores.
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for i := 0; i < n; {
-		<-tick.C
-		for j := 0; j < rate/1000 && i < n; j, i = j+1, i+1 {
-			line := fmt.Sprintf(`{"type":"event","event":"tick","data":{"i":%d},"processId":%q,"timestamp":1}`+"\n", i, mp.ID)
-			atomic.StoreInt64(&sent[i], time.Now().UnixNano())
-			if _, err := conn.Write([]byte(line)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	send()
 	select {
 	case <-done:
 	case <-time.After(time.Minute):
-		b.Fatal("events missing")
+		b.Fatalf("%s: messages missing", subject)
 	}
-	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(pct(0.999), "p99.9-µs")
+	if bad.Load() > 0 {
+		b.Fatalf("%s: %d messages without a send time", subject, bad.Load())
+	}
+	slices.Sort(lat)
+	return lat
+}
+
+// pct is the p quantile of sorted latencies, in µs.
+func pct(sorted []time.Duration, p float64) float64 {
+	return float64(sorted[int(p*float64(len(sorted)-1))].Nanoseconds()) / 1000
 }
 
 // BenchmarkSpawn measures spawn over NATS (request to reply, child

@@ -12,7 +12,8 @@ import (
 
 // relayConfig is how the node publishes: with JetStream available
 // (embedded with jetstream on, or an external server, which may have it),
-// every process.> message is kept in the stream CORRAL_EVENTS and, in
+// every lifecycle message and child event is kept in the stream
+// CORRAL_EVENTS (bus.HistorySubjects) and, in
 // durable mode, a child's ack of an event waits until it is stored.
 func relayConfig(cfg *config.Config) relay.Config {
 	n := cfg.NATS
@@ -25,7 +26,7 @@ func relayConfig(cfg *config.Config) relay.Config {
 		// and is the relay's to make.
 		replicas = bus.AutoReplicas(clusterConfig(n).Members())
 	}
-	return relay.Config{Durable: n.Durable, Buffer: n.PublishBuffer,
+	return relay.Config{Durable: n.Durable, Buffer: n.PublishBuffer, StatsStore: n.StatsStore,
 		Stream: &relay.StreamConfig{MaxAge: n.StreamMaxAge, MaxBytes: n.StreamMaxBytes, Replicas: replicas}}
 }
 

@@ -115,6 +115,8 @@ func run(role string) int {
 		return 0
 	case RoleProxy:
 		return proxy()
+	case RoleEmitter:
+		return emitter()
 	case RoleClient:
 		return clientRole()
 	case RoleSleepExit:
@@ -172,25 +174,11 @@ func waitSignal(sigs ...os.Signal) {
 func proxy() int {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM)
-	var node net.Conn
-	var err error
-	if path := os.Getenv("DONKEYLABS_SOCKET_PATH"); path != "" {
-		node, err = net.Dial("unix", path)
-	} else {
-		node, err = net.Dial("tcp", "127.0.0.1:"+os.Getenv("DONKEYLABS_TCP_PORT"))
-	}
+	node, ctrl, err := dialNodeAndTest()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cannot dial node:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctrl, err := net.Dial("unix", os.Getenv(EnvCtrl))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cannot dial test:", err)
-		return 1
-	}
-	// First line to the test: the child's view of its environment.
-	fmt.Fprintf(ctrl, "%s\t%s\t%s\t%s\n", os.Getenv("DONKEYLABS_PROCESS_ID"), os.Getenv("DONKEYLABS_METADATA"),
-		os.Getenv("DONKEYLABS_SOCKET_PATH")+os.Getenv("DONKEYLABS_TCP_PORT"), os.Getenv("CORRAL_TEST_EXTRA"))
 	done := make(chan struct{}, 2)
 	go func() { _, _ = io.Copy(node, bufio.NewReader(ctrl)); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(ctrl, node); done <- struct{}{} }()
@@ -200,6 +188,28 @@ func proxy() int {
 	case <-done:
 		return 0
 	}
+}
+
+// dialNodeAndTest connects to the node's socket (unix or tcp, as the
+// environment says) and to the test's control socket, and tells the test
+// the child's view of its environment (its first line, see Ctrl.Accept).
+func dialNodeAndTest() (node, ctrl net.Conn, err error) {
+	if path := os.Getenv("DONKEYLABS_SOCKET_PATH"); path != "" {
+		node, err = net.Dial("unix", path)
+	} else {
+		node, err = net.Dial("tcp", "127.0.0.1:"+os.Getenv("DONKEYLABS_TCP_PORT"))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot dial node: %w", err)
+	}
+	ctrl, err = net.Dial("unix", os.Getenv(EnvCtrl))
+	if err != nil {
+		node.Close()
+		return nil, nil, fmt.Errorf("cannot dial test: %w", err)
+	}
+	_, err = fmt.Fprintf(ctrl, "%s\t%s\t%s\t%s\n", os.Getenv("DONKEYLABS_PROCESS_ID"), os.Getenv("DONKEYLABS_METADATA"),
+		os.Getenv("DONKEYLABS_SOCKET_PATH")+os.Getenv("DONKEYLABS_TCP_PORT"), os.Getenv("CORRAL_TEST_EXTRA"))
+	return node, ctrl, err
 }
 
 func clientRole() int {

@@ -80,7 +80,9 @@ type Spec struct {
 	// ID, HeartbeatInterval defaults to 100ms, Logger to the test's output.
 	Service service.Config
 	// JetStream: the node keeps its events in the stream (durable acks)
-	// and its record in the node registry; the server must have JetStream.
+	// and its record in the node registry (and, with
+	// Service.Relay.StatsStore, the latest stats); the server must have
+	// JetStream.
 	JetStream bool
 	// StatsInterval is the supervisor's sampling interval (default 5s).
 	StatsInterval time.Duration
@@ -122,7 +124,7 @@ func Start(t testing.TB, srv *embedded.Server, spec Spec) *Node {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
 	if spec.JetStream {
-		cfg.Relay = relay.Config{Durable: true, Stream: &relay.StreamConfig{}}
+		cfg.Relay = relay.Config{Durable: true, Stream: &relay.StreamConfig{}, StatsStore: cfg.Relay.StatsStore}
 		cfg.Registry = &registry.Config{}
 	}
 	svc := service.New(nc, cfg)
@@ -169,7 +171,7 @@ func Start(t testing.TB, srv *embedded.Server, spec Spec) *Node {
 	if err := svc.Serve(sup); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := srv.Connect(spec.ID + " control") // in process, as the node's own user when the server has users
+	cc, err := srv.Connect(spec.ID + " control") // as the node's own user when the server has users
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,66 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/node"
+)
+
+// The latest stats of each process (Config.StatsStore): a KV bucket of
+// one value per process, in memory (a sample is worth keeping only until
+// the next one), which the relay writes with plain publishes on the key's
+// subject, as kv.Put would but without waiting for the PubAck.
+
+// maxStatsBytes bounds the stats bucket: a sample is a few hundred bytes.
+const maxStatsBytes = 64 << 20
+
+// ensureStatsBucket sets up the stats bucket with the event stream's
+// replicas and age limit (entries of processes whose end was missed
+// expire with it).
+func (r *Relay) ensureStatsBucket(ctx context.Context, st jetstream.Stream) error {
+	c := st.CachedInfo().Config
+	_, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bus.StatsBucket,
+		Description: "Corral: the latest stats of each process, key its id ([nats] stats_store)",
+		History:     1, TTL: c.MaxAge, MaxBytes: maxStatsBytes, Storage: jetstream.MemoryStorage, Replicas: c.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot set up bucket %s: %w", bus.StatsBucket, err)
+	}
+	if !r.statsStore.Swap(true) {
+		r.log.Info("the latest stats of each process are kept", "bucket", bus.StatsBucket)
+	}
+	return nil
+}
+
+// storeStats writes a stats report as its process's latest.
+func (r *Relay) storeStats(rep *node.Report, data []byte, paced, owned bool) error {
+	if !r.statsStore.Load() || rep.ProcessID == "" {
+		return nil
+	}
+	if !owned {
+		data = bytes.Clone(data)
+	}
+	return r.publish(&nats.Msg{Subject: bus.StatsKeySubject(rep.ProcessID), Data: data}, paced, true)
+}
+
+// kvOperation is the KV header that marks a deleted key (as kv.Delete
+// writes it).
+const kvOperation = "KV-Operation"
+
+// forgetStats deletes an ended process's key.
+func (r *Relay) forgetStats(rep *node.Report) {
+	if !r.statsStore.Load() || rep.ProcessID == "" {
+		return
+	}
+	m := &nats.Msg{Subject: bus.StatsKeySubject(rep.ProcessID), Header: nats.Header{kvOperation: []string{"DEL"}}}
+	if err := r.publish(m, false, true); err != nil {
+		r.log.Warn("cannot delete the stats of an ended process", "process", rep.ProcessID, "err", err)
+	}
+}
