@@ -36,6 +36,17 @@ func StatsKeySubject(processID string) string { return "$KV." + StatsBucket + ".
 // longer than this, so its own retries never outlive the window.
 const DuplicateWindow = 2 * time.Minute
 
+// StopWatch stops a KV watcher without waiting for the server. Stopping
+// deletes the watcher's consumer with a JetStream API request that can
+// wait seconds for an answer when the cluster has lost its quorum, as it
+// does while nodes shut down together; the watcher stops receiving at
+// once either way, and the server drops an ephemeral consumer nobody
+// listens to on its own. The request ends with its timeout or when the
+// connection closes.
+func StopWatch(w jetstream.KeyWatcher) {
+	go func() { _ = w.Stop() }()
+}
+
 // ErrNoJetStream says the NATS server has no JetStream (or not for this
 // account), so there is no event history and no durable event.
 var ErrNoJetStream = errors.New("JetStream is not available")

@@ -282,9 +282,16 @@ func (n *node) stop(t testing.TB) {
 		select {
 		case <-n.exited:
 		case <-time.After(waitExit):
-			n.cmd.Process.Kill()
-			<-n.exited
-			t.Errorf("corrald still running %v after SIGTERM; killed it", waitExit)
+			// SIGQUIT has the Go runtime write every goroutine's stack to
+			// the log: where the shutdown hangs.
+			_ = n.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-n.exited:
+			case <-time.After(2 * time.Second):
+				n.cmd.Process.Kill()
+				<-n.exited
+			}
+			t.Errorf("corrald still running %v after SIGTERM; sent SIGQUIT (its goroutines are in its log)", waitExit)
 			return
 		}
 		if code := n.cmd.ProcessState.ExitCode(); code != 0 {

@@ -382,7 +382,7 @@ func (m *Manager) followDesired(kv jetstream.KeyValue) {
 				m.Poke()
 			}
 		})
-		_ = w.Stop()
+		bus.StopWatch(w)
 	}
 }
 
@@ -416,7 +416,7 @@ func (m *Manager) watch(kv jetstream.KeyValue, filter string, fn func(jetstream.
 			continue
 		}
 		m.drain(w, fn)
-		_ = w.Stop()
+		bus.StopWatch(w)
 	}
 }
 

@@ -85,7 +85,7 @@ func read(ctx context.Context, kv jetstream.KeyValue) (api.DesiredState, error) 
 	if err != nil {
 		return out, fmt.Errorf("cannot read the desired state: %w", err)
 	}
-	defer w.Stop()
+	defer bus.StopWatch(w)
 	for {
 		select {
 		case e, ok := <-w.Updates():

@@ -171,7 +171,7 @@ func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
 	if err != nil {
 		return err
 	}
-	defer w.Stop()
+	defer bus.StopWatch(w)
 	initial := true // until the watcher says the current values are in
 	for {
 		select {

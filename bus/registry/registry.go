@@ -203,7 +203,7 @@ func readKeys(ctx context.Context, kv jetstream.KeyValue, filter string, fn func
 	if err != nil {
 		return fmt.Errorf("cannot read node registry: %w", err)
 	}
-	defer w.Stop()
+	defer bus.StopWatch(w)
 	for {
 		select {
 		case e, ok := <-w.Updates():
