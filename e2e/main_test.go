@@ -111,6 +111,7 @@ type node struct {
 	dataDir string
 	logPath string   // corrald's stdout and stderr
 	ctlArgs []string // what corralctl needs besides --server: credentials, TLS
+	fab     *fabric  // when set, corrald and corralctl run in its namespace n.id
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once cmd.Wait has returned
 
@@ -198,7 +199,8 @@ func (n *node) run(t testing.TB, env []string) {
 		t.Fatal(err)
 	}
 	defer logFile.Close() // corrald has its own copy
-	n.cmd = exec.Command(bin("corrald"), "--config", n.cfgPath)
+	argv := n.argv(bin("corrald"), "--config", n.cfgPath)
+	n.cmd = exec.Command(argv[0], argv[1:]...)
 	n.cmd.Dir = workDir
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	n.cmd.Env = env
@@ -215,6 +217,15 @@ func (n *node) run(t testing.TB, env []string) {
 			n.dumpLogs(t)
 		}
 	})
+}
+
+// argv is the command line that runs a program where the node runs
+// (inside its namespace, on a fabric).
+func (n *node) argv(name string, args ...string) []string {
+	if n.fab != nil {
+		return n.fab.argv(n.id, name, args...)
+	}
+	return append([]string{name}, args...)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -315,7 +326,8 @@ func (n *node) runCtl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	all := append(append([]string{"--server", n.url}, n.ctlArgs...), args...)
-	cmd := exec.CommandContext(ctx, bin("corralctl"), all...)
+	argv := n.argv(bin("corralctl"), all...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = programEnv()
@@ -410,9 +422,9 @@ type events struct {
 	more chan struct{} // closed (and replaced) when a message arrives
 }
 
-func watch(t testing.TB, url string) *events {
+func watch(t testing.TB, url string, opts ...nats.Option) *events {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.Name("e2e"))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("e2e")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
