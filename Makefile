@@ -30,6 +30,15 @@ test: vet
 test-partition:
 	CORRAL_PARTITION=1 $(GO) test -count=1 -timeout 5m -run '^TestPartition$$' -v ./e2e/
 
+# The chaos test: three nodes, about 300 children emitting acked events,
+# random kill -9 of nodes and children (and NATS servers with
+# CHAOS_MODE=external) for CHAOS_DURATION, then checks and a summary table.
+CHAOS_DURATION ?= 5m
+CHAOS_MODE     ?= embedded
+chaos:
+	CORRAL_CHAOS=1 CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_MODE=$(CHAOS_MODE) \
+		$(GO) test -count=1 -timeout 90m -run '^TestChaos$$' -v ./e2e/
+
 vet:
 	$(GO) vet $(PKGS)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

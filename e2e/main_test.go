@@ -112,6 +112,7 @@ type node struct {
 	logPath string   // corrald's stdout and stderr
 	ctlArgs []string // what corralctl needs besides --server: credentials, TLS
 	fab     *fabric  // when set, corrald and corralctl run in its namespace n.id
+	quiet   bool     // a failed test does not print its logs (the chaos test keeps them)
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once cmd.Wait has returned
 
@@ -213,7 +214,7 @@ func (n *node) run(t testing.TB, env []string) {
 	}()
 	t.Cleanup(func() {
 		n.stop(t)
-		if t.Failed() {
+		if t.Failed() && !n.quiet {
 			n.dumpLogs(t)
 		}
 	})
