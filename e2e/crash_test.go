@@ -101,7 +101,8 @@ func acked(t testing.TB, dir, id string) []int {
 	}
 	var seqs []int
 	for _, l := range strings.Split(string(b), "\n") {
-		if n, err := strconv.Atoi(l); err == nil {
+		seq, _, _ := strings.Cut(l, " ") // "<seq> <unix ms>"
+		if n, err := strconv.Atoi(seq); err == nil {
 			seqs = append(seqs, n)
 		}
 	}

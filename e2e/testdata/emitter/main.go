@@ -1,7 +1,8 @@
 // Command emitter is a test worker: it emits "tick" events {seq} with acks,
-// a few hundred a second, and appends the seq of every acked event to
-// $EMITTER_DIR/<processId>.acked, so a test can check that every acked event
-// was stored exactly once, across a node crash. SIGTERM: flush, disconnect,
+// a few hundred a second, and appends the seq of every acked event, and
+// when it was acked (unix milliseconds), to $EMITTER_DIR/<processId>.acked
+// ("<seq> <ms>" a line), so a test can check that every acked event was
+// stored exactly once, across a node crash. SIGTERM: flush, disconnect,
 // exit 0.
 //
 // Optional settings, for the partition and chaos tests:
@@ -67,7 +68,7 @@ func main() {
 			fmt.Fprintf(nacked, "%d\n", seq)
 			continue
 		}
-		fmt.Fprintf(f, "%d\n", seq)
+		fmt.Fprintf(f, "%d %d\n", seq, time.Now().UnixMilli())
 		select {
 		case <-time.After(interval):
 		case <-ctx.Done():
