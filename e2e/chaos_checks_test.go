@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/corral-run/corral/internal/await"
@@ -62,11 +63,11 @@ func (r *chaosReport) print(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(w, "  %s, examples:\n", row.check)
-		for _, e := range row.examples[:min(len(row.examples), 5)] {
+		for _, e := range row.examples[:min(len(row.examples), 10)] {
 			fmt.Fprintln(w, "    "+e)
 		}
-		if len(row.examples) > 5 {
-			fmt.Fprintf(w, "    … and %d more\n", len(row.examples)-5)
+		if len(row.examples) > 10 {
+			fmt.Fprintf(w, "    … and %d more\n", len(row.examples)-10)
 		}
 	}
 	fmt.Fprintln(w)
@@ -167,6 +168,11 @@ func (c *chaos) check() *chaosReport {
 	r.add("acked events lost", fmt.Sprintf("%d of %d", len(lost), acks), "0", len(lost) == 0, c.explainLost(lost, lives)...)
 	r.add("events stored twice", strconv.Itoa(len(dup)), "0", len(dup) == 0, dup...)
 	r.head = append(r.head, c.stalls(lives)...)
+
+	// The nodes stop as an operator stops them.
+	stopped, notes := c.stopNodes()
+	r.add("nodes stopped cleanly (SIGTERM: exit 0 within 10s)", fmt.Sprintf("%d of %d", stopped, len(c.nodes)),
+		fmt.Sprint(len(c.nodes)), stopped == len(c.nodes), notes...)
 	r.head = append(r.head, "logs: "+c.dir)
 	return r
 }
@@ -669,4 +675,35 @@ func (c *chaos) stalls(lives []nodeLife) []string {
 	out = append(out, fmt.Sprintf("children that waited more than 10 s for an ack (they emit one event a second): %d; the longest wait %v (%s)",
 		waited, longest.Round(time.Millisecond), who))
 	return out
+}
+
+// stopNodes stops every node with SIGTERM, as the tests' cleanup would, but
+// reports instead of failing: how many exited 0 within 10 s, and what the
+// others did, with the last line of their logs.
+func (c *chaos) stopNodes() (int, []string) {
+	ok := 0
+	var notes []string
+	for _, n := range c.nodes {
+		n.stopOnce.Do(func() {
+			start := time.Now()
+			_ = n.cmd.Process.Signal(syscall.SIGTERM)
+			var note string
+			select {
+			case <-n.exited:
+				if code := n.cmd.ProcessState.ExitCode(); code == 0 {
+					ok++
+					return
+				}
+				note = fmt.Sprintf("%s: %v after %v", n.id, n.cmd.ProcessState, time.Since(start).Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				_ = n.cmd.Process.Kill()
+				<-n.exited
+				note = fmt.Sprintf("%s: still running 10s after SIGTERM (killed)", n.id)
+			}
+			b, _ := os.ReadFile(n.logPath)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			notes = append(notes, note+"; its log ends: "+lines[len(lines)-1])
+		})
+	}
+	return ok, notes
 }
