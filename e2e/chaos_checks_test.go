@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/corral-run/corral/internal/await"
@@ -678,44 +676,6 @@ func (c *chaos) stalls(lives []nodeLife) []string {
 	return out
 }
 
-// stopNodes stops every node with SIGTERM, all at once (one by one, the
-// last would stop without a JetStream quorum), as the tests' cleanup
-// would, but reports instead of failing: how many exited 0 within 10 s,
-// and what the others did, with the last line of their logs.
-func (c *chaos) stopNodes() (int, []string) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	ok := 0
-	var notes []string
-	for _, n := range c.nodes {
-		wg.Go(func() {
-			n.stopOnce.Do(func() {
-				start := time.Now()
-				_ = n.cmd.Process.Signal(syscall.SIGTERM)
-				var note string
-				select {
-				case <-n.exited:
-					if code := n.cmd.ProcessState.ExitCode(); code == 0 {
-						mu.Lock()
-						ok++
-						mu.Unlock()
-						return
-					}
-					note = fmt.Sprintf("%s: %v after %v", n.id, n.cmd.ProcessState, time.Since(start).Round(time.Millisecond))
-				case <-time.After(10 * time.Second):
-					_ = n.cmd.Process.Kill()
-					<-n.exited
-					note = fmt.Sprintf("%s: still running 10s after SIGTERM (killed)", n.id)
-				}
-				b, _ := os.ReadFile(n.logPath)
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				mu.Lock()
-				notes = append(notes, note+"; its log ends: "+lines[len(lines)-1])
-				mu.Unlock()
-			})
-		})
-	}
-	wg.Wait()
-	sort.Strings(notes)
-	return ok, notes
-}
+// stopNodes stops every node as the tests' cleanup would, but reports
+// instead of failing.
+func (c *chaos) stopNodes() (int, []string) { return stopTogether(c.nodes) }

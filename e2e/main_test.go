@@ -309,6 +309,56 @@ func (n *node) stop(t testing.TB) {
 	})
 }
 
+// stopTogether stops nodes with SIGTERM, all at once (one by one, the
+// last of a cluster would stop without a JetStream quorum), as stop does,
+// but reports instead of failing: how many exited 0 within waitExit, and
+// what the others did, with the line of their logs that tells why (the
+// relay's last "sending again", or the last line).
+func stopTogether(nodes []*node) (int, []string) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ok := 0
+	var notes []string
+	for _, n := range nodes {
+		wg.Go(func() {
+			n.stopOnce.Do(func() {
+				start := time.Now()
+				_ = n.cmd.Process.Signal(syscall.SIGTERM)
+				var note string
+				select {
+				case <-n.exited:
+					if code := n.cmd.ProcessState.ExitCode(); code == 0 {
+						mu.Lock()
+						ok++
+						mu.Unlock()
+						return
+					}
+					note = fmt.Sprintf("%s: %v after %v", n.id, n.cmd.ProcessState, time.Since(start).Round(time.Millisecond))
+				case <-time.After(waitExit):
+					_ = n.cmd.Process.Kill()
+					<-n.exited
+					note = fmt.Sprintf("%s: still running %v after SIGTERM (killed)", n.id, waitExit)
+				}
+				b, _ := os.ReadFile(n.logPath)
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				why := lines[len(lines)-1]
+				for i := len(lines) - 1; i >= 0; i-- {
+					if strings.Contains(lines[i], "sending again events not confirmed stored") {
+						why = lines[i]
+						break
+					}
+				}
+				mu.Lock()
+				notes = append(notes, note+"; its log says: "+why)
+				mu.Unlock()
+			})
+		})
+	}
+	wg.Wait()
+	slices.Sort(notes)
+	return ok, notes
+}
+
 func (n *node) dumpLogs(t testing.TB) {
 	if b, err := os.ReadFile(n.logPath); err == nil {
 		t.Logf("corrald output:\n%s", b)

@@ -129,7 +129,9 @@ func removeNamespaces(t testing.TB, match func(string) bool) {
 		}
 		if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
 			for _, p := range strings.Fields(string(pids)) {
-				if pid, err := strconv.Atoi(p); err == nil {
+				// Never this process: a thread of its may be in there
+				// dialing (nsDialer).
+				if pid, err := strconv.Atoi(p); err == nil && pid != os.Getpid() {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}
@@ -151,9 +153,10 @@ func (f *fabric) dialer(id string) nats.Option {
 }
 
 // nsDialer dials from inside a network namespace: on a thread of its own,
-// moved into the namespace and never used again (its goroutine ends
-// locked to it, so the runtime retires the thread). A socket belongs to
-// the namespace it was made in, whatever thread uses it afterwards.
+// moved into the namespace for the dial and back afterwards. A socket
+// belongs to the namespace it was made in, whatever thread uses it
+// afterwards. A thread that cannot be moved back stays locked to its
+// goroutine, which ends, so the runtime retires it.
 type nsDialer struct{ path string }
 
 func (d nsDialer) Dial(network, address string) (net.Conn, error) {
@@ -163,18 +166,29 @@ func (d nsDialer) Dial(network, address string) (net.Conn, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: see nsDialer
-		f, err := os.Open(d.path)
+		runtime.LockOSThread()
+		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 		if err != nil {
 			ch <- result{err: err}
 			return
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		defer home.Close()
+		target, err := os.Open(d.path)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{err: err}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("cannot enter %s: %w", d.path, err)}
 			return
 		}
 		c, err := net.DialTimeout(network, address, 2*time.Second)
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
 		ch <- result{c, err}
 	}()
 	r := <-ch

@@ -221,6 +221,10 @@ func TestPartition(t *testing.T) {
 			t.Errorf("emitter %s on %s: %d acked events lost, %d stored twice", p.ID, p.Node, lostN, dup)
 		}
 	}
+	// The nodes stop cleanly.
+	if stopped, notes := stopTogether(nodes); stopped != len(nodes) {
+		t.Errorf("%d of %d nodes stopped cleanly (exit 0 within %v of SIGTERM):\n%s", stopped, len(nodes), waitExit, strings.Join(notes, "\n"))
+	}
 	t.Logf("FIGURE %d acked events from %d emitters, each stored once; loss declared in %v, converged in %v after the heal",
 		total, len(emitters), lossTook.Round(time.Millisecond), convergeTook.Round(time.Millisecond))
 }
