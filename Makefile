@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 CONFIG   ?= config.example.toml
 
-.PHONY: all build run test bench fuzz vet fmt clean
+.PHONY: all build run test test-partition chaos bench fuzz vet fmt clean
 
 all: build
 
@@ -24,6 +24,20 @@ run: build
 # Every test, with the race detector. Tests build what they need themselves.
 test: vet
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+
+# The partition test: three nodes, each in a network namespace of its own
+# behind a bridge, one cut off and healed (root and iproute2 needed).
+test-partition:
+	CORRAL_PARTITION=1 $(GO) test -count=1 -timeout 5m -run '^TestPartition$$' -v ./e2e/
+
+# The chaos test: three nodes, about 300 children emitting acked events,
+# random kill -9 of nodes and children (and NATS servers with
+# CHAOS_MODE=external) for CHAOS_DURATION, then checks and a summary table.
+CHAOS_DURATION ?= 5m
+CHAOS_MODE     ?= embedded
+chaos:
+	CORRAL_CHAOS=1 CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_MODE=$(CHAOS_MODE) \
+		$(GO) test -count=1 -timeout 90m -run '^TestChaos$$' -v ./e2e/
 
 vet:
 	$(GO) vet $(PKGS)

@@ -101,7 +101,8 @@ func acked(t testing.TB, dir, id string) []int {
 	}
 	var seqs []int
 	for _, l := range strings.Split(string(b), "\n") {
-		if n, err := strconv.Atoi(l); err == nil {
+		seq, _, _ := strings.Cut(l, " ") // "<seq> <unix ms>"
+		if n, err := strconv.Atoi(seq); err == nil {
 			seqs = append(seqs, n)
 		}
 	}
@@ -116,7 +117,7 @@ func waitAcked(t testing.TB, dir, id string, n int) {
 }
 
 // storedTicks counts, per process and seq, the tick events in CORRAL_EVENTS.
-func storedTicks(t testing.TB, url string) map[string]map[int]int {
+func storedTicks(t testing.TB, url string, opts ...nats.Option) map[string]map[int]int {
 	t.Helper()
 	out := map[string]map[int]int{}
 	readStream(t, url, "process.emitter.tick", func(m jetstream.Msg) {
@@ -132,7 +133,7 @@ func storedTicks(t testing.TB, url string) map[string]map[int]int {
 			out[ev.ProcessID] = map[int]int{}
 		}
 		out[ev.ProcessID][ev.Seq]++
-	})
+	}, opts...)
 	return out
 }
 
@@ -143,9 +144,9 @@ func storedSubjectCount(t testing.TB, url, subject string) int {
 }
 
 // readStream calls fn for every message of CORRAL_EVENTS on subject.
-func readStream(t testing.TB, url, subject string, fn func(jetstream.Msg)) {
+func readStream(t testing.TB, url, subject string, fn func(jetstream.Msg), opts ...nats.Option) {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func readStream(t testing.TB, url, subject string, fn func(jetstream.Msg)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, "CORRAL_EVENTS")
 	if err != nil {
@@ -168,15 +169,45 @@ func readStream(t testing.TB, url, subject string, fn func(jetstream.Msg)) {
 	if total == 0 {
 		return
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for read := uint64(0); read < total; read++ {
-		m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
-		if err != nil {
-			t.Fatalf("read %d of %d messages on %s: %v", read, total, subject, err)
+	// One ephemeral pull consumer, read in batches. A read can fail while
+	// the stream's leader moves (after a node loss or a partition): it
+	// goes on from the next sequence on a new consumer, for as long as ctx
+	// lasts.
+	var next uint64 // the stream sequence to read from; 0: the start
+	for read := uint64(0); read < total; {
+		cfg := jetstream.ConsumerConfig{FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy,
+			InactiveThreshold: time.Minute, MemoryStorage: true, Replicas: 1}
+		if next > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, next
 		}
-		fn(m)
+		cons, err := st.CreateConsumer(ctx, cfg)
+		for err == nil && read < total {
+			var batch jetstream.MessageBatch
+			if batch, err = cons.Fetch(int(min(total-read, 1000)), jetstream.FetchMaxWait(5*time.Second)); err != nil {
+				break
+			}
+			n := 0
+			for m := range batch.Messages() {
+				if md, merr := m.Metadata(); merr == nil {
+					next = md.Sequence.Stream + 1
+				}
+				fn(m)
+				read++
+				n++
+			}
+			if err = batch.Error(); err == nil && n == 0 {
+				err = fmt.Errorf("no message within 5 s")
+			}
+		}
+		if cons != nil {
+			_ = st.DeleteConsumer(ctx, cons.CachedInfo().Name)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("read %d of %d messages on %s: %v", read, total, subject, err)
+			}
+			t.Logf("reading %s again from sequence %d after %d of %d: %v", subject, next, read, total, err)
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
 }

@@ -111,6 +111,8 @@ type node struct {
 	dataDir string
 	logPath string   // corrald's stdout and stderr
 	ctlArgs []string // what corralctl needs besides --server: credentials, TLS
+	fab     *fabric  // when set, corrald and corralctl run in its namespace n.id
+	quiet   bool     // a failed test does not print its logs (the chaos test keeps them)
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once cmd.Wait has returned
 
@@ -198,7 +200,8 @@ func (n *node) run(t testing.TB, env []string) {
 		t.Fatal(err)
 	}
 	defer logFile.Close() // corrald has its own copy
-	n.cmd = exec.Command(bin("corrald"), "--config", n.cfgPath)
+	argv := n.argv(bin("corrald"), "--config", n.cfgPath)
+	n.cmd = exec.Command(argv[0], argv[1:]...)
 	n.cmd.Dir = workDir
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	n.cmd.Env = env
@@ -211,10 +214,19 @@ func (n *node) run(t testing.TB, env []string) {
 	}()
 	t.Cleanup(func() {
 		n.stop(t)
-		if t.Failed() {
+		if t.Failed() && !n.quiet {
 			n.dumpLogs(t)
 		}
 	})
+}
+
+// argv is the command line that runs a program where the node runs
+// (inside its namespace, on a fabric).
+func (n *node) argv(name string, args ...string) []string {
+	if n.fab != nil {
+		return n.fab.argv(n.id, name, args...)
+	}
+	return append([]string{name}, args...)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -304,6 +316,56 @@ func (n *node) stop(t testing.TB) {
 	})
 }
 
+// stopTogether stops nodes with SIGTERM, all at once (one by one, the
+// last of a cluster would stop without a JetStream quorum), as stop does,
+// but reports instead of failing: how many exited 0 within waitExit, and
+// what the others did, with the line of their logs that tells why (the
+// relay's last "sending again", or the last line).
+func stopTogether(nodes []*node) (int, []string) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ok := 0
+	var notes []string
+	for _, n := range nodes {
+		wg.Go(func() {
+			n.stopOnce.Do(func() {
+				start := time.Now()
+				_ = n.cmd.Process.Signal(syscall.SIGTERM)
+				var note string
+				select {
+				case <-n.exited:
+					if code := n.cmd.ProcessState.ExitCode(); code == 0 {
+						mu.Lock()
+						ok++
+						mu.Unlock()
+						return
+					}
+					note = fmt.Sprintf("%s: %v after %v", n.id, n.cmd.ProcessState, time.Since(start).Round(time.Millisecond))
+				case <-time.After(waitExit):
+					_ = n.cmd.Process.Kill()
+					<-n.exited
+					note = fmt.Sprintf("%s: still running %v after SIGTERM (killed)", n.id, waitExit)
+				}
+				b, _ := os.ReadFile(n.logPath)
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				why := lines[len(lines)-1]
+				for i := len(lines) - 1; i >= 0; i-- {
+					if strings.Contains(lines[i], "sending again events not confirmed stored") {
+						why = lines[i]
+						break
+					}
+				}
+				mu.Lock()
+				notes = append(notes, note+"; its log says: "+why)
+				mu.Unlock()
+			})
+		})
+	}
+	wg.Wait()
+	slices.Sort(notes)
+	return ok, notes
+}
+
 func (n *node) dumpLogs(t testing.TB) {
 	if b, err := os.ReadFile(n.logPath); err == nil {
 		t.Logf("corrald output:\n%s", b)
@@ -322,7 +384,8 @@ func (n *node) runCtl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	all := append(append([]string{"--server", n.url}, n.ctlArgs...), args...)
-	cmd := exec.CommandContext(ctx, bin("corralctl"), all...)
+	argv := n.argv(bin("corralctl"), all...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = programEnv()
@@ -417,9 +480,9 @@ type events struct {
 	more chan struct{} // closed (and replaced) when a message arrives
 }
 
-func watch(t testing.TB, url string) *events {
+func watch(t testing.TB, url string, opts ...nats.Option) *events {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.Name("e2e"))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("e2e")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -566,9 +566,11 @@ func (s *Service) handleRegistry(r micro.Request) {
 	_ = r.RespondJSON(view)
 }
 
-// Info describes this node.
+// Info describes this node, as its heartbeat does: with whether it is
+// isolated (it sees fewer than half of the nodes it knows).
 func (s *Service) Info() api.NodeInfo {
 	info, _ := s.snapshot()
+	info.Isolated = s.presence.Isolated()
 	return info
 }
 

@@ -13,7 +13,10 @@ func (a *app) nodesCmd() *cobra.Command {
 		Short: "List the nodes of the cluster, alive and gone",
 		Long: `Nodes lists every node: those that answer, with what they say of
 themselves, and those that are gone (STATE gone: they missed three
-heartbeats and do not answer), with their last heartbeat. Gone nodes are
+heartbeats and do not answer), with their last heartbeat, and those that
+are isolated (STATE isolated: a node that sees fewer than half of the
+nodes it knows, cut off by a partition; it keeps its children running and
+declares no node lost). Gone nodes are
 known from the node registry, which needs JetStream; without it only the
 nodes that answer are listed.
 

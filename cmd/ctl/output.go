@@ -191,9 +191,15 @@ func printNodes(w io.Writer, nodes []api.NodeInfo, now time.Time) error {
 		if n.Gone || n.StartedAt.IsZero() {
 			up = "-"
 		}
-		if n.Gone {
+		switch {
+		case n.Gone:
 			state = "gone"
-		} else if n.Host != nil {
+		case n.Isolated:
+			// It sees fewer than half of the nodes it knows: a partition
+			// cut it off, and it declares no node lost.
+			state = "isolated"
+		}
+		if !n.Gone && n.Host != nil {
 			cpu = strconv.FormatFloat(n.Host.CPUPercent, 'f', 1, 64)
 			mem = humanBytes(float64(n.Host.MemUsedBytes)) + "/" + humanBytes(float64(n.Host.MemTotalBytes))
 		}
