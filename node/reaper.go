@@ -17,12 +17,15 @@ import (
 // in wait. Re-adopted processes are not the node's children: they are
 // watched through a pidfd (adopt.go).
 //
-// A pass costs one wait4 per running child; SIGCHLDs that arrive during a
-// pass are folded into the next one, so a burst of exits costs a few
-// passes, not one per exit.
+// A SIGCHLD costs one wait4 per running child; SIGCHLDs that arrive during
+// a pass are folded into the next one, so a burst of exits costs a few
+// passes, not one per exit. A child just registered is looked at on its own
+// (it may have exited before it was registered), so a spawn costs one
+// wait4, not one per running child.
 type reaper struct {
 	mu      sync.Mutex
 	waiting map[int]chan<- exitStatus // guarded by mu
+	fresh   []int                     // registered since the last look; guarded by mu
 
 	sigs chan os.Signal
 	wake chan struct{} // a pid was added: it may have exited already
@@ -58,6 +61,7 @@ func (r *reaper) watch(pid int) <-chan exitStatus {
 	ch := make(chan exitStatus, 1)
 	r.mu.Lock()
 	r.waiting[pid] = ch
+	r.fresh = append(r.fresh, pid)
 	r.mu.Unlock()
 	select { // its SIGCHLD may have come before it was registered
 	case r.wake <- struct{}{}:
@@ -100,19 +104,26 @@ func (r *reaper) run() {
 		case <-r.stop:
 			return
 		case <-r.sigs:
+			r.pass(true)
 		case <-r.wake:
+			r.pass(false)
 		}
-		r.pass()
 	}
 }
 
-// pass reaps every registered child that has exited.
-func (r *reaper) pass() {
+// pass reaps the registered children that have exited: all of them, or
+// only those registered since the last pass.
+func (r *reaper) pass(all bool) {
 	r.mu.Lock()
 	r.pids = r.pids[:0]
-	for pid := range r.waiting {
-		r.pids = append(r.pids, pid)
+	if all {
+		for pid := range r.waiting {
+			r.pids = append(r.pids, pid)
+		}
+	} else {
+		r.pids = append(r.pids, r.fresh...)
 	}
+	r.fresh = r.fresh[:0]
 	r.mu.Unlock()
 	for _, pid := range r.pids {
 		var ex exitStatus
