@@ -262,7 +262,9 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 		if r, ok := reg.records[id]; ok && !r.Info.Lost && r.Info.ID == id && now.Sub(r.At) < registry.GoneAfter(r.Info.IntervalMs) {
 			info := r.Info
 			info.LastSeen = r.At
+			imu.Lock() // the requests started below write infos meanwhile
 			infos[id] = info
+			imu.Unlock()
 			continue
 		}
 		wg.Go(func() {
