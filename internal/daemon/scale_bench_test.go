@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -215,8 +216,10 @@ func BenchmarkControlPlane100(b *testing.B) {
 func BenchmarkThreeNodes3000(b *testing.B) {
 	const total = 3000
 	urls := startServerCluster(b)
-	for i := range 3 {
-		scaleNode(b, urls, fmt.Sprintf("t%d", i), fmt.Sprintf("zone = \"z%d\"", i), time.Second)
+	const beat = time.Second
+	nodes := make([]*daemon.Daemon, 3)
+	for i := range nodes {
+		nodes[i] = scaleNode(b, urls, fmt.Sprintf("t%d", i), fmt.Sprintf("zone = \"z%d\"", i), beat)
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","))
 	if err != nil {
@@ -260,9 +263,38 @@ func BenchmarkThreeNodes3000(b *testing.B) {
 		b.ReportMetric(float64(percentile(took, 0.5).Microseconds())/1000, "p50-ms")
 		b.ReportMetric(spawnRate, "spawns/s")
 	})
+
+	// The loss of a node that runs about 1,000 processes (the bound: 3
+	// heartbeats + 0.5 s), measured once.
+	var lossOnce sync.Once
+	var loss time.Duration
+	var lostProcs int
+	b.Run("loss", func(b *testing.B) {
+		lossOnce.Do(func() {
+			lostProcs = len(nodes[2].Supervisor().GetAll())
+			sub, err := nc.SubscribeSync(bus.SubjectNodeLost)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			nodes[2].Conn().Close() // the node vanishes from the bus, as in a crash
+			died := time.Now()
+			if _, err := sub.NextMsg(3*beat + 10*time.Second); err != nil {
+				b.Fatal("no process.node_lost:", err)
+			}
+			loss = time.Since(died)
+		})
+		for b.Loop() {
+		}
+		b.ReportMetric(float64(loss.Milliseconds()), "loss-ms")
+		b.ReportMetric(float64(lostProcs), "procs-on-lost-node")
+	})
+	// t2 is gone from the bus: its children are stopped with it (cleanup).
 	stopCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if _, err := ctl.StopAll(stopCtx, "", ""); err != nil {
+	if _, err := ctl.StopAll(stopCtx, "", ""); err != nil && !errors.Is(err, control.ErrUnreachable) {
 		b.Fatal(err)
 	}
 }
