@@ -177,6 +177,9 @@ func New(nc *nats.Conn, cfg Config) *Relay {
 		}
 	}
 	r.durable.Store(cfg.Durable)
+	if cfg.Durable {
+		r.log.Info("durable events on: a child's ack waits until JetStream stored the event", "stream", bus.StreamName)
+	}
 	r.waitCtx, r.stopWaiting = context.WithCancel(context.Background())
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	statuses := nc.StatusChanged()
