@@ -636,6 +636,7 @@ func (r *Relay) EnsureStream(ctx context.Context) error {
 		if r.cfg.Durable && !r.durable.Swap(true) {
 			r.log.Info("durable events on: a child's ack waits until JetStream stored the event", "stream", bus.StreamName)
 		}
+		r.ready.Store(r.cfg.Durable)
 		if r.cfg.StatsStore {
 			// Without it the history is whole: said, and tried again
 			// with the stream.
@@ -644,6 +645,7 @@ func (r *Relay) EnsureStream(ctx context.Context) error {
 			}
 		}
 	case errors.Is(err, bus.ErrNoJetStream):
+		r.ready.Store(false)
 		if r.durable.Swap(false) {
 			r.log.Warn("durable events off: the NATS server has no JetStream; acks mean handed to NATS", "stream", bus.StreamName)
 		}

@@ -116,7 +116,8 @@ type Relay struct {
 	subjects subjectCache
 	ids      *counterStrings // message ids
 
-	durable    atomic.Bool
+	durable    atomic.Bool // events with an id and lifecycle messages wait for storage
+	ready      atomic.Bool // durable, and the stream is known to be there (Durable)
 	statsStore atomic.Bool // the stats bucket is set up
 	dropped    atomic.Uint64
 	refused    atomic.Uint64 // events refused with ErrStoreFull
@@ -177,6 +178,7 @@ func New(nc *nats.Conn, cfg Config) *Relay {
 		}
 	}
 	r.durable.Store(cfg.Durable)
+	r.ready.Store(cfg.Durable && cfg.Stream == nil)
 	if cfg.Durable {
 		r.log.Info("durable events on: a child's ack waits until JetStream stored the event", "stream", bus.StreamName)
 	}
@@ -193,8 +195,12 @@ func New(nc *nats.Conn, cfg Config) *Relay {
 	return r
 }
 
-// Durable reports whether events with an id wait for JetStream storage now.
-func (r *Relay) Durable() bool { return r.durable.Load() }
+// Durable reports whether the durable store is ready: events with an id
+// wait for JetStream storage, and the stream is there (set up by
+// EnsureStream, or promised when Config.Stream is nil). Acks wait for
+// storage before that too (Config.Durable); until then they wait for the
+// stream as well.
+func (r *Relay) Durable() bool { return r.ready.Load() }
 
 // Dropped is the number of messages lost since the relay started: the
 // target is zero.
