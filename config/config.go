@@ -119,9 +119,12 @@ type NATSConfig struct {
 	// KV bucket CORRAL_STATS (key: the process id), when JetStream is
 	// available; the event history never keeps stats. Default false.
 	StatsStore bool
-	// PublishBuffer is how many messages may wait for NATS (for storage,
-	// or for a reconnection) before a child's events wait too. Default
-	// 65536.
+	// PublishBuffer is how many messages may wait for NATS: events of the
+	// node's children waiting for storage (past it, a child's next durable
+	// event is refused; each child is paced by its own), lifecycle
+	// messages waiting for storage (past it, published live only), and
+	// messages waiting for a reconnection (past it, a child's events wait
+	// too). Default 65536.
 	PublishBuffer int
 	// MaxPayload is the embedded server's largest message, control
 	// requests included. Default 1 MiB.

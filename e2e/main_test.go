@@ -413,6 +413,7 @@ type process struct {
 	Status         string          `json:"status"`
 	PID            int             `json:"pid"`
 	ExitCode       *int            `json:"exitCode"`
+	Error          string          `json:"error"`
 	Metadata       json.RawMessage `json:"metadata"`
 	SocketPath     string          `json:"socketPath"`
 	Instance       string          `json:"instance"`

@@ -73,6 +73,19 @@ type conn struct {
 	dec wire.Decoder
 	// rejected counts rejected lines, to rate-limit their logging.
 	rejected int
+
+	// handling is set while the read loop acts on a line, during which it
+	// reads nothing: the heartbeat watchdog does not judge a child whose
+	// lines the node has left unread (lifecycle.go evHeartbeatDue).
+	handling atomic.Bool
+	// unanswered counts the events reported with a Done that has not
+	// come yet; at the EventWindow, the read loop waits for room, which
+	// answered signals while wantRoom is set. gone is closed with the
+	// connection.
+	unanswered atomic.Int32
+	wantRoom   atomic.Bool
+	room       chan struct{} // cap 1
+	gone       chan struct{}
 }
 
 // sharedName is the node's own listening socket in the socket directory;
@@ -276,7 +289,7 @@ func (s *Supervisor) refuse(nc net.Conn, why error) {
 // all its places are taken, it takes the place of the oldest pending
 // connection; when every one has spoken, it is closed.
 func (p *process) admit(nc net.Conn) *conn {
-	c := &conn{p: p, nc: nc}
+	c := &conn{p: p, nc: nc, room: make(chan struct{}, 1), gone: make(chan struct{})}
 	c.out = newOutbox(func() {
 		p.sup.wg.Add(1)
 		go c.writeLoop()
@@ -333,6 +346,7 @@ func (c *conn) spoken() {
 
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
+		close(c.gone)
 		c.nc.Close()
 		c.out.close()
 	})
@@ -367,9 +381,47 @@ func (c *conn) readLoop() {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
+		c.handling.Store(true)
 		c.handle(line)
+		c.handling.Store(false)
 		if c.out.wait() != nil {
 			return
+		}
+	}
+}
+
+// awaitRoom waits while the connection has EventWindow events waiting for
+// their answer (back-pressure on this child alone: its socket is not read
+// meanwhile), and reports false if the connection closes first.
+func (c *conn) awaitRoom() bool {
+	window := int32(c.p.sup.cfg.EventWindow)
+	if c.unanswered.Load() < window {
+		return true
+	}
+	c.p.sup.log.Debug("child paused: its events wait for storage", "process", c.p.id, "name", c.p.def.Name, "waiting", window)
+	for {
+		c.wantRoom.Store(true)
+		if c.unanswered.Load() < window {
+			c.wantRoom.Store(false)
+			return true
+		}
+		select {
+		case <-c.room:
+		case <-c.gone:
+			c.wantRoom.Store(false)
+			return false
+		}
+	}
+}
+
+// answered counts an event's answer in, and lets a read loop waiting for
+// room go on.
+func (c *conn) answered() {
+	c.unanswered.Add(-1)
+	if c.wantRoom.CompareAndSwap(true, false) {
+		select {
+		case c.room <- struct{}{}:
+		default:
 		}
 	}
 }

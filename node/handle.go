@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/corral-run/corral/api"
@@ -228,9 +229,17 @@ func (c *conn) relayEvent(msg *wire.Message) error {
 	}
 	id := append(json.RawMessage(nil), msg.ID...) // msg.ID aliases the read buffer
 	c.msgID = wire.AppendIDText(append(append(c.msgID[:0], p.id...), ':'), id)
+	if !c.awaitRoom() {
+		return fmt.Errorf("%w: %w", errUnavailable, net.ErrClosed)
+	}
+	c.unanswered.Add(1)
 	err := c.publish(Report{Kind: KindEvent, ProcessID: p.id, Name: def.Name, Event: msg.Event,
-		MsgID: string(c.msgID), Raw: buf, Done: func(err error) { c.answerLater(id, err) }})
+		MsgID: string(c.msgID), Raw: buf, Done: func(err error) {
+			c.answered()
+			c.answerLater(id, err)
+		}})
 	if err != nil {
+		c.unanswered.Add(-1)
 		return err
 	}
 	return errDeferred

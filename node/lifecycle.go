@@ -21,7 +21,7 @@ import (
 //	event \ phase  running            stopping          backoff            exited  detached
 //	started        arm runtime limit  -                 -                  -       -
 //	heartbeat      record; 1st: arm   record            record             record  record
-//	heartbeat due  stale, or kill     -                 -                  -       -
+//	heartbeat due  stale, or kill*    -                 -                  -       -
 //	goodbye        note               -                 -                  -       note
 //	limit          report; kill       -                 -                  -       -
 //	stop           → stopping         signal again      → exited, cancel   -       signal
@@ -32,6 +32,9 @@ import (
 //	detach         → detached         → detached        → exited           -       -
 //	restart due    -                  -                 → exited; respawn  -       -
 //	closing        -                  -                 → exited           -       -
+//
+// * unless the node is holding the child's lines unread: judged again a
+// heartbeat timeout later (held).
 //
 // "kill" is the watchdog's: → stopping, process.watchdog.killed, the stop
 // signal to the group, the kill timer. An exit or a loss ends in backoff
@@ -136,6 +139,9 @@ type state struct {
 	why           why
 	watch         watch
 	lastHeartbeat time.Time // of the last connected or heartbeat message
+	// heldAt is when the heartbeat timer last found the node holding the
+	// child's lines unread: the heartbeat clock runs from then, if later.
+	heldAt time.Time
 	// How it ended (backoff, exited).
 	ended    api.Status // stopped or crashed
 	exitCode *int       // nil: unknown (re-adopted, lost) or killed by a signal
@@ -226,7 +232,11 @@ const (
 // know about it.
 type event struct {
 	kind eventKind
-	at   time.Time      // evStarted, evHeartbeat, evHeartbeatDue, evExited, evLost
+	at   time.Time // evStarted, evHeartbeat, evHeartbeatDue, evExited, evLost
+	// evHeartbeatDue: a read loop of the process's is acting on a line
+	// (waiting for room among its events waiting for storage, or for NATS),
+	// so the node is not reading what the child sends.
+	held bool
 	sig  syscall.Signal // evStop: the signal to send
 	// evLimit: which limit, its value and what was measured.
 	reason       string
@@ -319,12 +329,22 @@ func (p *process) step(st *state, ev *event, eff *effects) {
 		// running: late by twice the timeout → the watchdog kills it;
 		// late by the timeout → stale (reported once per episode), check
 		// again at twice the timeout; else check again when it would be
-		// late. Other phases: the timer ignores itself and is not re-armed.
+		// late. Late, but the node holds the child's lines unread (held):
+		// liveness is judged on what the child sent, which the node has
+		// not read, so it is judged again a timeout later, and the clock
+		// runs from now. Other phases: the timer ignores itself and is not
+		// re-armed.
 		if !st.live() {
 			break
 		}
-		timeout, since := def.HeartbeatTimeout, ev.at.Sub(st.lastHeartbeat)
+		last := st.lastHeartbeat
+		if st.heldAt.After(last) {
+			last = st.heldAt
+		}
+		timeout, since := def.HeartbeatTimeout, ev.at.Sub(last)
 		switch {
+		case since >= timeout && ev.held:
+			st.heldAt, eff.armHeartbeat = ev.at, timeout
 		case since >= 2*timeout:
 			p.watchdogKill(st, eff, api.ReasonHeartbeat, float64(since.Milliseconds()))
 		case since >= timeout:

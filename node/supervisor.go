@@ -45,6 +45,14 @@ type Config struct {
 	StateDir string
 	// MaxLineBytes bounds one line from a child (default 1 MiB).
 	MaxLineBytes int
+	// EventWindow is how many events with an id one connection of a child
+	// may have waiting for their answer (Report.Done: with durable events,
+	// until the stream stored them) before the node reads no more of that
+	// connection until one is answered: back-pressure on that child alone,
+	// which the heartbeat watchdog does not hold against it. Until then
+	// its heartbeats are read and counted as they come. Default
+	// DefaultEventWindow.
+	EventWindow int
 	// HandshakeTimeout is how long a new connection may take to send its
 	// first valid line before it is closed (default 5 s).
 	HandshakeTimeout time.Duration
@@ -159,6 +167,9 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.RetentionMax <= 0 {
 		cfg.RetentionMax = DefaultRetentionMax
 	}
+	if cfg.EventWindow <= 0 {
+		cfg.EventWindow = DefaultEventWindow
+	}
 	if cfg.MaxProcesses <= 0 {
 		cfg.MaxProcesses = DefaultMaxProcesses()
 	}
@@ -212,6 +223,7 @@ func New(cfg Config) (*Supervisor, error) {
 const (
 	DefaultRetention        = time.Hour
 	DefaultRetentionMax     = 1000
+	DefaultEventWindow      = 1024
 	DefaultHandshakeTimeout = 5 * time.Second
 )
 

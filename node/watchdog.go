@@ -22,7 +22,21 @@ func (p *process) heartbeat(now time.Time) (first bool) {
 // heartbeatDue is the heartbeat timer firing: stale, killed, or checked
 // again later.
 func (p *process) heartbeatDue() {
-	_ = p.on(event{kind: evHeartbeatDue, at: time.Now()})
+	_ = p.on(event{kind: evHeartbeatDue, at: time.Now(), held: p.readerHeld()})
+}
+
+// readerHeld reports whether a read loop of p's is acting on a line now
+// (waiting for room among its events waiting for storage, say), so that
+// the node is not reading what the child sends.
+func (p *process) readerHeld() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		if c.handling.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // runtimeExceeded is the max_runtime timer firing.

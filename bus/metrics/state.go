@@ -62,7 +62,7 @@ func newStateCollector(st State) *stateCollector {
 		rejected:       d("corral_lines_rejected_total", "Children's lines the node refused, by wire error code (malformed, schema_invalid, line_too_long, unavailable…).", "reason"),
 		connections:    d("corral_child_connections", "Children's connections open on the node's sockets."),
 		dropped:        d("corral_relay_dropped_total", "Messages lost on their way to NATS (the target is zero)."),
-		storePending:   d("corral_durable_store_pending", "Durable events waiting for JetStream to store them (their children's acks wait too): the durable store's lag."),
+		storePending:   d("corral_durable_store_pending", "Durable events and lifecycle messages waiting for JetStream to store them (the children's acks wait too): the durable store's lag."),
 		backlog:        d("corral_relay_backlog", "Messages waiting for NATS to come back."),
 		durable:        d("corral_durable", "1 when a child's ack of an event waits until JetStream stored it."),
 		natsConnected:  d("corral_nats_connected", "1 while the node's NATS connection is up."),

@@ -42,6 +42,7 @@ type Announcer struct {
 	interval time.Duration
 	registry *registry.Config
 	describe func() (api.NodeInfo, []api.ProcessSummary)
+	announce func(*nats.Msg) error // publishes process.node_lost
 	log      *slog.Logger
 
 	host         atomic.Pointer[api.HostStats] // the last sample, for Info
@@ -88,7 +89,12 @@ type Config struct {
 	// announcer) and its unfinished processes. It is called from the
 	// announcer's goroutines and must not block.
 	Describe func() (api.NodeInfo, []api.ProcessSummary)
-	Logger   *slog.Logger
+	// PublishLifecycle publishes process.node_lost, which the event
+	// history keeps: the node's relay (relay.PublishLifecycle), which
+	// stores it even while the stream elects a leader. Default: a plain
+	// publish on the connection.
+	PublishLifecycle func(*nats.Msg) error
+	Logger           *slog.Logger
 }
 
 // New returns an Announcer for the node on nc. Start starts it.
@@ -98,9 +104,12 @@ func New(nc *nats.Conn, cfg Config) *Announcer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.PublishLifecycle == nil {
+		cfg.PublishLifecycle = nc.PublishMsg
+	}
 	return &Announcer{
 		nc: nc, js: js, nodeID: cfg.NodeID, interval: cfg.Interval, registry: cfg.Registry,
-		describe: cfg.Describe, log: cfg.Logger,
+		describe: cfg.Describe, announce: cfg.PublishLifecycle, log: cfg.Logger,
 		changed: make(chan struct{}, 1), peers: peerCache{peers: map[string]*peer{}}, fetches: make(chan string, 64), beatSoon: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel,
 	}

@@ -441,7 +441,7 @@ func (a *Announcer) declareLost(s suspect) {
 		bus.HeaderNode:  []string{a.nodeID},
 		bus.HeaderMsgID: []string{fmt.Sprintf("node_lost:%s:%d", s.id, s.info.StartedAt.UnixNano())},
 	}}
-	if err := a.nc.PublishMsg(m); err != nil {
+	if err := a.announce(m); err != nil {
 		a.log.Error("cannot announce node loss", "lost", s.id, "err", err)
 	}
 	a.log.Warn("node lost: no heartbeat and no answer", "lost", s.id, "lastSeen", s.info.LastSeen)

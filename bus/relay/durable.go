@@ -19,23 +19,38 @@ import (
 
 // A durable event is published to JetStream with a reply subject of its
 // own, <inbox>.<token>; one subscription on <inbox>.* receives every
-// PubAck, and one goroutine, the collector, calls the events' done in
-// publish order. An attempt that fails (no stream, an error from the
-// stream), that gets no answer within AckTimeout, or that was sent on
-// a connection since lost is sent again with the same Nats-Msg-Id, which
-// the stream de-duplicates, until the event's deadline.
+// PubAck, and one goroutine, the collector, calls each event's done once
+// it is stored: as soon as it is, whatever the events published before it
+// are waiting for, so one event the stream does not answer holds up no
+// other (and no other child). An attempt that fails (no stream, an error
+// from the stream), that gets no answer within AckTimeout, or that was
+// sent on a connection since lost is sent again with the same
+// Nats-Msg-Id, which the stream de-duplicates, until the event's deadline.
 //
-// This is what jetstream.PublishMsgAsync does, without a timer and two
-// channels per message: on a loaded node the bookkeeping per event is
-// what the relay adds to JetStream's own work.
+// Lifecycle messages (the supervisor's own reports that the history
+// keeps, and process.node_lost) take the same path without a done: the
+// supervisor never waits for them, and they are sent again until stored,
+// however long the stream takes, as long as the stream can still tell a
+// resend from a new message (its duplicate window, from the first attempt
+// that may have been stored).
+//
+// This is what jetstream.PublishMsgAsync does (it too sends again on "no
+// responders", after a wait), without a timer and two channels per
+// message: on a loaded node the bookkeeping per event is what the relay
+// adds to JetStream's own work.
 
 // storedEvent is a durable event on its way into the stream. It is
 // reused (storedEvents) once settled: its header and data buffer with it.
 type storedEvent struct {
-	out      outMsg // the message; its data is data
-	data     []byte // the event's own copy of the payload
+	out      outMsg    // the message of a report; its data is data
+	m        *nats.Msg // what is sent: &out.msg, or a lifecycle message of its own
+	data     []byte    // the event's own copy of the payload
 	done     func(error)
-	deadline time.Time // give up on storing it after this
+	deadline time.Time // give up on storing it after this (zero: see lifecycle)
+	// lifecycle: a supervisor's report (done is nil). Its deadline is set
+	// by the first attempt that may have been stored: a StoreTimeout
+	// after it, the stream could no longer tell a resend from a new one.
+	lifecycle bool
 
 	// Guarded by acker.mu.
 	token  uint64    // reply token of the attempt in flight; 0 when none
@@ -48,10 +63,11 @@ type storedEvent struct {
 type storeState uint8
 
 const (
-	storePending storeState = iota // an attempt waits for its PubAck
-	storeRetry                     // the attempt failed: send it again
-	storeDone                      // stored (or handed to NATS once JetStream went away)
-	storeFailed                    // given up: done gets err
+	storePending  storeState = iota // an attempt waits for its PubAck
+	storeRetry                      // the attempt failed: send it again
+	storeDone                       // stored (or handed to NATS once JetStream went away)
+	storeFailed                     // given up: done gets err
+	storeFinished                   // done was called: it waits to leave the window
 )
 
 // acker matches the PubAcks to the events waiting for them.
@@ -63,7 +79,68 @@ type acker struct {
 	mu      sync.Mutex
 	waiting map[uint64]*storedEvent // by reply token
 	retries int                     // events in storeRetry
+	settled []*storedEvent          // stored or given up, for the collector to finish
 	wake    chan struct{}           // cap 1: an answer came, or the link changed
+}
+
+// settle marks e stored (err nil) or given up, unless it is settled
+// already, and hands it to the collector; a.mu is held.
+func (a *acker) settle(e *storedEvent, err error) {
+	if e.state >= storeDone {
+		return
+	}
+	a.detach(e)
+	e.state, e.err = storeDone, err
+	if err != nil {
+		e.state = storeFailed
+	}
+	a.settled = append(a.settled, e)
+}
+
+// intake hands new durable events to the collector without ever making
+// the publisher wait for it (the collector may be backing off, or waiting
+// for the connection): a slice swapped under a short lock, bounded by the
+// relay's counts of events waiting for storage.
+type intake struct {
+	mu     sync.Mutex
+	events []*storedEvent
+	closed bool
+	wake   chan struct{} // cap 1
+}
+
+// add queues e for the collector.
+func (in *intake) add(e *storedEvent) {
+	in.mu.Lock()
+	first := len(in.events) == 0
+	in.events = append(in.events, e)
+	in.mu.Unlock()
+	if first {
+		poke(in.wake)
+	}
+}
+
+// take swaps out what is queued (reusing spare) and reports whether more
+// may come.
+func (in *intake) take(spare []*storedEvent) ([]*storedEvent, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := in.events
+	in.events = spare[:0]
+	return out, !in.closed
+}
+
+func (in *intake) close() {
+	in.mu.Lock()
+	in.closed = true
+	in.mu.Unlock()
+	poke(in.wake)
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // errNoAck is the error of an attempt that got no PubAck in time.
@@ -81,10 +158,11 @@ const maxPooledData = 16 << 10
 
 // newStoredEvent returns a durable event for rep, with its own copy of
 // data.
-func (r *Relay) newStoredEvent(subject string, rep *node.Report, data []byte) *storedEvent {
+func (r *Relay) newStoredEvent(subject string, rep *node.Report, msgID string, data []byte) *storedEvent {
 	e := storedEvents.Get().(*storedEvent)
 	e.data = append(e.data[:0], data...)
-	e.out.set(r.cfg.NodeID, subject, rep, rep.MsgID, e.data)
+	e.out.set(r.cfg.NodeID, subject, rep, msgID, e.data)
+	e.m = &e.out.msg
 	e.done, e.deadline = rep.Done, time.Now().Add(r.cfg.StoreTimeout)
 	return e
 }
@@ -96,12 +174,20 @@ func (e *storedEvent) free() {
 	if cap(e.data) > maxPooledData {
 		e.data = nil
 	}
-	e.done, e.err, e.token, e.state = nil, nil, 0, storePending
+	e.done, e.err, e.token, e.state, e.m, e.lifecycle, e.deadline = nil, nil, 0, storePending, nil, false, time.Time{}
 	storedEvents.Put(e)
 }
 
 // subject is the event's subject.
-func (e *storedEvent) subject() string { return e.out.msg.Subject }
+func (e *storedEvent) subject() string { return e.m.Subject }
+
+// id is the event's Nats-Msg-Id.
+func (e *storedEvent) id() string {
+	if v := e.m.Header[bus.HeaderMsgID]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // listen subscribes to the PubAcks.
 func (r *Relay) listen() error {
@@ -121,41 +207,63 @@ func (r *Relay) listen() error {
 // 36^10 attempts.
 const replyTokenLen = 10
 
-// publishDurable publishes a durable event to JetStream and hands it to the
-// collector, which calls done once it is stored. It waits for a slot while
-// Buffer events wait for storage: back-pressure to the child.
+// publishDurable publishes a child's durable event to JetStream and hands
+// it to the collector, which calls done once it is stored. It never waits
+// for storage: the node paces each child by the events of its own that
+// wait (node.Config.EventWindow). Past Buffer events waiting for storage
+// on the whole node it refuses the event at once (ErrStoreFull), so that
+// no child waits for another's. It waits only while NATS is away and its
+// reconnect buffer is full, as core messages do.
 func (r *Relay) publishDurable(e *storedEvent) error {
-	select {
-	case r.slots <- struct{}{}:
-	default:
-		select {
-		case r.slots <- struct{}{}:
-		case <-r.waitCtx.Done():
-			err := fmt.Errorf("cannot store event on %s: %w", e.subject(), ErrClosed)
-			e.free()
-			return err
+	if r.unstored.Add(1) > int64(r.cfg.Buffer) {
+		r.unstored.Add(-1)
+		err := fmt.Errorf("cannot store event on %s: %w", e.subject(), ErrStoreFull)
+		e.free()
+		if n := r.refused.Add(1); n <= 10 || n%1000 == 0 {
+			r.log.Warn("event refused: too many events of this node wait for storage", "max", r.cfg.Buffer, "refused", n)
 		}
+		return err
 	}
 	if err := r.send(r.waitCtx, e); err != nil {
-		<-r.slots
+		r.unstored.Add(-1)
 		if errors.Is(err, nats.ErrConnectionClosed) {
 			r.drop(e.subject(), err)
 		}
 		e.free()
 		return err
 	}
-	select {
-	case r.storing <- e:
-		return nil
-	case <-r.waitCtx.Done():
-		// Published but never to be acked: the child resends it, and the
-		// stream de-duplicates.
-		r.acks.forget(e)
-		<-r.slots
-		err := fmt.Errorf("cannot store event on %s: %w", e.subject(), ErrClosed)
-		e.free()
-		return err
+	r.intake.add(e)
+	return nil
+}
+
+// storeLifecycle sends a lifecycle message to JetStream and hands it to the
+// collector, which sends it again until it is stored. It never waits: what
+// NATS cannot take now is sent again by the collector.
+func (r *Relay) storeLifecycle(e *storedEvent) {
+	e.lifecycle, e.deadline = true, time.Time{}
+	a := &r.acks
+	m := *e.m
+	m.Reply = a.attempt(e, r.link.epoch())
+	if err := r.nc.PublishMsg(&m); err != nil {
+		a.mu.Lock()
+		a.detach(e)
+		e.state, e.err = storeRetry, err
+		a.retries++
+		a.mu.Unlock()
 	}
+	r.intake.add(e)
+}
+
+// attempt registers a new attempt of e, sent in epoch, and returns its
+// reply subject.
+func (a *acker) attempt(e *storedEvent, epoch uint64) string {
+	reply, token := a.replies.get()
+	a.mu.Lock()
+	a.detach(e) // a late answer to the last attempt is ignored
+	e.token, e.sentAt, e.epoch, e.state = token, time.Now(), epoch, storePending
+	a.waiting[token] = e
+	a.mu.Unlock()
+	return reply
 }
 
 // send publishes an attempt of e. While NATS is away and its reconnect
@@ -163,14 +271,8 @@ func (r *Relay) publishDurable(e *storedEvent) error {
 func (r *Relay) send(ctx context.Context, e *storedEvent) error {
 	a := &r.acks
 	for {
-		reply, token := a.replies.get()
-		a.mu.Lock()
-		a.detach(e) // a late answer to the last attempt is ignored
-		e.token, e.sentAt, e.epoch, e.state = token, time.Now(), r.link.epoch(), storePending
-		a.waiting[token] = e
-		a.mu.Unlock()
-		m := e.out.msg
-		m.Reply = reply
+		m := *e.m
+		m.Reply = a.attempt(e, r.link.epoch())
 		err := r.nc.PublishMsg(&m)
 		if err == nil {
 			return nil
@@ -208,12 +310,7 @@ func (a *acker) detach(e *storedEvent) {
 	}
 }
 
-func (a *acker) poke() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-}
+func (a *acker) poke() { poke(a.wake) }
 
 // onAck receives one PubAck (or a no-responders status).
 func (r *Relay) onAck(m *nats.Msg) {
@@ -232,7 +329,7 @@ func (r *Relay) onAck(m *nats.Msg) {
 	delete(a.waiting, token)
 	e.token = 0
 	if failure == nil {
-		e.state = storeDone
+		a.settle(e, nil)
 	} else {
 		e.state, e.err = storeRetry, failure
 		a.retries++
@@ -267,28 +364,40 @@ func pubAckError(m *nats.Msg) error {
 	return nil
 }
 
-// collect is the one goroutine that settles durable events in publish
-// order: done(nil) once stored, done(err) once given up, and it sends
-// again what must be.
+// collect is the one goroutine that settles durable events: done(nil) as
+// soon as one is stored, done(err) once given up, and it sends again what
+// must be. Its window keeps the events in publish order, for the
+// timeouts; settled ones leave it from its head, or when they are most of
+// it.
 func (r *Relay) collect() {
 	defer r.work.Done()
 	a := &r.acks
-	var window, settled []*storedEvent // window in publish order
-	in := r.storing
+	var window, batch, settled []*storedEvent // window in publish order
+	more := true
 	epoch := r.link.epoch()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var armed *storedEvent // the head the timer is set for
 	var armedAt time.Time
 	for {
-		a.mu.Lock()
-		n := 0
-		for n < len(window) && window[n].state >= storeDone {
-			n++
+		if r.ctx.Err() != nil {
+			r.abort(window)
+			return
 		}
-		settled = append(settled[:0], window[:n]...)
-		clear(window[:n])
-		window = window[n:]
+		var in []*storedEvent
+		in, more = r.intake.take(batch)
+		window = append(window, in...)
+		clear(in)
+		batch = in
+
+		a.mu.Lock()
+		settled, a.settled = a.settled, settled[:0]
+		a.mu.Unlock()
+		r.finish(settled)
+		clear(settled)
+
+		window = r.shed(window)
+		a.mu.Lock()
 		retries := a.retries
 		var head *storedEvent
 		var headSent time.Time
@@ -296,10 +405,6 @@ func (r *Relay) collect() {
 			head, headSent = window[0], window[0].sentAt
 		}
 		a.mu.Unlock()
-		for _, e := range settled {
-			r.finish(e)
-		}
-		clear(settled)
 
 		now := r.link.epoch()
 		overdue := head != nil && time.Since(headSent) >= r.cfg.AckTimeout
@@ -308,7 +413,7 @@ func (r *Relay) collect() {
 			r.retry(window, retries > 0)
 			epoch = now
 			continue
-		case len(window) == 0 && in == nil:
+		case len(window) == 0 && !more:
 			return
 		}
 		// The timer follows the head's attempt, re-armed only when that
@@ -321,31 +426,56 @@ func (r *Relay) collect() {
 			}
 		}
 		select {
-		case e, ok := <-in:
-			if !ok {
-				in = nil
-				continue
-			}
-			window = append(window, e)
+		case <-r.intake.wake:
 		case <-a.wake:
 		case <-timer.C:
 			armed = nil
 		case <-r.ctx.Done():
-			for _, e := range window {
-				a.forget(e)
-				e.state, e.err = storeFailed, ErrClosed
-				r.finish(e)
-			}
-			if in != nil {
-				for e := range in {
-					a.forget(e)
-					e.state, e.err = storeFailed, ErrClosed
-					r.finish(e)
-				}
-			}
-			return
 		}
 	}
+}
+
+// abort gives up on every event waiting for storage: Close gave up.
+func (r *Relay) abort(window []*storedEvent) {
+	a := &r.acks
+	in, _ := r.intake.take(nil)
+	window = append(window, in...)
+	a.mu.Lock()
+	for _, e := range window {
+		a.settle(e, ErrClosed)
+	}
+	settled := a.settled
+	a.settled = nil
+	a.mu.Unlock()
+	r.finish(settled)
+}
+
+// shed takes the finished events out of the window (from its head, and
+// all of them once they are most of it) and lets them be reused.
+func (r *Relay) shed(window []*storedEvent) []*storedEvent {
+	a := &r.acks
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for n < len(window) && window[n].state == storeFinished {
+		window[n].free()
+		window[n] = nil
+		n++
+	}
+	window = window[n:]
+	waiting := int(r.unstored.Load() + r.lifecycle.Load())
+	if len(window) <= 64 || len(window) <= 2*waiting {
+		return window
+	}
+	kept := make([]*storedEvent, 0, 2*waiting+64)
+	for _, e := range window {
+		if e.state == storeFinished {
+			e.free()
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	return kept
 }
 
 // retry sends again, once the connection is up, every event of the window
@@ -372,8 +502,18 @@ func (r *Relay) retry(window []*storedEvent, refused bool) {
 	} else {
 		r.retryWait = 0
 	}
-	head := window[0]
-	ctx, cancel := context.WithDeadline(r.ctx, head.deadline)
+	var deadline time.Time // the earliest of the window's, for the wait for the connection
+	a.mu.Lock()
+	for _, e := range window {
+		if !e.deadline.IsZero() && e.state < storeDone && (deadline.IsZero() || e.deadline.Before(deadline)) {
+			deadline = e.deadline
+		}
+	}
+	a.mu.Unlock()
+	ctx, cancel := r.ctx, context.CancelFunc(func() {})
+	if !deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(r.ctx, deadline)
+	}
 	up := r.link.wait(ctx)
 	cancel()
 	if !up {
@@ -382,12 +522,14 @@ func (r *Relay) retry(window []*storedEvent, refused bool) {
 		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if time.Now().After(head.deadline) {
-			r.fail(head, context.DeadlineExceeded)
-			return
-		}
-		for _, e := range window { // the connection is closed for good
-			r.fail(e, nats.ErrConnectionClosed)
+		now := time.Now()
+		for _, e := range window {
+			switch {
+			case !r.link.isClosed() && !e.deadline.IsZero() && now.After(e.deadline):
+				a.settle(e, context.DeadlineExceeded)
+			case r.link.isClosed():
+				a.settle(e, nats.ErrConnectionClosed) // the connection is closed for good
+			}
 		}
 		return
 	}
@@ -405,8 +547,14 @@ func (r *Relay) retry(window []*storedEvent, refused bool) {
 		default:
 			continue
 		}
-		if now.After(e.deadline) {
-			r.fail(e, e.err)
+		if e.lifecycle && e.deadline.IsZero() && e.state == storePending {
+			// This attempt may have been stored: from now on the
+			// stream can tell a resend from a new message for
+			// StoreTimeout only.
+			e.deadline = e.sentAt.Add(r.cfg.StoreTimeout)
+		}
+		if !e.deadline.IsZero() && now.After(e.deadline) {
+			a.settle(e, e.err)
 			continue
 		}
 		if reason == nil {
@@ -415,58 +563,67 @@ func (r *Relay) retry(window []*storedEvent, refused bool) {
 		again = append(again, e)
 	}
 	a.mu.Unlock()
-	if len(again) > 0 {
-		r.log.Info("sending again events not confirmed stored", "events", len(again), "reason", reason)
+	if len(again) > 0 && now.Sub(r.retryLogged) >= retryLogEvery {
+		r.retryLogged = now
+		r.log.Info("sending again events not confirmed stored", "events", len(again), "reason", reason,
+			"waiting", r.unstored.Load(), "lifecycle", r.lifecycle.Load())
 	}
 	for _, e := range again {
 		if !r.durable.Load() {
 			// The server turned out to have no JetStream: the event is
 			// handed to NATS as a plain message, as in non-durable mode.
 			a.forget(e)
-			err := r.publish(&e.out.msg, false, false)
+			err := r.publish(e.m, false, false)
 			a.mu.Lock()
-			e.state, e.err = storeDone, err
-			if err != nil {
-				e.state = storeFailed
-			}
+			a.settle(e, err)
 			a.mu.Unlock()
 			continue
 		}
 		if err := r.send(r.ctx, e); err != nil {
 			a.mu.Lock()
-			e.state, e.err = storeFailed, err
+			a.settle(e, err)
 			a.mu.Unlock()
 		}
 	}
 }
 
-// fail gives up on e unless it is settled already; a.mu is held.
-func (r *Relay) fail(e *storedEvent, err error) {
-	if e.state >= storeDone {
+// retryLogEvery is how often a store that keeps failing is logged.
+const retryLogEvery = 10 * time.Second
+
+// finish calls the done of settled events (a lifecycle message that could
+// not be stored is logged and counted as dropped), and marks them
+// finished: they leave the window (shed) and are reused.
+func (r *Relay) finish(settled []*storedEvent) {
+	if len(settled) == 0 {
 		return
 	}
-	r.acks.detach(e)
-	if err == nil {
-		err = errNoAck
+	for _, e := range settled {
+		if e.lifecycle {
+			r.lifecycle.Add(-1)
+			if e.state == storeFailed {
+				r.drop(e.subject(), fmt.Errorf("lifecycle message %s not stored: %w", e.id(), e.err))
+			}
+			continue
+		}
+		r.unstored.Add(-1)
+		if e.state == storeFailed {
+			e.done(fmt.Errorf("cannot store event %s: %w", e.id(), e.err))
+		} else {
+			e.done(nil)
+		}
 	}
-	e.state, e.err = storeFailed, err
-}
-
-// finish calls an event's done, frees its slot and lets it be reused.
-func (r *Relay) finish(e *storedEvent) {
-	<-r.slots
-	if e.state == storeFailed {
-		e.done(fmt.Errorf("cannot store event %s: %w", e.out.vals[3], e.err))
-	} else {
-		e.done(nil)
+	r.acks.mu.Lock()
+	for _, e := range settled {
+		e.state = storeFinished
 	}
-	e.free()
+	r.acks.mu.Unlock()
 }
 
 // EnsureStream sets up Config.Stream (see the package function
-// EnsureStream), and the stats bucket with it (Config.StatsStore). Once
-// the stream is there, durable acks are on (when Config.Durable); when the
-// server has no JetStream, they are off.
+// EnsureStream), and the stats bucket with it (Config.StatsStore). When
+// the server has no JetStream, durable acks are off (what waits for
+// storage is then handed to NATS as plain messages); once the stream is
+// there again, they are back on (when Config.Durable).
 // The node calls it at start; the relay calls it again each time the
 // connection comes back. Without Config.Stream it does nothing.
 func (r *Relay) EnsureStream(ctx context.Context) error {
@@ -479,6 +636,7 @@ func (r *Relay) EnsureStream(ctx context.Context) error {
 		if r.cfg.Durable && !r.durable.Swap(true) {
 			r.log.Info("durable events on: a child's ack waits until JetStream stored the event", "stream", bus.StreamName)
 		}
+		r.ready.Store(r.cfg.Durable)
 		if r.cfg.StatsStore {
 			// Without it the history is whole: said, and tried again
 			// with the stream.
@@ -487,6 +645,7 @@ func (r *Relay) EnsureStream(ctx context.Context) error {
 			}
 		}
 	case errors.Is(err, bus.ErrNoJetStream):
+		r.ready.Store(false)
 		if r.durable.Swap(false) {
 			r.log.Warn("durable events off: the NATS server has no JetStream; acks mean handed to NATS", "stream", bus.StreamName)
 		}

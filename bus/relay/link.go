@@ -68,6 +68,14 @@ func (l *link) connected() bool {
 	return l.isUp
 }
 
+// isClosed reports whether the connection is closed for good.
+func (l *link) isClosed() bool {
+	l.refresh()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.isDead
+}
+
 // wait blocks until the connection is up and reports true, or reports
 // false once the connection is closed for good or ctx ends.
 func (l *link) wait(ctx context.Context) bool {

@@ -28,6 +28,10 @@ var (
 	// ErrBacklogFull: NATS has been away so long that the backlog of
 	// supervisor reports is full; the report is dropped and counted.
 	ErrBacklogFull = errors.New("publish backlog full")
+	// ErrStoreFull: Config.Buffer events of the node's children already
+	// wait for storage; the event is refused (the child is told), so that
+	// no child waits for another's events.
+	ErrStoreFull = errors.New("too many events wait for storage")
 )
 
 // Defaults of Config.
@@ -35,10 +39,6 @@ const (
 	DefaultBuffer       = 65536
 	DefaultStoreTimeout = bus.DuplicateWindow
 	DefaultAckTimeout   = 10 * time.Second
-	// storingQueue is the capacity of the channel to the collector; the
-	// slots, not the channel, bound the events waiting for storage (a
-	// channel of Buffer pointers would cost every GC cycle a scan).
-	storingQueue = 1024
 )
 
 // Config configures a Relay.
@@ -49,14 +49,18 @@ type Config struct {
 	// set: a child's line with an "id") wait for JetStream: Done is called
 	// once the stream stored the event (a duplicate counts as stored),
 	// not when it is handed to NATS. Events are published to JetStream
-	// asynchronously and acknowledged in order by one goroutine; a PubAck
-	// that fails or times out is retried with the same Nats-Msg-Id until
-	// StoreTimeout, then Done gets the error.
+	// asynchronously and each is acknowledged as soon as it is stored, by
+	// one goroutine; a PubAck that fails or times out is retried with the
+	// same Nats-Msg-Id until StoreTimeout, then Done gets the error.
+	// Lifecycle messages (the supervisor's reports the history keeps, and
+	// PublishLifecycle's) are stored the same way, sent again until they
+	// are, and never make their publisher wait.
 	//
-	// With Stream set, durable acks start once the relay has ensured the
-	// stream (EnsureStream) and stop if the server turns out to have no
-	// JetStream. Without Stream, the caller promises that a stream
-	// captures process.>.
+	// Durable acks hold from the start: until the stream is there (a node
+	// that starts while its cluster has no stream leader), events wait
+	// for it, up to StoreTimeout. They stop only if the server turns out
+	// to have no JetStream (EnsureStream). Without Stream, the caller
+	// promises that a stream captures process.>.
 	Durable bool
 	// Stream, when set, is the event stream the relay sets up on
 	// EnsureStream and again each time the connection comes back, so a
@@ -66,12 +70,16 @@ type Config struct {
 	// the KV bucket bus.StatsBucket (key: the process id), which the relay
 	// sets up with the stream; the key is deleted when the process ends.
 	StatsStore bool
-	// Buffer bounds what waits for NATS: events waiting for storage in
-	// durable mode, and messages waiting for a reconnection once nats.go's
-	// own reconnect buffer is full. Past it, Publish blocks for reports
-	// from a child (its read loop stalls and its acks wait: back-pressure)
-	// while the supervisor's own reports are kept up to twice Buffer
-	// before any is dropped. Default DefaultBuffer.
+	// Buffer bounds what waits for NATS. In durable mode, children's
+	// events waiting for storage: past Buffer of them on the node, an
+	// event is refused at once (ErrStoreFull) rather than held, since each
+	// child is paced by its own events (node.Config.EventWindow); and
+	// lifecycle messages waiting for storage: past Buffer of them, one is
+	// published live only, and logged. Messages waiting for a
+	// reconnection once nats.go's own reconnect buffer is full: past
+	// Buffer, Publish blocks for reports from a child (its read loop
+	// stalls: back-pressure) while the supervisor's own reports are kept
+	// up to twice Buffer before any is dropped. Default DefaultBuffer.
 	Buffer int
 	// StoreTimeout is how long a durable event may wait for storage
 	// before Done gets an error. Default and maximum DuplicateWindow.
@@ -108,14 +116,18 @@ type Relay struct {
 	subjects subjectCache
 	ids      *counterStrings // message ids
 
-	durable    atomic.Bool
+	durable    atomic.Bool // events with an id and lifecycle messages wait for storage
+	ready      atomic.Bool // durable, and the stream is known to be there (Durable)
 	statsStore atomic.Bool // the stats bucket is set up
 	dropped    atomic.Uint64
+	refused    atomic.Uint64 // events refused with ErrStoreFull
+	liveOnly   atomic.Uint64 // lifecycle messages published live only: too many waited
 
-	backlog backlog
-	slots   chan struct{}     // one per event waiting for storage
-	storing chan *storedEvent // to the collector, in publish order
-	acks    acker
+	backlog   backlog
+	unstored  atomic.Int64 // children's durable events waiting for storage
+	lifecycle atomic.Int64 // lifecycle messages waiting for storage
+	intake    intake       // to the collector
+	acks      acker
 
 	// mu is held for reading by Publish and for writing by Close, so that
 	// nothing is published into a closed relay.
@@ -130,6 +142,7 @@ type Relay struct {
 	bg          sync.WaitGroup // the status watcher and the stream keeper
 	ensureNow   chan struct{}
 	retryWait   time.Duration // the collector's backoff
+	retryLogged time.Time     // the collector's last "sending again"
 }
 
 var _ node.Reporter = (*Relay)(nil)
@@ -152,8 +165,7 @@ func New(nc *nats.Conn, cfg Config) *Relay {
 	r := &Relay{
 		nc: nc, js: js, cfg: cfg, nodeID: []string{cfg.NodeID}, log: cfg.Logger.With("node", cfg.NodeID),
 		link: newLink(nc), ids: newMsgIDs(),
-		slots:   make(chan struct{}, cfg.Buffer),
-		storing: make(chan *storedEvent, min(cfg.Buffer, storingQueue)),
+		intake:  intake{wake: make(chan struct{}, 1)},
 		backlog: backlog{limit: cfg.Buffer, wake: make(chan struct{}, 1)}, ensureNow: make(chan struct{}, 1),
 		acks: acker{waiting: make(map[uint64]*storedEvent), wake: make(chan struct{}, 1)},
 	}
@@ -165,7 +177,11 @@ func New(nc *nats.Conn, cfg Config) *Relay {
 			cfg.Durable, r.cfg.Durable = false, false
 		}
 	}
-	r.durable.Store(cfg.Durable && cfg.Stream == nil)
+	r.durable.Store(cfg.Durable)
+	r.ready.Store(cfg.Durable && cfg.Stream == nil)
+	if cfg.Durable {
+		r.log.Info("durable events on: a child's ack waits until JetStream stored the event", "stream", bus.StreamName)
+	}
 	r.waitCtx, r.stopWaiting = context.WithCancel(context.Background())
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	statuses := nc.StatusChanged()
@@ -179,8 +195,12 @@ func New(nc *nats.Conn, cfg Config) *Relay {
 	return r
 }
 
-// Durable reports whether events with an id wait for JetStream storage now.
-func (r *Relay) Durable() bool { return r.durable.Load() }
+// Durable reports whether the durable store is ready: events with an id
+// wait for JetStream storage, and the stream is there (set up by
+// EnsureStream, or promised when Config.Stream is nil). Acks wait for
+// storage before that too (Config.Durable); until then they wait for the
+// stream as well.
+func (r *Relay) Durable() bool { return r.ready.Load() }
 
 // Dropped is the number of messages lost since the relay started: the
 // target is zero.
@@ -223,8 +243,22 @@ func (r *Relay) Publish(rep node.Report) error {
 	if rep.Kind == node.KindStopped || rep.Kind == node.KindCrashed {
 		defer r.forgetStats(&rep)
 	}
-	if rep.Done != nil && rep.MsgID != "" && r.durable.Load() {
-		return r.publishDurable(r.newStoredEvent(r.subject(&rep), &rep, data))
+	if r.durable.Load() {
+		switch {
+		case rep.Done != nil && rep.MsgID != "":
+			return r.publishDurable(r.newStoredEvent(r.subject(&rep), &rep, rep.MsgID, data))
+		case rep.Kind != node.KindEvent && kept(rep.Kind):
+			msgID := rep.MsgID
+			if msgID == "" {
+				msgID, _ = r.ids.get()
+			}
+			e := r.newStoredEvent(r.subject(&rep), &rep, msgID, data)
+			if r.admitLifecycle(e.subject()) {
+				r.storeLifecycle(e)
+				return nil
+			}
+			e.free()
+		}
 	}
 	if err := r.publishReport(r.subject(&rep), &rep, rep.MsgID, data, paced, copied); err != nil {
 		return err
@@ -233,6 +267,47 @@ func (r *Relay) Publish(rep node.Report) error {
 		rep.Done(nil) // handed to NATS
 	}
 	return nil
+}
+
+// kept reports whether the history keeps reports of kind (all but the
+// heartbeats and the stats: bus.HistorySubjects).
+func kept(k node.Kind) bool { return k != node.KindHeartbeat && k != node.KindStats }
+
+// admitLifecycle counts a lifecycle message in among those waiting for
+// storage, or, when Buffer of them wait already, says so (in the log: the
+// first ten, then one in a thousand) and reports false: the message is
+// then published live only.
+func (r *Relay) admitLifecycle(subject string) bool {
+	if r.lifecycle.Add(1) <= int64(r.cfg.Buffer) {
+		return true
+	}
+	r.lifecycle.Add(-1)
+	if n := r.liveOnly.Add(1); n <= 10 || n%1000 == 0 {
+		r.log.Error("lifecycle message published live only, not kept for storage: too many wait for the stream",
+			"subject", subject, "max", r.cfg.Buffer, "liveOnly", n)
+	}
+	return false
+}
+
+// PublishLifecycle publishes a lifecycle message made elsewhere (the node
+// loss that package presence announces, with its own headers and
+// Nats-Msg-Id): in durable mode it is stored as the supervisor's are, sent
+// again until it is, without waiting; otherwise it is a plain message.
+// m must not be changed afterwards.
+func (r *Relay) PublishLifecycle(m *nats.Msg) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		r.drop(m.Subject, ErrClosed)
+		return fmt.Errorf("cannot publish %s: %w", m.Subject, ErrClosed)
+	}
+	if r.durable.Load() && m.Header.Get(bus.HeaderMsgID) != "" && r.admitLifecycle(m.Subject) {
+		e := storedEvents.Get().(*storedEvent)
+		e.m, e.deadline = m, time.Time{}
+		r.storeLifecycle(e)
+		return nil
+	}
+	return r.publish(m, false, true)
 }
 
 // fromChild reports whether rep comes from a child's read loop, which may
@@ -351,7 +426,7 @@ func (r *Relay) Close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
-	close(r.storing) // no Publish is running: nothing sends any more
+	r.intake.close() // no Publish is running: nothing sends any more
 	r.mu.Unlock()
 	r.backlog.close()
 
@@ -361,7 +436,15 @@ func (r *Relay) Close(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("cannot flush relay: %w", ctx.Err())
+		if r.unstored.Load() > 0 || r.backlog.busy.Load() > 0 {
+			err = fmt.Errorf("cannot flush relay: %w", ctx.Err())
+		} else if n := r.lifecycle.Load(); n > 0 {
+			// Not a failure of the shutdown: they went out live, and the
+			// stream (a cluster that lost its quorum as its nodes stop
+			// together) did not answer in time.
+			r.log.Warn("lifecycle messages not confirmed stored when the relay closed; they were published live",
+				"messages", n, "stream", bus.StreamName)
+		}
 		r.cancel()
 		<-done
 	}

@@ -151,7 +151,7 @@ func New(nc *nats.Conn, cfg Config) *Service {
 	s.control = control.New(nc, control.WithTimeout(5*time.Second))
 	s.presence = presence.New(nc, presence.Config{
 		NodeID: cfg.NodeID, Interval: cfg.HeartbeatInterval, Registry: cfg.Registry,
-		Describe: s.snapshot, Logger: s.log,
+		Describe: s.snapshot, PublishLifecycle: s.relay.PublishLifecycle, Logger: s.log,
 	})
 	return s
 }

@@ -78,7 +78,10 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	d.sup, err = node.New(node.Config{
 		NodeID: cfg.Node.ID, SocketDir: cfg.Node.SocketDir, Transport: string(cfg.Node.Transport),
 		LogDir: filepath.Join(cfg.Node.DataDir, "logs"), StateDir: filepath.Join(cfg.Node.DataDir, "state"),
-		MaxLineBytes:  cfg.Node.MaxLineBytes,
+		MaxLineBytes: cfg.Node.MaxLineBytes,
+		// A child alone is paced before the node's bound of events
+		// waiting for storage would refuse its events.
+		EventWindow:   min(node.DefaultEventWindow, max(cfg.NATS.PublishBuffer, 1)),
 		StatsInterval: cfg.Node.StatsInterval, Retention: cfg.Node.Retention, RetentionMax: cfg.Node.RetentionMax,
 		MaxProcesses: cfg.Node.MaxProcesses,
 		LogMaxBytes:  cfg.Node.LogMaxBytes, LogMaxFiles: cfg.Node.LogMaxFiles, HandshakeTimeout: cfg.Node.HandshakeTimeout,

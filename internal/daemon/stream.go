@@ -42,7 +42,8 @@ func relayConfig(cfg *config.Config) relay.Config {
 // (on a first start, all of those listed in the routes), and they may be
 // starting after it. It serves the control plane and supervises at once,
 // and the relay sets the stream up in the background; until it is there
-// a child's ack means handed to NATS.
+// a child's acks of durable events wait for it (up to the relay's store
+// timeout), and lifecycle messages are sent again until stored.
 func (d *Daemon) setUpStream() error {
 	n := d.cfg.NATS
 	if n.Embedded() && !n.JetStream {
@@ -50,13 +51,13 @@ func (d *Daemon) setUpStream() error {
 		return nil
 	}
 	if n.Embedded() && n.Cluster.Listen != "" {
-		d.log.Info("JetStream cluster: the event stream is set up once the cluster has a leader; until then a child's ack means handed to NATS",
+		d.log.Info("JetStream cluster: the event stream is set up once the cluster has a leader; until then children's acks of durable events wait for it",
 			"stream", bus.StreamName, "replicas", relayConfig(d.cfg).Stream.Replicas, "cluster", n.Cluster.Name)
 		d.svc.Relay().EnsureStreamInBackground()
 		return nil
 	}
 	if !d.nc.IsConnected() {
-		d.log.Warn("NATS is unreachable: the event stream will be set up once connected; until then a child's ack means handed to NATS",
+		d.log.Warn("NATS is unreachable: the event stream will be set up once connected; until then children's acks of durable events wait for it",
 			"stream", bus.StreamName)
 		return nil
 	}
@@ -71,7 +72,7 @@ func (d *Daemon) setUpStream() error {
 	case errors.Is(err, bus.ErrNoJetStream):
 		d.log.Warn("the NATS server has no JetStream: no event history, and a child's ack means handed to NATS", "err", err)
 	default:
-		d.log.Warn("cannot set up the event stream; retrying in the background; until then a child's ack means handed to NATS", "err", err)
+		d.log.Warn("cannot set up the event stream; retrying in the background; until then children's acks of durable events wait for it", "err", err)
 		d.svc.Relay().EnsureStreamInBackground()
 	}
 	return nil

@@ -88,6 +88,9 @@ type Spec struct {
 	StatsInterval time.Duration
 	// MaxProcesses is the supervisor's capacity (default: its default).
 	MaxProcesses int
+	// EventWindow is the supervisor's per-connection bound of events
+	// waiting for storage (default: its default).
+	EventWindow int
 	// Definitions are the node's definitions (default: Sleeper).
 	Definitions []node.Definition
 }
@@ -145,7 +148,7 @@ func Start(t testing.TB, srv *embedded.Server, spec Spec) *Node {
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	sup, err := node.New(node.Config{NodeID: spec.ID, SocketDir: sockDir, LogDir: filepath.Join(t.TempDir(), "log"),
-		Reporter: svc, StatsInterval: spec.StatsInterval, MaxProcesses: spec.MaxProcesses})
+		Reporter: svc, StatsInterval: spec.StatsInterval, MaxProcesses: spec.MaxProcesses, EventWindow: spec.EventWindow})
 	if err != nil {
 		t.Fatal(err)
 	}
