@@ -138,6 +138,17 @@ args = ["60"]`)
 	if _, err := a.ctl.Spawn(ctx, "c", "sleeper", api.SpawnRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	// Placement reads the counts the nodes' heartbeats carry (c sends one
+	// early when its processes change): wait until a sees c's.
+	await.Until(t, 5*time.Second, "a to see c running one process", func() bool {
+		ns, err := a.ctl.Nodes(ctx)
+		for _, n := range ns {
+			if n.ID == "c" {
+				return err == nil && n.Running == 1
+			}
+		}
+		return false
+	})
 	onB, err := a.ctl.SpawnAt(ctx, "sleeper", control.Placement{Labels: map[string]string{"zone": "us"}}, api.SpawnRequest{})
 	if err != nil || onB.Node != "b" {
 		t.Fatalf("spawn by zone=us = %+v, %v, want it on b (fewest running)", onB, err)
