@@ -117,3 +117,58 @@ func TestKilledChildrenListedAfterNodeRestart(t *testing.T) {
 	}
 	t.Logf("%d processes listed across three node lives", len(ever))
 }
+
+// TestPendingRestartSurvivesNodeKill: a node killed -9 while a crashed
+// child waits out its restart delay leaves the restart to the next node,
+// which carries it out once; a third node life does not restart it again.
+func TestPendingRestartSurvivesNodeKill(t *testing.T) {
+	n := startNodeWith(t, `
+[processes.napper]
+command = "sleep"
+args = ["600"]
+heartbeat_timeout = "0s"
+auto_restart = true
+restart_delay = "3s"
+`)
+	a := n.spawn(t, "napper", "")
+	if err := syscall.Kill(a.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, waitEvent, "a crashed, its restart pending", func() bool {
+		for _, p := range n.listAll(t) {
+			if p.ID == a.ID {
+				return p.Status == "crashed" && p.RestartPending
+			}
+		}
+		return false
+	})
+	n.kill9(t)
+	n2 := n.restart(t)
+	var replacement process
+	await.Until(t, waitEvent, "a replacement of a, started by the next node", func() bool {
+		for _, p := range n2.listAll(t) {
+			if p.ID != a.ID && p.Status == "running" {
+				replacement = p
+				return true
+			}
+		}
+		return false
+	})
+	n2.kill9(t)
+	n3 := n2.restart(t)
+	var running []string
+	await.Until(t, waitEvent, "the replacement re-adopted", func() bool {
+		running = running[:0]
+		adopted := false
+		for _, p := range n3.listAll(t) {
+			if p.Status == "running" {
+				running = append(running, p.ID)
+				adopted = adopted || p.ID == replacement.ID
+			}
+		}
+		return adopted
+	})
+	if len(running) != 1 {
+		t.Errorf("running after the third node life: %v, want only %s (a restarted once)", running, replacement.ID)
+	}
+}

@@ -49,10 +49,16 @@ func (s *Supervisor) Recover() RecoverResult {
 		s.log.Error("cannot read process record", "err", err)
 	}
 	recorded := make(map[string]bool, len(recs))
+	replaced := make(map[string]bool)
+	for _, r := range recs {
+		if r.Replaces != "" {
+			replaced[r.Replaces] = true
+		}
+	}
 	for _, r := range recs {
 		recorded[r.ID] = true
 		if r.ended() {
-			s.loadEnded(r)
+			s.loadEnded(r, replaced[r.ID])
 			res.Ended = append(res.Ended, r.ID)
 			continue
 		}
@@ -85,7 +91,7 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 		return p, err
 	}
 	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd, Instance: r.Instance, Service: r.Service},
-		lineage{restarts: r.Restarts, failures: r.Failures})
+		lineage{restarts: r.Restarts, failures: r.Failures, replaces: r.Replaces})
 	p.tcpPort = r.TCPPort
 	p.pid, p.startTicks, p.startedAt = r.PID, r.StartTicks, r.StartedAt
 	if s.lookupDef(r.Definition.Name) == nil && r.LogMaxBytes >= MinLogMaxBytes && r.LogMaxFiles > 0 {
@@ -147,20 +153,31 @@ func (s *Supervisor) takeBack(p *process, connected bool) error {
 }
 
 // loadEnded lists a process that had ended before this node started, as
-// it ended. Nothing is reported: its end was, by the node that saw it.
-func (s *Supervisor) loadEnded(r record) {
+// it ended. Nothing is reported: its end was, by the node that saw it. When
+// its record promises an auto-restart that has not happened (the node died
+// during the backoff; replaced says a record replaces it), the restart is
+// armed for when it was due, as the node that saw the end would have.
+func (s *Supervisor) loadEnded(r record, replaced bool) {
 	def, err := s.definitionFor(r.Definition)
-	if err != nil {
+	bare := err != nil
+	if bare {
 		def = s.bareDefinition(r.Definition)
 	}
 	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd, Instance: r.Instance, Service: r.Service},
-		lineage{restarts: r.Restarts, failures: r.Failures})
+		lineage{restarts: r.Restarts, failures: r.Failures, replaces: r.Replaces})
 	p.pid, p.startTicks, p.startedAt, p.tcpPort = r.PID, r.StartTicks, r.StartedAt, r.TCPPort
 	p.legacyLog = r.Version < 2 || r.LegacyLog
 	if r.LogMaxBytes >= MinLogMaxBytes && r.LogMaxFiles > 0 {
 		p.logLimits = logLimits{maxBytes: r.LogMaxBytes, maxFiles: r.LogMaxFiles}
 	}
-	p.transition(event{kind: evRecorded, at: r.EndedAt, ended: r.Status, code: r.ExitCode, errText: r.Error})
+	ev := event{kind: evRecorded, at: r.EndedAt, ended: r.Status, code: r.ExitCode, errText: r.Error}
+	if pr := r.Restart; pr != nil && !replaced && !bare {
+		ev.restartPending, ev.restartIn = true, time.Until(pr.At)
+		ev.next = lineage{restarts: pr.Restarts, failures: pr.Failures}
+		s.log.Info("restarting after backoff, as the last node would have", "process", r.ID, "name", def.Name,
+			"delay", max(ev.restartIn, 0).Round(time.Millisecond), "attempt", pr.Restarts)
+	}
+	p.transition(ev)
 	close(p.done)
 	s.mu.Lock()
 	s.procs[p.id] = p

@@ -31,7 +31,8 @@
 //	            │ yes                                │ no, or the budget is
 //	            ▼                                    │ spent: restart_limit
 //	       ┌─────────┐  restart due: respawn         │
-//	       │ backoff │  stop, Close, Detach: cancel  │
+//	       │ backoff │  stop, Close: cancel          │
+//	       │         │  Detach: left to the next node│
 //	       └─────────┘                               │
 //	            ▼                                    ▼
 //	┌────────────────────────────────────────────────────────────┐
@@ -44,7 +45,9 @@
 //	"lost" is also a child of this node that Recover found without a
 //	record and could not supervise: killed, and crashed with the reason
 //	(orphans.go). The record of a process that had ended before the node
-//	started makes it exited at once, as it ended ("recorded", Recover).
+//	started makes it exited at once, as it ended ("recorded", Recover),
+//	or backoff when the record promises a restart that no record says
+//	happened (the node died during the backoff): armed for when it was due.
 //
 // The wire status (api.Status) is derived from the phase: running (stale
 // or not) → running; stopping → stopping; backoff and exited → stopped or

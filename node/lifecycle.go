@@ -246,8 +246,13 @@ type event struct {
 	code    *int
 	errText string
 	ended   api.Status
-	// evRestartDue: the lineage of the replacement.
+	// evRestartDue: the lineage of the replacement; evRecorded: that of
+	// the replacement of a recorded pending restart (restartIn).
 	next lineage
+	// evRecorded: the record promises a restart (next) due in restartIn
+	// (0 or less: at once).
+	restartPending bool
+	restartIn      time.Duration
 }
 
 // effects is what a transition does besides changing the state. The
@@ -263,8 +268,10 @@ type effects struct {
 	armHeartbeat time.Duration // > 0: (re)arm the heartbeat timer to fire after this long
 	armKill      bool          // arm the kill timer (the stop timeout)
 	armRestart   bool          // arm the restart backoff timer (for failures earlier crashes), to respawn as next
+	restartIn    time.Duration // (armRestart) > 0: after this long, not a backoff delay drawn; < 0: at once
 	stopTimers   bool          // stop the runtime, heartbeat and kill timers
 	stopRestart  bool          // stop the restart backoff timer
+	unpromise    bool          // (stopRestart) write the record again: the restart it promised is off
 
 	// Answers to the caller.
 	firstContact bool // evHeartbeat: the first connected or heartbeat message of this process
@@ -388,7 +395,7 @@ func (p *process) step(st *state, ev *event, eff *effects) {
 			eff.signal = ev.sig
 		case backoff:
 			st.phase = exited
-			eff.stopRestart, eff.cancelled = true, true
+			eff.stopRestart, eff.cancelled, eff.unpromise = true, true, true
 		}
 
 	case evKillDue:
@@ -415,17 +422,28 @@ func (p *process) step(st *state, ev *event, eff *effects) {
 		}
 
 	case evRecorded:
-		// running (a record Recover has just built) → exited as recorded.
+		// running (a record Recover has just built) → exited as recorded,
+		// or backoff when the record promises a restart (the node that
+		// wrote it died during the backoff): the restart is armed for
+		// when it was due.
 		if st.phase == running {
 			st.phase, st.ended, st.exitCode, st.errText, st.endedAt = exited, ev.ended, ev.code, ev.errText, ev.at
+			if ev.restartPending {
+				st.phase = backoff
+				eff.armRestart, eff.next, eff.failures = true, ev.next, ev.next.failures
+				eff.restartIn = ev.restartIn
+				if eff.restartIn <= 0 {
+					eff.restartIn = RestartAtOnce
+				}
+			}
 		}
 
 	case evDetach:
 		// running, stopping → detached: stop the timers, close the socket
 		// (keeping a unix socket's file, the next node replaces it) and
 		// the connections, signal nobody.
-		// backoff → exited: the pending restart is dropped (the record is
-		// gone, so the next node will not restart it either).
+		// backoff → exited: the pending restart is left to the next node
+		// (its record still promises it).
 		switch st.phase {
 		case running, stopping:
 			st.phase = detached
@@ -443,10 +461,10 @@ func (p *process) step(st *state, ev *event, eff *effects) {
 		}
 
 	case evClosing:
-		// backoff → exited: the pending restart is dropped. Live processes
-		// are stopped by Close next.
+		// backoff → exited: the pending restart is dropped, on disk too.
+		// Live processes are stopped by Close next.
 		if st.phase == backoff {
-			st.phase, eff.stopRestart = exited, true
+			st.phase, eff.stopRestart, eff.unpromise = exited, true, true
 		}
 	}
 }
@@ -542,6 +560,10 @@ func (p *process) apply(eff *effects) {
 	if eff.armRestart {
 		def, next := p.def, eff.next
 		eff.delay = backoffDelay(def.RestartDelay, def.RestartDelayMax, eff.failures)
+		if eff.restartIn != 0 {
+			eff.delay = eff.restartIn
+		}
+		p.restartAt, p.restartNext = time.Now().Add(max(eff.delay, 0)), next
 		// At once (RestartAtOnce) is a timer too, of zero: the restart
 		// runs on its own goroutine, never under the end's locks.
 		p.restartTimer = time.AfterFunc(eff.delay, func() { _ = p.on(event{kind: evRestartDue, next: next}) })

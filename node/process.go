@@ -59,6 +59,8 @@ type process struct {
 	hbTimer      *time.Timer // the heartbeat watchdog, from the first connection
 	killTimer    *time.Timer // SIGKILL after the stop timeout
 	restartTimer *time.Timer // a pending auto-restart (backoff)
+	restartAt    time.Time   // when it is due, and the lineage it is for:
+	restartNext  lineage     // both written with the record (state.go)
 	// Stats sampled by the node.
 	lastStats  *wire.Stats
 	cpuOver    int       // consecutive samples over max_cpu_percent
@@ -73,8 +75,9 @@ type process struct {
 
 // lineage is what a restarted process inherits from the one it replaces.
 type lineage struct {
-	restarts int // restarts so far, this one included
-	failures int // consecutive crashes so far
+	restarts int    // restarts so far, this one included
+	failures int    // consecutive crashes so far
+	replaces string // the id of the process this one was started in place of (auto-restart)
 }
 
 // newProcess builds the record common to a spawned and a re-adopted
@@ -245,6 +248,10 @@ func (p *process) record() record {
 	if p.st.phase == backoff || p.st.phase == exited {
 		r.Status, r.ExitCode, r.Error, r.EndedAt = p.st.ended, p.st.exitCode, p.st.errText, p.st.endedAt
 	}
+	if p.st.phase == backoff {
+		r.Restart = &recordedRestart{At: p.restartAt, Restarts: p.restartNext.restarts, Failures: p.restartNext.failures}
+	}
+	r.Replaces = p.lin.replaces
 	return r
 }
 
@@ -504,6 +511,9 @@ func (p *process) perform(st state, eff effects) error {
 		if p.logs != nil {
 			p.logs.stop() // the FIFO stays: the next node reads on
 		}
+	}
+	if eff.unpromise {
+		_ = s.persist(p)
 	}
 	if eff.end {
 		p.finish(st, eff)

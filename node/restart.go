@@ -72,6 +72,7 @@ func (p *process) respawn(lin lineage) {
 	if def == nil {
 		def = p.def
 	}
+	lin.replaces = p.id
 	s.spawnMu.Lock()
 	err := s.checkInstanceFree(p.opts) // Restart or EnsureInstances may have been first
 	var np *process
@@ -79,6 +80,10 @@ func (p *process) respawn(lin lineage) {
 		np, err = s.start(def, p.opts, lin)
 	}
 	s.spawnMu.Unlock()
+	// Its record no longer promises a restart. Written after the
+	// replacement's, which says it replaces this one: a node that dies in
+	// between leaves records that a restart already happened.
+	_ = s.persist(p)
 	if err != nil {
 		s.log.Error("cannot auto-restart", "process", p.id, "name", def.Name, "err", err)
 		return

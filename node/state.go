@@ -51,10 +51,25 @@ type record struct {
 	ExitCode *int       `json:"exitCode,omitempty"`
 	Error    string     `json:"error,omitempty"`
 	EndedAt  time.Time  `json:"endedAt,omitzero"`
+	// Restart: it ended and its auto-restart is pending. A node that
+	// finds this record at start (the last one died during the backoff)
+	// restarts it when due, unless a record says it Replaces this one.
+	Restart *recordedRestart `json:"restart,omitempty"`
+	// Replaces is the id of the process this one was started in place of
+	// (auto-restart).
+	Replaces string `json:"replaces,omitempty"`
 
 	// LegacyLog: spawned by a node before FIFOs (whose records were of
 	// version 1), the child writes <name>-<id>.log itself.
 	LegacyLog bool `json:"legacyLog,omitempty"`
+}
+
+// recordedRestart is a pending auto-restart: when it is due, and the
+// lineage of the replacement.
+type recordedRestart struct {
+	At       time.Time `json:"at"`
+	Restarts int       `json:"restarts"`
+	Failures int       `json:"failures"`
 }
 
 // ended reports whether r is the record of a process that has ended.
