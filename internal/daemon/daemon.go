@@ -66,8 +66,15 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	if err := d.connect(logger); err != nil {
 		return nil, err
 	}
+	rc := relayConfig(cfg)
+	if d.srv != nil {
+		// The embedded server knows every listener, those of its cluster
+		// peers and leaf nodes included: heartbeats and stats nobody
+		// listens to are not sent.
+		rc.Listened = d.srv.Listened
+	}
 	d.svc = service.New(d.nc, service.Config{
-		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, RemoteDefinitions: cfg.Node.RemoteDefinitions, Relay: relayConfig(cfg),
+		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, RemoteDefinitions: cfg.Node.RemoteDefinitions, Relay: rc,
 		HeartbeatInterval: cfg.Node.HeartbeatInterval, Registry: registryConfig(cfg), Logger: logger,
 		Reload: d.Reload,
 	})
