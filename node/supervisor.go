@@ -512,7 +512,6 @@ func (s *Supervisor) Close(ctx context.Context) error {
 		err = errors.Join(err, werr)
 	}
 	s.children.close()
-	s.sampler.ps.Close()
 	if s.store != nil {
 		s.store.close()
 	}
@@ -533,7 +532,6 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 	s.closeShared()    // the links stay: the next node listens behind them
 	s.children.close() // the reapers of its own children return
 	err := s.waitGoroutines(ctx)
-	s.sampler.ps.Close()
 	if s.store != nil {
 		s.store.close()
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/corral-run/corral/internal/await"
 	"github.com/shirou/gopsutil/v4/host"
 	"github.com/shirou/gopsutil/v4/process"
-	"golang.org/x/sys/unix"
 )
 
 // startGroup starts a command in its own process group, as the node does,
@@ -350,75 +349,3 @@ func BenchmarkGopsutilPerRoot(b *testing.B) {
 	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	b.ReportMetric(perOp*1000/5e9*100, "%core@5s-for-1000")
 }
-
-// kept lists the descriptors s holds open.
-func kept(s *Sampler) []int {
-	var fds []int
-	for _, op := range s.sc.open {
-		fds = append(fds, op.stat, op.statm)
-	}
-	return fds
-}
-
-// isOpen reports whether fd is an open descriptor of this process.
-func isOpen(fd int) bool {
-	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err == nil
-}
-
-// A Sampler keeps the /proc files of the processes it measured open, reads
-// through them what it read by path (the same figures), closes those of a
-// process once it is gone, and closes all on Close.
-func TestSamplerKeepsFilesOfMeasuredProcesses(t *testing.T) {
-	tree := startGroup(t, "sh", "-c", "sleep 30 & sleep 30 & wait")
-	root := Root{PID: tree.Process.Pid}
-	await.Until(t, 10*time.Second, "the tree to have its two children", func() bool { return len(Tree(root)) == 3 })
-	s := NewSampler()
-	first := s.Sample([]Root{root})[root.PID]
-	if len(first.PIDs) != 3 {
-		t.Fatalf("first sample: %v, want the root and its two children", first.PIDs)
-	}
-	fds := kept(s)
-	if len(fds) != 6 {
-		t.Errorf("%d files kept open for 3 processes, want 6 (stat and statm each)", len(fds))
-	}
-	again := s.Sample([]Root{root})[root.PID]
-	if !slices.Equal(again.PIDs, first.PIDs) || again.RSS == 0 || math.Abs(float64(again.RSS)-float64(first.RSS)) > float64(first.RSS)/2 {
-		t.Errorf("through the open files: %+v, by path: %+v", again, first)
-	}
-	if got := kept(s); !slices.Equal(sorted(got), sorted(fds)) {
-		t.Errorf("files open after a second sample: %v, want the same %v", got, fds)
-	}
-
-	// The tree ends: its files are closed at the next sample.
-	_ = syscall.Kill(-root.PID, syscall.SIGKILL)
-	_ = tree.Wait()
-	for _, pid := range first.PIDs {
-		await.Until(t, 10*time.Second, "a killed child to be gone", func() bool { return comm(pid) == "" })
-	}
-	if got := s.Sample([]Root{root}); len(got) != 0 {
-		t.Errorf("after the tree ended: %v", got)
-	}
-	if got := kept(s); len(got) != 0 {
-		t.Errorf("files still kept once the processes are gone: %v", got)
-	}
-
-	// A process measured again is kept again, until Close.
-	self := Root{PID: os.Getpid()}
-	s.Sample([]Root{self})
-	fds = kept(s)
-	if len(fds) != 2 {
-		t.Errorf("%d files kept for this process, want 2", len(fds))
-	}
-	s.Close()
-	for _, fd := range fds {
-		if isOpen(fd) {
-			t.Errorf("descriptor %d still open after Close", fd)
-		}
-	}
-	if _, ok := s.Sample([]Root{self})[self.PID]; !ok || len(kept(s)) != 0 {
-		t.Error("after Close, Sample works and keeps nothing open")
-	}
-}
-
-func sorted(s []int) []int { s = slices.Clone(s); slices.Sort(s); return s }

@@ -51,88 +51,6 @@ type scanner struct {
 	wanted map[int]int // requested root pid -> its index in roots
 	seen   []int       // per proc: 1 + index of the last root it was counted for
 	todo   []int       // work list of a tree walk
-
-	// keep: hold the stat files of measured processes open between
-	// scans (Sampler's scanner; a one-off scan does not).
-	keep bool
-	open map[int]*openProc // by pid
-	gen  uint64            // scans so far, to find the open files of processes gone
-}
-
-// openProc is a measured process's /proc/<pid>/stat and statm, held open
-// from one scan to the next. Reading an open proc file again (pread at
-// offset 0: the kernel writes it anew) is one system call where opening,
-// reading and closing it are three, and the open file stays bound to its
-// process: once that process is gone, reads fail, so a recycled pid is
-// never read through it.
-type openProc struct {
-	stat, statm int    // file descriptors
-	gen         uint64 // the last scan that found the process
-}
-
-// maxOpenProcs bounds the processes whose files a scanner keeps open (two
-// descriptors each), and a quarter of the descriptors the process may
-// open bounds them too.
-const maxOpenProcs = 4096
-
-// openBudget is how many processes' files may be kept open.
-func openBudget() int {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	return int(min(uint64(maxOpenProcs), lim.Cur/8))
-}
-
-// close closes every file kept open.
-func (sc *scanner) close() {
-	for pid := range sc.open {
-		sc.drop(pid)
-	}
-}
-
-// drop closes pid's files kept open.
-func (sc *scanner) drop(pid int) {
-	if op, ok := sc.open[pid]; ok {
-		unix.Close(op.stat)
-		unix.Close(op.statm)
-		delete(sc.open, pid)
-	}
-}
-
-// forget closes the files of pid, a root that ended.
-func (sc *scanner) forget(pid int) { sc.drop(pid) }
-
-// keepOpen opens p's stat and statm to keep, within the budget.
-func (sc *scanner) keepOpen(dir int, p *proc, budget int) {
-	if _, ok := sc.open[p.pid]; ok || len(sc.open) >= budget {
-		return
-	}
-	sc.path = strconv.AppendInt(sc.path[:0], int64(p.pid), 10)
-	sc.path = append(sc.path, "/stat\x00"...)
-	statFD, err := openat(dir, sc.path)
-	if err != nil {
-		return
-	}
-	sc.path = strconv.AppendInt(sc.path[:0], int64(p.pid), 10)
-	sc.path = append(sc.path, "/statm\x00"...)
-	statmFD, err := openat(dir, sc.path)
-	if err != nil {
-		unix.Close(statFD)
-		return
-	}
-	// Opened after the process was read: make sure it is still the
-	// same one (the pid may have been recycled in between).
-	var st stat
-	if n, err := preadFull(statFD, sc.line); err != nil || parseStat(sc.line[:n], &st) != nil || st.start != p.start {
-		unix.Close(statFD)
-		unix.Close(statmFD)
-		return
-	}
-	if sc.open == nil {
-		sc.open = make(map[int]*openProc)
-	}
-	sc.open[p.pid] = &openProc{stat: statFD, statm: statmFD, gen: sc.gen}
 }
 
 // scan measures every root that exists and calls found for each.
@@ -148,18 +66,8 @@ func (sc *scanner) scan(roots []Root, found func(measured)) {
 		return // no /proc: nothing exists as far as we can tell
 	}
 	defer unix.Close(dir)
-	sc.gen++
 	if err := sc.readProc(dir); err != nil {
 		return
-	}
-	for pid, op := range sc.open {
-		if op.gen != sc.gen { // gone (or recycled, and read afresh)
-			sc.drop(pid)
-		}
-	}
-	budget := 0
-	if sc.keep {
-		budget = openBudget()
 	}
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) // the clock start times count from
@@ -197,9 +105,6 @@ func (sc *scanner) scan(roots []Root, found func(measured)) {
 			p := &sc.procs[i]
 			pids = append(pids, p.pid)
 			rss += sc.residentPages(dir, p)
-			if budget > 0 {
-				sc.keepOpen(dir, p, budget)
-			}
 			user += p.utime + p.cutime
 			system += p.stime + p.cstime
 			for c := sc.firstChild[i]; c != none; c = sc.nextSibling[c] {
@@ -249,15 +154,6 @@ func (sc *scanner) readProc(dir int) error {
 				continue
 			}
 			var p proc
-			if op, ok := sc.open[pid]; ok {
-				if n, err := preadFull(op.stat, sc.line); err == nil && parseStat(sc.line[:n], &p.stat) == nil {
-					op.gen = sc.gen
-					p.pid = pid
-					sc.procs = append(sc.procs, p)
-					continue
-				}
-				sc.drop(pid) // gone; a process that took its pid is read afresh
-			}
 			if sc.readStat(dir, pid, &p.stat) != nil {
 				continue // it ended since getdents, or we may not look
 			}
@@ -297,13 +193,7 @@ func (sc *scanner) readStat(dir, pid int, st *stat) error {
 // while statm (like VmRSS in status) sums them exactly. If statm cannot be
 // read (the process just ended), stat's figure is better than nothing.
 func (sc *scanner) residentPages(dir int, p *proc) uint64 {
-	var n int
-	var err error
-	if op, ok := sc.open[p.pid]; ok {
-		n, err = preadFull(op.statm, sc.line)
-	} else {
-		n, err = sc.read(dir, p.pid, "/statm\x00")
-	}
+	n, err := sc.read(dir, p.pid, "/statm\x00")
 	if err != nil {
 		return p.rss
 	}
@@ -366,23 +256,6 @@ func readFull(fd int, buf []byte) (int, error) {
 		return 0, errStat // gone (a dead process reads empty) or too long
 	}
 	return n, nil
-}
-
-// preadFull reads a whole /proc file kept open, from its start.
-func preadFull(fd int, buf []byte) (int, error) {
-	for {
-		n, err := unix.Pread(fd, buf, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if n == 0 || n == len(buf) {
-			return 0, errStat
-		}
-		return n, nil
-	}
 }
 
 // link indexes sc.procs by pid, threads the children of every process, and

@@ -14,14 +14,9 @@ import (
 // of the host on each call), and it follows parent links only: process
 // groups and sessions are not consulted. StartTime here is gopsutil's
 // CreateTime, in milliseconds since the Unix epoch.
-type scanner struct {
-	keep bool // unused: nothing is kept open here
-}
+type scanner struct{}
 
-func (*scanner) close()     {}
-func (*scanner) forget(int) {}
-
-func (*scanner) scan(roots []Root, found func(measured)) {
+func (scanner) scan(roots []Root, found func(measured)) {
 	seen := make(map[int]bool, len(roots))
 	for _, r := range roots {
 		if r.PID <= 0 || seen[r.PID] {
