@@ -117,9 +117,9 @@ func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 // account (Corral's users have no account of their own: the global one):
 // a client of this server, or, through the interest the server keeps of
 // them, one of a route (a cluster peer) or a leaf node connection. It is
-// the server's own view of where to deliver a message on subject, taken
-// without allocating; a subscription made since may miss a message sent
-// just before, as it would have on the wire.
+// the server's own view of where to deliver a message on subject (a
+// lookup in its subscription cache); a subscription made since may miss a
+// message sent just before, as it would have on the wire.
 func (s *Server) Listened(subject string) bool {
 	return s.GlobalAccount().SubscriptionInterest(subject)
 }
