@@ -9,10 +9,13 @@ CONFIG   ?= config.example.toml
 all: build
 
 # -buildvcs=auto stamps the commit into the programs (corrald --version),
-# whatever GOFLAGS says, when built from a git checkout.
+# whatever GOFLAGS says, when built from a git checkout. corralctl is
+# linked statically (no cgo): it starts without the dynamic loader and libc,
+# a millisecond sooner for every command, and resolves names with Go's own
+# resolver (/etc/hosts and DNS).
 build:
 	$(GO) build -buildvcs=auto -o $(BIN)/corrald ./cmd/node
-	$(GO) build -buildvcs=auto -o $(BIN)/corralctl ./cmd/ctl
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o $(BIN)/corralctl ./cmd/ctl
 	$(GO) build -o $(BIN)/encoder-demo ./examples/encoder-demo
 	$(GO) build -o $(BIN)/consumer-demo ./examples/consumer-demo
 	$(GO) build -o $(BIN)/idle-worker ./examples/idle-worker

@@ -24,3 +24,10 @@ const (
 	// and the body is an api.LogEnd.
 	HeaderLogEnd = "Corral-Log-End"
 )
+
+// The error headers of a micro service's reply (ADR-32): a client reads
+// them without linking nats.go/micro.
+const (
+	HeaderServiceError     = "Nats-Service-Error"
+	HeaderServiceErrorCode = "Nats-Service-Error-Code"
+)

@@ -72,6 +72,9 @@ const (
 	controlPrefix = "corral"
 	// ServiceName is the micro service every node registers.
 	ServiceName = "corral"
+	// SubjectPing is $SRV.PING.corral, micro's discovery subject of the
+	// service: every node answers.
+	SubjectPing = "$SRV.PING." + ServiceName
 	// SubjectList is answered by every node (scatter-gather).
 	SubjectList = "corral.list"
 	// SubjectRegistry is answered by one node with a registry (queue

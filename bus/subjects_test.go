@@ -1,6 +1,10 @@
 package bus
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go/micro"
+)
 
 // The history's subjects take in every lifecycle subject and every child
 // event, and neither heartbeats nor the general stats subject; the
@@ -35,5 +39,17 @@ func TestHistorySubjects(t *testing.T) {
 		if got := IsLiveOnly(filter); got != want {
 			t.Errorf("IsLiveOnly(%s) = %v, want %v", filter, got, want)
 		}
+	}
+}
+
+// The micro names that clients use without linking nats.go/micro are
+// micro's.
+func TestMicroNames(t *testing.T) {
+	ping, err := micro.ControlSubject(micro.PingVerb, ServiceName, "")
+	if err != nil || SubjectPing != ping {
+		t.Errorf("SubjectPing = %q, micro says %q (%v)", SubjectPing, ping, err)
+	}
+	if HeaderServiceError != micro.ErrorHeader || HeaderServiceErrorCode != micro.ErrorCodeHeader {
+		t.Errorf("error headers %q and %q, micro's are %q and %q", HeaderServiceError, HeaderServiceErrorCode, micro.ErrorHeader, micro.ErrorCodeHeader)
 	}
 }

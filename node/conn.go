@@ -356,13 +356,26 @@ func (c *conn) close() {
 func (c *conn) readLoop() {
 	defer c.p.sup.wg.Done()
 	defer c.detach()
-	r := bufio.NewReaderSize(c.nc, readBufferSize)
+	src := newConnReader(c.nc)
+	var r *bufio.Reader // held only while there is something to read (connread.go)
+	defer func() { src.release(r) }()
 	max := c.p.sup.cfg.MaxLineBytes
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.p.sup.cfg.HandshakeTimeout))
 	for {
-		// No kept buffer: a long line's is dropped once it is handled, so
-		// an idle child costs only r.
-		line, err := wire.ReadLine(r, max, nil)
+		if r != nil && src.idle(r) {
+			src.release(r)
+			r = nil
+		}
+		var line []byte
+		var err error
+		if r == nil {
+			r, err = src.take()
+		}
+		if err == nil {
+			// No kept buffer for long lines either: a long line's is
+			// dropped once it is handled.
+			line, err = wire.ReadLine(r, max, nil)
+		}
 		switch {
 		case errors.Is(err, wire.ErrLineTooLong):
 			c.tooLong()
@@ -426,9 +439,9 @@ func (c *conn) answered() {
 	}
 }
 
-// readBufferSize is each connection's read buffer: small, because a node
-// holds one per child (1,000 idle children cost 8 MiB), yet a read still
-// carries dozens of typical lines. Longer lines are assembled separately.
+// readBufferSize is a connection's read buffer while it reads (an idle one
+// holds none, connread.go): a read carries dozens of typical lines. Longer
+// lines are assembled separately.
 const readBufferSize = 8 << 10
 
 // detach removes the connection from its process once reading has ended.

@@ -137,7 +137,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
 	// Its record is on disk before anyone hears of it: a child the next
 	// node could not find must not run.
-	if err := s.persist(p); err != nil {
+	if err := s.persistNew(p); err != nil {
 		p.abandonStart()
 		s.log.Error("spawn undone: its record could not be written", "process", p.id, "name", def.Name, "pid", p.pid)
 		return nil, api.Errorf(api.ErrInternal, "cannot spawn %q: %w", def.Name, err)

@@ -110,8 +110,15 @@ func TestChildWithoutRecordIsReadopted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// empty: what a node killed between creating a first record and
+	// writing it leaves (store.create).
+	empty, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	recA.Wait(t, node.KindConnected, deleted.ID)
 	recA.Wait(t, node.KindConnected, torn.ID)
+	recA.Wait(t, node.KindConnected, empty.ID)
 	detach(t, a)
 	if err := os.Remove(filepath.Join(dirs.state, deleted.ID+".json")); err != nil {
 		t.Fatal(err)
@@ -119,17 +126,20 @@ func TestChildWithoutRecordIsReadopted(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dirs.state, torn.ID+".json"), []byte(`{"version":2,"id":"pro`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dirs.state, empty.ID+".json"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	b, recB := startSupervisor(t, dirs, nil)
 	closeOnCleanup(t, b)
 	res := b.Recover()
 	slices.Sort(res.Adopted)
-	want := []string{deleted.ID, torn.ID}
+	want := []string{deleted.ID, torn.ID, empty.ID}
 	slices.Sort(want)
-	if !slices.Equal(res.Adopted, want) || !slices.Equal(res.Orphans, want) || res.Corrupt != 1 {
-		t.Fatalf("recover: %+v, want both adopted as orphans, one corrupt record", res)
+	if !slices.Equal(res.Adopted, want) || !slices.Equal(res.Orphans, want) || res.Corrupt != 2 {
+		t.Fatalf("recover: %+v, want all three adopted as orphans, two corrupt records", res)
 	}
-	for _, p := range []api.ManagedProcess{deleted, torn} {
+	for _, p := range []api.ManagedProcess{deleted, torn, empty} {
 		rc := recB.Wait(t, node.KindReconnected, p.ID).Payload.(api.Reconnected)
 		if rc != (api.Reconnected{ProcessID: p.ID, Name: "w", PID: p.PID}) {
 			t.Errorf("reconnected %+v", rc)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,10 +93,12 @@ func validID(id string) bool {
 	return true
 }
 
-// store writes records as one file per process: written to a temporary
-// file of its own and renamed into place, so a node killed at any point,
-// or two writers of one record, leave either the old record or a new one,
-// never a torn one. Files are fsynced in the background (one goroutine,
+// store writes records as one file per process. A record that replaces
+// another is written to a temporary file of its own and renamed into
+// place, so a node killed at any point, or two writers of one record,
+// leave either the old record or a new one, never a torn one; the first
+// record of a process is written in place (create), where a node killed
+// midway leaves what reads as no record at all, which Recover handles. Files are fsynced in the background (one goroutine,
 // batched) so a spawn does not wait for the disk; a machine crash, which
 // the children do not survive either, is the only way to lose the last
 // records. A write the disk refuses (full, read-only) fails at once.
@@ -139,11 +142,52 @@ func (st *store) save(r record) error {
 		_ = os.Remove(f.Name())
 		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
 	}
+	st.queueSync(st.path(r.ID))
+	return nil
+}
+
+// create writes the first record of a process, which a spawn waits for:
+// straight to its place, a file that must not exist yet, in one write.
+// That is one change to the directory where save makes two (a temporary
+// file, then the rename), and on a journalling file system each costs
+// as much as the write. A node killed before the write is done leaves an
+// empty record (the write of a few hundred bytes to a new file is not
+// torn by the death of its writer); the next node reads it as corrupt,
+// as it would a missing one, and finds the child by the mark in its
+// environment (orphans.go), so it is never worse off than after a node
+// killed before save's rename.
+func (st *store) create(r record) error {
+	r.Version = recordVersion
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("cannot encode its record: %w", err)
+	}
+	path := st.path(r.ID)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return st.save(r) // not the first after all: replace it whole
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
+	}
+	st.queueSync(path)
+	return nil
+}
+
+// queueSync has path fsynced in the background.
+func (st *store) queueSync(path string) {
 	select {
-	case st.sync <- st.path(r.ID):
+	case st.sync <- path:
 	default: // the loop is behind; its next directory sync still helps
 	}
-	return nil
 }
 
 // unwrapPath drops the *PathError around err: the message names the

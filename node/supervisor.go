@@ -598,6 +598,18 @@ func (s *Supervisor) persist(p *process) error {
 	return nil
 }
 
+// persistNew writes the first record of p, just started (store.create).
+func (s *Supervisor) persistNew(p *process) error {
+	if s.store == nil {
+		return nil
+	}
+	if err := s.store.create(p.record()); err != nil {
+		s.log.Error("cannot persist process record", "process", p.id, "name", p.def.Name, "err", err)
+		return err
+	}
+	return nil
+}
+
 func (s *Supervisor) unpersist(id string) {
 	if s.store == nil {
 		return

@@ -14,7 +14,6 @@ import (
 	"github.com/corral-run/corral/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 )
 
 // Errors returned by Control. Test with errors.Is. The first are the kinds
@@ -302,8 +301,8 @@ func encodeRequest(req any) ([]byte, error) {
 }
 
 func decodeReply(m *nats.Msg, reply any) error {
-	if desc := m.Header.Get(micro.ErrorHeader); desc != "" {
-		code, _ := strconv.Atoi(m.Header.Get(micro.ErrorCodeHeader))
+	if desc := m.Header.Get(bus.HeaderServiceError); desc != "" {
+		code, _ := strconv.Atoi(m.Header.Get(bus.HeaderServiceErrorCode))
 		return &ServiceError{Code: code, Description: desc}
 	}
 	if reply == nil {

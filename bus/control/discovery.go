@@ -17,7 +17,6 @@ import (
 	"github.com/corral-run/corral/bus/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 )
 
 // Discovery: what Control knows of the cluster's nodes. The live view is
@@ -231,7 +230,7 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 		return nil, fmt.Errorf("cannot list nodes: %w", err)
 	}
 	defer hbSub.Unsubscribe()
-	answered := map[string]micro.Ping{}
+	answered := map[string]servicePing{}
 	g, err := c.gather(ctx, gatherRequest{subject: pingSubject(), answer: func(m *nats.Msg) (string, error) {
 		id, ping := pingNode(m)
 		if id != "" {

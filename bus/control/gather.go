@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/registry"
@@ -52,9 +51,16 @@ type gathered struct {
 }
 
 // pingSubject is $SRV.PING.corral: every node's control service answers.
-func pingSubject() string {
-	s, _ := micro.ControlSubject(micro.PingVerb, bus.ServiceName, "")
-	return s
+func pingSubject() string { return bus.SubjectPing }
+
+// servicePing is a node's answer to pingSubject (micro.Ping, read without
+// linking nats.go/micro into every client).
+type servicePing struct {
+	Name     string            `json:"name"`
+	ID       string            `json:"id"`
+	Version  string            `json:"version"`
+	Metadata map[string]string `json:"metadata"`
+	Type     string            `json:"type"`
 }
 
 // gather sends req to every node and collects the answers until every
@@ -191,8 +197,8 @@ func (c *Control) scatter(subject string, data []byte) (<-chan *nats.Msg, func()
 func noResponders(m *nats.Msg) bool { return m.Header.Get("Status") == "503" && len(m.Data) == 0 }
 
 // pingNode returns the node id a $SRV.PING answer names, or "".
-func pingNode(m *nats.Msg) (string, micro.Ping) {
-	var ping micro.Ping
+func pingNode(m *nats.Msg) (string, servicePing) {
+	var ping servicePing
 	if err := json.Unmarshal(m.Data, &ping); err != nil || ping.Name != bus.ServiceName {
 		return "", ping
 	}

@@ -113,6 +113,17 @@ func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// Listened reports whether anyone listens on subject in the node's
+// account (Corral's users have no account of their own: the global one):
+// a client of this server, or, through the interest the server keeps of
+// them, one of a route (a cluster peer) or a leaf node connection. It is
+// the server's own view of where to deliver a message on subject (a
+// lookup in its subscription cache); a subscription made since may miss a
+// message sent just before, as it would have on the wire.
+func (s *Server) Listened(subject string) bool {
+	return s.GlobalAccount().SubscriptionInterest(subject)
+}
+
 // tcpURL is where the node reaches its server over TCP; empty when
 // clients need TLS.
 func (s *Server) tcpURL() string {

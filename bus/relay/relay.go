@@ -88,6 +88,13 @@ type Config struct {
 	// for its PubAck before the event is sent again (the stream
 	// de-duplicates). Default DefaultAckTimeout.
 	AckTimeout time.Duration
+	// Listened, when set, says whether anyone listens on a subject: a
+	// live-only message (a heartbeat, stats) that nobody listens to is not
+	// sent, since NATS would drop it anyway. Set it only where it knows
+	// every listener: the embedded server's view of its account, which
+	// takes in the interest of routes and leaf nodes
+	// (embedded.Server.Listened). Nil: everything is sent.
+	Listened func(subject string) bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -216,6 +223,19 @@ func (r *Relay) Publish(rep node.Report) error {
 		r.drop(r.subject(&rep), ErrClosed)
 		return fmt.Errorf("cannot publish %s: %w", r.subject(&rep), ErrClosed)
 	}
+	if rep.Kind == node.KindHeartbeat && !r.listened(bus.SubjectHeartbeat) && !(rep.Done != nil && rep.MsgID != "" && r.durable.Load()) {
+		if rep.Done != nil {
+			rep.Done(nil) // nobody to hand it to: as good as handed to NATS
+		}
+		return nil
+	}
+	var perName, general bool
+	if rep.Kind == node.KindStats {
+		perName, general = r.listened(r.subjects.get(rep.Name, statsKey)), r.listened(bus.SubjectStats)
+		if !perName && !general && (!r.statsStore.Load() || rep.ProcessID == "") {
+			return nil
+		}
+	}
 	data, copied := rep.Raw, false
 	if data == nil {
 		var err error
@@ -229,14 +249,18 @@ func (r *Relay) Publish(rep node.Report) error {
 		// The per-name subject first, then the general one, as the original.
 		// The history's subjects take in the first one: its header keeps it
 		// out (bus.HistorySubjects).
-		id, _ := r.ids.get()
-		m := r.message(r.subjects.get(rep.Name, statsKey), &rep, id, data, copied)
-		m.Header[bus.HeaderExpectedStream] = []string{bus.LiveOnly}
-		if err := r.publish(m, paced, true); err != nil {
-			return err
+		if perName {
+			id, _ := r.ids.get()
+			m := r.message(r.subjects.get(rep.Name, statsKey), &rep, id, data, copied)
+			m.Header[bus.HeaderExpectedStream] = []string{bus.LiveOnly}
+			if err := r.publish(m, paced, true); err != nil {
+				return err
+			}
 		}
-		if err := r.publishReport(bus.SubjectStats, &rep, "", data, paced, copied); err != nil {
-			return err
+		if general {
+			if err := r.publishReport(bus.SubjectStats, &rep, "", data, paced, copied); err != nil {
+				return err
+			}
 		}
 		return r.storeStats(&rep, data, paced, copied)
 	}
@@ -308,6 +332,12 @@ func (r *Relay) PublishLifecycle(m *nats.Msg) error {
 		return nil
 	}
 	return r.publish(m, false, true)
+}
+
+// listened reports whether a live-only message on subject would reach
+// anyone (Config.Listened).
+func (r *Relay) listened(subject string) bool {
+	return r.cfg.Listened == nil || r.cfg.Listened(subject)
 }
 
 // fromChild reports whether rep comes from a child's read loop, which may

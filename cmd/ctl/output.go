@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -22,18 +23,29 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table writes tab-separated rows as aligned columns.
-type table struct{ tw *tabwriter.Writer }
+// table writes tab-separated rows as aligned columns, in one write when
+// it is flushed (tabwriter alone writes each cell and each gap apart: a
+// system call each on a terminal or a pipe, thousands for a long ps).
+type table struct {
+	bw *bufio.Writer
+	tw *tabwriter.Writer
+}
 
 func newTable(w io.Writer, header ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	t := &table{bw: bw, tw: tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)}
 	t.row(header...)
 	return t
 }
 
 func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\t")) }
 
-func (t *table) flush() error { return t.tw.Flush() }
+func (t *table) flush() error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	return t.bw.Flush()
+}
 
 // printProcesses is the table of ps, and of the commands that return
 // processes (spawn, stop, restart).

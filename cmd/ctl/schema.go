@@ -1,12 +1,36 @@
 package main
 
 import (
+	_ "embed"
 	"encoding/json"
+	"fmt"
 	"strings"
 
-	"github.com/corral-run/corral/bus/catalog"
 	"github.com/spf13/cobra"
 )
+
+// schemas.json is bus/catalog.All() as JSON: corralctl prints it rather
+// than link the schema generator (reflection, a YAML and a Go parser),
+// which every command would pay for at start. TestSchemasAreTheCatalog
+// fails when it differs from the catalog; `go test ./cmd/ctl -run
+// TestSchemasAreTheCatalog -update` writes it again.
+//
+//go:embed schemas.json
+var schemasJSON []byte
+
+// namedSchema is one entry of schemas.json (catalog.Named).
+type namedSchema struct {
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+}
+
+func schemas() ([]namedSchema, error) {
+	var all []namedSchema
+	if err := json.Unmarshal(schemasJSON, &all); err != nil {
+		return nil, fmt.Errorf("cannot read the schemas built in: %w", err)
+	}
+	return all, nil
+}
 
 func (a *app) schemaCmd() *cobra.Command {
 	return &cobra.Command{
@@ -21,7 +45,10 @@ message"; "->" may be typed for "→").`,
   corralctl schema 'corral.proc.<id>.get reply'`,
 		Args: argNames("?NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			all := catalog.All()
+			all, err := schemas()
+			if err != nil {
+				return err
+			}
 			w := cmd.OutOrStdout()
 			if len(args) == 0 {
 				out := make(map[string]json.RawMessage, len(all))

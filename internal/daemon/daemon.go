@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/gateway"
@@ -66,8 +67,15 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	if err := d.connect(logger); err != nil {
 		return nil, err
 	}
+	rc := relayConfig(cfg)
+	if d.srv != nil {
+		// The embedded server knows every listener, those of its cluster
+		// peers and leaf nodes included: heartbeats and stats nobody
+		// listens to are not sent.
+		rc.Listened = d.srv.Listened
+	}
 	d.svc = service.New(d.nc, service.Config{
-		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, RemoteDefinitions: cfg.Node.RemoteDefinitions, Relay: relayConfig(cfg),
+		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, RemoteDefinitions: cfg.Node.RemoteDefinitions, Relay: rc,
 		HeartbeatInterval: cfg.Node.HeartbeatInterval, Registry: registryConfig(cfg), Logger: logger,
 		Reload: d.Reload,
 	})
@@ -129,6 +137,13 @@ func (d *Daemon) Supervisor() *node.Supervisor { return d.sup }
 
 // Conn is the node's NATS connection.
 func (d *Daemon) Conn() *nats.Conn { return d.nc }
+
+// RegistryView is what the node knows of every node, as it answers
+// corral.registry (what placement by labels reads).
+func (d *Daemon) RegistryView() api.RegistryView {
+	v, _ := d.svc.RegistryView(api.RegistryRequest{})
+	return v
+}
 
 // Close shuts the node down as configured (node.shutdown): it stops every
 // child, or with "detach" leaves them running for the next node to

@@ -138,16 +138,20 @@ args = ["60"]`)
 	if _, err := a.ctl.Spawn(ctx, "c", "sleeper", api.SpawnRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	// Placement reads the counts the nodes' heartbeats carry (c sends one
-	// early when its processes change): wait until a sees c's.
-	await.Until(t, 5*time.Second, "a to see c running one process", func() bool {
-		ns, err := a.ctl.Nodes(ctx)
-		for _, n := range ns {
-			if n.ID == "c" {
-				return err == nil && n.Running == 1
+	// Placement reads one node's view of the counts the heartbeats carry
+	// (c sends one early when its processes change): wait until every
+	// node's view has c's.
+	await.Until(t, 5*time.Second, "every node to see c running one process", func() bool {
+		for _, n := range []*fabricNode{a, b, c} {
+			seen := false
+			for _, e := range n.d.RegistryView().Nodes {
+				seen = seen || (e.Info.ID == "c" && e.Info.Running == 1)
+			}
+			if !seen {
+				return false
 			}
 		}
-		return false
+		return true
 	})
 	onB, err := a.ctl.SpawnAt(ctx, "sleeper", control.Placement{Labels: map[string]string{"zone": "us"}}, api.SpawnRequest{})
 	if err != nil || onB.Node != "b" {

@@ -27,7 +27,11 @@ import (
 // node's RSS and CPU over a quiet window. The node and its embedded NATS
 // server run in this process; the children are separate processes.
 // CORRAL_BENCH_CHILDREN (default 1000) and CORRAL_BENCH_SECONDS (default
-// 60) size it; CORRAL_BENCH_CPUPROFILE writes a CPU profile of the window.
+// 60) size it; CORRAL_BENCH_CPUPROFILE writes a CPU profile of the window,
+// CORRAL_BENCH_MEMPROFILE a heap profile at its end. Nobody listens to the
+// heartbeats and stats, so the node does not send them; with
+// CORRAL_BENCH_WATCH=1 a subscriber of process.> (as corralctl events or
+// the dashboard) takes them all.
 func BenchmarkIdleChildren(b *testing.B) {
 	children := envInt("CORRAL_BENCH_CHILDREN", 1000)
 	window := time.Duration(envInt("CORRAL_BENCH_SECONDS", 60)) * time.Second
@@ -60,6 +64,13 @@ env = { IDLE_HEARTBEAT = "5s" }
 	connected := make(chan struct{}, children)
 	if _, err := nc.Subscribe(bus.SubjectConnected, func(*nats.Msg) { connected <- struct{}{} }); err != nil {
 		b.Fatal(err)
+	}
+	watched := 0
+	if os.Getenv("CORRAL_BENCH_WATCH") == "1" {
+		watched = 1
+		if _, err := nc.Subscribe(bus.SubjectAll, func(*nats.Msg) {}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	_ = nc.Flush()
 	ctl := control.New(nc)
@@ -98,6 +109,8 @@ env = { IDLE_HEARTBEAT = "5s" }
 		b.Fatalf("%d processes listed, want %d (%v)", len(list.Processes), children, err)
 	}
 	b.ReportMetric(float64(children), "children")
+	b.ReportMetric(float64(watched), "watched")
+	b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 	b.ReportMetric(rssMiB(), "node-RSS-MiB")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
