@@ -57,6 +57,7 @@ type peerCache struct {
 	mu       sync.Mutex
 	synced   bool // the registry's current values are in
 	isolated bool
+	rejoined time.Time // when it last stopped being isolated
 	peers    map[string]*peer
 }
 
@@ -74,6 +75,11 @@ type peer struct {
 	procsVersion uint64 // of procs, as fetched
 	fetching     bool
 	markLost     bool // Lost is to be written to its registry record
+	// back: when it was last seen again, in the same life, after it had
+	// been declared lost (a partition healed). Its routes come back one at
+	// a time, so it may look quiet again for a while: it is not declared
+	// lost again within rejoinGrace.
+	back time.Time
 }
 
 func (c *peerCache) get(id string) *peer {
@@ -256,6 +262,9 @@ func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 	p := c.get(info.ID)
 	if p.info.Lost && !info.Lost {
 		a.log.Info("node is back", "node", info.ID)
+		if p.info.StartedAt.Equal(info.StartedAt) { // the same life: cut off, not restarted
+			p.back = time.Now()
+		}
 	}
 	p.info, p.seen, p.live, p.markLost = info, time.Now(), true, false
 	fetch := info.ProcsVersion != p.procsVersion && !p.fetching
@@ -366,6 +375,9 @@ func (a *Announcer) checkPeers() {
 		if p.live {
 			known++
 		}
+		if !p.back.IsZero() && now.Sub(p.back) < a.rejoinGrace() {
+			continue // back from a loss a moment ago: its routes are settling
+		}
 		quiet = append(quiet, suspect{id: id, info: p.info, rev: p.rev, seen: p.seen})
 	}
 	isolated := known > 2 && 2*alive <= known
@@ -375,10 +387,12 @@ func (a *Announcer) checkPeers() {
 			a.log.Warn("isolated: this node sees fewer than half of the nodes it knows; it declares no node lost until it sees them again",
 				"sees", alive, "knows", known)
 		} else {
-			a.log.Info("no longer isolated", "sees", alive, "knows", known)
+			c.rejoined = now
+			a.log.Info("no longer isolated; it declares no node lost for a while, as its routes come back one by one",
+				"sees", alive, "knows", known, "for", a.rejoinGrace())
 		}
 	}
-	warm := a.listening(now) >= a.warmUp()
+	warm := a.listening(now) >= a.warmUp() && (c.rejoined.IsZero() || now.Sub(c.rejoined) >= a.rejoinGrace())
 	c.mu.Unlock()
 	rank := 0 // how many alive nodes come before this one
 	for _, id := range aliveIDs {
@@ -400,6 +414,14 @@ func (a *Announcer) checkPeers() {
 		a.markInRegistry(s)
 	}
 }
+
+// rejoinGrace is how long a node that was isolated declares nobody lost
+// once it sees a majority again, and how long a node back from a loss is
+// not declared lost again. Routes between the servers come back one at a
+// time, seconds apart: until they have, a node the others see alive looks
+// quiet to it (and does not answer its probe), and a node really lost
+// meanwhile is announced by the nodes that were not cut off.
+func (a *Announcer) rejoinGrace() time.Duration { return max(10*a.interval, 5*time.Second) }
 
 // escalation is how much later than the smallest alive node each next one
 // announces a loss the smaller ones have not.
