@@ -177,10 +177,8 @@ func TestChaos(t *testing.T) {
 func (c *chaos) start() {
 	t := c.t
 	n := len(c.ids)
-	clientPorts, clusterPorts := make([]int, n), make([]int, n)
-	for i := range c.ids {
-		clientPorts[i], clusterPorts[i] = freePort(t), freePort(t)
-	}
+	ports := freePorts(t, 2*n)
+	clientPorts, clusterPorts := ports[:n], ports[n:]
 	var routes []string
 	for i := range c.ids {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", clusterPorts[i]))

@@ -83,10 +83,10 @@ func launchEmbeddedCluster(t testing.TB) []*node {
 	t.Helper()
 	ids := []string{"a", "b", "c"}
 	labels := []map[string]string{{"zone": "z1"}, {"zone": "z2", "gpu": "yes"}, {"zone": "z3"}}
-	clientPorts, clusterPorts := make([]int, 3), make([]int, 3)
+	ports := freePorts(t, 6)
+	clientPorts, clusterPorts := ports[:3], ports[3:]
 	var routes []string
 	for i := range ids {
-		clientPorts[i], clusterPorts[i] = freePort(t), freePort(t)
 		routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats://127.0.0.1:%d", clusterPorts[i])))
 	}
 	nodes := make([]*node, 3)

@@ -192,7 +192,8 @@ func TestClientCertificateRequired(t *testing.T) {
 func TestRogueServerCannotJoinTheCluster(t *testing.T) {
 	ca := testcert.New(t)
 	cert, key := ca.Issue(t, "a")
-	clusterPort := freePort(t)
+	ports := freePorts(t, 2)
+	clusterPort := ports[1]
 	n := clusterNode(t, "a", nil, fmt.Sprintf(`
 [nats]
 listen = "127.0.0.1:%d"
@@ -206,7 +207,7 @@ cert = %q
 key = %q
 ca = %q
 verify = true
-`, freePort(t), clusterPort, cert, key, ca.Cert))
+`, ports[0], clusterPort, cert, key, ca.Cert))
 	n.start(t)
 	routeURL := fmt.Sprintf("nats://127.0.0.1:%d", clusterPort)
 	await.Until(t, waitReady, "the route listener", func() bool {
