@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/corral-run/corral/api"
@@ -107,4 +108,47 @@ func TestCapacityIsEnforced(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.spawn(t, "b", node.SpawnOptions{}) // room again
+}
+
+// Spawns run side by side, yet a burst neither overshoots the node's
+// capacity nor starts one instance twice.
+func TestConcurrentSpawnsKeepTheLimits(t *testing.T) {
+	h := newHarnessWith(t, node.Config{MaxProcesses: 5})
+	h.define(t, "a", role("sleep"), nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	started, refused := 0, 0
+	for i := range 20 {
+		wg.Go(func() {
+			opts := node.SpawnOptions{}
+			if i < 8 {
+				opts.Instance = "a/0" // eight spawns of one instance: one wins
+			}
+			_, err := h.sup.Spawn(ctx, "a", opts)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				started++
+			case errors.Is(err, api.ErrNoCapacity), errors.Is(err, node.ErrConflict):
+				refused++
+			default:
+				t.Errorf("spawn: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if started != 5 || refused != 15 {
+		t.Errorf("%d started, %d refused, want 5 and 15", started, refused)
+	}
+	inst := 0
+	for _, p := range h.sup.GetAll() {
+		if p.Instance == "a/0" && p.Status == api.StatusRunning {
+			inst++
+		}
+	}
+	if inst != 1 {
+		t.Errorf("instance a/0 runs %d times, want once", inst)
+	}
 }
