@@ -289,3 +289,28 @@ func TestSlowLiveStreamSaysWhatItLost(t *testing.T) {
 		t.Errorf("%d of 3000 events, and no word of the others: %q", got, st.comments)
 	}
 }
+
+// The gateway listens to process.> only while a stream needs it: once the
+// last one has gone, nobody listens to the heartbeats and stats, so the
+// nodes need not send them; the next stream listens again.
+func TestNobodyListensOnceTheLastStreamHasGone(t *testing.T) {
+	srv := testnode.StartServer(t, true)
+	n := testnode.Start(t, srv, testnode.Spec{ID: "n1", JetStream: true, Definitions: definitions})
+	s := startGateway(t, n, gateway.Config{})
+	if srv.Listened(bus.SubjectHeartbeat) {
+		t.Fatal("someone listens to heartbeats before any stream")
+	}
+	for round := range 2 {
+		a, b := s.openStream(t, "/api/v1/events"), s.openStream(t, "/api/v1/events?subject=process.heartbeat")
+		a.listening(t)
+		b.listening(t)
+		if !srv.Listened(bus.SubjectHeartbeat) {
+			t.Fatalf("round %d: nobody listens to heartbeats while two streams follow them", round)
+		}
+		a.close()
+		b.close()
+		await.Until(t, 5*time.Second, "nobody to listen to heartbeats once both streams have gone", func() bool {
+			return !srv.Listened(bus.SubjectHeartbeat)
+		})
+	}
+}

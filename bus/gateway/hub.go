@@ -16,8 +16,10 @@ import (
 // now on (an ordered consumer: each event with its stream sequence), the
 // live hub follows process.> with a core subscription for the subjects
 // the stream does not keep. A hub starts with its first client, and stops
-// with the gateway or when its subscription fails (its clients are told;
-// the next client starts it again).
+// when its last client leaves (so that nobody listens to the heartbeats
+// and stats the nodes then need not send), with the gateway, or when its
+// subscription fails (its clients are told; the next client starts it
+// again).
 //
 // A hub never waits for a client: each has a bounded queue. A stored
 // client that falls behind is marked lagged and gets nothing more from the
@@ -30,10 +32,13 @@ type hub struct {
 
 	mu      sync.Mutex
 	clients map[*hubClient]struct{}
+	joining int // clients between join's start and their admission
 	running bool
-	ready   chan struct{} // closed once the subscription is in place
-	failed  error         // why the last run ended
-	lastSeq uint64        // the last stored event dispatched
+	run     uint64             // counts the runs: a run that ended leaves a newer one alone
+	stop    context.CancelFunc // ends the current run
+	ready   chan struct{}      // closed once the subscription is in place
+	failed  error              // why the last run ended
+	lastSeq uint64             // the last stored event dispatched
 }
 
 // hubClient is one stream's place in a hub.
@@ -63,26 +68,43 @@ func (h *hub) join(ctx context.Context, c *hubClient) (uint64, error) {
 		h.start()
 	}
 	ready := h.ready
+	h.joining++
 	h.mu.Unlock()
+	var err error
 	select {
 	case <-ready:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		err = ctx.Err()
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.running {
-		return 0, h.failed
+	h.joining--
+	switch {
+	case err == nil && !h.running:
+		err = h.failed
+	case err == nil:
+		h.clients[c] = struct{}{}
+		return h.lastSeq, nil
 	}
-	h.clients[c] = struct{}{}
-	return h.lastSeq, nil
+	h.stopIfIdle()
+	return 0, err
 }
 
-// leave removes c.
+// leave removes c, and stops the hub if c was its last client.
 func (h *hub) leave(c *hubClient) {
 	h.mu.Lock()
 	delete(h.clients, c)
+	h.stopIfIdle()
 	h.mu.Unlock()
+}
+
+// stopIfIdle ends the current run when nobody is in the hub or joining
+// it; h.mu is held.
+func (h *hub) stopIfIdle() {
+	if h.running && len(h.clients) == 0 && h.joining == 0 {
+		h.running, h.failed = false, errors.New("the hub has no client")
+		h.stop()
+	}
 }
 
 // start runs the hub's subscription until the gateway closes or the
@@ -97,36 +119,48 @@ func (h *hub) start() {
 		return
 	}
 	h.running, h.failed = true, nil
+	h.run++
+	run := h.run
+	ctx, stop := context.WithCancel(g.ctx)
+	h.stop = stop
 	var once sync.Once
 	subscribed := func() { once.Do(func() { close(ready) }) }
+	dispatch := func(e control.Event) { h.dispatch(run, e) }
 	g.bg.Go(func() {
+		defer stop()
 		var err error
 		if h.stored {
-			err = g.ctl.History(g.ctx, control.HistoryOptions{Follow: true, New: true, BufferBytes: historyBuffer},
-				h.dispatch, control.OnSubscribed(subscribed))
+			err = g.ctl.History(ctx, control.HistoryOptions{Follow: true, New: true, BufferBytes: historyBuffer},
+				dispatch, control.OnSubscribed(subscribed))
 		} else {
-			err = g.ctl.Events(g.ctx, bus.SubjectAll, h.dispatch, control.OnSubscribed(subscribed),
+			err = g.ctl.Events(ctx, bus.SubjectAll, dispatch, control.OnSubscribed(subscribed),
 				control.PendingLimits(livePendingMsgs, livePendingBytes))
 		}
 		if err == nil {
 			err = errors.New("the gateway is closing")
 		}
 		h.mu.Lock()
-		h.running, h.failed = false, err
-		for c := range h.clients {
-			c.failed <- err
+		if h.run == run && h.running { // not stopped for want of clients, nor followed by a newer run
+			h.running, h.failed = false, err
+			for c := range h.clients {
+				c.failed <- err
+			}
+			clear(h.clients)
 		}
-		clear(h.clients)
 		h.mu.Unlock()
 		subscribed() // a join still waiting sees it failed
 	})
 }
 
-// dispatch hands an event to every client whose filters match it.
-func (h *hub) dispatch(e control.Event) {
+// dispatch hands an event of run to every client whose filters match it;
+// a run that was stopped delivers nothing more.
+func (h *hub) dispatch(run uint64, e control.Event) {
 	it := feedItem{seq: e.Seq, subject: e.Subject, data: e.Data}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.run != run || !h.running {
+		return
+	}
 	if e.Seq > 0 {
 		h.lastSeq = e.Seq
 	}
