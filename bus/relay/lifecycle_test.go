@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
@@ -49,30 +48,12 @@ func (a *attempts) of(subject string) int {
 	return a.seen[subject]
 }
 
-// stalledStream creates the event stream capturing nothing of process.>:
-// attempts to store events go unanswered until fix makes it capture them.
-func stalledStream(t *testing.T, url string) (fix func()) {
-	t.Helper()
-	js, _ := jetstream.New(testnode.Connect(t, url))
-	ctx := testnode.Context(t)
-	cfg := jetstream.StreamConfig{Name: bus.StreamName, Subjects: []string{"stalled.>"}, Duplicates: bus.DuplicateWindow}
-	if _, err := js.CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	return func() {
-		cfg.Subjects = bus.HistorySubjects()
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // Lifecycle messages published while the stream cannot store them never
 // make their publisher wait; they are sent again while nothing answers,
 // and stored exactly once as soon as the stream can.
 func TestLifecycleStoredOnceTheStreamCan(t *testing.T) {
 	srv := testnode.StartServer(t, true)
-	fix := stalledStream(t, srv.ClientURL())
+	fix := testnode.StalledStream(t, srv.ClientURL())
 	seen := watchAttempts(t, srv.ClientURL())
 	r := testnode.NewRelay(t, testnode.Connect(t, srv.ClientURL()), relay.Config{Durable: true, AckTimeout: 100 * time.Millisecond})
 

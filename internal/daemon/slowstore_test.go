@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
@@ -92,12 +91,8 @@ func TestSlowStoreKillsNoChild(t *testing.T) {
 		resendsOf = 10 // attempts of the first event to wait for: about 2 s, over 6 heartbeat timeouts
 	)
 	srv := testnode.StartServer(t, true)
-	js, _ := jetstream.New(testnode.Connect(t, srv.ClientURL()))
 	ctx := testnode.Context(t)
-	streamCfg := jetstream.StreamConfig{Name: bus.StreamName, Subjects: []string{"stalled.>"}, Duplicates: bus.DuplicateWindow}
-	if _, err := js.CreateStream(ctx, streamCfg); err != nil {
-		t.Fatal(err)
-	}
+	fixStream := testnode.StalledStream(t, srv.ClientURL())
 	seen := watchPublished(t, srv.ClientURL())
 
 	ctrl := testchild.NewCtrl(t)
@@ -199,10 +194,7 @@ func TestSlowStoreKillsNoChild(t *testing.T) {
 	}
 
 	// The stream can store again: every event of A's is stored once and acked.
-	streamCfg.Subjects = bus.HistorySubjects()
-	if _, err := js.UpdateStream(ctx, streamCfg); err != nil {
-		t.Fatal(err)
-	}
+	fixStream()
 	acked := map[int]bool{}
 	r := bufio.NewReader(peerA)
 	for len(acked) < events {

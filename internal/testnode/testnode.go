@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/catalog"
 	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/bus/embedded"
@@ -262,5 +264,27 @@ func CheckSchema(t testing.TB, name string, data []byte) {
 	}
 	if err := s.Validate(data); err != nil {
 		t.Errorf("%s: %s does not validate: %v", name, data, err)
+	}
+}
+
+// StalledStream creates the event stream capturing nothing of process.>:
+// attempts to store events go unanswered until fix makes it capture the
+// history's subjects.
+func StalledStream(t testing.TB, url string) (fix func()) {
+	t.Helper()
+	js, err := jetstream.New(Connect(t, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := Context(t)
+	cfg := jetstream.StreamConfig{Name: bus.StreamName, Subjects: []string{"stalled.>"}, Duplicates: bus.DuplicateWindow}
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		cfg.Subjects = bus.HistorySubjects()
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
