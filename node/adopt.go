@@ -48,11 +48,25 @@ func (s *Supervisor) Recover() RecoverResult {
 	for _, err := range errs {
 		s.log.Error("cannot read process record", "err", err)
 	}
+	// Restarts (the records' pending ones, lost processes' with no delay)
+	// wait until Recover is done: a replacement started meanwhile could
+	// be taken for an orphan or have its socket removed as stale.
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	var found []marked // this node's children, record or not (orphans.go)
+	if s.mark != "" {
+		found = s.findMarked()
+	}
 	recorded := make(map[string]bool, len(recs))
-	replaced := make(map[string]bool)
+	replaced := make(map[string]bool) // ids a record or a child says were restarted already
 	for _, r := range recs {
 		if r.Replaces != "" {
 			replaced[r.Replaces] = true
+		}
+	}
+	for _, m := range found {
+		if m.replaces != "" {
+			replaced[m.replaces] = true
 		}
 	}
 	for _, r := range recs {
@@ -73,7 +87,7 @@ func (s *Supervisor) Recover() RecoverResult {
 			res.Lost = append(res.Lost, r.ID)
 		}
 	}
-	s.adoptOrphans(recorded, &res)
+	s.adoptOrphans(found, recorded, &res)
 	s.removeStale()
 	s.prune()
 	return res
@@ -171,7 +185,7 @@ func (s *Supervisor) loadEnded(r record, replaced bool) {
 		p.logLimits = logLimits{maxBytes: r.LogMaxBytes, maxFiles: r.LogMaxFiles}
 	}
 	ev := event{kind: evRecorded, at: r.EndedAt, ended: r.Status, code: r.ExitCode, errText: r.Error}
-	if pr := r.Restart; pr != nil && !replaced && !bare {
+	if pr := r.Restart; pr != nil && !replaced && !bare && stillRestarts(def, r) {
 		ev.restartPending, ev.restartIn = true, time.Until(pr.At)
 		ev.next = lineage{restarts: pr.Restarts, failures: pr.Failures}
 		s.log.Info("restarting after backoff, as the last node would have", "process", r.ID, "name", def.Name,
@@ -183,6 +197,24 @@ func (s *Supervisor) loadEnded(r record, replaced bool) {
 	s.procs[p.id] = p
 	s.mu.Unlock()
 	s.watch(p.id)
+}
+
+// stillRestarts reports whether def, as the node has it now, still
+// restarts the process r records (its pending restart was decided under
+// the definition of the node that wrote it).
+func stillRestarts(def *definition, r record) bool {
+	instance := r.Instance != ""
+	if !def.AutoRestart && !instance {
+		return false
+	}
+	if r.Status == api.StatusStopped && !def.RestartAlways && !instance {
+		return false
+	}
+	before := r.Restart.Failures - 1 // the consecutive crashes autoRestart counted
+	if r.Status == api.StatusStopped {
+		before = 0
+	}
+	return def.MaxRestarts < 0 || before < def.MaxRestarts
 }
 
 // watch asks the reporter to answer for a process it has no report of

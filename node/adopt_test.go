@@ -3,15 +3,18 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testchild"
 	"github.com/corral-run/corral/node"
 	"github.com/corral-run/corral/node/nodetest"
@@ -319,4 +322,91 @@ func TestDetachAfterRecoveringALostProcess(t *testing.T) {
 	// The lost process is listed (crashed) and has no socket: detaching the
 	// node must step over it.
 	detach(t, b)
+}
+
+// Restarts that are overdue when a node recovers (its predecessor let go
+// while they waited out their delay) run once Recover is done: each
+// replacement keeps its socket (not removed as stale), none is taken for
+// an orphan, and each crashed process is replaced once.
+func TestOverdueRestartsRunAfterRecover(t *testing.T) {
+	dirs := newNodeDirs(t)
+	const delay = 400 * time.Millisecond
+	mod := func(d *node.Definition) { d.AutoRestart, d.RestartDelay, d.RestartDelayMax = true, delay, delay }
+	a, recA := startSupervisor(t, dirs, mod)
+	ctx := context.Background()
+	const n = 30
+	var crashed []api.ManagedProcess
+	for range n {
+		p, err := a.Spawn(ctx, "w", node.SpawnOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		crashed = append(crashed, p)
+	}
+	for _, p := range crashed {
+		recA.Wait(t, node.KindConnected, p.ID)
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	for _, p := range crashed {
+		recA.Wait(t, node.KindCrashed, p.ID)
+	}
+	detach(t, a)
+	time.Sleep(delay + 200*time.Millisecond) // the restarts fall due while no node runs
+
+	b, _ := startSupervisor(t, dirs, mod)
+	closeOnCleanup(t, b)
+	res := b.Recover()
+	if len(res.Orphans) != 0 {
+		t.Errorf("orphans %v: replacements taken for orphans", res.Orphans)
+	}
+	var running []api.ManagedProcess
+	await.Until(t, 10*time.Second, "every crashed process replaced", func() bool {
+		running = running[:0]
+		for _, p := range b.GetAll() {
+			if p.Status == api.StatusRunning {
+				running = append(running, p)
+			}
+		}
+		return len(running) >= n
+	})
+	pids := map[int]bool{}
+	for _, p := range running {
+		if pids[p.PID] {
+			t.Errorf("pid %d supervised twice", p.PID)
+		}
+		pids[p.PID] = true
+		if _, err := os.Lstat(filepath.Join(dirs.sock, p.ID+".sock")); err != nil {
+			t.Errorf("replacement %s has no socket: %v", p.ID, err)
+		}
+	}
+	if len(running) != n {
+		t.Errorf("%d running, want %d (each crashed process replaced once)", len(running), n)
+	}
+}
+
+// A replacement says in its environment which process it replaces, so a
+// node that finds it without its record (killed between the fork and the
+// record) does not restart the replaced one again.
+func TestReplacementCarriesWhatItReplaces(t *testing.T) {
+	dirs := newNodeDirs(t)
+	a, rec := startSupervisor(t, dirs, func(d *node.Definition) { d.AutoRestart, d.RestartDelay = true, node.RestartAtOnce })
+	closeOnCleanup(t, a)
+	p, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Wait(t, node.KindConnected, p.ID)
+	_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	rs := rec.Wait(t, node.KindRestarted, "").Payload.(api.Restarted)
+	np, ok := a.Get(rs.NewProcessID)
+	if !ok {
+		t.Fatalf("replacement %s not listed", rs.NewProcessID)
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", np.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := node.EnvReplaces + "=" + p.ID; !slices.Contains(strings.Split(string(env), "\x00"), want) {
+		t.Errorf("the replacement's environment lacks %s", want)
+	}
 }

@@ -46,6 +46,10 @@ const (
 	// service (instances.go), when it is one.
 	EnvInstance = "CORRAL_INSTANCE"
 	EnvService  = "CORRAL_SERVICE"
+	// EnvReplaces is the id of the process a child was auto-restarted in
+	// place of: a node that finds the child without its record (killed
+	// between the fork and the record) knows the restart happened.
+	EnvReplaces = "CORRAL_REPLACES"
 )
 
 // nodeMark is the EnvNodeMark value of a node, "" without a state
@@ -70,17 +74,16 @@ type marked struct {
 	id, name string
 	instance string
 	service  string
+	replaces string
 	metadata []byte
 	tcpPort  int
 }
 
 // adoptOrphans re-adopts, or kills and reports, the children of this node
-// whose id has no record (recorded lists the ids that have one).
-func (s *Supervisor) adoptOrphans(recorded map[string]bool, res *RecoverResult) {
-	if s.mark == "" {
-		return
-	}
-	for _, m := range s.findMarked() {
+// (found: findMarked) whose id has no record (recorded lists the ids that
+// have one).
+func (s *Supervisor) adoptOrphans(found []marked, recorded map[string]bool, res *RecoverResult) {
+	for _, m := range found {
 		if recorded[m.id] || s.lookup(m.id) != nil {
 			continue // its record speaks for it
 		}
@@ -108,7 +111,7 @@ func (s *Supervisor) adoptOrphans(recorded map[string]bool, res *RecoverResult) 
 		if validInstanceOptions(opts) != nil {
 			opts.Instance, opts.Service = "", ""
 		}
-		p := s.newProcess(d, m.id, opts, lineage{})
+		p := s.newProcess(d, m.id, opts, lineage{replaces: m.replaces})
 		p.pid, p.startTicks, p.startedAt, p.tcpPort = m.pid, m.start, procstat.StartedAt(m.start), m.tcpPort
 		if def == nil {
 			s.giveUp(p, fmt.Sprintf("a child of this node with no record, of definition %q, which the node does not have; the node killed its process group", m.name))
@@ -162,6 +165,8 @@ func (s *Supervisor) findMarked() []marked {
 				m.instance = string(v)
 			case EnvService:
 				m.service = string(v)
+			case EnvReplaces:
+				m.replaces = string(v)
 			case wire.EnvMetadata:
 				m.metadata = v
 			case wire.EnvTCPPort:

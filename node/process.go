@@ -345,6 +345,9 @@ func (p *process) command() (path string, argv []string, attr *syscall.ProcAttr,
 			env = append(env, EnvService+"="+p.opts.Service)
 		}
 	}
+	if p.lin.replaces != "" { // an auto-restart: the next node must not restart what it replaces again
+		env = append(env, EnvReplaces+"="+p.lin.replaces)
+	}
 	if p.sup.mark != "" {
 		env = append(env, EnvNodeMark+"="+p.sup.mark)
 	}
