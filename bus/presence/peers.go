@@ -266,6 +266,9 @@ func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 			p.back = time.Now()
 		}
 	}
+	if !p.info.StartedAt.Equal(info.StartedAt) {
+		p.back = time.Time{} // a new life: no grace
+	}
 	p.info, p.seen, p.live, p.markLost = info, time.Now(), true, false
 	fetch := info.ProcsVersion != p.procsVersion && !p.fetching
 	if fetch {
@@ -388,11 +391,12 @@ func (a *Announcer) checkPeers() {
 				"sees", alive, "knows", known)
 		} else {
 			c.rejoined = now
-			a.log.Info("no longer isolated; it declares no node lost for a while, as its routes come back one by one",
+			a.log.Info("no longer isolated; for a while it declares lost only the nodes it has heard from since, as its routes come back one by one",
 				"sees", alive, "knows", known, "for", a.rejoinGrace())
 		}
 	}
-	warm := a.listening(now) >= a.warmUp() && (c.rejoined.IsZero() || now.Sub(c.rejoined) >= a.rejoinGrace())
+	warm := a.listening(now) >= a.warmUp()
+	rejoined := c.rejoined
 	c.mu.Unlock()
 	rank := 0 // how many alive nodes come before this one
 	for _, id := range aliveIDs {
@@ -402,6 +406,9 @@ func (a *Announcer) checkPeers() {
 	}
 	if warm && !isolated {
 		for _, s := range quiet {
+			if s.seen.Before(rejoined) && now.Sub(rejoined) < a.rejoinGrace() {
+				continue // not heard from since this node was cut off: its route may not be back yet
+			}
 			// The smallest announces; should it not know the node (it
 			// joined after the node's last heartbeat), the next one does
 			// a step later, and so on.
@@ -415,9 +422,9 @@ func (a *Announcer) checkPeers() {
 	}
 }
 
-// rejoinGrace is how long a node that was isolated declares nobody lost
-// once it sees a majority again, and how long a node back from a loss is
-// not declared lost again. Routes between the servers come back one at a
+// rejoinGrace is how long a node that was isolated declares lost none of
+// the nodes it has not heard from since it saw a majority again, and how
+// long a node back from a loss is not declared lost again. Routes between the servers come back one at a
 // time, seconds apart: until they have, a node the others see alive looks
 // quiet to it (and does not answer its probe), and a node really lost
 // meanwhile is announced by the nodes that were not cut off.
