@@ -61,33 +61,48 @@ func (g *Gateway) newHubClient(filters []string, accept func(string) bool) *hubC
 // dispatched before (0 when none yet).
 func (h *hub) join(ctx context.Context, c *hubClient) (uint64, error) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.clients == nil {
 		h.clients = map[*hubClient]struct{}{}
 	}
-	if !h.running {
-		h.start()
-	}
-	ready := h.ready
 	h.joining++
-	h.mu.Unlock()
-	var err error
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	seq, err := h.admit(ctx, c)
 	h.joining--
-	switch {
-	case err == nil && !h.running:
-		err = h.failed
-	case err == nil:
-		h.clients[c] = struct{}{}
-		return h.lastSeq, nil
+	if err != nil {
+		h.stopIfIdle()
 	}
-	h.stopIfIdle()
-	return 0, err
+	return seq, err
+}
+
+// admit waits until a run is subscribed, starting one if none runs, and
+// adds c to it. h.mu is held, and released while it waits. Should the run
+// it waited for end meanwhile and another start, it waits for that one:
+// c is never admitted to a run that is not subscribed yet.
+func (h *hub) admit(ctx context.Context, c *hubClient) (uint64, error) {
+	for first := true; ; first = false {
+		if !h.running {
+			if !first { // the run it waited for ended, and none runs
+				return 0, h.failed
+			}
+			h.start()
+		}
+		ready, run := h.ready, h.run
+		h.mu.Unlock()
+		var err error
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		h.mu.Lock()
+		if err != nil {
+			return 0, err
+		}
+		if h.running && h.run == run {
+			h.clients[c] = struct{}{}
+			return h.lastSeq, nil
+		}
+	}
 }
 
 // leave removes c, and stops the hub if c was its last client.
