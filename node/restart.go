@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -64,9 +65,12 @@ func backoffDelay(base, capDelay time.Duration, failures int) time.Duration {
 func (p *process) respawn(lin lineage) {
 	s := p.sup
 	s.mu.RLock()
-	closed, def := s.closed, s.defs[p.def.Name]
+	closed, detaching, def := s.closed, s.detaching, s.defs[p.def.Name]
 	s.mu.RUnlock()
 	if closed {
+		if !detaching {
+			_ = s.persist(p) // closed: the restart is off, on disk too
+		}
 		return
 	}
 	if def == nil {
@@ -82,8 +86,11 @@ func (p *process) respawn(lin lineage) {
 	s.spawnMu.Unlock()
 	// Its record no longer promises a restart. Written after the
 	// replacement's, which says it replaces this one: a node that dies in
-	// between leaves records that a restart already happened.
-	_ = s.persist(p)
+	// between leaves records that a restart already happened. A node
+	// detaching meanwhile leaves the restart to the next node.
+	if !errors.Is(err, ErrClosed) || !s.isDetaching() {
+		_ = s.persist(p)
+	}
 	if err != nil {
 		s.log.Error("cannot auto-restart", "process", p.id, "name", def.Name, "err", err)
 		return
@@ -93,6 +100,12 @@ func (p *process) respawn(lin lineage) {
 		attempt = lin.restarts
 	}
 	s.reportRestart(p, np, attempt)
+}
+
+func (s *Supervisor) isDetaching() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.detaching
 }
 
 // reportRestart publishes process.restarted and calls OnRestart.

@@ -97,6 +97,7 @@ type Supervisor struct {
 	// ensureRetry is a pending retry of EnsureInstances after a failure.
 	ensureRetry *time.Timer
 	closed      bool
+	detaching   bool // closed by Detach: pending restarts are the next node's
 	// spawnMu is held by a spawn from its capacity check until its
 	// process is registered (capacity.go).
 	spawnMu sync.Mutex
@@ -535,6 +536,9 @@ func (s *Supervisor) Close(ctx context.Context) error {
 // (the children reconnect to the next node) and stops every timer, without
 // signalling anyone. Spawn fails afterwards.
 func (s *Supervisor) Detach(ctx context.Context) error {
+	s.mu.Lock()
+	s.detaching = true
+	s.mu.Unlock()
 	procs := s.shut()
 	s.cancel()
 	for _, p := range procs {
