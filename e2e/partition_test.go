@@ -187,8 +187,14 @@ func TestPartition(t *testing.T) {
 			t.Errorf("emitter %s of %s (pid %d) died", p.ID, p.Node, p.PID)
 		}
 	}
+	// Once: one message id (one per node life), and one declaration in
+	// the logs (the message id would hide a second declaration of c's
+	// life after the heal).
 	if n, others := ev.lostAnnouncements("c"), ev.lostAnnouncements("a")+ev.lostAnnouncements("b"); n != 1 || others != 0 {
 		t.Errorf("%d process.node_lost for c and %d for a or b, want exactly 1 and none", n, others)
+	}
+	if n := countInLogs(nodes, "node lost: no heartbeat"); n != 1 {
+		t.Errorf("%d declarations of a loss in the nodes' logs, want 1", n)
 	}
 	for _, n := range nodes {
 		if killed := countIn(n.logPath, "watchdog is killing process"); killed != 0 {

@@ -424,11 +424,13 @@ func (a *Announcer) checkPeers() {
 
 // rejoinGrace is how long a node that was isolated declares lost none of
 // the nodes it has not heard from since it saw a majority again, and how
-// long a node back from a loss is not declared lost again. Routes between the servers come back one at a
-// time, seconds apart: until they have, a node the others see alive looks
-// quiet to it (and does not answer its probe), and a node really lost
-// meanwhile is announced by the nodes that were not cut off.
-func (a *Announcer) rejoinGrace() time.Duration { return max(10*a.interval, 5*time.Second) }
+// long a node back from a loss is not declared lost again. Routes between
+// the servers come back one at a time, seconds apart (the last one 6.4 s
+// after the heal, once, in the partition test): until they have, a node
+// the others see alive looks quiet to it (and does not answer its probe),
+// and a node really lost meanwhile is announced by the nodes that were
+// not cut off.
+func (a *Announcer) rejoinGrace() time.Duration { return max(20*a.interval, 10*time.Second) }
 
 // escalation is how much later than the smallest alive node each next one
 // announces a loss the smaller ones have not.
