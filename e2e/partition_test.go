@@ -227,9 +227,22 @@ func TestPartition(t *testing.T) {
 			t.Errorf("emitter %s on %s: %d acked events lost, %d stored twice", p.ID, p.Node, lostN, dup)
 		}
 	}
-	// The nodes stop cleanly.
+	// The nodes stop, none hangs. A node whose children's events still
+	// wait for storage when it stops (the stream may still be catching
+	// up after the heal) exits 1 after its flush timeout, as README says;
+	// anything else is a failure.
 	if stopped, notes := stopTogether(nodes); stopped != len(nodes) {
-		t.Errorf("%d of %d nodes stopped cleanly (exit 0 within %v of SIGTERM):\n%s", stopped, len(nodes), waitExit, strings.Join(notes, "\n"))
+		for _, n := range nodes {
+			if n.cmd.ProcessState.ExitCode() == 1 && countIn(n.logPath, "cannot flush relay") > 0 {
+				stopped++
+			}
+		}
+		if stopped != len(nodes) {
+			t.Errorf("%d of %d nodes stopped cleanly (exit 0 within %v of SIGTERM, or 1 with unstored events):\n%s",
+				stopped, len(nodes), waitExit, strings.Join(notes, "\n"))
+		} else {
+			t.Logf("nodes that exited 1, with events their stream had not confirmed stored:\n%s", strings.Join(notes, "\n"))
+		}
 	}
 	t.Logf("FIGURE %d acked events from %d emitters, each stored once; loss declared in %v, converged in %v after the heal",
 		total, len(emitters), lossTook.Round(time.Millisecond), convergeTook.Round(time.Millisecond))
