@@ -1,9 +1,14 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -120,6 +125,33 @@ func TestPartition(t *testing.T) {
 	if log, _ := os.ReadFile(c.logPath); !strings.Contains(string(log), "isolated: this node sees fewer than half") {
 		t.Error("c's log does not say it is isolated")
 	}
+	// And its /readyz (reached from inside its namespace) says so too.
+	readyz := func() (int, string) {
+		log, _ := os.ReadFile(c.logPath)
+		m := regexp.MustCompile(`msg="HTTP gateway listening" .*?url=(\S+)`).FindStringSubmatch(string(log))
+		if m == nil {
+			return 0, "no HTTP gateway in c's log"
+		}
+		hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+			DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+				return nsDialer{path: "/run/netns/" + f.ns("c")}.Dial(network, addr)
+			}}}
+		resp, err := hc.Get(m[1] + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var code int
+	var body string
+	if !await.Poll(10*time.Second, func() bool {
+		code, body = readyz()
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "isolated")
+	}) {
+		t.Errorf("c's /readyz while it is isolated: %d %s, want 503 saying it is isolated", code, body)
+	}
 
 	// The majority runs web's six instances without c.
 	moved := a.waitPlaced(t, "web", 6, 20*time.Second)
@@ -181,6 +213,9 @@ func TestPartition(t *testing.T) {
 	}
 	if placedAfter := countInLogs(nodes, "service instance placed") - placedBefore; placedAfter != 0 {
 		t.Errorf("%d service instances placed after the heal, want 0", placedAfter)
+	}
+	if !await.Poll(10*time.Second, func() bool { code, body = readyz(); return code == http.StatusOK }) {
+		t.Errorf("c's /readyz after the heal: %d %s, want 200", code, body)
 	}
 	for _, p := range emitters {
 		if gone(p.PID) {

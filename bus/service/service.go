@@ -547,6 +547,10 @@ func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
 
 func (s *Service) handleProcs(r micro.Request) { _ = r.RespondJSON(s.presence.Processes()) }
 
+// Isolated reports whether the node sees fewer than half of the nodes it
+// knows (a network partition cut it off).
+func (s *Service) Isolated() bool { return s.presence.Isolated() }
+
 // RegistryView is what the node knows of every node (corral.registry).
 func (s *Service) RegistryView(req api.RegistryRequest) (api.RegistryView, bool) {
 	return s.presence.View(req)

@@ -50,13 +50,15 @@ func (d *Daemon) startGateway(logger *slog.Logger) error {
 }
 
 // readiness is what /readyz checks: NATS connected, the control service
-// registered, the previous node's children recovered, not shutting down.
+// registered, the previous node's children recovered, not shutting down,
+// not cut off from the cluster.
 func (d *Daemon) readiness() []gateway.Check {
 	checks := []gateway.Check{
 		{Name: "nats", OK: d.nc.IsConnected(), Detail: "connected"},
 		{Name: "control", OK: d.svc.Serving(), Detail: "the control service is registered"},
 		{Name: "recovered", OK: d.recovered.Load(), Detail: "the previous node's children are recovered"},
 		{Name: "running", OK: !d.closing.Load(), Detail: "serving"},
+		{Name: "cluster", OK: !d.svc.Isolated(), Detail: "sees a majority of the nodes it knows"},
 	}
 	if !checks[0].OK {
 		checks[0].Detail = "not connected to NATS (" + d.nc.Status().String() + ")"
@@ -69,6 +71,9 @@ func (d *Daemon) readiness() []gateway.Check {
 	}
 	if !checks[3].OK {
 		checks[3].Detail = "shutting down"
+	}
+	if !checks[4].OK {
+		checks[4].Detail = "isolated: it sees fewer than half of the nodes it knows (a network partition?); it keeps its children running and declares nobody lost"
 	}
 	return checks
 }

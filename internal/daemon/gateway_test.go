@@ -76,7 +76,7 @@ func TestNodeServesGatewayAndMetrics(t *testing.T) {
 
 	code, body := httpGet(t, base+"/readyz")
 	var rd gateway.Readiness
-	if code != 200 || json.Unmarshal(body, &rd) != nil || !rd.Ready || len(rd.Checks) != 4 {
+	if code != 200 || json.Unmarshal(body, &rd) != nil || !rd.Ready || len(rd.Checks) != 5 {
 		t.Fatalf("readyz: %d %s", code, body)
 	}
 
