@@ -387,7 +387,9 @@ func (w *logFile) write(b []byte) {
 			w.put(b[:room])
 			b = b[room:]
 		}
-		w.rotate()
+		if !w.rotate() {
+			return // the rest is dropped: the current file stays full, and the child must not block
+		}
 	}
 }
 
@@ -427,20 +429,28 @@ func (w *logFile) open() bool {
 }
 
 // rotate shifts the files by one (the oldest goes) and starts an empty
-// current file; with log_max_files = 1 the current file is emptied.
-func (w *logFile) rotate() {
+// current file; with log_max_files = 1 the current file is emptied. It
+// reports whether the current file was moved or emptied: if not, it is as
+// full as before.
+func (w *logFile) rotate() bool {
 	w.close()
 	if len(w.names) == 1 {
 		if err := os.Truncate(w.names[0], 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			w.fail(err)
+			return false
 		}
-		return
+		return true
 	}
+	ok := true
 	for i := len(w.names) - 1; i > 0; i-- {
 		if err := os.Rename(w.names[i-1], w.names[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			w.fail(err)
+			if i == 1 { // only the current file's move matters for the next write
+				ok = false
+			}
 		}
 	}
+	return ok
 }
 
 func (w *logFile) close() {

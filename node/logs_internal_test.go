@@ -3,6 +3,7 @@ package node
 import (
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"syscall"
@@ -53,5 +54,35 @@ func TestLogPipeDoesNotAllocatePerRead(t *testing.T) {
 	t.Logf("%d allocations carrying %d lines of %d bytes", n, writes, len(line))
 	if n > 200 { // fewer than the reads
 		t.Errorf("%d allocations carrying %d lines: some per read", n, writes)
+	}
+}
+
+// A log whose rotation fails (here: a directory where the next file goes)
+// drops what does not fit instead of trying again forever: the write
+// returns, so the child's output keeps flowing.
+func TestFailedRotationDropsInsteadOfSpinning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	if err := os.WriteFile(path, []byte("0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(rotated(path, 1), "full"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w := newLogFile(path, logLimits{maxBytes: 16, maxFiles: 2})
+	var failures int
+	w.report = func(error) { failures++ }
+	done := make(chan struct{})
+	go func() {
+		w.write([]byte("a line too long for what is left\n"))
+		w.close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("write still running 10 s later: the failed rotation is tried again forever")
+	}
+	if failures != 1 {
+		t.Errorf("%d failures reported, want 1", failures)
 	}
 }
