@@ -320,7 +320,7 @@ func (a *Announcer) fetchProcs(id string) {
 	defer cancel()
 	var np api.NodeProcesses
 	m, err := a.nc.RequestWithContext(ctx, bus.NodeSubject(id, bus.VerbProcs), nil)
-	if err == nil && m.Header.Get("Nats-Service-Error") == "" {
+	if err == nil && m.Header.Get(bus.HeaderServiceError) == "" {
 		err = json.Unmarshal(m.Data, &np)
 	}
 	c := &a.peers

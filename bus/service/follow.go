@@ -401,7 +401,7 @@ func (s *Service) handleFollow(sup Supervisor, id string, m *nats.Msg) {
 // checkFollow refuses a follow request a node cannot take.
 func checkFollow(req api.FollowRequest) error {
 	switch {
-	case !isToken(req.Follower):
+	case !api.ValidToken(req.Follower):
 		return api.Errorf(api.ErrInvalid, "follower %q is not 1 to 64 letters, digits, _ or -", req.Follower)
 	case req.Tail < 0 || req.Tail > node.MaxTailLines:
 		return api.Errorf(api.ErrInvalid, "tail %d is out of range (0 to %d lines)", req.Tail, node.MaxTailLines)
@@ -409,19 +409,6 @@ func checkFollow(req api.FollowRequest) error {
 		return api.Errorf(api.ErrInvalid, "sinceMs %d is out of range (0 to %d, ten years)", req.SinceMs, int64(maxSinceMs))
 	}
 	return nil
-}
-
-// isToken reports whether s is 1 to 64 letters, digits, _ or -.
-func isToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // fitReply encodes reply, leaving out the oldest lines of its log until

@@ -37,7 +37,7 @@ A name no node defines, or labels no node matches, fail at once.`,
 			}
 			for _, kv := range labels {
 				k, v, ok := strings.Cut(kv, "=")
-				if !ok || !token(k) || !token(v) {
+				if !ok || !api.ValidToken(k) || !api.ValidToken(v) {
 					return usage(cmd, "--label %q must be KEY=VALUE, each of A-Z a-z 0-9 _ - (at most 64)", kv)
 				}
 				if at.Labels == nil {
@@ -84,20 +84,6 @@ A name no node defines, or labels no node matches, fail at once.`,
 	f.StringVar(&cwd, "cwd", "", "working directory (default: the definition's)")
 	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
 	return cmd
-}
-
-// token reports whether s is a subject token, [A-Za-z0-9_-]{1,64}, as
-// label keys and values are.
-func token(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // jsonObject reports why s is not a JSON object, or nil.
