@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,15 +21,26 @@ import (
 // maxStatsBytes bounds the stats bucket: a sample is a few hundred bytes.
 const maxStatsBytes = 64 << 20
 
+// statsTTL is how long an entry of the stats bucket lasts when the event
+// stream keeps its messages for ever (stream_max_age = 0): a running
+// process writes its entry again at each sample, so only those of ended
+// processes (and the delete markers their ends leave) expire, and the
+// bucket, which refuses writes once full, does not fill up.
+const statsTTL = time.Hour
+
 // ensureStatsBucket sets up the stats bucket with the event stream's
-// replicas and age limit (entries of processes whose end was missed
-// expire with it).
+// replicas and age limit, or statsTTL without one (entries of processes
+// whose end was missed expire with it).
 func (r *Relay) ensureStatsBucket(ctx context.Context, st jetstream.Stream) error {
 	c := st.CachedInfo().Config
+	ttl := c.MaxAge
+	if ttl <= 0 {
+		ttl = statsTTL
+	}
 	_, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bus.StatsBucket,
 		Description: "Corral: the latest stats of each process, key its id ([nats] stats_store)",
-		History:     1, TTL: c.MaxAge, MaxBytes: maxStatsBytes, Storage: jetstream.MemoryStorage, Replicas: c.Replicas,
+		History:     1, TTL: ttl, MaxBytes: maxStatsBytes, Storage: jetstream.MemoryStorage, Replicas: c.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot set up bucket %s: %w", bus.StatsBucket, err)
