@@ -510,10 +510,13 @@ func (r *Relay) retry(window []*storedEvent, refused bool) {
 		}
 	}
 	a.mu.Unlock()
-	ctx, cancel := r.ctx, context.CancelFunc(func() {})
-	if !deadline.IsZero() {
-		ctx, cancel = context.WithDeadline(r.ctx, deadline)
+	if limit := time.Now().Add(r.cfg.AckTimeout); deadline.IsZero() || limit.Before(deadline) {
+		// A window of lifecycle messages alone has no deadline: the wait
+		// is bounded anyway, so that the collector comes back for the
+		// events that arrived meanwhile (and their deadlines).
+		deadline = limit
 	}
+	ctx, cancel := context.WithDeadline(r.ctx, deadline)
 	up := r.link.wait(ctx)
 	cancel()
 	if !up {
