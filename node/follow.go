@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
+
+	"github.com/corral-run/corral/api"
 )
 
 // Following a process's output: the hook where the node has just written
@@ -44,7 +47,21 @@ type tailAsk struct {
 	opts TailOptions
 	sink LogSink // set the tap to it, where the tail ends; nil: just read
 	done chan tailAnswer
+	// state: askWaiting until the pipe's goroutine takes it (askTaken) or
+	// its caller gives up (askAbandoned): an abandoned ask is neither read
+	// nor given the tap.
+	state atomic.Int32
 }
+
+const (
+	askWaiting int32 = iota
+	askTaken
+	askAbandoned
+)
+
+// maxAsks bounds the tails and follows waiting for one pipe's goroutine:
+// each costs it file reads while the child's output waits.
+const maxAsks = 16
 
 type tailAnswer struct {
 	snap LogSnapshot
@@ -89,6 +106,10 @@ func (lp *logPipe) ask(ctx context.Context, opts TailOptions, sink LogSink) (sna
 		lp.askMu.Unlock()
 		return LogSnapshot{}, false, nil
 	}
+	if len(lp.asks) >= maxAsks {
+		lp.askMu.Unlock()
+		return LogSnapshot{}, false, api.Errorf(api.ErrNoCapacity, "%d reads of this process's logs are waiting already; try again", maxAsks)
+	}
 	lp.asks = append(lp.asks, a)
 	lp.askMu.Unlock()
 	lp.asked.Store(true)
@@ -97,7 +118,11 @@ func (lp *logPipe) ask(ctx context.Context, opts TailOptions, sink LogSink) (sna
 	case ans := <-a.done:
 		return ans.snap, true, ans.err
 	case <-ctx.Done():
-		return LogSnapshot{}, false, ctx.Err()
+		if a.state.CompareAndSwap(askWaiting, askAbandoned) {
+			return LogSnapshot{}, false, ctx.Err()
+		}
+		ans := <-a.done // taken already: its answer (and tap) is on the way
+		return ans.snap, true, ans.err
 	}
 }
 
@@ -113,6 +138,9 @@ func (lp *logPipe) answer(live bool) {
 	}
 	lp.askMu.Unlock()
 	for _, a := range asks {
+		if !a.state.CompareAndSwap(askWaiting, askTaken) {
+			continue // its caller has gone
+		}
 		if live && a.sink != nil {
 			if t := lp.tap.Load(); t == nil || t.sink != a.sink {
 				lp.tap.Store(&logTap{sink: a.sink})

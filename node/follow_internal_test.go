@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corral-run/corral/api"
 )
 
 // countingSink counts what it is handed.
@@ -231,5 +235,26 @@ func TestTailFilesKeepsWholeLines(t *testing.T) {
 		if err != nil || string(got) != tc.want || short != tc.short {
 			t.Errorf("tailFiles(%d lines, %d bytes) = %q, %v, %v; want %q, %v", tc.lines, tc.budget, got, short, err, tc.want, tc.short)
 		}
+	}
+}
+
+// A follow whose caller gave up before the pipe's goroutine took it gets
+// no tap, and the asks waiting for one pipe are bounded.
+func TestAbandonedFollowGetsNoTapAndAsksAreBounded(t *testing.T) {
+	lp := newTestPipe(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sink := &countingSink{}
+	for i := range maxAsks {
+		if _, _, err := lp.ask(ctx, TailOptions{}, sink); !errors.Is(err, context.Canceled) {
+			t.Fatalf("ask %d: %v, want it given up", i, err)
+		}
+	}
+	if _, _, err := lp.ask(context.Background(), TailOptions{}, sink); !errors.Is(err, api.ErrNoCapacity) {
+		t.Fatalf("ask past %d waiting: %v, want 503", maxAsks, err)
+	}
+	lp.answer(true)
+	if tap := lp.tap.Load(); tap != nil {
+		t.Error("a follow whose caller had gone was given the tap")
 	}
 }
