@@ -74,10 +74,14 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 		// listens to are not sent.
 		rc.Listened = d.srv.Listened
 	}
+	var reload func() (api.ReloadReply, error)
+	if cfg.Path != "" { // a configuration built in code has no file to read again
+		reload = d.Reload
+	}
 	d.svc = service.New(d.nc, service.Config{
 		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, RemoteDefinitions: cfg.Node.RemoteDefinitions, Relay: rc,
 		HeartbeatInterval: cfg.Node.HeartbeatInterval, Registry: registryConfig(cfg), Logger: logger,
-		Reload: d.Reload,
+		Reload: reload,
 	})
 	if err := d.setUpStream(); err != nil {
 		return nil, err

@@ -2,13 +2,17 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/config"
 	"github.com/corral-run/corral/internal/daemon"
+	"github.com/corral-run/corral/internal/testchild"
 )
 
 // quiet is a log level nothing is logged at: benchmarks log nowhere.
@@ -48,4 +52,15 @@ func startDaemon(tb testing.TB, cfg *config.Config, level slog.Level) *daemon.Da
 		}
 	})
 	return d
+}
+
+// A node whose configuration was built in code, not read from a file,
+// refuses a reload as having nothing to read again.
+func TestReloadWithoutAFileIsRefused(t *testing.T) {
+	cfg := parseConfig(t, fmt.Sprintf("[node]\nid = \"n1\"\ndata_dir = %q\n", testchild.ShortTempDir(t)))
+	d := startDaemon(t, cfg, slog.LevelError)
+	res, err := control.New(d.Conn()).Reload(t.Context(), "n1")
+	if !errors.Is(err, control.ErrNotFound) || len(res) != 1 || !errors.Is(res[0].Err, control.ErrNotFound) || !strings.Contains(res[0].Error, "no configuration to reload") {
+		t.Errorf("reload: %+v, %v, want 404: no configuration to reload", res, err)
+	}
 }
