@@ -287,7 +287,7 @@ func (g *Gateway) startFeed(ctx context.Context, filters []string, from eventsFr
 		close(f.ready)
 	}
 	if len(live) > 0 {
-		isStored := func(subject string) bool {
+		notStored := func(subject string) bool { // the live hub sends what the stored one does not
 			if bus.IsLiveOnly(subject) {
 				return true
 			}
@@ -298,7 +298,7 @@ func (g *Gateway) startFeed(ctx context.Context, filters []string, from eventsFr
 			}
 			return true
 		}
-		c := g.newHubClient(live, isStored)
+		c := g.newHubClient(live, notStored)
 		if _, err := g.live.join(ctx, c); err != nil {
 			f.fail(ctx, err)
 		} else {
