@@ -185,6 +185,7 @@ func (m *Manager) run() {
 	// missed (a spawn refused for room, a node that came back).
 	tick := time.NewTicker(max(m.cfg.Interval, time.Second))
 	defer tick.Stop()
+	var lastRead time.Time
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -193,6 +194,10 @@ func (m *Manager) run() {
 		case <-m.trigger:
 		}
 		if m.Leader() {
+			if time.Since(lastRead) >= servicesReread {
+				m.rereadServices(kv)
+				lastRead = time.Now()
+			}
 			ctx, cancel := context.WithCancel(m.ctx)
 			m.mu.Lock()
 			m.passCancel = cancel
@@ -204,6 +209,31 @@ func (m *Manager) run() {
 			cancel()
 		}
 	}
+}
+
+// servicesReread is how often the reconciler reads the services again
+// from the bucket besides following its changes: a watch that stalled (its
+// consumer lost across a stream leader's change, once in the services
+// test) must not leave the reconciler with an old desired count.
+const servicesReread = 3 * time.Second
+
+// rereadServices replaces the services followDesired keeps with what the
+// bucket holds now; on failure they stay as they are.
+func (m *Manager) rereadServices(kv jetstream.KeyValue) {
+	ctx, cancel := context.WithTimeout(m.ctx, max(m.cfg.Interval, time.Second))
+	defer cancel()
+	st, err := read(ctx, kv)
+	if err != nil {
+		m.log.Debug("cannot read the services again", "err", err)
+		return
+	}
+	fresh := make(map[string]api.ServiceSpec, len(st.Services))
+	for _, s := range st.Services {
+		fresh[s.Name] = s
+	}
+	m.mu.Lock()
+	m.services = fresh
+	m.mu.Unlock()
 }
 
 // campaignLoop renews or seeks the lease every half interval, and at once
