@@ -1,11 +1,16 @@
 package relay_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
@@ -141,4 +146,65 @@ func TestDurableEventWaitsForTheStream(t *testing.T) {
 	if ids := natstest.StoredIDs(t, nc); len(ids) != 1 || ids["proc_a:1"] != 1 {
 		t.Errorf("stored %v, want proc_a:1 once", ids)
 	}
+}
+
+// While NATS is away and the collector's window holds lifecycle messages
+// alone (no deadline of their own), its wait for the connection is still
+// bounded: a child's event that arrives meanwhile is refused once its
+// StoreTimeout has passed, not held until NATS comes back.
+func TestEventDuringOutageBehindLifecycleIsRefusedInTime(t *testing.T) {
+	ns := natstest.Start(t)
+	js, _ := jetstream.New(testnode.Connect(t, ns.URL()))
+	if _, err := relay.EnsureStream(testnode.Context(t), js, relay.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	nc := testnode.Connect(t, ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	r := testnode.NewRelay(t, nc, relay.Config{Durable: true, AckTimeout: 100 * time.Millisecond, StoreTimeout: 500 * time.Millisecond})
+
+	ns.Stop()
+	defer ns.Restart() // before the relay's Close, which would wait for the lifecycle message
+	waitStatus(t, nc, nats.RECONNECTING)
+	spawned := node.Report{Kind: node.KindSpawned, ProcessID: "proc_a", Name: "enc", Payload: api.Spawned{ProcessID: "proc_a", Name: "enc", PID: 42, Node: "n1"}}
+	if err := r.Publish(spawned); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing announces it: the collector's goroutine is seen waiting for
+	// the connection, its window holding the lifecycle message alone.
+	await.Until(t, 10*time.Second, "the collector waiting for NATS with a lifecycle message", collectorWaitsForNATS)
+
+	done := make(chan error, 1)
+	if err := r.Publish(event(1, nil, func(err error) { done <- err })); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Done(%v) while NATS is away, want a refusal past StoreTimeout", err)
+		}
+	case <-testnode.Context(t).Done():
+		t.Fatal("an event that arrived while the collector waited for NATS is held until NATS comes back")
+	}
+	if s := nc.Status(); s != nats.RECONNECTING {
+		t.Errorf("connection %v when the event was settled, want it still away", s)
+	}
+}
+
+// collectorWaitsForNATS reports whether a goroutine of the relay's
+// collector is blocked in its wait for the connection (Relay.retry).
+func collectorWaitsForNATS() bool {
+	buf := make([]byte, 64<<10)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("relay.(*link).wait(")) && bytes.Contains(g, []byte("relay.(*Relay).retry(")) {
+			return true
+		}
+	}
+	return false
 }
