@@ -223,7 +223,7 @@ func (r *Relay) Publish(rep node.Report) error {
 		r.drop(r.subject(&rep), ErrClosed)
 		return fmt.Errorf("cannot publish %s: %w", r.subject(&rep), ErrClosed)
 	}
-	if rep.Kind == node.KindHeartbeat && !r.listened(bus.SubjectHeartbeat) && !(rep.Done != nil && rep.MsgID != "" && r.durable.Load()) {
+	if rep.Kind == node.KindHeartbeat && !r.listened(bus.SubjectHeartbeat) {
 		if rep.Done != nil {
 			rep.Done(nil) // nobody to hand it to: as good as handed to NATS
 		}
