@@ -229,8 +229,8 @@ func (st *store) queueSync(path string) {
 	}
 }
 
-// unwrapPath drops the *PathError around err: the message names the
-// record, and the temporary file's name says nothing.
+// unwrapPath drops the *PathError around err: the caller's message says
+// whose record it is, which the path only repeats.
 func unwrapPath(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
