@@ -395,7 +395,18 @@ func (s *Service) handleFollow(sup Supervisor, id string, m *nats.Msg) {
 		reply.End = &api.LogEnd{ProcessID: id, Status: mp.Status, ExitCode: mp.ExitCode, Error: mp.Error}
 		s.release(f, req.Follower)
 	}
-	_ = m.Respond(fitReply(reply, int(s.nc.MaxPayload())))
+	b, err := fitLog(reply.Log, int(s.nc.MaxPayload()), func(log string, cut bool) []byte {
+		fitted := reply
+		fitted.Log, fitted.Truncated = log, reply.Truncated || cut
+		b, _ := json.Marshal(fitted)
+		return b
+	})
+	if err != nil {
+		s.release(f, req.Follower)
+		respondError(r, fmt.Errorf("%s: %w", what, err))
+		return
+	}
+	_ = m.Respond(b)
 }
 
 // checkFollow refuses a follow request a node cannot take.
@@ -409,25 +420,6 @@ func checkFollow(req api.FollowRequest) error {
 		return api.Errorf(api.ErrInvalid, "sinceMs %d is out of range (0 to %d, ten years)", req.SinceMs, int64(maxSinceMs))
 	}
 	return nil
-}
-
-// fitReply encodes reply, leaving out the oldest lines of its log until
-// it fits in max bytes (a JSON string may be six times longer than its
-// text).
-func fitReply(reply api.FollowReply, max int) []byte {
-	for {
-		b, _ := json.Marshal(reply)
-		if len(b) <= max-1024 || reply.Log == "" {
-			return b
-		}
-		half := reply.Log[len(reply.Log)/2:]
-		if nl := bytes.IndexByte([]byte(half), '\n'); nl >= 0 && nl+1 < len(half) {
-			half = half[nl+1:]
-		} else {
-			half = ""
-		}
-		reply.Log, reply.Truncated = half, true
-	}
 }
 
 // Followers returns how many followers hold a lease on process id's
