@@ -103,7 +103,8 @@ type FollowReply struct {
 	// Log is the tail asked for.
 	Log string `json:"log"`
 	// Truncated: more was asked for than a reply holds (256 KiB, and the
-	// server's max_payload); the oldest lines were left out.
+	// server's max_payload); the oldest lines were left out, and of a
+	// last line longer than a reply, its beginning.
 	Truncated bool `json:"truncated,omitempty"`
 	// Offset is where Log ends in the process's output, counted since
 	// Epoch: the output published on corral.logs.<id> from then on
@@ -133,6 +134,10 @@ type LogEnd struct {
 type LogsReply struct {
 	ProcessID string `json:"processId"`
 	Log       string `json:"log"`
+	// Truncated: more was asked for than a reply holds (256 KiB, and the
+	// server's max_payload); the oldest lines were left out, and of a
+	// last line longer than a reply, its beginning.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // NodeInfo describes one node. It is the reply of corral.node.<node>.info,

@@ -281,13 +281,26 @@ type Followed struct {
 // It fails at once when it cannot list the processes, or when the user
 // may not follow them; a process that cannot be followed for another
 // reason is reported to fn, and the others followed on.
+//
+// However long it follows, what it keeps is bounded: the processes it
+// follows now, and the last 1024 that ended (so that a process.spawned
+// that comes late, or twice, does not follow one again). A spawn whose
+// name shows sel does not pick it costs nothing; one that sel may pick
+// costs a Get (for its instance, or its service when sel names one).
 func (c *Control) FollowAll(outer context.Context, sel Selector, opts FollowOptions, fn func(Followed) error) error {
+	return c.followAll(outer, sel, opts, fn, newFollowSet(maxEndedFollows))
+}
+
+// maxEndedFollows is how many ended processes FollowAll remembers.
+const maxEndedFollows = 1024
+
+func (c *Control) followAll(outer context.Context, sel Selector, opts FollowOptions, fn func(Followed) error, followed *followSet) error {
 	ctx, cancel := context.WithCancelCause(outer)
 	defer cancel(nil)
-	spawned := make(chan string, 1024)
+	spawned := make(chan api.Spawned, 1024)
 	sub, err := Subscribe(c.nc, bus.SubjectSpawned, func(s api.Spawned, _ Event) {
 		select {
-		case spawned <- s.ProcessID:
+		case spawned <- s:
 		default: // beyond a thousand spawns waiting: too busy to follow them all
 		}
 	}, OnDecodeError(func(error, Event) {}))
@@ -307,9 +320,8 @@ func (c *Control) FollowAll(outer context.Context, sel Selector, opts FollowOpti
 	}
 
 	var (
-		mu   sync.Mutex // serializes fn
-		wg   sync.WaitGroup
-		seen = map[string]bool{}
+		mu sync.Mutex // serializes fn
+		wg sync.WaitGroup
 	)
 	defer wg.Wait()
 	call := func(f Followed) error {
@@ -325,11 +337,11 @@ func (c *Control) FollowAll(outer context.Context, sel Selector, opts FollowOpti
 		return nil
 	}
 	start := func(p api.ManagedProcess, opts FollowOptions) {
-		if seen[p.ID] || !sel.matches(p) {
+		if !sel.matches(p) || !followed.take(p.ID) {
 			return
 		}
-		seen[p.ID] = true
 		wg.Go(func() {
+			defer followed.done(p.ID)
 			end, err := c.Follow(ctx, p.ID, opts, func(o Output) error { return call(Followed{Process: p, Output: o}) })
 			switch {
 			case ctx.Err() != nil:
@@ -356,17 +368,78 @@ func (c *Control) FollowAll(outer context.Context, sel Selector, opts FollowOpti
 				return nil
 			}
 			return context.Cause(ctx) // fn's error, or a refusal
-		case id := <-spawned:
-			if seen[id] {
-				continue
+		case s := <-spawned:
+			if followed.known(s.ProcessID) || sel.Service == "" && s.Name != sel.Name {
+				continue // the event says it is not one to follow
 			}
-			p, err := c.Get(ctx, id)
+			p, err := c.Get(ctx, s.ProcessID)
 			if err != nil {
 				continue // gone already, or its node is
 			}
 			start(p, fromStart)
 		}
 	}
+}
+
+// followSet is what FollowAll follows: the processes it follows now, and
+// the last that ended, at most remember of them (the oldest is forgotten
+// first). It is safe for concurrent use.
+type followSet struct {
+	remember int
+
+	mu     sync.Mutex
+	active map[string]bool
+	ended  map[string]bool
+	order  []string // of ended, a ring: the oldest at next once full
+	next   int
+}
+
+func newFollowSet(remember int) *followSet {
+	return &followSet{remember: remember, active: map[string]bool{}, ended: map[string]bool{}}
+}
+
+// known reports whether process id is followed, or ended not long ago.
+func (s *followSet) known(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active[id] || s.ended[id]
+}
+
+// take notes that process id is followed, and reports whether it was
+// not known.
+func (s *followSet) take(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active[id] || s.ended[id] {
+		return false
+	}
+	s.active[id] = true
+	return true
+}
+
+// done notes that the follow of process id is over.
+func (s *followSet) done(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.active, id)
+	if s.remember <= 0 || s.ended[id] {
+		return
+	}
+	if len(s.order) < s.remember {
+		s.order = append(s.order, id)
+	} else {
+		delete(s.ended, s.order[s.next])
+		s.order[s.next] = id
+		s.next = (s.next + 1) % s.remember
+	}
+	s.ended[id] = true
+}
+
+// size is how many processes s knows.
+func (s *followSet) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.active) + len(s.ended)
 }
 
 // maxFollowTail is the most lines a follow request may ask for.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +36,8 @@ import (
 // While nobody follows a process, nothing of its output goes on the bus,
 // and the node's cost is one atomic load per read (node/follow.go).
 //
-// Per followed process there is one follow: the leases, the output
+// Per followed process there is one follow: the leases (MaxFollowers of
+// them at most, MaxPerRequester for one requester), the output
 // waiting to be published (bounded: beyond FollowLimits.QueueBytes it is
 // dropped, and the followers see the gap in the offsets, so a slow bus
 // never holds up the child), and one goroutine that publishes it, at most
@@ -51,6 +53,11 @@ type FollowLimits struct {
 	// MaxFollowers bounds the leases on one process (default 32): more
 	// are refused, 503.
 	MaxFollowers int
+	// MaxPerRequester bounds the leases one requester holds on one
+	// process (default a quarter of MaxFollowers, at least 1; at most
+	// MaxFollowers): more are refused, 503, so that one caller cannot
+	// take them all. What names a requester: see requesterOf.
+	MaxPerRequester int
 	// QueueBytes bounds the output waiting to be published, per process
 	// (default 1 MiB).
 	QueueBytes int
@@ -82,6 +89,10 @@ func (l *FollowLimits) setDefaults() {
 	if l.MaxFollowers <= 0 {
 		l.MaxFollowers = DefaultMaxFollowers
 	}
+	if l.MaxPerRequester <= 0 {
+		l.MaxPerRequester = max(l.MaxFollowers/4, 1)
+	}
+	l.MaxPerRequester = min(l.MaxPerRequester, l.MaxFollowers)
 	if l.QueueBytes <= 0 {
 		l.QueueBytes = DefaultFollowQueue
 	}
@@ -99,7 +110,7 @@ type follow struct {
 	wake chan struct{} // output or an end is waiting
 
 	// Guarded by s.mu: leases are taken and expire under it.
-	leases map[string]time.Time // by follower: when its lease ends
+	leases map[string]lease // by follower
 
 	mu     sync.Mutex
 	chunks []logChunk // output waiting, in order
@@ -111,6 +122,13 @@ type follow struct {
 	// The publishing goroutine's.
 	windowStart time.Time
 	windowBytes int
+}
+
+// lease is one follower's: who asked for it (requesterOf), and when it
+// ends unless renewed.
+type lease struct {
+	requester string
+	until     time.Time
 }
 
 type logChunk struct {
@@ -240,10 +258,11 @@ func (f *follow) message(epoch, off int64) *nats.Msg {
 	return m
 }
 
-// lease gives follower a lease on the output of process id (name), or
-// renews the one it has (renewed). It fails when the process has as many
-// followers as it may, or the service is closing.
-func (s *Service) lease(id, name, follower string, now time.Time) (f *follow, renewed bool, err error) {
+// lease gives follower a lease on the output of process id (name) for
+// requester, or renews the one it has (renewed). It fails when the
+// process has as many followers as it may, or requester as many of them
+// as one may hold, or the service is closing.
+func (s *Service) lease(id, name, follower, requester string, now time.Time) (f *follow, renewed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -252,19 +271,30 @@ func (s *Service) lease(id, name, follower string, now time.Time) (f *follow, re
 	until := now.Add(3 * s.cfg.Follow.Renew)
 	f = s.follows[id]
 	if f == nil {
-		f = &follow{s: s, id: id, name: name, wake: make(chan struct{}, 1), leases: map[string]time.Time{}}
+		f = &follow{s: s, id: id, name: name, wake: make(chan struct{}, 1), leases: map[string]lease{}}
 		s.follows[id] = f
 		s.wg.Add(1)
 		go f.run()
 	}
-	if _, ok := f.leases[follower]; ok {
-		f.leases[follower] = until
+	if l, ok := f.leases[follower]; ok {
+		l.until = until
+		f.leases[follower] = l
 		return f, true, nil
 	}
 	if len(f.leases) >= s.cfg.Follow.MaxFollowers {
 		return nil, false, api.Errorf(api.ErrNoCapacity, "cannot follow %q: it has %d followers, the most a process may have", id, len(f.leases))
 	}
-	f.leases[follower] = until
+	held := 0
+	for _, l := range f.leases {
+		if l.requester == requester {
+			held++
+		}
+	}
+	if held >= s.cfg.Follow.MaxPerRequester {
+		return nil, false, api.Errorf(api.ErrNoCapacity, "cannot follow %q: requester %s holds %d of its leases, the most one requester may hold (of %d in all), so that others can follow it too; end one of its follows first",
+			id, requester, held, s.cfg.Follow.MaxFollowers)
+	}
+	f.leases[follower] = lease{requester: requester, until: until}
 	return f, false, nil
 }
 
@@ -280,8 +310,8 @@ func (s *Service) release(f *follow, follower string) {
 // following the process and reports true.
 func (s *Service) expire(f *follow, now time.Time) bool {
 	s.mu.Lock()
-	for k, until := range f.leases {
-		if now.After(until) {
+	for k, l := range f.leases {
+		if now.After(l.until) {
 			delete(f.leases, k)
 		}
 	}
@@ -365,7 +395,7 @@ func (s *Service) handleFollow(sup Supervisor, id string, m *nats.Msg) {
 		_ = r.RespondJSON(reply)
 		return
 	}
-	f, renewed, err := s.lease(id, mp.Name, req.Follower, time.Now())
+	f, renewed, err := s.lease(id, mp.Name, req.Follower, requesterOf(m.Reply), time.Now())
 	if err != nil {
 		respondError(r, err)
 		return
@@ -395,7 +425,43 @@ func (s *Service) handleFollow(sup Supervisor, id string, m *nats.Msg) {
 		reply.End = &api.LogEnd{ProcessID: id, Status: mp.Status, ExitCode: mp.ExitCode, Error: mp.Error}
 		s.release(f, req.Follower)
 	}
-	_ = m.Respond(fitReply(reply, int(s.nc.MaxPayload())))
+	b, err := fitLog(reply.Log, int(s.nc.MaxPayload()), func(log string, cut bool) []byte {
+		fitted := reply
+		fitted.Log, fitted.Truncated = log, reply.Truncated || cut
+		b, _ := json.Marshal(fitted)
+		return b
+	})
+	if err != nil {
+		s.release(f, req.Follower)
+		respondError(r, fmt.Errorf("%s: %w", what, err))
+		return
+	}
+	_ = m.Respond(b)
+}
+
+// requesterOf names who asked, by the reply subject of its request, for
+// FollowLimits.MaxPerRequester: under a user's inbox prefix
+// (bus.InboxPrefix, _INBOX_<user>.…, which the embedded server's users
+// must use) the user, all of its connections together; under another
+// prefix, the reply subject but its last token, which nats.go keeps for
+// every request of one connection (_INBOX.<connection>.<request>); a
+// reply subject of two tokens or fewer (an old-style request, made up per
+// request) is its own requester.
+//
+// NATS tells a responder nothing else of who asked, and does not bind a
+// reply subject to its publisher: a client that makes up reply subjects
+// it cannot read (it needs no answer to hold a lease) escapes the bound.
+// It keeps one careless or greedy caller from taking a process's every
+// lease; MaxFollowers still bounds what they all cost.
+func requesterOf(reply string) string {
+	first, _, _ := strings.Cut(reply, ".")
+	if strings.HasPrefix(first, bus.InboxPrefix("")) && len(first) > len(bus.InboxPrefix("")) {
+		return first
+	}
+	if strings.Count(reply, ".") < 2 {
+		return reply
+	}
+	return reply[:strings.LastIndexByte(reply, '.')]
 }
 
 // checkFollow refuses a follow request a node cannot take.
@@ -409,25 +475,6 @@ func checkFollow(req api.FollowRequest) error {
 		return api.Errorf(api.ErrInvalid, "sinceMs %d is out of range (0 to %d, ten years)", req.SinceMs, int64(maxSinceMs))
 	}
 	return nil
-}
-
-// fitReply encodes reply, leaving out the oldest lines of its log until
-// it fits in max bytes (a JSON string may be six times longer than its
-// text).
-func fitReply(reply api.FollowReply, max int) []byte {
-	for {
-		b, _ := json.Marshal(reply)
-		if len(b) <= max-1024 || reply.Log == "" {
-			return b
-		}
-		half := reply.Log[len(reply.Log)/2:]
-		if nl := bytes.IndexByte([]byte(half), '\n'); nl >= 0 && nl+1 < len(half) {
-			half = half[nl+1:]
-		} else {
-			half = ""
-		}
-		reply.Log, reply.Truncated = half, true
-	}
 }
 
 // Followers returns how many followers hold a lease on process id's

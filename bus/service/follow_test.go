@@ -18,6 +18,7 @@ import (
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/service"
 	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testnode"
@@ -192,7 +193,8 @@ func TestFollowRefusesBadRequests(t *testing.T) {
 func TestFollowLeasesAreBoundedAndExpire(t *testing.T) {
 	ticker := node.Definition{Name: "ticker", Command: "sh", Args: []string{"-c", `while :; do echo tick; sleep 0.01; done`}, StopTimeout: time.Second}
 	n := testnode.Start(t, testnode.StartServer(t, false), testnode.Spec{ID: "n1", Definitions: []node.Definition{ticker},
-		Service: service.Config{Follow: service.FollowLimits{MaxFollowers: 2, Renew: 100 * time.Millisecond}}})
+		// One connection asks for every lease: it may hold them all here.
+		Service: service.Config{Follow: service.FollowLimits{MaxFollowers: 2, MaxPerRequester: 2, Renew: 100 * time.Millisecond}}})
 	ctx := testnode.Context(t)
 	mp := spawn(t, n, "ticker")
 	nc := testnode.Connect(t, n.URL)
@@ -374,5 +376,63 @@ func TestFollowAllTakesInNewProcesses(t *testing.T) {
 	}
 	if k := n2.Svc.Followers(second.ID); k != 0 {
 		t.Errorf("%d followers left once FollowAll returned: a follower releases its lease", k)
+	}
+}
+
+// One requester (a user: the viewers here sign in as alice and bob) may
+// hold at most MaxPerRequester of a process's leases, whatever follower
+// tokens and connections it uses, so the others can still follow it. The
+// refusal is a 503 that names the bound; a renewal is never refused, and
+// a release makes room again.
+func TestFollowLeasesAreBoundedPerRequester(t *testing.T) {
+	users := []embedded.User{{Name: "alice", Password: "a", Role: bus.RoleViewer}, {Name: "bob", Password: "b", Role: bus.RoleViewer}}
+	srv := testnode.StartServerWith(t, embedded.Config{Users: users})
+	n := testnode.Start(t, srv, testnode.Spec{ID: "n1",
+		Service: service.Config{Follow: service.FollowLimits{MaxFollowers: 4, MaxPerRequester: 2}}})
+	ctx := testnode.Context(t)
+	mp := spawn(t, n, "sleeper")
+	as := func(u embedded.User) *nats.Conn {
+		return testnode.Connect(t, n.URL, nats.UserInfo(u.Name, u.Password), nats.CustomInboxPrefix(bus.InboxPrefix(u.Name)))
+	}
+	alice1, alice2, bob := as(users[0]), as(users[0]), as(users[1])
+	ask := func(nc *nats.Conn, body string) (api.FollowReply, error) {
+		t.Helper()
+		var r api.FollowReply
+		m, err := nc.RequestWithContext(ctx, bus.ProcSubject(mp.ID, bus.VerbFollow), []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if desc := m.Header.Get(micro.ErrorHeader); desc != "" {
+			return r, fmt.Errorf("%s %s", m.Header.Get(micro.ErrorCodeHeader), desc)
+		}
+		return r, json.Unmarshal(m.Data, &r)
+	}
+	for _, f := range []struct {
+		nc       *nats.Conn
+		follower string
+	}{{alice1, "a1"}, {alice2, "a2"}} {
+		if _, err := ask(f.nc, fmt.Sprintf(`{"follower":%q}`, f.follower)); err != nil {
+			t.Fatalf("alice's follower %s: %v", f.follower, err)
+		}
+	}
+	_, err := ask(alice2, `{"follower":"a3"}`)
+	if err == nil || !strings.HasPrefix(err.Error(), "503 cannot follow") || !strings.Contains(err.Error(), "_INBOX_alice holds 2 of its leases") ||
+		!strings.Contains(err.Error(), "the most one requester may hold") {
+		t.Errorf("alice's third follower: %v, want a 503 naming the bound per requester", err)
+	}
+	if _, err := ask(bob, `{"follower":"b1"}`); err != nil {
+		t.Errorf("bob follows while alice holds all she may: %v", err)
+	}
+	if r, err := ask(alice1, `{"follower":"a1"}`); err != nil || !r.Renewed {
+		t.Errorf("alice renews: %+v, %v", r, err)
+	}
+	if _, err := ask(alice1, `{"follower":"a1","release":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ask(alice2, `{"follower":"a3"}`); err != nil {
+		t.Errorf("alice follows again once she released a lease: %v", err)
+	}
+	if k := n.Svc.Followers(mp.ID); k != 3 {
+		t.Errorf("%d followers, want 3 (a2, a3, b1)", k)
 	}
 }

@@ -393,6 +393,10 @@ type detached struct {
 	reply string
 }
 
+func (d detached) Respond(data []byte, _ ...micro.RespondOpt) error {
+	return d.nc.Publish(d.reply, data)
+}
+
 func (d detached) RespondJSON(v any, _ ...micro.RespondOpt) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -653,45 +657,19 @@ func (s *Service) handleProc(id string, m *nats.Msg) {
 	}
 }
 
-// handleLogs answers corral.proc.<id>.logs: the last lines (100 by
-// default, 10000 at most: more are as many), or those written within
-// SinceMs.
-func (s *Service) handleLogs(sup Supervisor, id string, r replier, data []byte) {
-	what := fmt.Sprintf("cannot read logs of %q", id)
-	var req api.LogsRequest
-	if err := decodeRequest(what, data, &req); err != nil {
-		respondError(r, err)
-		return
-	}
-	if req.SinceMs < 0 || req.SinceMs > maxSinceMs {
-		respondError(r, api.Errorf(api.ErrInvalid, "%s: sinceMs %d is out of range (0 to %d, ten years)", what, req.SinceMs, int64(maxSinceMs)))
-		return
-	}
-	opts := node.TailOptions{Lines: min(max(req.Lines, 0), node.MaxTailLines), Since: time.Duration(req.SinceMs) * time.Millisecond}
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RequestTimeout)
-	defer cancel()
-	snap, err := sup.Tail(ctx, id, opts)
-	if err != nil {
-		respondError(r, err)
-		return
-	}
-	text := strings.TrimRight(snap.Tail, "\n")
-	if text != "" {
-		text += "\n"
-	}
-	_ = r.RespondJSON(api.LogsReply{ProcessID: id, Log: text})
-}
-
 // --- replies ---
 
 // replier is what micro.Request and msgRequest share.
 type replier interface {
+	Respond(data []byte, opts ...micro.RespondOpt) error
 	RespondJSON(v any, opts ...micro.RespondOpt) error
 	Error(code, description string, data []byte, opts ...micro.RespondOpt) error
 }
 
 // msgRequest answers a plain NATS message the way micro does.
 type msgRequest struct{ m *nats.Msg }
+
+func (r msgRequest) Respond(data []byte, _ ...micro.RespondOpt) error { return r.m.Respond(data) }
 
 func (r msgRequest) RespondJSON(v any, _ ...micro.RespondOpt) error {
 	b, err := json.Marshal(v)
