@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,11 @@ type FollowLimits struct {
 	// MaxFollowers): more are refused, 503, so that one caller cannot
 	// take them all. What names a requester: see requesterOf.
 	MaxPerRequester int
+	// Shared names requesters MaxPerRequester does not bound: those that
+	// follow for many people, as the gateway does for every browser over
+	// its node's connection. The service's own connection is always one;
+	// the daemon adds the users of role node (their inbox prefix).
+	Shared []string
 	// QueueBytes bounds the output waiting to be published, per process
 	// (default 1 MiB).
 	QueueBytes int
@@ -290,7 +296,7 @@ func (s *Service) lease(id, name, follower, requester string, now time.Time) (f 
 			held++
 		}
 	}
-	if held >= s.cfg.Follow.MaxPerRequester {
+	if held >= s.cfg.Follow.MaxPerRequester && !slices.Contains(s.cfg.Follow.Shared, requester) {
 		return nil, false, api.Errorf(api.ErrNoCapacity, "cannot follow %q: requester %s holds %d of its leases, the most one requester may hold (of %d in all), so that others can follow it too; end one of its follows first",
 			id, requester, held, s.cfg.Follow.MaxFollowers)
 	}

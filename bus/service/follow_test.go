@@ -435,4 +435,22 @@ func TestFollowLeasesAreBoundedPerRequester(t *testing.T) {
 	if k := n.Svc.Followers(mp.ID); k != 3 {
 		t.Errorf("%d followers, want 3 (a2, a3, b1)", k)
 	}
+	// The node's own connection follows for many (the gateway, for every
+	// browser): the bound per requester is not for it.
+	for _, f := range []struct {
+		nc       *nats.Conn
+		follower string
+	}{{alice2, "a2"}, {alice2, "a3"}, {bob, "b1"}} {
+		if _, err := ask(f.nc, fmt.Sprintf(`{"follower":%q,"release":true}`, f.follower)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"g1", "g2", "g3", "g4"} {
+		if _, err := ask(n.Conn, fmt.Sprintf(`{"follower":%q}`, f)); err != nil {
+			t.Errorf("the node's own connection, follower %s: %v", f, err)
+		}
+	}
+	if _, err := ask(n.Conn, `{"follower":"g5"}`); err == nil || !strings.Contains(err.Error(), "the most a process may have") {
+		t.Errorf("a fifth follower: %v, want the bound of all followers", err)
+	}
 }
