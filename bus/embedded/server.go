@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,7 @@ type Server struct {
 	self nodeUser // the node's own user; empty without users
 	open []string // listeners open to other hosts without authentication
 	tls  bool     // clients need TLS
+	log  *slog.Logger
 }
 
 // Insecure lists the listeners other hosts can reach without
@@ -88,29 +90,63 @@ func (s *Server) Insecure() []string { return s.open }
 // Connect connects the node to its server, as its own user when the
 // server has users: over TCP to the client listener (on loopback when it
 // listens on every address), or in process (no TCP) when clients need
-// TLS, which an in-process connection skips, or when TCP fails.
+// TLS, which an in-process connection skips.
 //
 // TCP is the faster of the two: an in-process connection is a net.Pipe,
 // on which nats.go's flush waits, holding the connection's lock, until the
 // server has read everything; so every publisher waits as well, where a
 // socket's buffer lets them go on. Relaying events, the pipe cost a fifth
 // more CPU per event (BenchmarkRelay in internal/daemon).
+//
+// The listener is on this host, so TCP should always answer. Should it not
+// (an address the host cannot reach itself on, a local firewall), the node
+// connects in process all the same rather than not at all, and warns in
+// the log, with TCP's error: the node runs slower, and clients on this
+// host may not reach the server at that address either. A server that
+// answers over TCP but refuses the node (its user or password) would
+// refuse it in process too, where the refusal can show only as
+// "read/write on closed pipe", as late as the server's write deadline
+// (10 s): Connect returns TCP's error at once instead.
 func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 	all := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
 	if s.self.name != "" {
 		all = append(all, nats.UserInfo(s.self.name, s.self.password))
 	}
 	all = append(all, opts...)
-	if url := s.tcpURL(); url != "" {
-		if nc, err := nats.Connect(url, all...); err == nil {
-			return nc, nil
+	inProcess := append(slices.Clip(all), nats.InProcessServer(s.Server))
+	url := s.tcpURL()
+	if url == "" {
+		nc, err := nats.Connect("", inProcess...)
+		if err != nil {
+			return nil, fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
+		}
+		return nc, nil
+	}
+	nc, err := nats.Connect(url, all...)
+	switch {
+	case err == nil:
+		return nc, nil
+	case refused(err):
+		return nil, fmt.Errorf("cannot connect to the embedded NATS server at %s: %w", url, err)
+	}
+	nc, inErr := nats.Connect("", inProcess...)
+	if inErr != nil {
+		return nil, fmt.Errorf("cannot connect to the embedded NATS server over TCP at %s: %w; nor in process: %w", url, err, inErr)
+	}
+	s.log.Warn("cannot connect to the embedded NATS server over TCP: connected in process instead, which costs more CPU per message; "+
+		"clients on this host may not reach the server at this address either", "connection", name, "url", url, "err", err)
+	return nc, nil
+}
+
+// refused reports whether err is the server refusing a client's
+// credentials.
+func refused(err error) bool {
+	for _, r := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired} {
+		if errors.Is(err, r) {
+			return true
 		}
 	}
-	nc, err := nats.Connect("", append(all, nats.InProcessServer(s.Server))...)
-	if err != nil {
-		return nil, fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
-	}
-	return nc, nil
+	return false
 }
 
 // Listened reports whether anyone listens on subject in the node's
@@ -212,7 +248,7 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("cannot start NATS server on %s: not ready after 10s", cfg.Listen)
 		}
 	}
-	return &Server{Server: s, self: self, open: open, tls: cfg.TLS != nil}, nil
+	return &Server{Server: s, self: self, open: open, tls: cfg.TLS != nil, log: logger}, nil
 }
 
 // serverLogger routes nats-server's log into slog, and keeps its first

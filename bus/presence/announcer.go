@@ -53,6 +53,7 @@ type Announcer struct {
 	fetches      chan string        // nodes whose process list is to be fetched
 	started      atomic.Int64       // when Start ran (unix ns; 0 before): the node listens from then on
 	sharedKV     jetstream.KeyValue // the registry, for the watcher, once set up (mu)
+	marksTried   time.Time          // when the watcher last retried writing losses (its own)
 
 	ctx     context.Context
 	cancel  context.CancelFunc

@@ -31,18 +31,26 @@ import (
 //
 // A node is seen, by the watcher's own clock, when its heartbeat arrives or
 // its record changes; one not seen for MissedHeartbeats of its intervals is
-// quiet. The watcher looks every interval/8. A quiet node is declared lost
-// by one node: the alive node with the smallest id, as each node sees
-// them (the views agree within a heartbeat), once the quiet node fails a
-// short probe (corral.node.<node>.info); should the smallest not know the
-// quiet node (it joined after the node's last heartbeat), the next one
-// does a step later (escalation), and so on. The announcement's message id
-// is the same whoever makes it, so the event stream's duplicate window
-// drops a second one. Only a node that sees a majority of the nodes it
-// knows announces: a node cut off from the others is isolated and
+// quiet. The watcher looks every interval/8, and at least every
+// maxCheckEvery. A quiet node is declared lost by one node: the alive node
+// with the smallest id, as each node sees them (the views agree within a
+// heartbeat), once the quiet node fails a short probe
+// (corral.node.<node>.info); should the smallest not know the quiet node
+// (it joined after the node's last heartbeat, or died just after it), the
+// next one does a step later (escalation), and so on. The step is longer
+// than a check period plus the time an announcement takes to reach the
+// other nodes, so the next node has seen the smallest's announcement
+// before its own turn and does not announce again: live subscribers of
+// process.node_lost get it once. The announcement's message id is the
+// same whoever makes it, so the event stream's duplicate window drops a
+// second one all the same. Only a node that sees a majority of the nodes
+// it knows announces: a node cut off from the others is isolated and
 // declares nobody lost. Loss is noticed within MissedHeartbeats intervals
-// plus interval/8 plus the probe (at most a quarter second), whatever the
-// age of the cluster or the registry's state.
+// plus a check period (at most maxCheckEvery) plus the probe (at most a
+// quarter second), whatever the age of the cluster or the registry's
+// state: within three intervals plus 0.29 s, and an escalation (0.09 s)
+// more for each smaller node that did not announce it (three intervals
+// plus 0.47 s for the third in line).
 //
 // The announcer publishes process.node_lost {node}, then marks the node
 // Lost in its registry record (a compare-and-set on the revision it saw,
@@ -116,8 +124,33 @@ func (a *Announcer) Alive() []string {
 	return out
 }
 
-// checkEvery is how often the watcher looks for quiet nodes: interval/8.
-func (a *Announcer) checkEvery() time.Duration { return max(a.interval/8, 10*time.Millisecond) }
+// The pace of the announcement of a loss.
+const (
+	// maxCheckEvery bounds the period of the watcher's checks.
+	maxCheckEvery = 40 * time.Millisecond
+	// lossPropagation is how long an announcement of a loss is given to
+	// reach the other nodes (a route or two, a busy connection) before
+	// the next node in line announces the loss itself.
+	lossPropagation = 50 * time.Millisecond
+	// escalation is how much later than the smallest alive node each next
+	// one announces a loss the smaller ones have not: a check period (the
+	// smaller node announces at its first check past its turn) plus
+	// lossPropagation, so the next node sees that announcement before its
+	// own turn. It is the same for every node, whatever its interval, as
+	// the order of the turns must hold across nodes.
+	escalation = maxCheckEvery + lossPropagation
+)
+
+// checkEvery is how often the watcher looks for quiet nodes: interval/8,
+// but never less often than every maxCheckEvery nor more often than every
+// 10 ms.
+func (a *Announcer) checkEvery() time.Duration {
+	return min(max(a.interval/8, 10*time.Millisecond), maxCheckEvery)
+}
+
+// markEvery is how often the watcher retries writing a loss the registry
+// still lacks.
+func (a *Announcer) markEvery() time.Duration { return max(a.interval/8, 10*time.Millisecond) }
 
 // probeTimeout bounds the probe of a quiet node.
 func (a *Announcer) probeTimeout() time.Duration {
@@ -412,13 +445,16 @@ func (a *Announcer) checkPeers() {
 			// The smallest announces; should it not know the node (it
 			// joined after the node's last heartbeat), the next one does
 			// a step later, and so on.
-			if now.Sub(s.seen) > registry.GoneAfter(s.info.IntervalMs)+time.Duration(rank)*a.escalation() {
+			if now.Sub(s.seen) > registry.GoneAfter(s.info.IntervalMs)+time.Duration(rank)*escalation {
 				a.declareLost(s)
 			}
 		}
 	}
-	for _, s := range marks {
-		a.markInRegistry(s)
+	if len(marks) > 0 && now.Sub(a.marksTried) >= a.markEvery() {
+		a.marksTried = now
+		for _, s := range marks {
+			a.markInRegistry(s)
+		}
 	}
 }
 
@@ -431,10 +467,6 @@ func (a *Announcer) checkPeers() {
 // and a node really lost meanwhile is announced by the nodes that were
 // not cut off.
 func (a *Announcer) rejoinGrace() time.Duration { return max(20*a.interval, 10*time.Second) }
-
-// escalation is how much later than the smallest alive node each next one
-// announces a loss the smaller ones have not.
-func (a *Announcer) escalation() time.Duration { return min(a.interval/4, 200*time.Millisecond) }
 
 // warmUp is how long a node listens before it declares anyone lost or
 // answers View without the registry: long enough to hear every live node's
@@ -481,7 +513,7 @@ func (a *Announcer) declareLost(s suspect) {
 
 // markInRegistry writes Lost into a lost node's registry record, so that
 // nodes and clients that read the registry later know it. It is retried
-// at every check until it is done, the record moved on (the node came
+// every markEvery until it is done, the record moved on (the node came
 // back, or another node wrote it), or there is no record.
 func (a *Announcer) markInRegistry(s suspect) {
 	kv := a.registryKV()

@@ -3,6 +3,8 @@ package presence_test
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/bus/embedded"
+	"github.com/corral-run/corral/bus/presence"
 	"github.com/corral-run/corral/bus/registry"
 	"github.com/corral-run/corral/bus/service"
 	"github.com/corral-run/corral/internal/await"
@@ -217,4 +220,116 @@ func TestLossFromHeartbeatsAlone(t *testing.T) {
 	if m, err := lost.NextMsg(5 * 100 * time.Millisecond); err == nil {
 		t.Errorf("a second process.node_lost: %s from %s", m.Data, m.Header.Get(bus.HeaderNode))
 	}
+}
+
+// A loss is announced once, live as well as in the stream, at the default
+// interval: the node next in line has seen the smallest's announcement
+// before its own turn comes, even when announcements take a while to reach
+// the others (20 ms here, as across a route or two). The survivors are
+// started where their checks used to let the first two in line announce
+// at the same check (checks every quarter second, each next node's turn a
+// fifth of a second later): a and b then both published process.node_lost
+// for d.
+func TestLossAnnouncedOnce(t *testing.T) {
+	const interval = registry.DefaultHeartbeatInterval
+	srv := testnode.StartServer(t, false)
+	watcher := testnode.Connect(t, srv.ClientURL())
+	lost, err := watcher.SubscribeSync(bus.SubjectNodeLost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beats, err := watcher.SubscribeSync(bus.NodeHeartbeatSubject("d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := func(id string) (*presence.Announcer, *nats.Conn) {
+		nc := testnode.Connect(t, srv.ClientURL())
+		started := time.Now()
+		a := presence.New(nc, presence.Config{NodeID: id, Interval: interval,
+			Describe: func() (api.NodeInfo, []api.ProcessSummary) {
+				return api.NodeInfo{ID: id, StartedAt: started, IntervalMs: interval.Milliseconds(), LastSeen: time.Now()}, nil
+			},
+			PublishLifecycle: func(m *nats.Msg) error {
+				time.Sleep(20 * time.Millisecond) // on its way to the other nodes
+				return nc.PublishMsg(m)
+			},
+			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		a.Start()
+		t.Cleanup(a.Stop)
+		return a, nc
+	}
+	nextBeat := func() time.Time {
+		t.Helper()
+		if _, err := beats.NextMsg(2 * interval); err != nil {
+			t.Fatal("no heartbeat from d:", err)
+		}
+		return time.Now()
+	}
+
+	d, dConn := start("d")
+	nextBeat() // the one Start publishes
+	beat := nextBeat()
+	// Start the survivors so that their checks (every quarter second
+	// before the fix) come 220 ms after d's heartbeats, modulo a quarter
+	// second. This places the phase, it waits for nothing.
+	time.Sleep(time.Until(beat.Add(220 * time.Millisecond)))
+	survivors := map[string]*presence.Announcer{}
+	conns := map[string]*nats.Conn{}
+	for _, id := range []string{"a", "b", "c"} {
+		survivors[id], conns[id] = start(id)
+	}
+	lastBeat := nextBeat()
+	for id, a := range survivors {
+		await.Until(t, interval/2, id+" to see d", func() bool { return slices.Contains(a.Alive(), "d") })
+	}
+	d.Stop() // d vanishes, as in a crash
+	dConn.Close()
+
+	m, err := lost.NextMsg(registry.GoneAfter(interval.Milliseconds()) + 2*interval)
+	if err != nil {
+		t.Fatal("no process.node_lost:", err)
+	}
+	var nl api.NodeLost
+	if err := json.Unmarshal(m.Data, &nl); err != nil || nl.Node != "d" {
+		t.Fatalf("node_lost %s", m.Data)
+	}
+	t.Logf("%s announced d lost %v after its last heartbeat (the bound: 3 intervals + 0.5 s = %v)",
+		m.Header.Get(bus.HeaderNode), time.Since(lastBeat).Round(time.Millisecond), 3*interval+500*time.Millisecond)
+
+	// Once every survivor knows d lost, none announces it any more: stop
+	// them (Stop waits for an announcement under way) and count what
+	// reached the watcher.
+	for id, a := range survivors {
+		await.Until(t, 2*interval, id+" to know d lost", func() bool { return lostIn(a, "d") })
+	}
+	for id, a := range survivors {
+		a.Stop()
+		if err := conns[id].Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := lost.NextMsg(0)
+		if err != nil {
+			break
+		}
+		t.Errorf("a second process.node_lost: %s from %s", m.Data, m.Header.Get(bus.HeaderNode))
+	}
+}
+
+// lostIn reports whether a's view has node id lost.
+func lostIn(a *presence.Announcer, id string) bool {
+	v, ok := a.View(api.RegistryRequest{})
+	for _, e := range v.Nodes {
+		if ok && e.Info.ID == id {
+			return e.Info.Lost
+		}
+	}
+	return false
 }

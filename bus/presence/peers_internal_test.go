@@ -1,0 +1,33 @@
+package presence
+
+import (
+	"testing"
+	"time"
+
+	"github.com/corral-run/corral/bus/registry"
+)
+
+// The turns to announce a loss, for every heartbeat interval a node may
+// have: each node's turn comes after the node before it has checked and
+// its announcement has had lossPropagation to arrive; and the loss is
+// announced within three intervals plus half a second by the first three
+// in line (the smallest alive node, or the next one or two when the
+// smaller ones never heard the lost node or died just after it), at the
+// latest check and with a probe that waits its full timeout.
+func TestLossTurns(t *testing.T) {
+	for _, interval := range []time.Duration{100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+		time.Second, 2 * time.Second, 5 * time.Second} {
+		a := &Announcer{interval: interval}
+		if escalation < a.checkEvery()+lossPropagation {
+			t.Errorf("interval %v: each next node announces %v later, within a check (%v) and the propagation of an announcement (%v)",
+				interval, escalation, a.checkEvery(), lossPropagation)
+		}
+		bound := registry.MissedHeartbeats*interval + 500*time.Millisecond
+		for rank := range 3 {
+			latest := registry.GoneAfter(interval.Milliseconds()) + time.Duration(rank)*escalation + a.checkEvery() + a.probeTimeout()
+			if latest > bound {
+				t.Errorf("interval %v: node %d in line announces up to %v after the last heartbeat, past %v", interval, rank, latest, bound)
+			}
+		}
+	}
+}
