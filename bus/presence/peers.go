@@ -141,12 +141,17 @@ const (
 	escalation = maxCheckEvery + lossPropagation
 )
 
-// checkEvery is how often the watcher looks for quiet nodes: interval/8,
-// but never less often than every maxCheckEvery nor more often than every
-// 10 ms.
+// checkEvery is how often the watcher looks for quiet nodes while one is
+// near or past its time: interval/8, but never less often than every
+// maxCheckEvery nor more often than every 10 ms.
 func (a *Announcer) checkEvery() time.Duration {
-	return min(max(a.interval/8, 10*time.Millisecond), maxCheckEvery)
+	return min(a.restEvery(), maxCheckEvery)
 }
+
+// restEvery is how often it looks while no node is near its time
+// (interval/8, at least 10 ms): an idle node does not wake 25 times a
+// second for nothing.
+func (a *Announcer) restEvery() time.Duration { return max(a.interval/8, 10*time.Millisecond) }
 
 // markEvery is how often the watcher retries writing a loss the registry
 // still lacks.
@@ -174,12 +179,16 @@ func (a *Announcer) watch() {
 		defer sub.Unsubscribe()
 	}
 	a.wg.Go(a.fetchLoop)
-	t := time.NewTicker(a.checkEvery())
+	t := time.NewTimer(a.restEvery())
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			a.checkPeers()
+			if a.checkPeers() {
+				t.Reset(a.checkEvery())
+			} else {
+				t.Reset(a.restEvery())
+			}
 		case <-a.ctx.Done():
 			return
 		}
@@ -381,7 +390,14 @@ type suspect struct {
 
 // checkPeers declares lost the quiet nodes this node is to announce (see
 // the top of the file), and writes the losses the registry still lacks.
-func (a *Announcer) checkPeers() {
+//
+// It reports whether a node is near its time or past it (quiet for less
+// than two rest periods short of GoneAfter, or more): until none is, the
+// watcher checks every checkEvery, so a loss is seen at most a check
+// period after its time and each node's turn comes when it is due. A
+// node's time is at least two rest periods after the check that finds
+// it near, so no time passes unseen at the rest pace.
+func (a *Announcer) checkPeers() (near bool) {
 	c := &a.peers
 	now := time.Now()
 	var quiet, marks []suspect
@@ -401,6 +417,9 @@ func (a *Announcer) checkPeers() {
 				marks = append(marks, suspect{id: id, info: p.info, rev: p.rev})
 			}
 			continue
+		}
+		if quietFor > registry.GoneAfter(p.info.IntervalMs)-2*a.restEvery() {
+			near = true
 		}
 		if quietFor <= registry.GoneAfter(p.info.IntervalMs) {
 			alive++
@@ -456,6 +475,7 @@ func (a *Announcer) checkPeers() {
 			a.markInRegistry(s)
 		}
 	}
+	return near
 }
 
 // rejoinGrace is how long a node that was isolated declares lost none of

@@ -31,3 +31,29 @@ func TestLossTurns(t *testing.T) {
 		}
 	}
 }
+
+// The watcher checks at the quick pace only while a node is near its time
+// or past it, and finds it near at least two rest periods before it.
+func TestQuickChecksOnlyNearATime(t *testing.T) {
+	const interval = 2 * time.Second
+	a := &Announcer{interval: interval, nodeID: "a"}
+	a.peers.peers = map[string]*peer{}
+	if a.checkPeers() {
+		t.Error("near with no other node")
+	}
+	b := a.peers.get("b")
+	b.info.ID, b.info.IntervalMs = "b", interval.Milliseconds()
+	gone := registry.GoneAfter(b.info.IntervalMs)
+	for _, c := range []struct {
+		quiet time.Duration
+		near  bool
+	}{{0, false}, {interval, false}, {gone - 3*a.restEvery(), false}, {gone - 2*a.restEvery() + time.Millisecond, true}, {gone + time.Second, true}} {
+		b.seen = time.Now().Add(-c.quiet)
+		if got := a.checkPeers(); got != c.near {
+			t.Errorf("b quiet for %v of %v: near %v, want %v", c.quiet, gone, got, c.near)
+		}
+	}
+	if a.restEvery() <= a.checkEvery() || a.checkEvery() > maxCheckEvery {
+		t.Errorf("rest every %v, check every %v", a.restEvery(), a.checkEvery())
+	}
+}
