@@ -123,6 +123,9 @@ type store struct {
 	once sync.Once
 	wake chan struct{} // a path was queued (capacity 1)
 	left chan struct{} // closed when syncLoop has returned
+	// spares are empty record files made ahead, and pruned records to
+	// write over (spares.go).
+	spares *spares
 
 	mu      sync.Mutex
 	pending map[string]struct{} // paths to fsync in the next round
@@ -142,6 +145,7 @@ func openStore(dir string) (*store, error) {
 	}
 	st := &store{dir: dir, done: make(chan struct{}), wake: make(chan struct{}, 1), left: make(chan struct{}),
 		pending: map[string]struct{}{}}
+	st.spares = newSpares(filepath.Join(dir, ".spare"), 0, makeEmptyFile)
 	go st.syncLoop()
 	return st, nil
 }
@@ -156,12 +160,23 @@ func (st *store) save(r record) error {
 		return fmt.Errorf("cannot encode its record: %w", err)
 	}
 	path := st.path(r.ID)
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	err = writeOver(path, b)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st.create(r)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
+	}
+	st.queueSync(path)
+	return nil
+}
+
+// writeOver writes b and a newline over the file at path, from its start
+// and in one write, padded with spaces to what the file held (see store).
+func writeOver(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
 	}
 	b = append(b, '\n')
 	if fi, err := f.Stat(); err == nil && fi.Size() > int64(len(b)) {
@@ -173,23 +188,15 @@ func (st *store) save(r record) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
-	}
-	st.queueSync(path)
-	return nil
+	return err
 }
 
-// create writes the first record of a process, which a spawn waits for:
-// straight to its place, a file that must not exist yet, in one write.
-// That is one change to the directory where save makes two (a temporary
-// file, then the rename), and on a journalling file system each costs
-// as much as the write. A node killed before the write is done leaves an
-// empty record (the write of a few hundred bytes to a new file is not
-// torn by the death of its writer); the next node reads it as corrupt,
-// as it would a missing one, and finds the child by the mark in its
-// environment (orphans.go), so it is never worse off than after a node
-// killed before save's rename.
+// create writes the first record of a process, which a spawn waits for,
+// in one write: over a spare moved into place (spares.go), or else to a
+// new file that must not exist yet. A node killed before the write is
+// done leaves an empty record, or a spare's old one under the new name;
+// the next node reads either as corrupt, as it would a missing one, and
+// finds the child by the mark in its environment (orphans.go).
 func (st *store) create(r record) error {
 	r.Version = recordVersion
 	b, err := json.Marshal(r)
@@ -197,6 +204,18 @@ func (st *store) create(r record) error {
 		return fmt.Errorf("cannot encode its record: %w", err)
 	}
 	path := st.path(r.ID)
+	took, err := st.spares.take(path)
+	if errors.Is(err, fs.ErrExist) {
+		return st.save(r) // not the first after all: replace it whole
+	}
+	if took { // a spare, empty or a pruned record's
+		if err := writeOver(path, b); err != nil {
+			_ = os.Remove(path)
+			return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
+		}
+		st.queueSync(path)
+		return nil
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return st.save(r) // not the first after all: replace it whole
@@ -244,8 +263,9 @@ func unwrapPath(err error) error {
 }
 
 // remove deletes the record of a process that has been pruned.
+// Its file becomes a spare, for a process to come to write over.
 func (st *store) remove(id string) error {
-	if err := os.Remove(st.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := st.spares.give(st.path(id)); err != nil {
 		return fmt.Errorf("cannot remove state of %s: %w", id, err)
 	}
 	return nil
@@ -340,6 +360,7 @@ func (st *store) syncRound() {
 func (st *store) close() {
 	st.once.Do(func() { close(st.done) })
 	<-st.left
+	st.spares.close()
 }
 
 // decodeRecord reads the first JSON value of a record file (see store):

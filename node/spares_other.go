@@ -1,0 +1,8 @@
+//go:build !linux
+
+package node
+
+import "golang.org/x/sys/unix"
+
+// renameNoReplace is not supported here: spares are off (ENOSYS).
+func renameNoReplace(src, dst string) error { return unix.ENOSYS }
