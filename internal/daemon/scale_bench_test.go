@@ -2,14 +2,17 @@ package daemon_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,16 +213,24 @@ func BenchmarkControlPlane100(b *testing.B) {
 	})
 }
 
-// BenchmarkThreeNodes3000 runs three nodes and spawns 3,000 processes
-// through the queue group (corral.spawn.<name>) from 32 goroutines, then
-// measures ps across them.
+// BenchmarkThreeNodes3000 runs three nodes, each a corrald process of its
+// own (as on three hosts: a process has one fork lock and one file table,
+// and in-process nodes would share both, so that every spawn waited for
+// the others' forks), and spawns 3,000 processes through the queue group
+// (corral.spawn.<name>) from 32 goroutines, then measures ps across them,
+// then kills one node (kill -9) and measures how long the loss takes to
+// be announced.
 func BenchmarkThreeNodes3000(b *testing.B) {
 	const total = 3000
 	urls := startServerCluster(b)
 	const beat = time.Second
-	nodes := make([]*daemon.Daemon, 3)
+	bin := filepath.Join(testchild.ShortTempDir(b), "corrald")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/corral-run/corral/cmd/node").CombinedOutput(); err != nil {
+		b.Fatalf("cannot build corrald: %v\n%s", err, out)
+	}
+	nodes := make([]*nodeProcess, 3)
 	for i := range nodes {
-		nodes[i] = scaleNode(b, urls, fmt.Sprintf("t%d", i), fmt.Sprintf("zone = \"z%d\"", i), beat)
+		nodes[i] = startNodeProcess(b, bin, fmt.Sprintf("t%d", i), fmt.Sprintf("zone = \"z%d\"", i), urls, beat)
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","))
 	if err != nil {
@@ -271,7 +282,15 @@ func BenchmarkThreeNodes3000(b *testing.B) {
 	var lostProcs int
 	b.Run("loss", func(b *testing.B) {
 		lossOnce.Do(func() {
-			lostProcs = len(nodes[2].Supervisor().GetAll())
+			res, err := ctl.List(ctx, api.ListRequest{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, p := range res.Processes {
+				if p.Node == "t2" {
+					lostProcs++
+				}
+			}
 			sub, err := nc.SubscribeSync(bus.SubjectNodeLost)
 			if err != nil {
 				b.Fatal(err)
@@ -279,7 +298,7 @@ func BenchmarkThreeNodes3000(b *testing.B) {
 			if err := nc.Flush(); err != nil {
 				b.Fatal(err)
 			}
-			nodes[2].Conn().Close() // the node vanishes from the bus, as in a crash
+			nodes[2].kill()
 			died := time.Now()
 			if _, err := sub.NextMsg(3*beat + 10*time.Second); err != nil {
 				b.Fatal("no process.node_lost:", err)
@@ -291,10 +310,93 @@ func BenchmarkThreeNodes3000(b *testing.B) {
 		b.ReportMetric(float64(loss.Milliseconds()), "loss-ms")
 		b.ReportMetric(float64(lostProcs), "procs-on-lost-node")
 	})
-	// t2 is gone from the bus: its children are stopped with it (cleanup).
+	// t2 comes back to re-adopt its children, and everything is stopped.
+	nodes[2].start(b)
+	await.Until(b, time.Minute, "t2 back", func() bool {
+		ns, err := ctl.Nodes(ctx)
+		if err != nil {
+			return false
+		}
+		for _, n := range ns {
+			if n.ID == "t2" && !n.Gone {
+				return true
+			}
+		}
+		return false
+	})
 	stopCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if _, err := ctl.StopAll(stopCtx, "", ""); err != nil && !errors.Is(err, control.ErrUnreachable) {
+	if _, err := ctl.StopAll(stopCtx, "", ""); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// nodeProcess is a corrald process of a benchmark, stopped (SIGTERM, then
+// SIGKILL after 30 s) when the benchmark ends.
+type nodeProcess struct {
+	bin, config string
+	cmd         *exec.Cmd
+}
+
+// startNodeProcess writes a node's configuration (external NATS at urls,
+// the definition "sleeper") and starts corrald on it.
+func startNodeProcess(tb testing.TB, bin, id, labels string, urls []string, beat time.Duration) *nodeProcess {
+	tb.Helper()
+	dir := testchild.ShortTempDir(tb)
+	config := filepath.Join(dir, "corral.toml")
+	toml := fmt.Sprintf(`
+[node]
+id = %q
+data_dir = %q
+heartbeat_interval = %q
+log_level = "error"
+[node.labels]
+%s
+[nats]
+url = %q
+[http]
+listen = ""
+[processes.sleeper]
+command = "sleep"
+args = ["600"]
+heartbeat_timeout = "0s"
+stop_timeout = "2s"
+`, id, filepath.Join(dir, "data"), beat, labels, strings.Join(urls, ","))
+	if err := os.WriteFile(config, []byte(toml), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	np := &nodeProcess{bin: bin, config: config}
+	np.start(tb)
+	tb.Cleanup(func() {
+		if np.cmd == nil {
+			return
+		}
+		_ = np.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = np.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = np.cmd.Process.Kill()
+			<-done
+		}
+	})
+	return np
+}
+
+func (np *nodeProcess) start(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(np.bin, "--config", np.config)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	np.cmd = cmd
+}
+
+// kill is kill -9: the node dies, its children live on.
+func (np *nodeProcess) kill() {
+	_ = np.cmd.Process.Kill()
+	_ = np.cmd.Wait()
+	np.cmd = nil
 }
