@@ -310,8 +310,11 @@ func BenchmarkThreeNodes3000(b *testing.B) {
 		b.ReportMetric(float64(loss.Milliseconds()), "loss-ms")
 		b.ReportMetric(float64(lostProcs), "procs-on-lost-node")
 	})
-	// t2 comes back to re-adopt its children, and everything is stopped.
-	nodes[2].start(b)
+	// t2, if killed, comes back to re-adopt its children, and everything
+	// is stopped.
+	if nodes[2].cmd == nil {
+		nodes[2].start(b)
+	}
 	await.Until(b, time.Minute, "t2 back", func() bool {
 		ns, err := ctl.Nodes(ctx)
 		if err != nil {
