@@ -54,15 +54,15 @@ type FollowLimits struct {
 	// MaxFollowers bounds the leases on one process (default 32): more
 	// are refused, 503.
 	MaxFollowers int
-	// MaxPerRequester bounds the leases one requester holds on one
-	// process (default a quarter of MaxFollowers, at least 1; at most
-	// MaxFollowers): more are refused, 503, so that one caller cannot
-	// take them all. What names a requester: see requesterOf.
+	// MaxPerRequester bounds the leases one user holds on one process
+	// (default a quarter of MaxFollowers, at least 1; at most
+	// MaxFollowers): more are refused, 503, so that one user cannot take
+	// them all. Who is a user: see requesterOf and boundedRequester.
 	MaxPerRequester int
-	// Shared names requesters MaxPerRequester does not bound: those that
-	// follow for many people, as the gateway does for every browser over
-	// its node's connection. The service's own connection is always one;
-	// the daemon adds the users of role node (their inbox prefix).
+	// Shared names users MaxPerRequester does not bound: those that
+	// follow for many people, as a node's gateway does for every browser
+	// over its node's connection. The service's own connection is always
+	// one; the daemon adds the users of role node (their inbox prefix).
 	Shared []string
 	// QueueBytes bounds the output waiting to be published, per process
 	// (default 1 MiB).
@@ -296,7 +296,7 @@ func (s *Service) lease(id, name, follower, requester string, now time.Time) (f 
 			held++
 		}
 	}
-	if held >= s.cfg.Follow.MaxPerRequester && !slices.Contains(s.cfg.Follow.Shared, requester) {
+	if held >= s.cfg.Follow.MaxPerRequester && boundedRequester(requester) && !slices.Contains(s.cfg.Follow.Shared, requester) {
 		return nil, false, api.Errorf(api.ErrNoCapacity, "cannot follow %q: requester %s holds %d of its leases, the most one requester may hold (of %d in all), so that others can follow it too; end one of its follows first",
 			id, requester, held, s.cfg.Follow.MaxFollowers)
 	}
@@ -468,6 +468,15 @@ func requesterOf(reply string) string {
 		return reply
 	}
 	return reply[:strings.LastIndexByte(reply, '.')]
+}
+
+// boundedRequester reports whether MaxPerRequester applies to requester:
+// a user's (under _INBOX_<user>), the only requester NATS names. A
+// connection without a user's inbox prefix is the node's own, another
+// node's gateway, or a client of a server without users, where anyone may
+// do anything anyway: not bounded per requester.
+func boundedRequester(requester string) bool {
+	return strings.HasPrefix(requester, bus.InboxPrefix(""))
 }
 
 // checkFollow refuses a follow request a node cannot take.

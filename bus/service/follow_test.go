@@ -453,4 +453,17 @@ func TestFollowLeasesAreBoundedPerRequester(t *testing.T) {
 	if _, err := ask(n.Conn, `{"follower":"g5"}`); err == nil || !strings.Contains(err.Error(), "the most a process may have") {
 		t.Errorf("a fifth follower: %v, want the bound of all followers", err)
 	}
+	// Another node's gateway follows for its browsers over that node's
+	// connection: not bounded per requester either.
+	for _, f := range []string{"g1", "g2", "g3", "g4"} {
+		if _, err := ask(n.Conn, fmt.Sprintf(`{"follower":%q,"release":true}`, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n2 := testnode.Start(t, srv, testnode.Spec{ID: "n2"})
+	for _, f := range []string{"r1", "r2", "r3", "r4"} {
+		if _, err := ask(n2.Conn, fmt.Sprintf(`{"follower":%q}`, f)); err != nil {
+			t.Errorf("node n2's connection, follower %s: %v", f, err)
+		}
+	}
 }
