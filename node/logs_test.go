@@ -116,7 +116,7 @@ func TestNoLogFileForASpawnThatNeverStarted(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(h.dir, "logs"))
 	var left []string
 	for _, e := range entries {
-		if e.Name() != ".spare" { // FIFOs made ahead (spares.go)
+		if e.Name() != ".spare-fifos" { // FIFOs made ahead (spares.go)
 			left = append(left, e.Name())
 		}
 	}

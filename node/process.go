@@ -509,7 +509,7 @@ func (p *process) perform(st state, eff effects) error {
 	}
 	if eff.detach {
 		if p.listener != nil {
-			p.listener.Close() // a unix socket's link stays: the next node listens behind it
+			p.listener.Close() // a unix socket's link stays, for the next node to make again (relisten)
 		}
 		for _, c := range eff.conns {
 			c.close()

@@ -6,3 +6,6 @@ import "golang.org/x/sys/unix"
 func renameNoReplace(src, dst string) error {
 	return unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
 }
+
+// sparesWork: renameat2 can take spares here.
+const sparesWork = true

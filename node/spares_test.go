@@ -30,7 +30,7 @@ func TestEndedFIFOIsReusedOnlyWhenNobodyHoldsIt(t *testing.T) {
 			`if [ "$STRAY" = 1 ]; then setsid sleep 30 & echo $! > "$GATE.stray"; fi`}
 	})
 	closeOnCleanup(t, sup)
-	spareDir := filepath.Join(dirs.logs, ".spare")
+	spareDir := filepath.Join(dirs.logs, ".spare-fifos")
 	spareInodes := func() map[uint64]bool {
 		out := map[uint64]bool{}
 		entries, _ := os.ReadDir(spareDir)

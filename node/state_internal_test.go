@@ -55,6 +55,42 @@ func TestSaveOverwritesInPlace(t *testing.T) {
 		t.Fatalf("load: %+v, %v", recs, errs)
 	}
 
+	// A record past a page is not written over in place (a write of
+	// several pages can be cut between them): it replaces the file whole.
+	big := short
+	big.Metadata = json.RawMessage(`{"note":"` + strings.Repeat("y", 2*inPlaceMax) + `"}`)
+	if err := st.save(big); err != nil {
+		t.Fatal(err)
+	}
+	fi2, _ := os.Stat(st.path(long.ID))
+	if os.SameFile(fi1, fi2) {
+		t.Error("a record past a page was written over in place")
+	}
+	// Nor is anything written over a file past a page, even by a short
+	// record: it is replaced.
+	if err := st.save(short); err != nil {
+		t.Fatal(err)
+	}
+	fi3, _ := os.Stat(st.path(long.ID))
+	if os.SameFile(fi2, fi3) || fi3.Size() > inPlaceMax {
+		t.Errorf("a short record written over a file of %d bytes: now %d bytes, same file %v", fi2.Size(), fi3.Size(), os.SameFile(fi2, fi3))
+	}
+	if recs, errs := st.load(); len(errs) != 0 || len(recs) != 1 || recs[0].Status != api.StatusCrashed {
+		t.Fatalf("load: %+v, %v", recs, errs)
+	}
+	// What is not a regular file in a record's place is refused, at once
+	// (a FIFO without a reader: ENXIO; with one, "not a regular file").
+	fifo := st.path("proc_ffffffffffffffff")
+	if err := makeFIFOFile(fifo); err != nil {
+		t.Fatal(err)
+	}
+	ff := short
+	ff.ID = "proc_ffffffffffffffff"
+	if err := st.save(ff); err == nil {
+		t.Errorf("save over a FIFO: %v", err)
+	}
+	_ = os.Remove(fifo)
+
 	// A save of a record that does not exist yet creates it.
 	other := short
 	other.ID = "proc_bbbbbbbbbbbbbbbb"

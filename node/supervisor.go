@@ -210,7 +210,7 @@ func New(cfg Config) (*Supervisor, error) {
 		s.store = st
 	}
 	if cfg.LogDir != "" {
-		s.fifos = newSpares(filepath.Join(cfg.LogDir, ".spare"), fs.ModeNamedPipe, makeFIFOFile)
+		s.fifos = newSpares(filepath.Join(cfg.LogDir, ".spare-fifos"), fs.ModeNamedPipe, makeFIFOFile)
 	}
 	if cfg.Transport == "unix" {
 		if _, err := s.sharedFor(os.Geteuid(), os.Getegid()); err != nil {
@@ -555,7 +555,7 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 		_ = p.on(event{kind: evDetach})
 	}
 	s.log.Info("detached from children; they keep running", "processes", len(procs))
-	s.closeShared()    // the links stay: the next node listens behind them
+	s.closeShared()    // the links stay, for the next node to make again (relisten)
 	s.children.close() // the reapers of its own children return
 	err := s.waitGoroutines(ctx)
 	if s.store != nil {

@@ -391,12 +391,13 @@ type suspect struct {
 // checkPeers declares lost the quiet nodes this node is to announce (see
 // the top of the file), and writes the losses the registry still lacks.
 //
-// It reports whether a node is near its time or past it (quiet for less
-// than two rest periods short of GoneAfter, or more): until none is, the
-// watcher checks every checkEvery, so a loss is seen at most a check
-// period after its time and each node's turn comes when it is due. A
-// node's time is at least two rest periods after the check that finds
-// it near, so no time passes unseen at the rest pace.
+// It reports whether a node is near its time (quiet for less than two
+// rest periods short of GoneAfter) or past it and not past the last
+// node's turn to declare it lost: until none is, the watcher checks every
+// checkEvery, so a loss is seen at most a check period after its time and
+// each node's turn comes when it is due. A node's time is at least two
+// rest periods after the check that finds it near, so no time passes
+// unseen at the rest pace. An isolated node declares nothing, and rests.
 func (a *Announcer) checkPeers() (near bool) {
 	c := &a.peers
 	now := time.Now()
@@ -418,10 +419,10 @@ func (a *Announcer) checkPeers() (near bool) {
 			}
 			continue
 		}
-		if quietFor > registry.GoneAfter(p.info.IntervalMs)-2*a.restEvery() {
-			near = true
-		}
 		if quietFor <= registry.GoneAfter(p.info.IntervalMs) {
+			if quietFor > registry.GoneAfter(p.info.IntervalMs)-2*a.restEvery() {
+				near = true
+			}
 			alive++
 			known++
 			aliveIDs = append(aliveIDs, id)
@@ -450,6 +451,13 @@ func (a *Announcer) checkPeers() (near bool) {
 	warm := a.listening(now) >= a.warmUp()
 	rejoined := c.rejoined
 	c.mu.Unlock()
+	// A quiet node keeps the quick pace until the last node in line has
+	// had its turn, unless this node declares nothing (isolated).
+	for _, s := range quiet {
+		if !isolated && now.Sub(s.seen) <= registry.GoneAfter(s.info.IntervalMs)+time.Duration(alive)*escalation+a.checkEvery() {
+			near = true
+		}
+	}
 	rank := 0 // how many alive nodes come before this one
 	for _, id := range aliveIDs {
 		if id < a.nodeID {

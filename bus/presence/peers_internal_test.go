@@ -47,7 +47,8 @@ func TestQuickChecksOnlyNearATime(t *testing.T) {
 	for _, c := range []struct {
 		quiet time.Duration
 		near  bool
-	}{{0, false}, {interval, false}, {gone - 3*a.restEvery(), false}, {gone - 2*a.restEvery() + time.Millisecond, true}, {gone + time.Second, true}} {
+	}{{0, false}, {interval, false}, {gone - 3*a.restEvery(), false}, {gone - 2*a.restEvery() + time.Millisecond, true},
+		{gone + 100*time.Millisecond, true}, {gone + time.Minute, false}} { // past every turn: the rest pace
 		b.seen = time.Now().Add(-c.quiet)
 		if got := a.checkPeers(); got != c.near {
 			t.Errorf("b quiet for %v of %v: near %v, want %v", c.quiet, gone, got, c.near)
