@@ -290,7 +290,14 @@ func (p *process) link() error {
 	}
 	path := s.socketPath(p.id)
 	_ = os.Remove(path)
-	if err := os.Link(s.socketDirPath(target), path); err != nil {
+	err = os.Link(s.socketDirPath(target), path)
+	if errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.EPERM) {
+		// The socket has as many names as the file system allows (65,000
+		// on ext4), or linking another user's file is refused to a node
+		// without CAP_FOWNER: a symbolic link does as well, for an inode.
+		err = os.Symlink(target, path)
+	}
+	if err != nil {
 		return fmt.Errorf("cannot make %s: %w", path, err)
 	}
 	p.socketPath = path

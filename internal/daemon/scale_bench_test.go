@@ -361,7 +361,7 @@ url = %q
 listen = ""
 [processes.sleeper]
 command = "sleep"
-args = ["600"]
+args = ["300"]
 heartbeat_timeout = "0s"
 stop_timeout = "2s"
 `, id, filepath.Join(dir, "data"), beat, labels, strings.Join(urls, ","))
@@ -391,6 +391,9 @@ func (np *nodeProcess) start(tb testing.TB) {
 	tb.Helper()
 	cmd := exec.Command(np.bin, "--config", np.config)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Should the benchmark die without its cleanup (a -timeout panic),
+	// the node dies with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
