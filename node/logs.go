@@ -117,7 +117,6 @@ type logPipe struct {
 	epoch int64         // when it began (UnixNano): what its offsets count from
 
 	stopping atomic.Bool
-	eof      atomic.Bool            // it ended because every writer had closed the FIFO
 	tap      atomic.Pointer[logTap] // the follower's sink; nil while nobody follows
 	asked    atomic.Bool            // asks wait: wake up and answer them
 
@@ -143,10 +142,8 @@ type logPipe struct {
 func (s *Supervisor) makeFIFO(p *process) (lp *logPipe, childEnd int, err error) {
 	path := s.fifoPath(p.id)
 	_ = os.Remove(path)
-	if took, _ := s.fifos.take(path); !took {
-		if err := unix.Mkfifo(path, 0o600); err != nil {
-			return nil, -1, fmt.Errorf("cannot create the pipe for its output: %w", err)
-		}
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return nil, -1, fmt.Errorf("cannot create the pipe for its output: %w", err)
 	}
 	lp, err = s.openFIFO(p)
 	if err != nil {
@@ -214,7 +211,6 @@ func (lp *logPipe) run() {
 			}
 			lp.idle() // the deadline it needs now
 		case err != nil, lp.rerr != nil, lp.n == 0:
-			lp.eof.Store(err == nil && lp.rerr == nil)
 			return // closed, failed, or EOF: no writer left
 		}
 	}
@@ -314,7 +310,6 @@ func (lp *logPipe) drain() {
 				continue
 			}
 			if err != nil || n <= 0 {
-				lp.eof.Store(err == nil) // nothing waits, and no writer is left
 				return
 			}
 			lp.consume(n)
@@ -337,18 +332,6 @@ func (lp *logPipe) end() {
 	lp.out.close()
 	lp.r.Close()
 	close(lp.done)
-}
-
-// drained reports whether the goroutine has ended and found, last, that
-// no writer held the FIFO any more: nothing can write into it again, so
-// it may serve another process (spares).
-func (lp *logPipe) drained() bool {
-	select {
-	case <-lp.done:
-		return lp.eof.Load()
-	default:
-		return false
-	}
 }
 
 // stop makes the goroutine write what waits in the FIFO and end, and

@@ -555,12 +555,8 @@ func (p *process) finish(st state, eff effects) {
 	for _, c := range eff.conns {
 		c.close()
 	}
-	if s.cfg.LogDir != "" { // read to the end by now (wait); the log files stay
-		if p.logs != nil && p.logs.drained() {
-			s.fifos.give(s.fifoPath(p.id))
-		} else {
-			_ = os.Remove(s.fifoPath(p.id)) // a writer may hold it still
-		}
+	if s.cfg.LogDir != "" {
+		_ = os.Remove(s.fifoPath(p.id)) // read to the end by now (wait); the log files stay
 	}
 	_ = s.persist(p) // ended: it stays listed, and its logs readable, after a node restart
 	if st.ended == api.StatusStopped {

@@ -97,8 +97,8 @@ func validID(id string) bool {
 }
 
 // store writes records as one file per process. The first record of a
-// process is written in one write (create), to a file made ahead (spares)
-// or a new one. A record that replaces another is written over it in one
+// process is written in one write (create), to a new file. A record that
+// replaces another is written over it in one
 // write from its start (save), padded with spaces to the old length, and
 // read back as the first JSON value in the file, when both fit in one
 // page (inPlaceMax): a write within a page the file already holds is
@@ -128,10 +128,6 @@ type store struct {
 	once sync.Once
 	wake chan struct{} // a path was queued (capacity 1)
 	left chan struct{} // closed when syncLoop has returned
-	// spares are empty record files made ahead (spares.go). A pruned
-	// record is deleted, not recycled: a save of it that was late would
-	// write into the process that got its file next.
-	spares *spares
 
 	mu      sync.Mutex
 	pending map[string]struct{} // paths to fsync in the next round
@@ -151,7 +147,6 @@ func openStore(dir string) (*store, error) {
 	}
 	st := &store{dir: dir, done: make(chan struct{}), wake: make(chan struct{}, 1), left: make(chan struct{}),
 		pending: map[string]struct{}{}}
-	st.spares = newSpares(filepath.Join(dir, ".spare-records"), 0, makeEmptyFile)
 	go st.syncLoop()
 	return st, nil
 }
@@ -242,11 +237,10 @@ func replace(dir, id, path string, b []byte) error {
 }
 
 // create writes the first record of a process, which a spawn waits for,
-// in one write: over a spare moved into place (spares.go), or else to a
-// new file that must not exist yet. A node killed before the write is
-// done leaves an empty record, or a spare's old one under the new name;
-// the next node reads either as corrupt, as it would a missing one, and
-// finds the child by the mark in its environment (orphans.go).
+// in one write, to a new file that must not exist yet. A node killed
+// before the write is done leaves an empty record; the next node reads it
+// as corrupt, as it would a missing one, and finds the child by the mark
+// in its environment (orphans.go).
 func (st *store) create(r record) error {
 	r.Version = recordVersion
 	b, err := json.Marshal(r)
@@ -254,22 +248,6 @@ func (st *store) create(r record) error {
 		return fmt.Errorf("cannot encode its record: %w", err)
 	}
 	path := st.path(r.ID)
-	took, err := st.spares.take(path)
-	if errors.Is(err, fs.ErrExist) {
-		return st.save(r) // not the first after all: replace it whole
-	}
-	if took { // an empty spare
-		err := writeOver(path, b)
-		if errors.Is(err, errTooLong) {
-			err = replace(st.dir, r.ID, path, b)
-		}
-		if err != nil {
-			_ = os.Remove(path)
-			return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
-		}
-		st.queueSync(path)
-		return nil
-	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return st.save(r) // not the first after all: replace it whole
@@ -318,7 +296,7 @@ func unwrapPath(err error) error {
 
 // remove deletes the record of a process that has been pruned.
 func (st *store) remove(id string) error {
-	if err := removeIfThere(st.path(id)); err != nil {
+	if err := os.Remove(st.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cannot remove state of %s: %w", id, err)
 	}
 	return nil
@@ -413,7 +391,6 @@ func (st *store) syncRound() {
 func (st *store) close() {
 	st.once.Do(func() { close(st.done) })
 	<-st.left
-	st.spares.close()
 }
 
 // decodeRecord reads the first JSON value of a record file (see store):

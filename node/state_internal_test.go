@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/corral-run/corral/api"
+	"golang.org/x/sys/unix"
 )
 
 // A record written over a longer one is read back whole, and a file where
@@ -81,7 +82,7 @@ func TestSaveOverwritesInPlace(t *testing.T) {
 	// What is not a regular file in a record's place is refused, at once
 	// (a FIFO without a reader: ENXIO; with one, "not a regular file").
 	fifo := st.path("proc_ffffffffffffffff")
-	if err := makeFIFOFile(fifo); err != nil {
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ff := short

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -103,9 +101,6 @@ type Supervisor struct {
 	// spawnMu is held by a spawn from its capacity check until its
 	// process is registered (capacity.go).
 	spawnMu sync.Mutex
-	// fifos are FIFOs for children's output made ahead, and those whose
-	// process is over (spares.go); nil without LogDir.
-	fifos *spares
 
 	smu        sync.Mutex            // guards shared and sockClosed
 	shared     map[int]*sharedSocket // the listening unix sockets, by uid of the children they serve
@@ -209,15 +204,11 @@ func New(cfg Config) (*Supervisor, error) {
 		}
 		s.store = st
 	}
-	if cfg.LogDir != "" {
-		s.fifos = newSpares(filepath.Join(cfg.LogDir, ".spare-fifos"), fs.ModeNamedPipe, makeFIFOFile)
-	}
 	if cfg.Transport == "unix" {
 		if _, err := s.sharedFor(os.Geteuid(), os.Getegid()); err != nil {
 			if s.store != nil {
 				s.store.close()
 			}
-			s.fifos.close()
 			return nil, fmt.Errorf("cannot create supervisor: %w", err)
 		}
 	}
@@ -537,7 +528,6 @@ func (s *Supervisor) Close(ctx context.Context) error {
 	if s.store != nil {
 		s.store.close()
 	}
-	s.fifos.close()
 	return err
 }
 
@@ -561,7 +551,6 @@ func (s *Supervisor) Detach(ctx context.Context) error {
 	if s.store != nil {
 		s.store.close()
 	}
-	s.fifos.close()
 	return err
 }
 

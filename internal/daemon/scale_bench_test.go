@@ -145,6 +145,17 @@ func BenchmarkControlPlane100(b *testing.B) {
 		}
 		return err == nil && alive == n
 	})
+	// And every node has heard every other: the nodes answer pings before
+	// their first heartbeats reach everyone, and a view read from a node
+	// that had heard half of them would leave out a node slow to answer.
+	await.Until(b, time.Minute, "every node's view of the others", func() bool {
+		for _, d := range nodes {
+			if len(d.RegistryView().Nodes) != n {
+				return false
+			}
+		}
+		return true
+	})
 
 	measure := func(name string, op func() error) {
 		b.Run(name, func(b *testing.B) {
