@@ -98,30 +98,27 @@ func validID(id string) bool {
 
 // store writes records as one file per process. The first record of a
 // process is written in one write (create), to a new file. A record that
-// replaces another is written over it in one
-// write from its start (save), padded with spaces to the old length, and
-// read back as the first JSON value in the file, when both fit in one
-// page (inPlaceMax): a write within a page the file already holds is
-// neither torn by the death of its writer nor cut short by a full disk,
-// and two writers of one record (the write lock of the file orders them)
-// leave one whole record at the start, whatever the other left after it.
-// A longer record is written to a temporary file renamed over the old one
-// (replace): a write of several pages may be cut between them. A node
-// killed during create leaves what reads as no record at all, which
-// Recover handles. Writing over in place allocates no inode: on this
-// machine's ext4, allocating one costs 0.2–0.7 ms of CPU once files were
-// deleted in the last minutes (the allocator steps over recently freed
-// inodes), and a temporary file renamed over the record both allocated
-// one and freed one at every change of status.
+// replaces another is written over it in one write from its start (save),
+// padded with spaces to the old length, and read back as the first JSON
+// value in the file, when both fit in one page (inPlaceMax): a write
+// within a page the file already holds is neither torn by the death of
+// its writer nor cut short by a full disk, and two writers of one record
+// (the write lock of the file orders them) leave one whole record at the
+// start, whatever the other left after it. A longer record is written to
+// a temporary file renamed over the old one (replace): a write of several
+// pages may be cut between them. A node killed during create leaves what
+// reads as no record at all, which Recover handles. Writing over in place
+// allocates no inode: on this machine's ext4, allocating one costs 0.2–0.7
+// ms of CPU once files were deleted in the last minutes (the allocator
+// steps over recently freed inodes), and a temporary file renamed over
+// the record both allocated one and freed one at every change of status.
 //
 // Files are fsynced in the background, at most one round per syncEvery,
 // so a spawn does not wait for the disk: a machine crash, which the
 // children do not survive either, is the only way to lose the last
-// records. The rounds are spaced because on a journalling file system
-// each fsync commits the journal, and every file creation meanwhile
-// (this store's, the sockets', the FIFOs') waits for the commit: synced
-// after every write, a burst of spawns spent most of its CPU there. A
-// write the disk refuses (full, read-only) fails at once.
+// records. Spaced rounds make a burst of changes cost one fsync per file
+// and round rather than one per change. A write the disk refuses (full,
+// read-only) fails at once.
 type store struct {
 	dir  string
 	done chan struct{}
