@@ -291,11 +291,16 @@ func (p *process) link() error {
 	path := s.socketPath(p.id)
 	_ = os.Remove(path)
 	err = os.Link(s.socketDirPath(target), path)
-	if errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.EPERM) {
+	if errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) {
 		// The socket has as many names as the file system allows (65,000
-		// on ext4), or linking another user's file is refused to a node
-		// without CAP_FOWNER: a symbolic link does as well, for an inode.
-		err = os.Symlink(target, path)
+		// on ext4), linking another user's file is refused to a node
+		// without CAP_FOWNER, or the file system has no hard links: a
+		// symbolic link does as well, for an inode.
+		if serr := os.Symlink(target, path); serr != nil {
+			err = fmt.Errorf("%w (and a symbolic link: %w)", err, serr)
+		} else {
+			err = nil
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("cannot make %s: %w", path, err)

@@ -162,6 +162,9 @@ func (st *store) save(r record) error {
 		return fmt.Errorf("cannot encode its record: %w", err)
 	}
 	path := st.path(r.ID)
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("cannot write its record: %s is not a regular file", path)
+	}
 	err = writeOver(path, b)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -188,7 +191,9 @@ func writeOver(path string, b []byte) error {
 	if len(b)+1 > inPlaceMax {
 		return errTooLong
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0) // a FIFO in its place would not hold it up
+	// A FIFO in its place does not hold it up; a symbolic link is not
+	// followed (the state directory holds records, nothing else).
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
@@ -245,7 +250,7 @@ func (st *store) create(r record) error {
 		return fmt.Errorf("cannot encode its record: %w", err)
 	}
 	path := st.path(r.ID)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return st.save(r) // not the first after all: replace it whole
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -91,6 +92,31 @@ func TestSaveOverwritesInPlace(t *testing.T) {
 		t.Errorf("save over a FIFO: %v", err)
 	}
 	_ = os.Remove(fifo)
+
+	// Nor is a symbolic link followed, dangling or not: the record is
+	// refused, and what it points to is left as it was.
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(target, []byte("untouched"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{target, filepath.Join(t.TempDir(), "missing")} {
+		sl := short
+		sl.ID = "proc_ssssssssssssssss"
+		_ = os.Remove(st.path(sl.ID))
+		if err := os.Symlink(to, st.path(sl.ID)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.save(sl); err == nil {
+			t.Errorf("save over a symbolic link to %s succeeded", to)
+		}
+		if err := st.create(sl); err == nil {
+			t.Errorf("create over a symbolic link to %s succeeded", to)
+		}
+	}
+	if b, _ := os.ReadFile(target); string(b) != "untouched" {
+		t.Errorf("a record was written through a symbolic link: %q", b)
+	}
+	_ = os.Remove(st.path("proc_ssssssssssssssss"))
 
 	// A save of a record that does not exist yet creates it.
 	other := short

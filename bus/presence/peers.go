@@ -31,8 +31,8 @@ import (
 //
 // A node is seen, by the watcher's own clock, when its heartbeat arrives or
 // its record changes; one not seen for MissedHeartbeats of its intervals is
-// quiet. The watcher looks every interval/8, and at least every
-// maxCheckEvery. A quiet node is declared lost by one node: the alive node
+// quiet. The watcher looks every interval/8, and every maxCheckEvery
+// while a node is near its time or its loss is being announced. A quiet node is declared lost by one node: the alive node
 // with the smallest id, as each node sees them (the views agree within a
 // heartbeat), once the quiet node fails a short probe
 // (corral.node.<node>.info); should the smallest not know the quiet node
@@ -420,7 +420,8 @@ func (a *Announcer) checkPeers() (near bool) {
 			continue
 		}
 		if quietFor <= registry.GoneAfter(p.info.IntervalMs) {
-			if quietFor > registry.GoneAfter(p.info.IntervalMs)-2*a.restEvery() {
+			// A node beating much faster than this one: half its time.
+			if margin := min(2*a.restEvery(), registry.GoneAfter(p.info.IntervalMs)/2); quietFor > registry.GoneAfter(p.info.IntervalMs)-margin {
 				near = true
 			}
 			alive++

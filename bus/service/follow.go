@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,11 +58,6 @@ type FollowLimits struct {
 	// MaxFollowers): more are refused, 503, so that one user cannot take
 	// them all. Who is a user: see requesterOf and boundedRequester.
 	MaxPerRequester int
-	// Shared names users MaxPerRequester does not bound: those that
-	// follow for many people, as a node's gateway does for every browser
-	// over its node's connection. The service's own connection is always
-	// one; the daemon adds the users of role node (their inbox prefix).
-	Shared []string
 	// QueueBytes bounds the output waiting to be published, per process
 	// (default 1 MiB).
 	QueueBytes int
@@ -296,7 +290,7 @@ func (s *Service) lease(id, name, follower, requester string, now time.Time) (f 
 			held++
 		}
 	}
-	if held >= s.cfg.Follow.MaxPerRequester && boundedRequester(requester) && !slices.Contains(s.cfg.Follow.Shared, requester) {
+	if held >= s.cfg.Follow.MaxPerRequester && boundedRequester(requester) {
 		return nil, false, api.Errorf(api.ErrNoCapacity, "cannot follow %q: requester %s holds %d of its leases, the most one requester may hold (of %d in all), so that others can follow it too; end one of its follows first",
 			id, requester, held, s.cfg.Follow.MaxFollowers)
 	}
@@ -446,7 +440,8 @@ func (s *Service) handleFollow(sup Supervisor, id string, m *nats.Msg) {
 }
 
 // requesterOf names who asked, by the reply subject of its request, for
-// FollowLimits.MaxPerRequester: under a user's inbox prefix
+// FollowLimits.MaxPerRequester (which bounds users only, see
+// boundedRequester) and its error: under a user's inbox prefix
 // (bus.InboxPrefix, _INBOX_<user>.…, which the embedded server's users
 // must use) the user, all of its connections together; under another
 // prefix, the reply subject but its last token, which nats.go keeps for
@@ -472,9 +467,10 @@ func requesterOf(reply string) string {
 
 // boundedRequester reports whether MaxPerRequester applies to requester:
 // a user's (under _INBOX_<user>), the only requester NATS names. A
-// connection without a user's inbox prefix is the node's own, another
-// node's gateway, or a client of a server without users, where anyone may
-// do anything anyway: not bounded per requester.
+// connection without a user's inbox prefix is a node's (nodes reply under
+// _INBOX., and their gateways follow for every browser over it), or a
+// client of a server without users, where anyone may do anything anyway:
+// not bounded per requester.
 func boundedRequester(requester string) bool {
 	return strings.HasPrefix(requester, bus.InboxPrefix(""))
 }

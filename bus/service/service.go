@@ -136,8 +136,6 @@ func New(nc *nats.Conn, cfg Config) *Service {
 		cfg.HeartbeatInterval = registry.DefaultHeartbeatInterval
 	}
 	cfg.Follow.setDefaults()
-	// The gateway follows for all its browsers over this connection.
-	cfg.Follow.Shared = append(slices.Clone(cfg.Follow.Shared), requesterOf(nc.NewRespInbox()))
 	if cfg.Relay.NodeID == "" {
 		cfg.Relay.NodeID = cfg.NodeID
 	}

@@ -81,7 +81,7 @@ func Start(cfg *config.Config, logger *slog.Logger) (_ *Daemon, err error) {
 	d.svc = service.New(d.nc, service.Config{
 		NodeID: cfg.Node.ID, Labels: cfg.Node.Labels, RemoteDefinitions: cfg.Node.RemoteDefinitions, Relay: rc,
 		HeartbeatInterval: cfg.Node.HeartbeatInterval, Registry: registryConfig(cfg), Logger: logger,
-		Reload: reload, Follow: service.FollowLimits{Shared: nodeInboxes(cfg.NATS.Users)},
+		Reload: reload,
 	})
 	if err := d.setUpStream(); err != nil {
 		return nil, err
@@ -194,23 +194,4 @@ func (d *Daemon) shutdownBus() error {
 	}
 	d.lock.release() // last: the next node may have the data directory now
 	return errors.Join(errs...)
-}
-
-// nodeInboxes are the inbox prefixes of the users of role node: their
-// gateways follow output for every browser, so one process's follow
-// leases are not bounded per requester for them (service.FollowLimits).
-func nodeInboxes(users []config.User) []string {
-	var out []string
-	for _, u := range users {
-		if u.Role != bus.RoleNode {
-			continue
-		}
-		if u.Name != "" {
-			out = append(out, bus.InboxPrefix(u.Name))
-		}
-		if u.Nkey != "" {
-			out = append(out, bus.InboxPrefix(u.Nkey))
-		}
-	}
-	return out
 }
