@@ -204,19 +204,8 @@ func BenchmarkControlPlane100(b *testing.B) {
 	var loss time.Duration
 	b.Run("loss", func(b *testing.B) {
 		lossOnce.Do(func() {
-			sub, err := nc.SubscribeSync(bus.SubjectNodeLost)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := nc.Flush(); err != nil {
-				b.Fatal(err)
-			}
-			nodes[n/2].Conn().Close() // the node vanishes from the bus, as in a crash
-			died := time.Now()
-			if _, err := sub.NextMsg(3*beat + 10*time.Second); err != nil {
-				b.Fatal("no process.node_lost:", err)
-			}
-			loss = time.Since(died)
+			// The node vanishes from the bus, as in a crash.
+			loss = timeLoss(b, nc, beat, func() { nodes[n/2].Conn().Close() })
 		})
 		for b.Loop() {
 		}
@@ -302,19 +291,7 @@ func BenchmarkThreeNodes3000(b *testing.B) {
 					lostProcs++
 				}
 			}
-			sub, err := nc.SubscribeSync(bus.SubjectNodeLost)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := nc.Flush(); err != nil {
-				b.Fatal(err)
-			}
-			nodes[2].kill()
-			died := time.Now()
-			if _, err := sub.NextMsg(3*beat + 10*time.Second); err != nil {
-				b.Fatal("no process.node_lost:", err)
-			}
-			loss = time.Since(died)
+			loss = timeLoss(b, nc, beat, nodes[2].kill)
 		})
 		for b.Loop() {
 		}
@@ -343,6 +320,26 @@ func BenchmarkThreeNodes3000(b *testing.B) {
 	if _, err := ctl.StopAll(stopCtx, "", ""); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// timeLoss kills a node (kill) and returns how long process.node_lost
+// took to be announced after it.
+func timeLoss(b *testing.B, nc *nats.Conn, beat time.Duration, kill func()) time.Duration {
+	b.Helper()
+	sub, err := nc.SubscribeSync(bus.SubjectNodeLost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	kill()
+	died := time.Now()
+	if _, err := sub.NextMsg(3*beat + 10*time.Second); err != nil {
+		b.Fatal("no process.node_lost:", err)
+	}
+	return time.Since(died)
 }
 
 // nodeProcess is a corrald process of a benchmark, stopped (SIGTERM, then
