@@ -131,6 +131,9 @@ type LogEnd struct {
 }
 
 // LogsReply holds a process's output tail.
+// TruncatedWhy says why a reply marked Truncated left lines out.
+const TruncatedWhy = "a reply holds at most 256 KiB, and no more than the server's max_payload"
+
 type LogsReply struct {
 	ProcessID string `json:"processId"`
 	Log       string `json:"log"`

@@ -113,22 +113,23 @@ func (c *Control) Send(ctx context.Context, id string, msg json.RawMessage) erro
 	return c.procRequest(ctx, id, bus.VerbSend, msg, &ok, "send to")
 }
 
-// Logs returns the last lines of a process's output.
-func (c *Control) Logs(ctx context.Context, id string, lines int) (string, error) {
+// Logs returns the last lines of a process's output (and whether the
+// reply left older ones out: LogsReply.Truncated).
+func (c *Control) Logs(ctx context.Context, id string, lines int) (api.LogsReply, error) {
 	return c.LogsSince(ctx, id, lines, 0)
 }
 
 // LogsSince returns the lines of a process's output written within since
 // (as far as its node can tell: README "Subjects"), the last lines of
 // them when lines is more than 0; since 0 is Logs.
-func (c *Control) LogsSince(ctx context.Context, id string, lines int, since time.Duration) (string, error) {
+func (c *Control) LogsSince(ctx context.Context, id string, lines int, since time.Duration) (api.LogsReply, error) {
 	req := api.LogsRequest{Lines: lines, SinceMs: since.Milliseconds()}
 	if since > 0 && req.SinceMs == 0 {
 		req.SinceMs = 1
 	}
 	var r api.LogsReply
 	err := c.procRequest(ctx, id, bus.VerbLogs, req, &r, "read logs of")
-	return r.Log, err
+	return r, err
 }
 
 func (c *Control) procRequest(ctx context.Context, id, verb string, req, reply any, what string) error {

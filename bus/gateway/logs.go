@@ -36,11 +36,11 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !follow {
-		text, err := g.ctl.Logs(r.Context(), id, lines)
+		reply, err := g.ctl.Logs(r.Context(), id, lines)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, r, http.StatusOK, api.LogsReply{ProcessID: id, Log: text})
+		writeJSON(w, r, http.StatusOK, reply)
 		return nil
 	}
 	// An unknown process is a plain 404, before the stream starts.
@@ -93,7 +93,7 @@ func followLogs(ctx context.Context, src logFollower, id string, opts control.Fo
 	end, err := src.Follow(ctx, id, opts, func(o control.Output) error {
 		switch {
 		case o.Truncated:
-			sw.comment("older lines left out: a tail holds at most 256 KiB")
+			sw.comment("older lines left out: " + api.TruncatedWhy)
 		case o.Missed < 0:
 			sw.comment("some output may be missing: its node began counting anew (it restarted)")
 		case o.Missed > 0:

@@ -317,9 +317,9 @@ func TestFollowDropsWhatItCannotPass(t *testing.T) {
 	if x := strings.Count(got.String(), "x"); x > 100<<10 {
 		t.Errorf("got %d bytes of the flood of 200 KB at 8 KiB/s", x)
 	}
-	log, err := n.Ctl.Logs(ctx, mp.ID, 3000)
-	if err != nil || strings.Count(log, line) != 2000 {
-		t.Errorf("the log kept %d of the 2000 lines (%v)", strings.Count(log, line), err)
+	r, err := n.Ctl.Logs(ctx, mp.ID, 3000)
+	if err != nil || strings.Count(r.Log, line) != 2000 {
+		t.Errorf("the log kept %d of the 2000 lines (%v)", strings.Count(r.Log, line), err)
 	}
 }
 

@@ -79,14 +79,17 @@ older output (a file last written before is left out whole).`,
 			if err != nil {
 				return err
 			}
-			text, err := ctl.LogsSince(ctx, id, n, since)
+			reply, err := ctl.LogsSince(ctx, id, n, since)
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), api.LogsReply{ProcessID: id, Log: text})
+				return printJSON(cmd.OutOrStdout(), reply)
 			}
-			_, err = io.WriteString(cmd.OutOrStdout(), text)
+			if reply.Truncated {
+				fmt.Fprintln(cmd.ErrOrStderr(), "corralctl: older lines left out: "+api.TruncatedWhy)
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), reply.Log)
 			return err
 		},
 	}
@@ -202,7 +205,7 @@ func (fp *followPrinter) print(p api.ManagedProcess, o control.Output, prefixed 
 		return fp.err
 	}
 	if o.Truncated {
-		fp.note(p, "older lines left out: a tail holds at most 256 KiB")
+		fp.note(p, "older lines left out: "+api.TruncatedWhy)
 	}
 	switch {
 	case o.Missed != 0 && fp.json:

@@ -118,7 +118,9 @@ func runTop(ctx context.Context, ctl *control.Control, in, out *os.File, interva
 			var l look
 			l.nodes, l.procs, l.err = topLook(lctx, ctl)
 			if l.err == nil && logsOf != "" {
-				l.logs, l.err = ctl.Logs(lctx, logsOf, logLines)
+				var r api.LogsReply
+				r, l.err = ctl.Logs(lctx, logsOf, logLines)
+				l.logs = r.Log
 			}
 			select {
 			case looks <- l:
