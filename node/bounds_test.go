@@ -110,8 +110,9 @@ func TestCapacityIsEnforced(t *testing.T) {
 	h.spawn(t, "b", node.SpawnOptions{}) // room again
 }
 
-// Spawns run side by side, yet a burst neither overshoots the node's
-// capacity nor starts one instance twice.
+// A burst of concurrent spawns neither overshoots the node's capacity nor
+// starts one instance twice (plain spawns may take every place first, so
+// the instance may not start at all).
 func TestConcurrentSpawnsKeepTheLimits(t *testing.T) {
 	h := newHarnessWith(t, node.Config{MaxProcesses: 5})
 	h.define(t, "a", role("sleep"), nil)
@@ -148,7 +149,7 @@ func TestConcurrentSpawnsKeepTheLimits(t *testing.T) {
 			inst++
 		}
 	}
-	if inst != 1 {
-		t.Errorf("instance a/0 runs %d times, want once", inst)
+	if inst > 1 {
+		t.Errorf("instance a/0 runs %d times, want once at most", inst)
 	}
 }

@@ -402,7 +402,9 @@ func (w *logFile) put(b []byte) {
 	if err != nil {
 		w.fail(err)
 		w.close()
+		return
 	}
+	w.failed = false // a failure is reported once, until a write succeeds again
 }
 
 // open opens (or creates) the current file, appending.
@@ -418,7 +420,7 @@ func (w *logFile) open() bool {
 		w.fail(err)
 		return false
 	}
-	w.f, w.size, w.midLine, w.failed = f, fi.Size(), false, false
+	w.f, w.size, w.midLine = f, fi.Size(), false
 	if w.size > 0 { // a file written before (the last node's, or before an idle close)
 		var last [1]byte
 		if _, err := f.ReadAt(last[:], w.size-1); err == nil {

@@ -74,6 +74,7 @@ func TestFailedRotationDropsInsteadOfSpinning(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		w.write([]byte("a line too long for what is left\n"))
+		w.write([]byte("and another, read later\n")) // the same failure: not reported again
 		w.close()
 		close(done)
 	}()

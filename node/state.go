@@ -162,9 +162,6 @@ func (st *store) save(r record) error {
 		return fmt.Errorf("cannot encode its record: %w", err)
 	}
 	path := st.path(r.ID)
-	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("cannot write its record: %s is not a regular file", path)
-	}
 	err = writeOver(path, b)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -320,6 +317,9 @@ func (st *store) load() ([]record, []error) {
 			_ = os.Remove(filepath.Join(st.dir, name)) // a write the last node did not finish
 			continue
 		case !strings.HasSuffix(name, ".json"):
+			continue
+		case !e.Type().IsRegular(): // a FIFO would hold the read up forever
+			errs = append(errs, fmt.Errorf("skipping %s: not a regular file", filepath.Join(st.dir, name)))
 			continue
 		}
 		path := filepath.Join(st.dir, name)
