@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/registry"
 	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/natstest"
@@ -381,22 +382,24 @@ func TestExternalCluster(t *testing.T) {
 	nodes[1].ctl(t, "stop", "--all")
 }
 
-// all returns the messages seen on subject.
 // lostAnnouncements counts the process.node_lost announcements of node
-// id: distinct message ids (a lifecycle message the stream has not
-// confirmed is sent again with its id, and stored once, but live
-// subscribers may see it again).
+// id: distinct pairs of announcing node and message id. The id is the
+// same whichever node announces, so two nodes announcing count twice; a
+// lifecycle message the stream has not confirmed is sent again by its
+// node with its id (stored once, but live subscribers may see it again),
+// and counts once.
 func (e *events) lostAnnouncements(id string) int {
-	ids := map[string]bool{}
+	seen := map[[2]string]bool{}
 	for _, m := range e.all("process.node_lost") {
 		var p map[string]any
 		if json.Unmarshal(m.Data, &p) == nil && p["node"] == id {
-			ids[m.Header.Get("Nats-Msg-Id")] = true
+			seen[[2]string{m.Header.Get(bus.HeaderNode), m.Header.Get(bus.HeaderMsgID)}] = true
 		}
 	}
-	return len(ids)
+	return len(seen)
 }
 
+// all returns the messages seen on subject.
 func (e *events) all(subject string) []*nats.Msg {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -156,19 +156,26 @@ restart_delay = "3s"
 	})
 	n2.kill9(t)
 	n3 := n2.restart(t)
-	var running []string
 	await.Until(t, waitEvent, "the replacement re-adopted", func() bool {
-		running = running[:0]
-		adopted := false
 		for _, p := range n3.listAll(t) {
-			if p.Status == "running" {
-				running = append(running, p.ID)
-				adopted = adopted || p.ID == replacement.ID
+			if p.ID == replacement.ID && p.Status == "running" {
+				return true
 			}
 		}
-		return adopted
+		return false
 	})
-	if len(running) != 1 {
-		t.Errorf("running after the third node life: %v, want only %s (a restarted once)", running, replacement.ID)
+	// Neither a restart of a armed again (pending) nor one carried out
+	// (a process starting or running besides the replacement).
+	var live []string
+	for _, p := range n3.listAll(t) {
+		if p.ID == a.ID && p.RestartPending {
+			t.Errorf("a's restart is pending again in the third node life")
+		}
+		if p.Status != "stopped" && p.Status != "crashed" {
+			live = append(live, p.ID+" "+p.Status)
+		}
+	}
+	if len(live) != 1 {
+		t.Errorf("not ended after the third node life: %v, want only %s (a restarted once)", live, replacement.ID)
 	}
 }
