@@ -231,7 +231,7 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 	}
 	defer hbSub.Unsubscribe()
 	answered := map[string]servicePing{}
-	g, err := c.gather(ctx, gatherRequest{subject: pingSubject(), answer: func(m *nats.Msg) (string, error) {
+	g, err := c.gather(ctx, gatherRequest{subject: bus.SubjectPing, answer: func(m *nats.Msg) (string, error) {
 		id, ping := pingNode(m)
 		if id != "" {
 			answered[id] = ping
@@ -246,7 +246,7 @@ func (c *Control) Nodes(ctx context.Context) ([]api.NodeInfo, error) {
 	defer mu.Unlock()
 	reg := g.reg
 	if g.timedOut && len(answered) == 0 && len(beating) == 0 && len(reg.records) == 0 {
-		return nil, api.Errorf(ErrTimeout, "cannot list nodes: no answer on %s in time", pingSubject())
+		return nil, api.Errorf(ErrTimeout, "cannot list nodes: no answer on %s in time", bus.SubjectPing)
 	}
 
 	// What a node says of itself comes with its heartbeat, which the view

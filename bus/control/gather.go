@@ -50,10 +50,7 @@ type gathered struct {
 	timedOut bool // ctx ended first
 }
 
-// pingSubject is $SRV.PING.corral: every node's control service answers.
-func pingSubject() string { return bus.SubjectPing }
-
-// servicePing is a node's answer to pingSubject (micro.Ping, read without
+// servicePing is a node's answer to bus.SubjectPing (micro.Ping, read without
 // linking nats.go/micro into every client).
 type servicePing struct {
 	Name     string            `json:"name"`
@@ -78,7 +75,7 @@ func (c *Control) gather(ctx context.Context, req gatherRequest) (gathered, erro
 	defer stopReplies()
 	var pings <-chan *nats.Msg
 	if req.ping {
-		ch, stopPing, err := c.scatter(pingSubject(), nil)
+		ch, stopPing, err := c.scatter(bus.SubjectPing, nil)
 		if err != nil {
 			return g, err
 		}

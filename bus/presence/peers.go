@@ -153,10 +153,6 @@ func (a *Announcer) checkEvery() time.Duration {
 // second for nothing.
 func (a *Announcer) restEvery() time.Duration { return max(a.interval/8, 10*time.Millisecond) }
 
-// markEvery is how often the watcher retries writing a loss the registry
-// still lacks.
-func (a *Announcer) markEvery() time.Duration { return max(a.interval/8, 10*time.Millisecond) }
-
 // probeTimeout bounds the probe of a quiet node.
 func (a *Announcer) probeTimeout() time.Duration {
 	return min(max(a.interval/4, 20*time.Millisecond), 250*time.Millisecond)
@@ -396,8 +392,9 @@ type suspect struct {
 // node's turn to declare it lost: until none is, the watcher checks every
 // checkEvery, so a loss is seen at most a check period after its time and
 // each node's turn comes when it is due. A node's time is at least two
-// rest periods after the check that finds it near, so no time passes
-// unseen at the rest pace. An isolated node declares nothing, and rests.
+// rest periods after the check that finds it near (half its own time for a
+// node beating so fast that its time is shorter: that one may be seen up
+// to a rest period late), so no time passes unseen at the rest pace. An isolated node declares nothing, and rests.
 func (a *Announcer) checkPeers() (near bool) {
 	c := &a.peers
 	now := time.Now()
@@ -478,7 +475,7 @@ func (a *Announcer) checkPeers() (near bool) {
 			}
 		}
 	}
-	if len(marks) > 0 && now.Sub(a.marksTried) >= a.markEvery() {
+	if len(marks) > 0 && now.Sub(a.marksTried) >= a.restEvery() { // retried at the rest pace
 		a.marksTried = now
 		for _, s := range marks {
 			a.markInRegistry(s)
@@ -542,7 +539,7 @@ func (a *Announcer) declareLost(s suspect) {
 
 // markInRegistry writes Lost into a lost node's registry record, so that
 // nodes and clients that read the registry later know it. It is retried
-// every markEvery until it is done, the record moved on (the node came
+// every restEvery until it is done, the record moved on (the node came
 // back, or another node wrote it), or there is no record.
 func (a *Announcer) markInRegistry(s suspect) {
 	kv := a.registryKV()
