@@ -56,7 +56,7 @@ type FollowLimits struct {
 	// MaxPerRequester bounds the leases one user holds on one process
 	// (default a quarter of MaxFollowers, at least 1; at most
 	// MaxFollowers): more are refused, 503, so that one user cannot take
-	// them all. Who is a user: see requesterOf and boundedRequester.
+	// them all. Who is a user: see userOf.
 	MaxPerRequester int
 	// QueueBytes bounds the output waiting to be published, per process
 	// (default 1 MiB).
@@ -124,11 +124,11 @@ type follow struct {
 	windowBytes int
 }
 
-// lease is one follower's: who asked for it (requesterOf), and when it
-// ends unless renewed.
+// lease is one follower's: the user who asked for it (userOf; "" for
+// none), and when it ends unless renewed.
 type lease struct {
-	requester string
-	until     time.Time
+	user  string
+	until time.Time
 }
 
 type logChunk struct {
@@ -262,7 +262,7 @@ func (f *follow) message(epoch, off int64) *nats.Msg {
 // requester, or renews the one it has (renewed). It fails when the
 // process has as many followers as it may, or requester as many of them
 // as one may hold, or the service is closing.
-func (s *Service) lease(id, name, follower, requester string, now time.Time) (f *follow, renewed bool, err error) {
+func (s *Service) lease(id, name, follower, user string, now time.Time) (f *follow, renewed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -284,17 +284,19 @@ func (s *Service) lease(id, name, follower, requester string, now time.Time) (f 
 	if len(f.leases) >= s.cfg.Follow.MaxFollowers {
 		return nil, false, api.Errorf(api.ErrNoCapacity, "cannot follow %q: it has %d followers, the most a process may have", id, len(f.leases))
 	}
-	held := 0
-	for _, l := range f.leases {
-		if l.requester == requester {
-			held++
+	if user != "" {
+		held := 0
+		for _, l := range f.leases {
+			if l.user == user {
+				held++
+			}
+		}
+		if held >= s.cfg.Follow.MaxPerRequester {
+			return nil, false, api.Errorf(api.ErrNoCapacity, "cannot follow %q: requester %s holds %d of its leases, the most one requester may hold (of %d in all), so that others can follow it too; end one of its follows first",
+				id, user, held, s.cfg.Follow.MaxFollowers)
 		}
 	}
-	if held >= s.cfg.Follow.MaxPerRequester && boundedRequester(requester) {
-		return nil, false, api.Errorf(api.ErrNoCapacity, "cannot follow %q: requester %s holds %d of its leases, the most one requester may hold (of %d in all), so that others can follow it too; end one of its follows first",
-			id, requester, held, s.cfg.Follow.MaxFollowers)
-	}
-	f.leases[follower] = lease{requester: requester, until: until}
+	f.leases[follower] = lease{user: user, until: until}
 	return f, false, nil
 }
 
@@ -395,7 +397,7 @@ func (s *Service) handleFollow(sup Supervisor, id string, m *nats.Msg) {
 		_ = r.RespondJSON(reply)
 		return
 	}
-	f, renewed, err := s.lease(id, mp.Name, req.Follower, requesterOf(m.Reply), time.Now())
+	f, renewed, err := s.lease(id, mp.Name, req.Follower, userOf(m.Reply), time.Now())
 	if err != nil {
 		respondError(r, err)
 		return
@@ -439,40 +441,26 @@ func (s *Service) handleFollow(sup Supervisor, id string, m *nats.Msg) {
 	_ = m.Respond(b)
 }
 
-// requesterOf names who asked, by the reply subject of its request, for
-// FollowLimits.MaxPerRequester (which bounds users only, see
-// boundedRequester) and its error: under a user's inbox prefix
+// userOf names the user who asked, by the reply subject of its request,
+// for FollowLimits.MaxPerRequester: under a user's inbox prefix
 // (bus.InboxPrefix, _INBOX_<user>.…, which the embedded server's users
-// must use) the user, all of its connections together; under another
-// prefix, the reply subject but its last token, which nats.go keeps for
-// every request of one connection (_INBOX.<connection>.<request>); a
-// reply subject of two tokens or fewer (an old-style request, made up per
-// request) is its own requester.
+// must use) the prefix, all of the user's connections together; "" for
+// any other reply subject. Those are not bounded per requester: a node's
+// (nodes reply under _INBOX., and their gateways follow for every browser
+// over it), or a client of a server without users, where anyone may do
+// anything anyway.
 //
 // NATS tells a responder nothing else of who asked, and does not bind a
 // reply subject to its publisher: a client that makes up reply subjects
 // it cannot read (it needs no answer to hold a lease) escapes the bound.
-// It keeps one careless or greedy caller from taking a process's every
+// It keeps one careless or greedy user from taking a process's every
 // lease; MaxFollowers still bounds what they all cost.
-func requesterOf(reply string) string {
+func userOf(reply string) string {
 	first, _, _ := strings.Cut(reply, ".")
 	if strings.HasPrefix(first, bus.InboxPrefix("")) && len(first) > len(bus.InboxPrefix("")) {
 		return first
 	}
-	if strings.Count(reply, ".") < 2 {
-		return reply
-	}
-	return reply[:strings.LastIndexByte(reply, '.')]
-}
-
-// boundedRequester reports whether MaxPerRequester applies to requester:
-// a user's (under _INBOX_<user>), the only requester NATS names. A
-// connection without a user's inbox prefix is a node's (nodes reply under
-// _INBOX., and their gateways follow for every browser over it), or a
-// client of a server without users, where anyone may do anything anyway:
-// not bounded per requester.
-func boundedRequester(requester string) bool {
-	return strings.HasPrefix(requester, bus.InboxPrefix(""))
+	return ""
 }
 
 // checkFollow refuses a follow request a node cannot take.

@@ -193,8 +193,7 @@ func TestFollowRefusesBadRequests(t *testing.T) {
 func TestFollowLeasesAreBoundedAndExpire(t *testing.T) {
 	ticker := node.Definition{Name: "ticker", Command: "sh", Args: []string{"-c", `while :; do echo tick; sleep 0.01; done`}, StopTimeout: time.Second}
 	n := testnode.Start(t, testnode.StartServer(t, false), testnode.Spec{ID: "n1", Definitions: []node.Definition{ticker},
-		// One connection asks for every lease: it may hold them all here.
-		Service: service.Config{Follow: service.FollowLimits{MaxFollowers: 2, MaxPerRequester: 2, Renew: 100 * time.Millisecond}}})
+		Service: service.Config{Follow: service.FollowLimits{MaxFollowers: 2, Renew: 100 * time.Millisecond}}})
 	ctx := testnode.Context(t)
 	mp := spawn(t, n, "ticker")
 	nc := testnode.Connect(t, n.URL)
