@@ -307,6 +307,14 @@ func TestNobodyListensOnceTheLastStreamHasGone(t *testing.T) {
 		if !srv.Listened(bus.SubjectHeartbeat) {
 			t.Fatalf("round %d: nobody listens to heartbeats while two streams follow them", round)
 		}
+		// And what is heard reaches the streams, the hub started anew too.
+		ref := []byte(`{"processId":"proc_a","name":"demo"}`)
+		if err := n.Svc.Publish(node.Report{Kind: node.KindHeartbeat, ProcessID: "proc_a", Name: "demo", Raw: ref}); err != nil {
+			t.Fatal(err)
+		}
+		if e := b.next(t); e.event != bus.SubjectHeartbeat {
+			t.Errorf("round %d: stream of heartbeats got %+v", round, e)
+		}
 		a.close()
 		b.close()
 		await.Until(t, 5*time.Second, "nobody to listen to heartbeats once both streams have gone", func() bool {
