@@ -60,17 +60,20 @@ func (s *Supervisor) Recover() RecoverResult {
 	recorded := make(map[string]bool, len(recs))
 	replaced := make(map[string]bool) // ids a record or a child says were restarted already
 	for _, r := range recs {
+		recorded[r.ID] = true
 		if r.Replaces != "" {
 			replaced[r.Replaces] = true
 		}
 	}
 	for _, m := range found {
-		if m.replaces != "" {
+		// Only a child without a record is taken at its environment's
+		// word: a child can rewrite its own environment, and must not
+		// cancel another process's restart by it.
+		if m.replaces != "" && !recorded[m.id] {
 			replaced[m.replaces] = true
 		}
 	}
 	for _, r := range recs {
-		recorded[r.ID] = true
 		if r.ended() {
 			s.loadEnded(r, replaced[r.ID])
 			res.Ended = append(res.Ended, r.ID)
@@ -185,7 +188,10 @@ func (s *Supervisor) loadEnded(r record, replaced bool) {
 		p.logLimits = logLimits{maxBytes: r.LogMaxBytes, maxFiles: r.LogMaxFiles}
 	}
 	ev := event{kind: evRecorded, at: r.EndedAt, ended: r.Status, code: r.ExitCode, errText: r.Error}
-	if pr := r.Restart; pr != nil && !replaced && !bare && stillRestarts(def, r) {
+	// A pending restart was decided under the definition of the node that
+	// wrote it: it goes on only if the definition the node has now still
+	// restarts the process.
+	if pr := r.Restart; pr != nil && !replaced && !bare && p.stillRestarts(r) {
 		ev.restartPending, ev.restartIn = true, time.Until(pr.At)
 		ev.next = lineage{restarts: pr.Restarts, failures: pr.Failures}
 		s.log.Info("restarting after backoff, as the last node would have", "process", r.ID, "name", def.Name,
@@ -199,22 +205,11 @@ func (s *Supervisor) loadEnded(r record, replaced bool) {
 	s.watch(p.id)
 }
 
-// stillRestarts reports whether def, as the node has it now, still
-// restarts the process r records (its pending restart was decided under
-// the definition of the node that wrote it).
-func stillRestarts(def *definition, r record) bool {
-	instance := r.Instance != ""
-	if !def.AutoRestart && !instance {
-		return false
-	}
-	if r.Status == api.StatusStopped && !def.RestartAlways && !instance {
-		return false
-	}
-	before := r.Restart.Failures - 1 // the consecutive crashes autoRestart counted
-	if r.Status == api.StatusStopped {
-		before = 0
-	}
-	return def.MaxRestarts < 0 || before < def.MaxRestarts
+// stillRestarts reports whether the process r records would be restarted
+// under its definition as the node has it now (autoRestart).
+func (p *process) stillRestarts(r record) bool {
+	d, _, _ := p.autoRestart(r.Status, r.EndedAt)
+	return d == restartLater
 }
 
 // watch asks the reporter to answer for a process it has no report of

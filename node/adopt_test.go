@@ -410,3 +410,48 @@ func TestReplacementCarriesWhatItReplaces(t *testing.T) {
 		t.Errorf("the replacement's environment lacks %s", want)
 	}
 }
+
+// A restart pending when the node went away follows the definition the
+// next node has: carried out while it still restarts, dropped once it no
+// longer does (auto_restart off).
+func TestPendingRestartFollowsTodaysDefinition(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		today    func(*node.Definition)
+		restarts bool
+	}{
+		{"unchanged", func(*node.Definition) {}, true},
+		{"auto_restart off", func(d *node.Definition) { d.AutoRestart = false }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dirs := newNodeDirs(t)
+			const delay = 300 * time.Millisecond
+			before := func(d *node.Definition) {
+				d.AutoRestart, d.RestartDelay, d.RestartDelayMax, d.MaxRestarts = true, delay, delay, 5
+			}
+			a, recA := startSupervisor(t, dirs, before)
+			p, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			recA.Wait(t, node.KindConnected, p.ID)
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+			recA.Wait(t, node.KindCrashed, p.ID)
+			detach(t, a)
+
+			b, recB := startSupervisor(t, dirs, func(d *node.Definition) { before(d); tc.today(d) })
+			closeOnCleanup(t, b)
+			b.Recover()
+			got, _ := b.Get(p.ID)
+			if got.RestartPending != tc.restarts {
+				t.Errorf("restart pending %v after recovery, want %v", got.RestartPending, tc.restarts)
+			}
+			if tc.restarts {
+				rs := recB.Wait(t, node.KindRestarted, "").Payload.(api.Restarted)
+				if rs.OldProcessID != p.ID {
+					t.Errorf("restarted %+v", rs)
+				}
+			}
+		})
+	}
+}
