@@ -81,7 +81,9 @@ type Definition struct {
 	EmptyEnv bool
 
 	// Callbacks, all optional. They run on the node's goroutines and must
-	// not block for long.
+	// not block for long, nor call the Supervisor's Spawn, Restart or
+	// EnsureInstances themselves (start a goroutine for that): OnCrash of
+	// a process found dead runs inside Recover, which spawns wait for.
 	OnMessage   func(p api.ManagedProcess, msg wire.Message)
 	OnCrash     func(p api.ManagedProcess, exitCode int)
 	OnUnhealthy func(p api.ManagedProcess)
