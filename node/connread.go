@@ -23,9 +23,10 @@ import (
 // no more system calls than a blocking Read (one read that finds nothing,
 // one that finds the line).
 //
-// The socket must be known to be drained when the loop parks: the poller
-// wakes it on new data only (edge-triggered), so the loop gives its
-// reader back only after a read that did not fill the buffer.
+// The loop gives its reader back only after a read that did not fill the
+// buffer (short): the wait reads before it parks, so nothing would be
+// lost otherwise, but in the middle of a burst that read would only go
+// through a chunk and back into a reader.
 // Connections that are not sockets (tests' pipes) keep a reader of their
 // own.
 
