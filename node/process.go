@@ -273,10 +273,9 @@ func (p *process) listen() error {
 // link makes <socket_dir>/<id>.sock, a hard link to the node's listening
 // socket for the child's user (conn.go): connecting to it reaches that
 // socket, with its owner and mode. A hard link adds a name to an inode
-// that exists; a symbolic link, as before, was a new inode, and on this
-// machine's ext4 allocating one cost 0.2–0.7 ms of CPU once files had
-// been deleted in the last minutes (the allocator steps over recently
-// freed inodes), against 8 µs for a link. The link names the socket of
+// that exists, where a symbolic link is a new inode: allocating one can
+// cost a hundred times a link on a file system that freed many lately
+// (ext4 steps over recently freed inodes). The link names the socket of
 // this node's life: relisten makes it again for the next node's.
 func (p *process) link() error {
 	s := p.sup

@@ -108,10 +108,9 @@ func validID(id string) bool {
 // a temporary file renamed over the old one (replace): a write of several
 // pages may be cut between them. A node killed during create leaves what
 // reads as no record at all, which Recover handles. Writing over in place
-// allocates no inode: on this machine's ext4, allocating one costs 0.2–0.7
-// ms of CPU once files were deleted in the last minutes (the allocator
-// steps over recently freed inodes), and a temporary file renamed over
-// the record both allocated one and freed one at every change of status.
+// allocates and frees no inode, where a temporary file renamed over the
+// record did both at every change of status (on ext4 that has freed many
+// lately, an allocation costs a hundred times a rename).
 //
 // Files are fsynced in the background, at most one round per syncEvery,
 // so a spawn does not wait for the disk: a machine crash, which the
