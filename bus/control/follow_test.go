@@ -97,8 +97,8 @@ func TestFollowAllForgetsEndedProcesses(t *testing.T) {
 
 	var others []string
 	for i := range 3 * remember * 2 {
-		others = append(others, spawnOf(t, n, "other").ID)
-		mp := spawnOf(t, n, "brief")
+		others = append(others, testnode.Spawn(t, n, "other").ID)
+		mp := testnode.Spawn(t, n, "brief")
 		waitFor(mp.ID, true)
 		if outputs[mp.ID] != "hi from "+mp.ID+"\n" {
 			t.Errorf("brief %d: followed %q", i, outputs[mp.ID])
@@ -138,14 +138,4 @@ func TestFollowAllForgetsEndedProcesses(t *testing.T) {
 	if len(gets) > 3*remember*2 {
 		t.Errorf("%d get requests for %d spawns of brief", len(gets), 3*remember*2)
 	}
-}
-
-// spawnOf spawns a process of name on n.
-func spawnOf(t *testing.T, n *testnode.Node, name string) api.ManagedProcess {
-	t.Helper()
-	mp, err := n.Ctl.Spawn(testnode.Context(t), "", name, api.SpawnRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mp
 }

@@ -21,7 +21,7 @@ import (
 func BenchmarkFollowLatency(b *testing.B) {
 	e := newEchoer(b, "echo")
 	n := testnode.Start(b, testnode.StartServer(b, false), testnode.Spec{ID: "n1", Definitions: []node.Definition{e.def}})
-	mp := spawn(b, n, "echo")
+	mp := testnode.Spawn(b, n, "echo")
 	w := e.open(b)
 	ctl := control.New(testnode.Connect(b, n.URL))
 	lines := make(chan string, 1024)
@@ -66,7 +66,7 @@ func BenchmarkFollowLatency(b *testing.B) {
 func BenchmarkFollowFirstLine(b *testing.B) {
 	e := newEchoer(b, "echo")
 	n := testnode.Start(b, testnode.StartServer(b, false), testnode.Spec{ID: "n1", Definitions: []node.Definition{e.def}})
-	mp := spawn(b, n, "echo")
+	mp := testnode.Spawn(b, n, "echo")
 	e.open(b)
 	ctl := control.New(testnode.Connect(b, n.URL))
 	var took []time.Duration

@@ -54,16 +54,6 @@ func (e *echoer) open(t testing.TB) *os.File {
 	return f
 }
 
-// spawn spawns a process of name on n.
-func spawn(t testing.TB, n *testnode.Node, name string) api.ManagedProcess {
-	t.Helper()
-	mp, err := n.Ctl.Spawn(testnode.Context(t), "", name, api.SpawnRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mp
-}
-
 // followed collects what Control.Follow hands over.
 type followed struct {
 	out  chan control.Output
@@ -103,7 +93,7 @@ func TestFollowIsLiveUntilTheEnd(t *testing.T) {
 	e := newEchoer(t, "echo")
 	n := testnode.Start(t, testnode.StartServer(t, false), testnode.Spec{ID: "n1", Definitions: []node.Definition{e.def}})
 	ctx := testnode.Context(t)
-	mp := spawn(t, n, "echo")
+	mp := testnode.Spawn(t, n, "echo")
 	w := e.open(t) // cat runs: "ready" is written
 	f := follow(ctx, n.Ctl, mp.ID, control.FollowOptions{Tail: 10})
 	var got strings.Builder
@@ -153,7 +143,7 @@ func TestFollowIsLiveUntilTheEnd(t *testing.T) {
 func TestFollowRefusesBadRequests(t *testing.T) {
 	n := testnode.StartOne(t)
 	ctx := testnode.Context(t)
-	mp := spawn(t, n, "sleeper")
+	mp := testnode.Spawn(t, n, "sleeper")
 	nc := testnode.Connect(t, n.URL)
 	for _, tc := range []struct{ body, says string }{
 		{`{}`, "follower"},
@@ -195,7 +185,7 @@ func TestFollowLeasesAreBoundedAndExpire(t *testing.T) {
 	n := testnode.Start(t, testnode.StartServer(t, false), testnode.Spec{ID: "n1", Definitions: []node.Definition{ticker},
 		Service: service.Config{Follow: service.FollowLimits{MaxFollowers: 2, Renew: 100 * time.Millisecond}}})
 	ctx := testnode.Context(t)
-	mp := spawn(t, n, "ticker")
+	mp := testnode.Spawn(t, n, "ticker")
 	nc := testnode.Connect(t, n.URL)
 	msgs := make(chan *nats.Msg, 100000)
 	sub, err := nc.ChanSubscribe(bus.LogSubject(mp.ID), msgs)
@@ -268,7 +258,7 @@ func TestFollowDropsWhatItCannotPass(t *testing.T) {
 	n := testnode.Start(t, testnode.StartServer(t, false), testnode.Spec{ID: "n1", Definitions: []node.Definition{e.def},
 		Service: service.Config{Follow: service.FollowLimits{RateBytes: 8 << 10}}})
 	ctx := testnode.Context(t)
-	mp := spawn(t, n, "flood")
+	mp := testnode.Spawn(t, n, "flood")
 	w := e.open(t)
 	await.Until(t, 10*time.Second, "ready in the log", func() bool {
 		snap, err := n.Sup.Tail(ctx, mp.ID, node.TailOptions{Lines: 1})
@@ -332,8 +322,8 @@ func TestFollowAllTakesInNewProcesses(t *testing.T) {
 	n := testnode.Start(t, srv, testnode.Spec{ID: "n1", Definitions: []node.Definition{hello, testnode.Sleeper}})
 	n2 := testnode.Start(t, srv, testnode.Spec{ID: "n2", Definitions: []node.Definition{hello}})
 	ctx := testnode.Context(t)
-	first := spawn(t, n, "hello")
-	spawn(t, n, "sleeper")
+	first := testnode.Spawn(t, n, "hello")
+	testnode.Spawn(t, n, "sleeper")
 	got := make(chan control.Followed, 100)
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -389,7 +379,7 @@ func TestFollowLeasesAreBoundedPerRequester(t *testing.T) {
 	n := testnode.Start(t, srv, testnode.Spec{ID: "n1",
 		Service: service.Config{Follow: service.FollowLimits{MaxFollowers: 4, MaxPerRequester: 2}}})
 	ctx := testnode.Context(t)
-	mp := spawn(t, n, "sleeper")
+	mp := testnode.Spawn(t, n, "sleeper")
 	as := func(u embedded.User) *nats.Conn {
 		return testnode.Connect(t, n.URL, nats.UserInfo(u.Name, u.Password), nats.CustomInboxPrefix(bus.InboxPrefix(u.Name)))
 	}

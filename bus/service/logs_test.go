@@ -61,7 +61,7 @@ func TestLogsReplyFitsMaxPayload(t *testing.T) {
 		})
 	}
 
-	mp := spawn(t, n, "many")
+	mp := testnode.Spawn(t, n, "many")
 	waitDone(mp.ID)
 	r, size := logs(mp.ID, 3000)
 	if size > maxPayload {
@@ -94,7 +94,7 @@ func TestLogsReplyFitsMaxPayload(t *testing.T) {
 		t.Errorf("the tail of a follow: %v, tail %v truncated %v, %d bytes", err, tail.Tail, tail.Truncated, len(tail.Data))
 	}
 
-	lp := spawn(t, n, "long")
+	lp := testnode.Spawn(t, n, "long")
 	await.Until(t, 10*time.Second, "the long line in the log", func() bool {
 		snap, err := n.Sup.Tail(ctx, lp.ID, node.TailOptions{Lines: 1})
 		return err == nil && len(snap.Tail) == 20001

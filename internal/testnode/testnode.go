@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/catalog"
 	"github.com/corral-run/corral/bus/control"
@@ -287,4 +288,14 @@ func StalledStream(t testing.TB, url string) (fix func()) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Spawn spawns name on n through its Control, failing the test on error.
+func Spawn(t testing.TB, n *Node, name string) api.ManagedProcess {
+	t.Helper()
+	mp, err := n.Ctl.Spawn(Context(t), "", name, api.SpawnRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mp
 }
