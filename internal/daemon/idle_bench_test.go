@@ -28,8 +28,12 @@ import (
 // server run in this process; the children are separate processes.
 // CORRAL_BENCH_CHILDREN (default 1000) and CORRAL_BENCH_SECONDS (default
 // 60) size it; CORRAL_BENCH_CPUPROFILE writes a CPU profile of the window,
-// CORRAL_BENCH_MEMPROFILE a heap profile at its end. Nobody listens to the
-// heartbeats and stats, so the node does not send them; with
+// CORRAL_BENCH_MEMPROFILE a heap profile at its end; JetStream is on, as
+// by default, unless CORRAL_BENCH_JETSTREAM=0. Nobody listens to the
+// heartbeats and stats, so the node does not send them, but for the
+// per-process stats (process.<name>.stats) while JetStream is on: the
+// event stream's subjects take them in, which counts as interest, though
+// it refuses to store them; with
 // CORRAL_BENCH_WATCH=1 a subscriber of process.> (as corralctl events or
 // the dashboard) takes them all.
 func BenchmarkIdleChildren(b *testing.B) {
@@ -48,13 +52,13 @@ data_dir = %q
 stats_interval = "5s"
 [nats]
 listen = "127.0.0.1:0"
-jetstream = false
+jetstream = %t
 [processes.idle]
 command = %q
 heartbeat_timeout = "30s"
 stop_timeout = "5s"
 env = { IDLE_HEARTBEAT = "5s" }
-`, dir, worker)
+`, dir, envInt("CORRAL_BENCH_JETSTREAM", 1) == 1, worker)
 	d := startDaemon(b, parseConfig(b, toml), quiet)
 	nc, err := nats.Connect(d.ClientURL())
 	if err != nil {
