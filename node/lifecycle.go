@@ -430,7 +430,7 @@ func (p *process) step(st *state, ev *event, eff *effects) {
 			st.phase, st.ended, st.exitCode, st.errText, st.endedAt = exited, ev.ended, ev.code, ev.errText, ev.at
 			if ev.restartPending {
 				st.phase = backoff
-				eff.armRestart, eff.next = true, ev.next // restartIn, not a backoff, sets the delay
+				eff.armRestart, eff.next, eff.failures = true, ev.next, ev.next.failures
 				eff.restartIn = ev.restartIn
 				if eff.restartIn <= 0 {
 					eff.restartIn = RestartAtOnce
