@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -65,10 +64,14 @@ type Manager struct {
 	mu       sync.Mutex
 	kv       jetstream.KeyValue // nil until set up
 	leases   jetstream.KeyValue
-	services map[string]api.ServiceSpec // nil until read (followDesired)
-	lost     map[string]time.Time       // nodes declared lost, when
+	services serviceView          // followDesired and rereadServices merge into it
+	lost     map[string]time.Time // nodes declared lost, when
 	// passCancel ends the reconciliation in progress, if any.
 	passCancel context.CancelFunc
+
+	// beforeRereadMerge, when set (by tests), runs between the reread's
+	// read of the bucket and its merge (rereadServices).
+	beforeRereadMerge func()
 
 	trigger chan struct{} // cap 1: reconcile soon
 	lostCh  chan string   // nodes declared lost
@@ -217,22 +220,22 @@ func (m *Manager) run() {
 // test) must not leave the reconciler with an old desired count.
 const servicesReread = 3 * time.Second
 
-// rereadServices replaces the services followDesired keeps with what the
-// bucket holds now; on failure they stay as they are.
+// rereadServices merges what the bucket holds now into the services
+// followDesired keeps (by revision: see serviceView); on failure they stay
+// as they are.
 func (m *Manager) rereadServices(kv jetstream.KeyValue) {
 	ctx, cancel := context.WithTimeout(m.ctx, max(m.cfg.Interval, time.Second))
 	defer cancel()
-	st, err := read(ctx, kv)
+	records, asOf, err := readServices(ctx, kv)
 	if err != nil {
 		m.log.Debug("cannot read the services again", "err", err)
 		return
 	}
-	fresh := make(map[string]api.ServiceSpec, len(st.Services))
-	for _, s := range st.Services {
-		fresh[s.Name] = s
+	if m.beforeRereadMerge != nil {
+		m.beforeRereadMerge()
 	}
 	m.mu.Lock()
-	m.services = fresh
+	m.services.applySnapshot(records, asOf)
 	m.mu.Unlock()
 }
 
@@ -378,9 +381,11 @@ func (m *Manager) bucket() (jetstream.KeyValue, error) {
 // followDesired keeps the services in memory, so that a reconciliation
 // needs no JetStream read (JetStream may be electing a leader right after
 // a node loss, when one is needed most), and pokes the reconciler on every
-// change. Each (re)watch starts from the current values.
+// change. Each (re)watch starts from the current values, merged as one
+// snapshot once they are all in (by revision: see serviceView).
 func (m *Manager) followDesired(kv jetstream.KeyValue) {
 	for m.ctx.Err() == nil {
+		asOf := lastRevision(m.ctx, kv)
 		w, err := kv.Watch(m.ctx, servicePrefix+">")
 		if err != nil {
 			m.log.Debug("cannot watch the services; retrying", "err", err)
@@ -391,24 +396,22 @@ func (m *Manager) followDesired(kv jetstream.KeyValue) {
 			}
 			continue
 		}
-		fresh := map[string]api.ServiceSpec{}
+		var current []serviceRecord // the current values, until all are in
 		synced := false
 		m.drainAll(w, func(e jetstream.KeyValueEntry) {
-			if e == nil {
-				synced = true
-			} else {
-				name := strings.TrimPrefix(e.Key(), servicePrefix)
-				var s api.ServiceSpec
-				if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &s) == nil && s.Name == name {
-					fresh[name] = s
-				} else {
-					delete(fresh, name)
-				}
+			if !synced && e != nil {
+				current = append(current, serviceRecordOf(e))
+				return
 			}
-			if synced {
-				m.mu.Lock()
-				m.services = maps.Clone(fresh)
-				m.mu.Unlock()
+			var changed bool
+			m.mu.Lock()
+			if e == nil {
+				synced, changed = true, m.services.applySnapshot(current, asOf)
+			} else {
+				changed = m.services.apply(serviceRecordOf(e))
+			}
+			m.mu.Unlock()
+			if changed {
 				m.Poke()
 			}
 		})
@@ -420,11 +423,11 @@ func (m *Manager) followDesired(kv jetstream.KeyValue) {
 func (m *Manager) wanted() ([]api.ServiceSpec, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.services == nil {
+	if m.services.specs == nil {
 		return nil, false
 	}
-	out := make([]api.ServiceSpec, 0, len(m.services))
-	for _, s := range m.services {
+	out := make([]api.ServiceSpec, 0, len(m.services.specs))
+	for _, s := range m.services.specs {
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b api.ServiceSpec) int { return strings.Compare(a.Name, b.Name) })
