@@ -71,6 +71,9 @@ type process struct {
 	connSeq    uint64     // connections admitted so far (conn.seq)
 	latest     *conn      // the newest established connection: where Send writes
 	held       bool       // its instance is held (instances.go)
+	// pruned: prune has forgotten it, so its record must not be on disk
+	// again (persist). Set once, never cleared.
+	pruned bool
 }
 
 // lineage is what a restarted process inherits from the one it replaces.
