@@ -99,7 +99,8 @@ type Supervisor struct {
 	closed      bool
 	detaching   bool // closed by Detach: pending restarts are the next node's
 	// spawnMu is held by a spawn from its capacity check until its
-	// process is registered (capacity.go).
+	// process is registered (capacity.go), and by Recover for its whole
+	// run. No callback is called under it (callQueue).
 	spawnMu sync.Mutex
 
 	smu        sync.Mutex            // guards shared and sockClosed
