@@ -36,8 +36,11 @@ type RecoverResult struct {
 // Processes that had ended are listed again as they ended (ps --all, get,
 // logs), until retention prunes them. Then it looks for children of this
 // node that have no record (orphans.go). Stale socket files, FIFOs and
-// log files no process owns are removed. Call it once, after the
-// definitions are in place and before serving.
+// log files no process owns are removed. The OnCrash callbacks of the
+// processes found dead are called once Recover has let go of the lock
+// spawns take, in the order it found them, before it returns: they may
+// spawn. Call it once, after the definitions are in place and before
+// serving.
 func (s *Supervisor) Recover() RecoverResult {
 	var res RecoverResult
 	if s.store == nil {
@@ -50,9 +53,10 @@ func (s *Supervisor) Recover() RecoverResult {
 	}
 	// Restarts (the records' pending ones, lost processes' with no delay)
 	// wait until Recover is done: a replacement started meanwhile could
-	// be taken for an orphan or have its socket removed as stale.
+	// be taken for an orphan or have its socket removed as stale. So do
+	// the callbacks of the processes found dead (later), which may spawn.
+	var later callQueue
 	s.spawnMu.Lock()
-	defer s.spawnMu.Unlock()
 	var found []marked // this node's children, record or not (orphans.go)
 	if s.mark != "" {
 		found = s.findMarked()
@@ -79,7 +83,7 @@ func (s *Supervisor) Recover() RecoverResult {
 			res.Ended = append(res.Ended, r.ID)
 			continue
 		}
-		p, err := s.adopt(r)
+		p, err := s.adopt(r, &later)
 		switch {
 		case err != nil:
 			s.log.Error("cannot re-adopt process", "process", r.ID, "name", r.Definition.Name, "pid", r.PID, "err", err)
@@ -90,21 +94,49 @@ func (s *Supervisor) Recover() RecoverResult {
 			res.Lost = append(res.Lost, r.ID)
 		}
 	}
-	s.adoptOrphans(found, recorded, &res)
+	s.adoptOrphans(found, recorded, &res, &later)
 	s.removeStale()
 	s.prune()
+	s.spawnMu.Unlock()
+	later.run()
 	return res
+}
+
+// callQueue holds the callbacks that come due on a goroutine holding
+// spawnMu: Recover, for the processes it finds dead. Called there, a
+// callback that spawns would wait for spawnMu forever, on the goroutine
+// that holds it. The holder runs them, in order, once it has let go. A
+// nil queue calls each at once.
+type callQueue struct{ calls []func() }
+
+// call calls f now when q is nil, else queues it.
+func (q *callQueue) call(f func()) {
+	if q == nil {
+		f()
+		return
+	}
+	q.calls = append(q.calls, f)
+}
+
+// run calls what was queued, in order, and empties the queue.
+func (q *callQueue) run() {
+	calls := q.calls
+	q.calls = nil
+	for _, f := range calls {
+		f()
+	}
 }
 
 // adopt rebuilds one running process from its record. A process it cannot
 // take back (its socket cannot be made again, say) is killed and reported
-// crashed, with the reason: it must not run unsupervised.
-func (s *Supervisor) adopt(r record) (*process, error) {
+// crashed, with the reason: it must not run unsupervised. The callbacks of
+// a process found dead go to later (Recover).
+func (s *Supervisor) adopt(r record, later *callQueue) (*process, error) {
 	def, err := s.definitionFor(r.Definition)
 	if err != nil {
 		p := s.newProcess(s.bareDefinition(r.Definition), r.ID, SpawnOptions{Metadata: r.Metadata}, lineage{})
 		p.pid, p.startTicks, p.startedAt, p.tcpPort = r.PID, r.StartTicks, r.StartedAt, r.TCPPort
-		s.giveUp(p, fmt.Sprintf("cannot re-adopt it: %v; the node killed its process group", err))
+		s.giveUp(p, fmt.Sprintf("cannot re-adopt it: %v; the node killed its process group", err), later)
 		return p, err
 	}
 	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd, Instance: r.Instance, Service: r.Service},
@@ -115,12 +147,12 @@ func (s *Supervisor) adopt(r record) (*process, error) {
 		p.logLimits = logLimits{maxBytes: r.LogMaxBytes, maxFiles: r.LogMaxFiles} // as it was spawned
 	}
 	if !sameProcess(r.PID, r.StartTicks) {
-		s.lost(p, "")
+		s.lost(p, "", later)
 		return p, nil
 	}
 	p.legacyLog = r.Version < 2 || r.LegacyLog
 	if err := s.takeBack(p, r.Connected); err != nil {
-		s.giveUp(p, fmt.Sprintf("cannot re-adopt it: %v; the node killed its process group", err))
+		s.giveUp(p, fmt.Sprintf("cannot re-adopt it: %v; the node killed its process group", err), later)
 		return p, err
 	}
 	return p, nil
@@ -253,9 +285,11 @@ func (s *Supervisor) bareDefinition(info api.DefinitionInfo) *definition {
 // lost reports a recorded process that died while no node watched it:
 // it ends at once (crashed, exit code unknown, or why when given), and
 // auto-restart applies. Nothing is signalled: its pid may belong to
-// another process by now.
-func (s *Supervisor) lost(p *process, why string) {
+// another process by now. It runs inside Recover, which holds spawnMu:
+// the end's callbacks go to later.
+func (s *Supervisor) lost(p *process, why string, later *callQueue) {
 	st, eff := p.transition(event{kind: evLost, at: time.Now(), errText: why})
+	eff.later = later
 	s.mu.Lock()
 	s.procs[p.id] = p // listed before its end is reported
 	s.mu.Unlock()
@@ -269,14 +303,14 @@ func (s *Supervisor) lost(p *process, why string) {
 // giveUp ends a child of this node the node cannot supervise (unknown
 // definition, or one it cannot re-adopt): SIGKILL to its process group,
 // and it is reported crashed, with why. A supervisor never leaves a child
-// of its own running unreported.
-func (s *Supervisor) giveUp(p *process, why string) {
+// of its own running unreported. Its callbacks go to later (lost).
+func (s *Supervisor) giveUp(p *process, why string, later *callQueue) {
 	if sameProcess(p.pid, p.startTicks) {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		_ = syscall.Kill(p.pid, syscall.SIGKILL) // in case it left its group
 	}
 	s.log.Warn("orphan child killed", "process", p.id, "name", p.def.Name, "pid", p.pid, "err", why)
-	s.lost(p, why)
+	s.lost(p, why, later)
 }
 
 // relisten recreates the process's socket where the child expects it: the

@@ -80,10 +80,27 @@ type Definition struct {
 	// node's (config inherit_env = false); Env and the spawn's env follow.
 	EmptyEnv bool
 
-	// Callbacks, all optional. They run on the node's goroutines and must
-	// not block for long, nor call the Supervisor's Spawn, Restart or
-	// EnsureInstances themselves (start a goroutine for that): OnCrash of
-	// a process found dead runs inside Recover, which spawns wait for.
+	// Callbacks, all optional. Each is called on one of the node's
+	// goroutines, holding none of the node's locks, so it may call the
+	// Supervisor: Spawn, Stop, Restart, EnsureInstances and the rest.
+	// Where each runs, and what waits for it meanwhile:
+	//   - OnMessage, and OnStats for a child's own stats line: the read
+	//     loop of the child's connection, which reads nothing more from
+	//     it until the callback returns;
+	//   - OnStats for the node's sample: the sampler, which samples no
+	//     process and enforces no memory or CPU limit until it returns;
+	//   - OnUnhealthy: the process's heartbeat timer;
+	//   - OnCrash: the goroutine that saw the exit; for a process Recover
+	//     finds dead, Recover's own, once it has let go of the lock
+	//     spawns take and before it returns (those of every process it
+	//     found dead, in the order it found them);
+	//   - OnRestart: the goroutine of the Restart call, or of the
+	//     auto-restart's timer, once the replacement runs.
+	// So a callback must not block for long: Stop and Restart wait for
+	// the process to exit, which can take its StopTimeout and more, so
+	// give them a context with a deadline. None may call Close or Detach,
+	// which wait for the read loops, the sampler and the goroutines that
+	// see exits.
 	OnMessage   func(p api.ManagedProcess, msg wire.Message)
 	OnCrash     func(p api.ManagedProcess, exitCode int)
 	OnUnhealthy func(p api.ManagedProcess)

@@ -297,6 +297,9 @@ type effects struct {
 	// backoff delay drawn (armRestart).
 	conns []*conn
 	delay time.Duration
+	// Set by the caller when it holds spawnMu (lost, in Recover): where
+	// finish queues OnCrash instead of calling it. Nil: called at once.
+	later *callQueue
 }
 
 // step is the transition table: it moves *st by ev and says in *eff

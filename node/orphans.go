@@ -81,8 +81,8 @@ type marked struct {
 
 // adoptOrphans re-adopts, or kills and reports, the children of this node
 // (found: findMarked) whose id has no record (recorded lists the ids that
-// have one).
-func (s *Supervisor) adoptOrphans(found []marked, recorded map[string]bool, res *RecoverResult) {
+// have one). The callbacks of those it kills go to later (lost).
+func (s *Supervisor) adoptOrphans(found []marked, recorded map[string]bool, res *RecoverResult, later *callQueue) {
 	for _, m := range found {
 		if recorded[m.id] || s.lookup(m.id) != nil {
 			continue // its record speaks for it
@@ -114,12 +114,12 @@ func (s *Supervisor) adoptOrphans(found []marked, recorded map[string]bool, res 
 		p := s.newProcess(d, m.id, opts, lineage{replaces: m.replaces})
 		p.pid, p.startTicks, p.startedAt, p.tcpPort = m.pid, m.start, procstat.StartedAt(m.start), m.tcpPort
 		if def == nil {
-			s.giveUp(p, fmt.Sprintf("a child of this node with no record, of definition %q, which the node does not have; the node killed its process group", m.name))
+			s.giveUp(p, fmt.Sprintf("a child of this node with no record, of definition %q, which the node does not have; the node killed its process group", m.name), later)
 			continue
 		}
 		s.log.Warn("re-adopting a child whose record was missing or unreadable", "process", m.id, "name", m.name, "pid", m.pid)
 		if err := s.takeBack(p, false); err != nil {
-			s.giveUp(p, fmt.Sprintf("a child of this node with no record, which cannot be re-adopted: %v; the node killed its process group", err))
+			s.giveUp(p, fmt.Sprintf("a child of this node with no record, which cannot be re-adopted: %v; the node killed its process group", err), later)
 			continue
 		}
 		res.Adopted = append(res.Adopted, m.id)

@@ -71,6 +71,9 @@ type process struct {
 	connSeq    uint64     // connections admitted so far (conn.seq)
 	latest     *conn      // the newest established connection: where Send writes
 	held       bool       // its instance is held (instances.go)
+	// pruned: prune has forgotten it, so its record must not be on disk
+	// again (persist). Set once, never cleared.
+	pruned bool
 }
 
 // lineage is what a restarted process inherits from the one it replaces.
@@ -570,7 +573,8 @@ func (p *process) finish(st state, eff effects) {
 		s.log.Warn("process crashed", "process", p.id, "name", name, "pid", p.pid, "err", st.errText)
 		s.report(Report{Kind: KindCrashed, ProcessID: p.id, Name: name, Payload: api.Crashed{ProcessID: p.id, Name: name, ExitCode: code, Error: st.errText}})
 		if p.def.OnCrash != nil {
-			p.def.OnCrash(p.snapshot(), derefOr(code, -1))
+			mp, exitCode := p.snapshot(), derefOr(code, -1)
+			eff.later.call(func() { p.def.OnCrash(mp, exitCode) })
 		}
 	}
 	switch {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,5 +191,79 @@ func TestOrphanOfUnknownDefinitionIsKilledAndReported(t *testing.T) {
 	waitGone(t, p.PID)
 	if got, ok := b.Get(p.ID); !ok || got.Status != api.StatusCrashed {
 		t.Errorf("the killed orphan is not listed crashed: %+v", got)
+	}
+}
+
+// An OnCrash that spawns, as an embedder's may, works for a process
+// Recover finds dead too: Recover holds the lock spawns take for its whole
+// run, so it calls the callbacks of the processes it finds dead once it
+// has let go of it, in the order it found them, before it returns.
+func TestOnCrashOfAProcessFoundDeadAtRecoverCanSpawn(t *testing.T) {
+	dirs := newNodeDirs(t)
+	a, recA := startSupervisor(t, dirs, nil)
+	var dead []api.ManagedProcess
+	for range 2 {
+		p, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recA.Wait(t, node.KindConnected, p.ID)
+		dead = append(dead, p)
+	}
+	detach(t, a)
+	// Killed and reaped while no node watches: their records are of
+	// processes that are gone.
+	for _, p := range dead {
+		if err := syscall.Kill(-p.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		var ws syscall.WaitStatus
+		if _, err := syscall.Wait4(p.PID, &ws, 0, nil); err != nil {
+			t.Fatalf("reap %d: %v", p.PID, err)
+		}
+	}
+
+	type crash struct {
+		id      string
+		code    int
+		spawned api.ManagedProcess
+		err     error
+	}
+	crashes := make(chan crash, len(dead))
+	var b *node.Supervisor
+	b, recB := startSupervisor(t, dirs, func(d *node.Definition) {
+		d.OnCrash = func(mp api.ManagedProcess, code int) {
+			np, err := b.Spawn(context.Background(), "w", node.SpawnOptions{})
+			crashes <- crash{id: mp.ID, code: code, spawned: np, err: err}
+		}
+	})
+	closeOnCleanup(t, b)
+	recovered := make(chan node.RecoverResult, 1)
+	go func() { recovered <- b.Recover() }()
+	var res node.RecoverResult
+	select {
+	case res = <-recovered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Recover did not return within 10 s: an OnCrash that spawns deadlocked it")
+	}
+	want := []string{dead[0].ID, dead[1].ID}
+	slices.Sort(want)
+	if !slices.Equal(res.Lost, want) || len(res.Adopted) != 0 {
+		t.Fatalf("recover: %+v, want both lost", res)
+	}
+	for _, id := range res.Lost {
+		var c crash
+		select {
+		case c = <-crashes:
+		default:
+			t.Fatalf("OnCrash of %s was not called before Recover returned", id)
+		}
+		if c.id != id || c.code != -1 {
+			t.Errorf("OnCrash of %s (code %d), want %s (code -1): not in the order Recover found them", c.id, c.code, id)
+		}
+		if c.err != nil || c.spawned.Status != api.StatusRunning {
+			t.Fatalf("the spawn of OnCrash: %+v, %v", c.spawned, c.err)
+		}
+		recB.Wait(t, node.KindConnected, c.spawned.ID)
 	}
 }

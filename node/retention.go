@@ -37,6 +37,12 @@ func (s *Supervisor) prune() {
 	}
 	for _, p := range gone {
 		delete(s.procs, p.id)
+		// Marked before its record is removed: a persist that writes the
+		// record back after the removal sees the mark and removes it again
+		// (persist says why no order escapes both).
+		p.mu.Lock()
+		p.pruned = true
+		p.mu.Unlock()
 	}
 	s.mu.Unlock()
 	f, forget := s.rep.(interface{ Forget(id string) })

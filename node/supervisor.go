@@ -99,7 +99,8 @@ type Supervisor struct {
 	closed      bool
 	detaching   bool // closed by Detach: pending restarts are the next node's
 	// spawnMu is held by a spawn from its capacity check until its
-	// process is registered (capacity.go).
+	// process is registered (capacity.go), and by Recover for its whole
+	// run. No callback is called under it (callQueue).
 	spawnMu sync.Mutex
 
 	smu        sync.Mutex            // guards shared and sockClosed
@@ -591,18 +592,44 @@ func (s *Supervisor) waitGoroutines(ctx context.Context) error {
 // persist writes p's record. A failure is logged and returned: a spawn
 // fails with it; a process already running runs on (its last record
 // stands).
+//
+// The record of a process prune has forgotten must not stand, or the next
+// node would list it again; yet a persist may race prune (finish, a
+// respawn, a heartbeat's persistConnected are on other goroutines), and
+// save creates the file again when prune has removed it. So prune marks p
+// pruned under p.mu before it removes the record, and persist reads the
+// mark under p.mu after its write: a write is done once save returns (the
+// open, create or rename that makes the path name the new record is
+// behind it; a write into a file opened before prune removed it lands in
+// an unlinked file). Either persist sees the mark and removes the record
+// itself, after its write; or it does not, and then its write came before
+// the mark, so before prune's removal. Either way a removal follows every
+// write, and no lock is held across the disk. (A node killed between the
+// write and the removal leaves the record, as one killed before prune's
+// removal does: the next node prunes it again.)
 func (s *Supervisor) persist(p *process) error {
 	if s.store == nil {
 		return nil
 	}
-	if err := s.store.save(p.record()); err != nil {
+	err := s.store.save(p.record())
+	if err != nil {
 		s.log.Error("cannot persist process record", "process", p.id, "name", p.def.Name, "err", err)
-		return err
 	}
-	return nil
+	if p.isPruned() {
+		s.unpersist(p.id)
+	}
+	return err
+}
+
+func (p *process) isPruned() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pruned
 }
 
 // persistNew writes the first record of p, just started (store.create).
+// Unlike persist it cannot race prune: p is not registered yet, and prune
+// forgets only the processes it finds registered.
 func (s *Supervisor) persistNew(p *process) error {
 	if s.store == nil {
 		return nil
