@@ -49,6 +49,7 @@ type Announcer struct {
 	changed      chan struct{}                 // cap 1: the node's processes changed (for the writer)
 	beatSoon     chan struct{}                 // cap 1: the same, for the heartbeat
 	procsVersion atomic.Uint64                 // counts the changes of the node's processes
+	procsReply   atomic.Pointer[encodedProcs]  // ProcessesJSON's last answer
 	peers        peerCache
 	fetches      chan string        // nodes whose process list is to be fetched
 	started      atomic.Int64       // when Start ran (unix ns; 0 before): the node listens from then on
@@ -146,6 +147,29 @@ func (a *Announcer) snapshot() (api.NodeInfo, []api.ProcessSummary) {
 func (a *Announcer) Processes() api.NodeProcesses {
 	info, procs := a.snapshot()
 	return api.NodeProcesses{Node: info.ID, Processes: procs, Version: info.ProcsVersion}
+}
+
+// encodedProcs is the encoded process list of one version.
+type encodedProcs struct {
+	version uint64
+	data    []byte
+}
+
+// ProcessesJSON is Processes encoded, for corral.node.<node>.procs. When
+// the list changes, every other node asks for it at once (it sees the new
+// version in a heartbeat): the list is described and encoded once per
+// version, for the first to ask.
+func (a *Announcer) ProcessesJSON() ([]byte, error) {
+	if c := a.procsReply.Load(); c != nil && c.version == a.procsVersion.Load() {
+		return c.data, nil
+	}
+	np := a.Processes()
+	data, err := json.Marshal(np)
+	if err != nil {
+		return nil, err
+	}
+	a.procsReply.Store(&encodedProcs{version: np.Version, data: data})
+	return data, nil
 }
 
 // registryKV is the registry bucket once set up, else nil.

@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,6 +75,8 @@ type peer struct {
 	info api.NodeInfo
 	rev  uint64    // its record's revision; 0 while known only from heartbeats
 	seen time.Time // the watcher's clock: its last heartbeat or record change
+	// heard: its last heartbeat, by the watcher's clock.
+	heard time.Time
 	// live: seen alive while this node watched (a heartbeat, a record
 	// written meanwhile), so it counts among the nodes a majority is
 	// judged against. A record that was old when this node started does
@@ -238,6 +241,14 @@ func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
 }
 
 // seeEntry records a change in the registry.
+//
+// Every node puts its record every interval and its process list when it
+// changes, and every node watches them all: among many nodes, decoding
+// them is much of a node's work. The heartbeats of a node this node hears
+// already say what its record says, and the process lists they announce
+// are fetched (seeHeartbeat), so for such a node only the record's
+// revision (for markInRegistry) and its life are taken, without decoding
+// it, unless it is a record marked Lost.
 func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 	key := e.Key()
 	id, isProcs := strings.CutSuffix(key, ".procs")
@@ -245,9 +256,40 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 		return
 	}
 	c := &a.peers
+	put := e.Operation() == jetstream.KeyValuePut
+	now := time.Now()
+	if put && !initial {
+		c.mu.Lock()
+		p := c.peers[id]
+		heard := p != nil && a.hears(p, now)
+		switch {
+		case heard && isProcs && p.procsVersion != 0:
+			c.mu.Unlock()
+			return // its heartbeats have the list fetched when it changes
+		case heard && !isProcs && !markedLost(e.Value()):
+			p.rev = e.Revision()
+			p.seen, p.live = now, true
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+	var np api.NodeProcesses
+	var info api.NodeInfo
+	switch {
+	case !put:
+	case isProcs:
+		if json.Unmarshal(e.Value(), &np) != nil {
+			return
+		}
+	default:
+		if err := json.Unmarshal(e.Value(), &info); err != nil || info.ID != id {
+			return
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
+	if !put {
 		if !isProcs {
 			delete(c.peers, id) // the node left
 		} else if p := c.peers[id]; p != nil {
@@ -256,14 +298,7 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 		return
 	}
 	if isProcs {
-		var np api.NodeProcesses
-		if json.Unmarshal(e.Value(), &np) == nil {
-			c.get(id).procs = np.Processes
-		}
-		return
-	}
-	var info api.NodeInfo
-	if err := json.Unmarshal(e.Value(), &info); err != nil || info.ID != id {
+		c.get(id).procs = np.Processes
 		return
 	}
 	p := c.get(id)
@@ -288,6 +323,19 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 	}
 }
 
+// hears reports whether p's heartbeats reach this node: its last one came
+// within one of its intervals, in the life p knows, and it is not lost.
+func (a *Announcer) hears(p *peer, now time.Time) bool {
+	return p.info.ID != "" && !p.info.Lost && now.Sub(p.heard) < time.Duration(p.info.IntervalMs)*time.Millisecond
+}
+
+// lostField is how an encoded NodeInfo marked Lost says so. It cannot
+// appear inside a string of the record (encoding/json escapes the quotes
+// there), so a record without it is not marked Lost.
+var lostField = []byte(`"lost":true`)
+
+func markedLost(record []byte) bool { return bytes.Contains(record, lostField) }
+
 // seeHeartbeat records another node's heartbeat, and has its process list
 // fetched when its version changed.
 func (a *Announcer) seeHeartbeat(m *nats.Msg) {
@@ -307,7 +355,8 @@ func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 	if !p.info.StartedAt.Equal(info.StartedAt) {
 		p.back = time.Time{} // a new life: no grace
 	}
-	p.info, p.seen, p.live, p.markLost = info, time.Now(), true, false
+	now := time.Now()
+	p.info, p.seen, p.heard, p.live, p.markLost = info, now, now, true, false
 	fetch := info.ProcsVersion != p.procsVersion && !p.fetching
 	if fetch {
 		p.fetching = true

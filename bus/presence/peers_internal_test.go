@@ -1,10 +1,14 @@
 package presence
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus/registry"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The turns to announce a loss, for every heartbeat interval a node may
@@ -56,5 +60,137 @@ func TestQuickChecksOnlyNearATime(t *testing.T) {
 	}
 	if a.restEvery() <= a.checkEvery() || a.checkEvery() > maxCheckEvery {
 		t.Errorf("rest every %v, check every %v", a.restEvery(), a.checkEvery())
+	}
+}
+
+// entry is a registry entry as a watch delivers it.
+type entry struct {
+	key   string
+	value []byte
+	rev   uint64
+	op    jetstream.KeyValueOp
+}
+
+func (e entry) Bucket() string                  { return registry.Bucket }
+func (e entry) Key() string                     { return e.key }
+func (e entry) Value() []byte                   { return e.value }
+func (e entry) Revision() uint64                { return e.rev }
+func (e entry) Created() time.Time              { return time.Now() }
+func (e entry) Delta() uint64                   { return 0 }
+func (e entry) Operation() jetstream.KeyValueOp { return e.op }
+
+// A registry entry of a node whose heartbeats arrive is taken without
+// being decoded: its revision and that the node lives, nothing of what
+// the heartbeats said is replaced, and a process list the heartbeats
+// have fetched stays. A record marked Lost, or any entry of a node not
+// heard, is read whole.
+func TestEntriesOfAHeardNodeAreNotDecoded(t *testing.T) {
+	a := &Announcer{interval: time.Second, nodeID: "a"}
+	a.peers.peers = map[string]*peer{}
+	started := time.Now().Add(-time.Hour)
+	beat := func(procsVersion uint64) {
+		data, _ := json.Marshal(api.NodeInfo{ID: "b", StartedAt: started, IntervalMs: 1000, Running: 1, ProcsVersion: procsVersion})
+		a.seeHeartbeat(&nats.Msg{Data: data})
+	}
+	record := func(info api.NodeInfo, rev uint64) entry {
+		info.ID, info.StartedAt, info.IntervalMs = "b", started, 1000
+		data, _ := json.Marshal(info)
+		return entry{key: registry.NodeKey("b"), value: data, rev: rev, op: jetstream.KeyValuePut}
+	}
+	procs := func(names ...string) entry {
+		var np api.NodeProcesses
+		np.Node = "b"
+		for _, n := range names {
+			np.Processes = append(np.Processes, api.ProcessSummary{Name: n})
+		}
+		data, _ := json.Marshal(np)
+		return entry{key: registry.ProcsKey("b"), value: data, rev: 1, op: jetstream.KeyValuePut}
+	}
+	peer := func() peer {
+		a.peers.mu.Lock()
+		defer a.peers.mu.Unlock()
+		return *a.peers.peers["b"]
+	}
+
+	// Not heard yet: read whole.
+	a.seeEntry(record(api.NodeInfo{Running: 7}, 3), false)
+	a.seeEntry(procs("x"), false)
+	if p := peer(); p.info.Running != 7 || p.rev != 3 || len(p.procs) != 1 {
+		t.Fatalf("entries of a node not heard: running %d rev %d procs %v, want 7, 3, [x]", p.info.Running, p.rev, p.procs)
+	}
+
+	beat(0)
+	a.peers.mu.Lock()
+	a.peers.peers["b"].procsVersion = 9 // fetched
+	a.peers.mu.Unlock()
+	a.seeEntry(record(api.NodeInfo{Running: 5}, 4), false)
+	a.seeEntry(procs("y", "z"), false)
+	if p := peer(); p.info.Running != 1 || p.rev != 4 || !p.live || len(p.procs) != 1 {
+		t.Errorf("entries of a heard node: running %d rev %d live %v procs %v, want 1 (the heartbeat's), 4, true, [x]",
+			p.info.Running, p.rev, p.live, p.procs)
+	}
+
+	a.peers.mu.Lock()
+	a.peers.peers["b"].markLost = true
+	a.peers.mu.Unlock()
+	a.seeEntry(record(api.NodeInfo{Lost: true}, 5), false)
+	if p := peer(); !p.info.Lost || p.markLost || p.rev != 5 {
+		t.Errorf("a record marked Lost: lost %v markLost %v rev %d, want true, false, 5", p.info.Lost, p.markLost, p.rev)
+	}
+	// Lost now: its entries are read whole again.
+	a.seeEntry(procs("y", "z"), false)
+	if p := peer(); len(p.procs) != 2 {
+		t.Errorf("process list of a lost node: %v, want [y z]", p.procs)
+	}
+}
+
+// markedLost finds the mark of a record marked Lost, and only that: a
+// label or a version that spells it out is quoted, so it is not the mark.
+func TestMarkedLost(t *testing.T) {
+	for _, c := range []struct {
+		info api.NodeInfo
+		want bool
+	}{
+		{api.NodeInfo{ID: "b"}, false},
+		{api.NodeInfo{ID: "b", Lost: true}, true},
+		{api.NodeInfo{ID: "b", Labels: map[string]string{"lost": "true", `"lost":true`: `"lost":true`}, Version: `x"lost":true`}, false},
+	} {
+		data, err := json.Marshal(c.info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := markedLost(data); got != c.want {
+			t.Errorf("markedLost(%s) = %v, want %v", data, got, c.want)
+		}
+	}
+}
+
+// The answer to corral.node.<node>.procs is encoded once per version of
+// the list, and a change of the list is in the next answer.
+func TestProcessesJSONFollowsTheVersion(t *testing.T) {
+	list, described := []api.ProcessSummary{{ID: "p1", Name: "x"}}, 0
+	a := &Announcer{describe: func() (api.NodeInfo, []api.ProcessSummary) {
+		described++
+		return api.NodeInfo{ID: "a"}, list
+	}}
+	read := func() api.NodeProcesses {
+		data, err := a.ProcessesJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var np api.NodeProcesses
+		if err := json.Unmarshal(data, &np); err != nil {
+			t.Fatal(err)
+		}
+		return np
+	}
+	read()
+	if np := read(); described != 1 || len(np.Processes) != 1 {
+		t.Fatalf("two answers of one version: described %d times, %d processes; want 1, 1", described, len(np.Processes))
+	}
+	list = append(list, api.ProcessSummary{ID: "p2", Name: "x"})
+	a.ProcessesChanged()
+	if np := read(); len(np.Processes) != 2 || np.Version != 1 {
+		t.Errorf("after a change: %d processes, version %d; want 2, 1", len(np.Processes), np.Version)
 	}
 }

@@ -549,7 +549,14 @@ func (s *Service) handleStopAll(r micro.Request) {
 
 func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
 
-func (s *Service) handleProcs(r micro.Request) { _ = r.RespondJSON(s.presence.Processes()) }
+func (s *Service) handleProcs(r micro.Request) {
+	data, err := s.presence.ProcessesJSON()
+	if err != nil {
+		respondError(r, fmt.Errorf("cannot list the node's processes: %w", err))
+		return
+	}
+	_ = r.Respond(data)
+}
 
 // Isolated reports whether the node sees fewer than half of the nodes it
 // knows (a network partition cut it off).
