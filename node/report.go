@@ -7,7 +7,9 @@ package node
 // Publish must not block on I/O for long: it is called on the child's read
 // loop, and blocking there is how back-pressure reaches a child. A non-nil
 // error means the report could not be handed on (for events the child is
-// then told so).
+// then told so). It must not call the Supervisor's Spawn, Restart or
+// EnsureInstances: process.spawned, and every report during Recover, are
+// published while the supervisor holds the lock those take.
 type Reporter interface {
 	Publish(r Report) error
 }
