@@ -31,6 +31,9 @@ func parseConfig(tb testing.TB, toml string) *config.Config {
 	if !strings.Contains(toml, "[http]") {
 		cfg.HTTP.Listen = ""
 	}
+	if cfg.NATS.URL == "" && cfg.NATS.Listen == config.DefaultNATSListen && !strings.Contains(toml, config.DefaultNATSListen) {
+		cfg.NATS.Listen = "127.0.0.1:0" // a port of its own: something may use the default one
+	}
 	return cfg
 }
 
