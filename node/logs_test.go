@@ -102,9 +102,10 @@ func TestLogRotationKeepsEveryLineAndBoundsFiles(t *testing.T) {
 }
 
 // A spawn that fails before its command runs leaves no log file (nor a
-// FIFO) behind.
+// FIFO) behind, nor a record (reserved while the child starts).
 func TestNoLogFileForASpawnThatNeverStarted(t *testing.T) {
-	h := newHarness(t, "unix")
+	dir := testchild.ShortTempDir(t)
+	h := newHarnessWith(t, node.Config{StateDir: dir})
 	if err := h.sup.Define(node.Definition{Name: "ghost", Command: "/nonexistent/corral-test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +117,9 @@ func TestNoLogFileForASpawnThatNeverStarted(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(h.dir, "logs"))
 	if len(entries) != 0 {
 		t.Errorf("failed spawns left files in the log directory: %v", entries)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("failed spawns left files in the state directory: %v", entries)
 	}
 }
 

@@ -101,21 +101,26 @@ func (s *Supervisor) newProcess(def *definition, id string, opts SpawnOptions, l
 }
 
 // start creates the socket, starts the child and its goroutines, and
-// reports process.spawned.
+// reports process.spawned. Its record file is made meanwhile
+// (reserveRecord).
 func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*process, error) {
 	p := s.newProcess(def, newProcessID(), opts, lin)
 	p.child = true
+	reserved := s.reserveRecord(p.id)
 	if err := p.listen(); err != nil {
+		s.discardRecord(reserved)
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
 	path, argv, attr, err := p.command()
 	if err != nil {
+		s.discardRecord(reserved)
 		p.unlisten()
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
 	if s.cfg.LogDir != "" {
 		lp, out, err := s.makeFIFO(p)
 		if err != nil {
+			s.discardRecord(reserved)
 			p.unlisten()
 			return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 		}
@@ -125,6 +130,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	}
 	pid, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
+		s.discardRecord(reserved)
 		p.unlisten()
 		if p.logs != nil {
 			p.logs.closeUnstarted() // no FIFO, no log file: it never started
@@ -140,7 +146,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
 	// Its record is on disk before anyone hears of it: a child the next
 	// node could not find must not run.
-	if err := s.persistNew(p); err != nil {
+	if err := s.persistNew(p, reserved); err != nil {
 		p.abandonStart()
 		s.log.Error("spawn undone: its record could not be written", "process", p.id, "name", def.Name, "pid", p.pid)
 		return nil, api.Errorf(api.ErrInternal, "cannot spawn %q: %w", def.Name, err)

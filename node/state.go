@@ -235,34 +235,56 @@ func replace(dir, id, path string, b []byte) error {
 }
 
 // create writes the first record of a process, which a spawn waits for,
-// in one write, to a new file that must not exist yet. A node killed
-// before the write is done leaves an empty record; the next node reads it
-// as corrupt, as it would a missing one, and finds the child by the mark
-// in its environment (orphans.go).
+// in one write, to a new file that must not exist yet (reserve, fill).
 func (st *store) create(r record) error {
-	r.Version = recordVersion
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("cannot encode its record: %w", err)
-	}
-	path := st.path(r.ID)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	f, err := st.reserve(r.ID)
 	if errors.Is(err, fs.ErrExist) {
 		return st.save(r) // not the first after all: replace it whole
 	}
 	if err != nil {
 		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
 	}
+	return st.fill(f, r)
+}
+
+// reserve creates the empty record file of process id, which must not
+// exist yet. A spawn reserves its record while the child starts, so that
+// the file system's work (a new inode, which costs most of a spawn's time
+// on a file system that freed many lately) is done meanwhile; fill then
+// writes the record into it.
+func (st *store) reserve(id string) (*os.File, error) {
+	return os.OpenFile(st.path(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+}
+
+// fill writes r, the first record of its process, in one write into f,
+// the file reserve made for it, and closes f; on failure the file is
+// removed. A node killed before the write is done leaves an empty record;
+// the next node reads it as corrupt, as it would a missing one, and finds
+// the child by the mark in its environment (orphans.go).
+func (st *store) fill(f *os.File, r record) error {
+	r.Version = recordVersion
+	b, err := json.Marshal(r)
+	if err != nil {
+		st.discard(f)
+		return fmt.Errorf("cannot encode its record: %w", err)
+	}
 	_, err = f.Write(b)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		_ = os.Remove(path)
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("cannot write its record: %w", unwrapPath(err))
 	}
-	st.queueSync(path)
+	st.queueSync(f.Name())
 	return nil
+}
+
+// discard closes and removes a reserved record file that will not be
+// filled: its process did not start.
+func (st *store) discard(f *os.File) {
+	f.Close()
+	_ = os.Remove(f.Name())
 }
 
 // queueSync has path fsynced in the background.

@@ -627,14 +627,55 @@ func (p *process) isPruned() bool {
 	return p.pruned
 }
 
-// persistNew writes the first record of p, just started (store.create).
-// Unlike persist it cannot race prune: p is not registered yet, and prune
-// forgets only the processes it finds registered.
-func (s *Supervisor) persistNew(p *process) error {
+// reservation is a record file reserved for a process about to start,
+// or why it could not be.
+type reservation struct {
+	f   *os.File
+	err error
+}
+
+// reserveRecord has the record file of process id made on a goroutine of
+// its own, while the spawn goes on (store.reserve); persistNew fills it,
+// or discardRecord removes it. Nil without a store.
+func (s *Supervisor) reserveRecord(id string) <-chan reservation {
 	if s.store == nil {
 		return nil
 	}
-	if err := s.store.create(p.record()); err != nil {
+	ch := make(chan reservation, 1)
+	go func() {
+		f, err := s.store.reserve(id)
+		ch <- reservation{f, err}
+	}()
+	return ch
+}
+
+// discardRecord removes a reserved record file whose process did not
+// start.
+func (s *Supervisor) discardRecord(reserved <-chan reservation) {
+	if reserved == nil {
+		return
+	}
+	if r := <-reserved; r.f != nil {
+		s.store.discard(r.f)
+	}
+}
+
+// persistNew writes the first record of p, just started, into the file
+// reserved for it (store.fill), or, if it could not be reserved, a new
+// one (store.create). Unlike persist it cannot race prune: p is not
+// registered yet, and prune forgets only the processes it finds
+// registered.
+func (s *Supervisor) persistNew(p *process, reserved <-chan reservation) error {
+	if s.store == nil {
+		return nil
+	}
+	var err error
+	if r := <-reserved; r.f != nil {
+		err = s.store.fill(r.f, p.record())
+	} else {
+		err = s.store.create(p.record())
+	}
+	if err != nil {
 		s.log.Error("cannot persist process record", "process", p.id, "name", p.def.Name, "err", err)
 		return err
 	}
