@@ -245,10 +245,11 @@ func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
 // Every node puts its record every interval and its process list when it
 // changes, and every node watches them all: among many nodes, decoding
 // them is much of a node's work. The heartbeats of a node this node hears
-// already say what its record says, and the process lists they announce
-// are fetched (seeHeartbeat), so for such a node only the record's
-// revision (for markInRegistry) and its life are taken, without decoding
-// it, unless it is a record marked Lost.
+// already say what its record says, so for such a node only the record's
+// revision (for markInRegistry) and that it lives are taken, without
+// decoding it, unless it is a record marked Lost. Process lists are always
+// read: the last one a node puts (when it leaves, or just before it dies)
+// may never be fetched from it.
 func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 	key := e.Key()
 	id, isProcs := strings.CutSuffix(key, ".procs")
@@ -262,11 +263,7 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 		c.mu.Lock()
 		p := c.peers[id]
 		heard := p != nil && a.hears(p, now)
-		switch {
-		case heard && isProcs && p.procsVersion != 0:
-			c.mu.Unlock()
-			return // its heartbeats have the list fetched when it changes
-		case heard && !isProcs && !markedLost(e.Value()):
+		if heard && !isProcs && !markedLost(e.Value()) {
 			p.rev = e.Revision()
 			p.seen, p.live = now, true
 			c.mu.Unlock()
@@ -324,7 +321,7 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 }
 
 // hears reports whether p's heartbeats reach this node: its last one came
-// within one of its intervals, in the life p knows, and it is not lost.
+// within one of its intervals, and it is not lost.
 func (a *Announcer) hears(p *peer, now time.Time) bool {
 	return p.info.ID != "" && !p.info.Lost && now.Sub(p.heard) < time.Duration(p.info.IntervalMs)*time.Millisecond
 }
@@ -353,7 +350,9 @@ func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 		}
 	}
 	if !p.info.StartedAt.Equal(info.StartedAt) {
-		p.back = time.Time{} // a new life: no grace
+		// A new life: no grace, and its process list counts its versions
+		// from zero again (what was fetched was the last life's).
+		p.back, p.procsVersion = time.Time{}, 0
 	}
 	now := time.Now()
 	p.info, p.seen, p.heard, p.live, p.markLost = info, now, now, true, false

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"encoding/json"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -79,13 +80,13 @@ func (e entry) Created() time.Time              { return time.Now() }
 func (e entry) Delta() uint64                   { return 0 }
 func (e entry) Operation() jetstream.KeyValueOp { return e.op }
 
-// A registry entry of a node whose heartbeats arrive is taken without
-// being decoded: its revision and that the node lives, nothing of what
-// the heartbeats said is replaced, and a process list the heartbeats
-// have fetched stays. A record marked Lost, or any entry of a node not
-// heard, is read whole.
+// A registry record of a node whose heartbeats arrive is taken without
+// being decoded: its revision and that the node lives; nothing of what
+// the heartbeats said is replaced. A record marked Lost, any record of a
+// node not heard, and every process list are read whole. A new life of
+// the node forgets the version of the list fetched from the last one.
 func TestEntriesOfAHeardNodeAreNotDecoded(t *testing.T) {
-	a := &Announcer{interval: time.Second, nodeID: "a"}
+	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler)}
 	a.peers.peers = map[string]*peer{}
 	started := time.Now().Add(-time.Hour)
 	beat := func(procsVersion uint64) {
@@ -125,8 +126,8 @@ func TestEntriesOfAHeardNodeAreNotDecoded(t *testing.T) {
 	a.peers.mu.Unlock()
 	a.seeEntry(record(api.NodeInfo{Running: 5}, 4), false)
 	a.seeEntry(procs("y", "z"), false)
-	if p := peer(); p.info.Running != 1 || p.rev != 4 || !p.live || len(p.procs) != 1 {
-		t.Errorf("entries of a heard node: running %d rev %d live %v procs %v, want 1 (the heartbeat's), 4, true, [x]",
+	if p := peer(); p.info.Running != 1 || p.rev != 4 || !p.live || len(p.procs) != 2 {
+		t.Errorf("entries of a heard node: running %d rev %d live %v procs %v, want 1 (the heartbeat's), 4, true, [y z]",
 			p.info.Running, p.rev, p.live, p.procs)
 	}
 
@@ -137,10 +138,16 @@ func TestEntriesOfAHeardNodeAreNotDecoded(t *testing.T) {
 	if p := peer(); !p.info.Lost || p.markLost || p.rev != 5 {
 		t.Errorf("a record marked Lost: lost %v markLost %v rev %d, want true, false, 5", p.info.Lost, p.markLost, p.rev)
 	}
-	// Lost now: its entries are read whole again.
-	a.seeEntry(procs("y", "z"), false)
-	if p := peer(); len(p.procs) != 2 {
-		t.Errorf("process list of a lost node: %v, want [y z]", p.procs)
+	// Lost now: its records are read whole again.
+	a.seeEntry(record(api.NodeInfo{Running: 3, Lost: true}, 6), false)
+	if p := peer(); p.info.Running != 3 || p.rev != 6 {
+		t.Errorf("a record of a lost node: running %d rev %d, want 3, 6", p.info.Running, p.rev)
+	}
+
+	started = time.Now()
+	beat(0)
+	if p := peer(); p.procsVersion != 0 {
+		t.Errorf("a new life keeps the version %d of the last life's list", p.procsVersion)
 	}
 }
 
