@@ -226,7 +226,7 @@ const servicesReread = 3 * time.Second
 func (m *Manager) rereadServices(kv jetstream.KeyValue) {
 	ctx, cancel := context.WithTimeout(m.ctx, max(m.cfg.Interval, time.Second))
 	defer cancel()
-	records, asOf, err := readServices(ctx, kv)
+	records, at, err := readServices(ctx, kv)
 	if err != nil {
 		m.log.Debug("cannot read the services again", "err", err)
 		return
@@ -235,7 +235,7 @@ func (m *Manager) rereadServices(kv jetstream.KeyValue) {
 		m.beforeRereadMerge()
 	}
 	m.mu.Lock()
-	m.services.applySnapshot(records, asOf)
+	m.services.applySnapshot(records, at)
 	m.mu.Unlock()
 }
 
@@ -385,7 +385,7 @@ func (m *Manager) bucket() (jetstream.KeyValue, error) {
 // snapshot once they are all in (by revision: see serviceView).
 func (m *Manager) followDesired(kv jetstream.KeyValue) {
 	for m.ctx.Err() == nil {
-		asOf := lastRevision(m.ctx, kv)
+		at := bucketNow(m.ctx, kv)
 		w, err := kv.Watch(m.ctx, servicePrefix+">")
 		if err != nil {
 			m.log.Debug("cannot watch the services; retrying", "err", err)
@@ -406,7 +406,7 @@ func (m *Manager) followDesired(kv jetstream.KeyValue) {
 			var changed bool
 			m.mu.Lock()
 			if e == nil {
-				synced, changed = true, m.services.applySnapshot(current, asOf)
+				synced, changed = true, m.services.applySnapshot(current, at)
 			} else {
 				changed = m.services.apply(serviceRecordOf(e))
 			}

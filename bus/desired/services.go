@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -28,6 +29,17 @@ type serviceView struct {
 	// bucket at floor did not see it alive.
 	revs  map[string]uint64
 	floor uint64
+	// bucket is when the bucket the revisions count in was created: a
+	// bucket deleted and made again counts from 1 again, so a read of
+	// another bucket starts the view afresh.
+	bucket time.Time
+}
+
+// bucketState is where a read of the whole bucket began: the bucket's
+// last revision, and when the bucket was created (zero when unknown).
+type bucketState struct {
+	rev     uint64
+	created time.Time
 }
 
 // serviceRecord is one value of services.<name>: a spec, or a deletion
@@ -73,13 +85,24 @@ func (v *serviceView) apply(r serviceRecord) bool {
 }
 
 // applySnapshot takes a read of the whole bucket (the current values of a
-// watch): its records, by apply, and the deletions it implies. asOf is the
-// bucket's last revision taken before the read began (0 if unknown), so
-// the read saw every service alive at asOf: a name it did not see, held
-// at asOf or older, was removed since. A name held at a later revision
-// may be newer than the read, and stays. It reports whether the view
-// changed.
-func (v *serviceView) applySnapshot(records []serviceRecord, asOf uint64) bool {
+// watch): its records, by apply, and the deletions it implies. at.rev,
+// asOf below, is the bucket's last revision taken before the read began
+// (0 if unknown), so the read saw every service alive at asOf: a name it
+// did not see, held at asOf or older, was removed since. A name held at a
+// later revision may be newer than the read, and stays. A read of a
+// bucket created since the view's (deleted and made again) replaces the
+// view. It reports whether the view changed.
+func (v *serviceView) applySnapshot(records []serviceRecord, at bucketState) bool {
+	asOf := at.rev
+	if !at.created.IsZero() && !at.created.Equal(v.bucket) {
+		if !v.bucket.IsZero() { // another bucket: its revisions count from 1 again
+			v.revs, v.floor = nil, 0
+			if v.specs != nil {
+				clear(v.specs)
+			}
+		}
+		v.bucket = at.created
+	}
 	changed := v.specs == nil // the first read
 	if v.specs == nil {
 		v.specs = map[string]api.ServiceSpec{}
@@ -106,40 +129,40 @@ func (v *serviceView) applySnapshot(records []serviceRecord, asOf uint64) bool {
 }
 
 // readServices reads services.> as it is now: every value, deletions
-// included, and the bucket's last revision before the read (see
-// applySnapshot).
-func readServices(ctx context.Context, kv jetstream.KeyValue) (records []serviceRecord, asOf uint64, err error) {
-	asOf = lastRevision(ctx, kv)
+// included, and where the read began (see applySnapshot).
+func readServices(ctx context.Context, kv jetstream.KeyValue) (records []serviceRecord, at bucketState, err error) {
+	at = bucketNow(ctx, kv)
 	w, err := retry(ctx, func() (jetstream.KeyWatcher, error) { return kv.Watch(ctx, servicePrefix+">") })
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot read the services: %w", err)
+		return nil, at, fmt.Errorf("cannot read the services: %w", err)
 	}
 	defer bus.StopWatch(w)
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, 0, fmt.Errorf("cannot read the services: %w", ctx.Err())
+				return nil, at, fmt.Errorf("cannot read the services: %w", ctx.Err())
 			}
 			if e == nil {
-				return records, asOf, nil
+				return records, at, nil
 			}
 			records = append(records, serviceRecordOf(e))
 		case <-ctx.Done():
-			return nil, 0, fmt.Errorf("cannot read the services: %w", ctx.Err())
+			return nil, at, fmt.Errorf("cannot read the services: %w", ctx.Err())
 		}
 	}
 }
 
-// lastRevision is the bucket's last revision (its stream's last
-// sequence), or 0 when it cannot be read.
-func lastRevision(ctx context.Context, kv jetstream.KeyValue) uint64 {
+// bucketNow is the bucket's last revision (its stream's last sequence)
+// and when it was created; zero when they cannot be read.
+func bucketNow(ctx context.Context, kv jetstream.KeyValue) bucketState {
 	st, err := kv.Status(ctx)
 	if err != nil {
-		return 0
+		return bucketState{}
 	}
 	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-		return bs.StreamInfo().State.LastSeq
+		info := bs.StreamInfo()
+		return bucketState{rev: info.State.LastSeq, created: info.Created}
 	}
-	return 0
+	return bucketState{}
 }

@@ -158,8 +158,12 @@ func TestServiceViewNeverGoesBack(t *testing.T) {
 	// A step is a read of the whole bucket (a reread, or a watch's current
 	// values) that began at revision asOf, or one change a watch delivered.
 	type step func(*serviceView)
+	first, again := time.Unix(1000, 0), time.Unix(2000, 0) // when the bucket was created, then made again
 	read := func(asOf uint64, rs ...serviceRecord) step {
-		return func(v *serviceView) { v.applySnapshot(rs, asOf) }
+		return func(v *serviceView) { v.applySnapshot(rs, bucketState{rev: asOf, created: first}) }
+	}
+	readAgain := func(asOf uint64, rs ...serviceRecord) step {
+		return func(v *serviceView) { v.applySnapshot(rs, bucketState{rev: asOf, created: again}) }
 	}
 	watched := func(r serviceRecord) step { return func(v *serviceView) { v.apply(r) } }
 
@@ -197,6 +201,9 @@ func TestServiceViewNeverGoesBack(t *testing.T) {
 		{"a read that does not know its revision deletes nothing by absence",
 			[]step{read(10, put("web", 1, 5)), read(0)},
 			map[string]int{"web": 1}},
+		{"a bucket deleted and made again, its revisions from 1 again",
+			[]step{read(50, put("web", 1, 45)), watched(del("old", 48)), readAgain(1, put("api", 2, 1)), watched(put("api", 3, 2))},
+			map[string]int{"api": 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var v serviceView
