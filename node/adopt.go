@@ -39,7 +39,8 @@ type RecoverResult struct {
 // log files no process owns are removed. The OnCrash callbacks of the
 // processes found dead are called once Recover has let go of the lock
 // spawns take, in the order it found them, before it returns: they may
-// spawn. Call it once, after the definitions are in place and before
+// spawn. The auto-restart of such a process waits for that lock too, so
+// its replacement may start (and OnRestart run) before its OnCrash. Call it once, after the definitions are in place and before
 // serving.
 func (s *Supervisor) Recover() RecoverResult {
 	var res RecoverResult

@@ -258,9 +258,10 @@ func (st *store) reserve(id string) (*os.File, error) {
 
 // fill writes r, the first record of its process, in one write into f,
 // the file reserve made for it, and closes f; on failure the file is
-// removed. A node killed before the write is done leaves an empty record;
-// the next node reads it as corrupt, as it would a missing one, and finds
-// the child by the mark in its environment (orphans.go).
+// removed. A node killed between reserve and the end of the write leaves
+// an empty record, with or without a child: the next node removes it
+// (load), and finds the child, if there is one, by the mark in its
+// environment (orphans.go).
 func (st *store) fill(f *os.File, r record) error {
 	r.Version = recordVersion
 	b, err := json.Marshal(r)
@@ -345,6 +346,12 @@ func (st *store) load() ([]record, []error) {
 		}
 		path := filepath.Join(st.dir, name)
 		b, err := os.ReadFile(path)
+		if err == nil && len(b) == 0 {
+			// A spawn the last node did not finish (reserve, fill): its child,
+			// if it started, is found by its mark (orphans.go).
+			_ = os.Remove(path)
+			continue
+		}
 		var r record
 		if err == nil {
 			err = decodeRecord(b, &r)

@@ -627,36 +627,29 @@ func (p *process) isPruned() bool {
 	return p.pruned
 }
 
-// reservation is a record file reserved for a process about to start,
-// or why it could not be.
-type reservation struct {
-	f   *os.File
-	err error
-}
-
 // reserveRecord has the record file of process id made on a goroutine of
 // its own, while the spawn goes on (store.reserve); persistNew fills it,
 // or discardRecord removes it. Nil without a store.
-func (s *Supervisor) reserveRecord(id string) <-chan reservation {
+func (s *Supervisor) reserveRecord(id string) <-chan *os.File {
 	if s.store == nil {
 		return nil
 	}
-	ch := make(chan reservation, 1)
+	ch := make(chan *os.File, 1)
 	go func() {
-		f, err := s.store.reserve(id)
-		ch <- reservation{f, err}
+		f, _ := s.store.reserve(id) // on failure, persistNew creates it, and says why it cannot
+		ch <- f
 	}()
 	return ch
 }
 
 // discardRecord removes a reserved record file whose process did not
 // start.
-func (s *Supervisor) discardRecord(reserved <-chan reservation) {
+func (s *Supervisor) discardRecord(reserved <-chan *os.File) {
 	if reserved == nil {
 		return
 	}
-	if r := <-reserved; r.f != nil {
-		s.store.discard(r.f)
+	if f := <-reserved; f != nil {
+		s.store.discard(f)
 	}
 }
 
@@ -665,13 +658,13 @@ func (s *Supervisor) discardRecord(reserved <-chan reservation) {
 // one (store.create). Unlike persist it cannot race prune: p is not
 // registered yet, and prune forgets only the processes it finds
 // registered.
-func (s *Supervisor) persistNew(p *process, reserved <-chan reservation) error {
+func (s *Supervisor) persistNew(p *process, reserved <-chan *os.File) error {
 	if s.store == nil {
 		return nil
 	}
 	var err error
-	if r := <-reserved; r.f != nil {
-		err = s.store.fill(r.f, p.record())
+	if f := <-reserved; f != nil {
+		err = s.store.fill(f, p.record())
 	} else {
 		err = s.store.create(p.record())
 	}
