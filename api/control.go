@@ -144,8 +144,8 @@ type LogsReply struct {
 }
 
 // NodeInfo describes one node. It is the reply of corral.node.<node>.info,
-// the payload of the node's heartbeat (corral.node.<node>.heartbeat), its
-// record in the node registry, and what Control.Nodes returns.
+// the heart of the node's heartbeat (NodeHeartbeat), its record in the
+// node registry, and what Control.Nodes returns.
 type NodeInfo struct {
 	ID        string            `json:"id"`
 	Version   string            `json:"version"`
@@ -186,6 +186,17 @@ type NodeInfo struct {
 	// Isolated is set by a node that sees fewer than half of the nodes it
 	// knows (a network partition cut it off): it declares no node lost.
 	Isolated bool `json:"isolated,omitempty"`
+}
+
+// NodeHeartbeat is the payload of corral.node.<node>.heartbeat: the node's
+// NodeInfo and, in a heartbeat whose ProcsVersion the node's previous
+// heartbeat did not have, its process list of that version when it is
+// short (at most a few hundred processes), so that the other nodes need
+// not ask for it (corral.node.<node>.procs). A node that missed that
+// heartbeat sees the new version in the next one and asks.
+type NodeHeartbeat struct {
+	NodeInfo
+	ProcessList *NodeProcesses `json:"processList,omitempty"`
 }
 
 // HostStats is what a node's heartbeat says of its host.

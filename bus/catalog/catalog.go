@@ -71,7 +71,7 @@ func All() []Named {
 		{bus.NodeSubject(nodeID, bus.VerbStopAll) + request, api.StopAllRequest{}},
 		{bus.NodeSubject(nodeID, bus.VerbStopAll) + reply, api.ListReply{}},
 		{bus.NodeSubject(nodeID, bus.VerbInfo) + reply, api.NodeInfo{}},
-		{bus.NodeHeartbeatSubject(nodeID), api.NodeInfo{}},
+		{bus.NodeHeartbeatSubject(nodeID), api.NodeHeartbeat{}},
 		// Any node.
 		{bus.SpawnSubject(name) + request, api.SpawnRequest{}},
 		{bus.SpawnSubject(name) + reply, api.ManagedProcess{}},

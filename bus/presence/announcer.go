@@ -22,7 +22,8 @@ import (
 
 // Announcer is a node's part in discovery: it tells the cluster the node
 // is alive and notices when another node is not. It runs three goroutines:
-//   - the heartbeat: every interval, the node's NodeInfo on
+//   - the heartbeat: every interval, the node's NodeInfo (and, after a
+//     change, its process list: api.NodeHeartbeat) on
 //     corral.node.<node>.heartbeat (core NATS, so it never waits for
 //     JetStream);
 //   - with a registry, the writer: every interval the same NodeInfo at
@@ -50,6 +51,7 @@ type Announcer struct {
 	beatSoon     chan struct{}                 // cap 1: the same, for the heartbeat
 	procsVersion atomic.Uint64                 // counts the changes of the node's processes
 	procsReply   atomic.Pointer[encodedProcs]  // ProcessesJSON's last answer
+	beatVersion  uint64                        // the ProcsVersion of the last heartbeat sent (heartbeatLoop's)
 	peers        peerCache
 	fetches      chan string        // nodes whose process list is to be fetched
 	started      atomic.Int64       // when Start ran (unix ns; 0 before): the node listens from then on
@@ -272,11 +274,19 @@ func (a *Announcer) heartbeatLoop() {
 	}
 }
 
-// heartbeat samples the host and publishes the node's NodeInfo.
+// maxBeatList is the most processes a heartbeat's list holds
+// (api.NodeHeartbeat).
+const maxBeatList = 256
+
+// heartbeat samples the host and publishes the node's heartbeat.
 func (a *Announcer) heartbeat() {
 	a.host.Store(sampleHost())
-	info, _ := a.snapshot()
-	data, err := json.Marshal(info)
+	info, procs := a.snapshot()
+	b := api.NodeHeartbeat{NodeInfo: info}
+	if info.ProcsVersion != a.beatVersion && len(procs) <= maxBeatList {
+		b.ProcessList = &api.NodeProcesses{Node: info.ID, Processes: procs, Version: info.ProcsVersion}
+	}
+	data, err := json.Marshal(b)
 	if err != nil {
 		a.log.Error("cannot encode heartbeat", "err", err)
 		return
@@ -284,7 +294,9 @@ func (a *Announcer) heartbeat() {
 	m := &nats.Msg{Subject: bus.NodeHeartbeatSubject(info.ID), Header: nats.Header{bus.HeaderNode: []string{info.ID}}, Data: data}
 	if err := a.nc.PublishMsg(m); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		a.log.Debug("cannot publish heartbeat", "err", err)
+		return
 	}
+	a.beatVersion = info.ProcsVersion
 }
 
 // writerLoop puts the node's record every interval. Between those, a

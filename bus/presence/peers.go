@@ -333,13 +333,15 @@ var lostField = []byte(`"lost":true`)
 
 func markedLost(record []byte) bool { return bytes.Contains(record, lostField) }
 
-// seeHeartbeat records another node's heartbeat, and has its process list
-// fetched when its version changed.
+// seeHeartbeat records another node's heartbeat, and takes the process
+// list it carries (api.NodeHeartbeat), or has the list fetched when its
+// version changed.
 func (a *Announcer) seeHeartbeat(m *nats.Msg) {
-	var info api.NodeInfo
-	if err := json.Unmarshal(m.Data, &info); err != nil || info.ID == "" || info.ID == a.nodeID || !api.ValidToken(info.ID) {
+	var b api.NodeHeartbeat
+	if err := json.Unmarshal(m.Data, &b); err != nil || b.ID == "" || b.ID == a.nodeID || !api.ValidToken(b.ID) {
 		return
 	}
+	info := b.NodeInfo
 	c := &a.peers
 	c.mu.Lock()
 	p := c.get(info.ID)
@@ -356,6 +358,9 @@ func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 	}
 	now := time.Now()
 	p.info, p.seen, p.heard, p.live, p.markLost = info, now, now, true, false
+	if l := b.ProcessList; l != nil && l.Node == info.ID && l.Version == info.ProcsVersion {
+		p.procs, p.procsVersion = l.Processes, l.Version // it came with the heartbeat
+	}
 	fetch := info.ProcsVersion != p.procsVersion && !p.fetching
 	if fetch {
 		p.fetching = true
@@ -420,6 +425,9 @@ func (a *Announcer) fetchProcs(id string) {
 	if err != nil || np.Node != id {
 		a.log.Debug("cannot fetch a node's process list", "node", id, "err", err)
 		return
+	}
+	if np.Version < p.procsVersion {
+		return // a heartbeat brought a newer one meanwhile
 	}
 	p.procs, p.procsVersion = np.Processes, np.Version
 }

@@ -2,11 +2,14 @@ package presence
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/corral-run/corral/api"
+	"github.com/corral-run/corral/bus"
+	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -199,5 +202,88 @@ func TestProcessesJSONFollowsTheVersion(t *testing.T) {
 	a.ProcessesChanged()
 	if np := read(); len(np.Processes) != 2 || np.Version != 1 {
 		t.Errorf("after a change: %d processes, version %d; want 2, 1", len(np.Processes), np.Version)
+	}
+}
+
+// A heartbeat carries the node's process list when its version is new
+// since the last heartbeat, and the other nodes take it from there
+// without asking the node; a fetch answered late with an older list does
+// not replace it.
+func TestHeartbeatCarriesAChangedList(t *testing.T) {
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.SubscribeSync(bus.NodeHeartbeatSubject("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := []api.ProcessSummary{{ID: "p1", Name: "x", Node: "b"}}
+	b := New(nc, Config{NodeID: "b", Interval: time.Second, Logger: slog.New(slog.DiscardHandler),
+		Describe: func() (api.NodeInfo, []api.ProcessSummary) { return api.NodeInfo{ID: "b", IntervalMs: 1000}, list }})
+	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), fetches: make(chan string, 1)}
+	a.peers.peers = map[string]*peer{}
+	next := func() *nats.Msg {
+		t.Helper()
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	carries := func(m *nats.Msg) bool {
+		var hb api.NodeHeartbeat
+		if err := json.Unmarshal(m.Data, &hb); err != nil {
+			t.Fatal(err)
+		}
+		return hb.ProcessList != nil
+	}
+
+	b.ProcessesChanged()
+	b.heartbeat()
+	m := next()
+	if !carries(m) {
+		t.Errorf("the first heartbeat of version 1 carries no list: %s", m.Data)
+	}
+	a.seeHeartbeat(m)
+	if p := a.peers.peers["b"]; p.procsVersion != 1 || len(p.procs) != 1 || len(a.fetches) != 0 {
+		t.Errorf("after a heartbeat with its list: version %d, procs %v, fetches queued %d; want 1, [p1], 0",
+			p.procsVersion, p.procs, len(a.fetches))
+	}
+	b.heartbeat()
+	if m := next(); carries(m) {
+		t.Errorf("a second heartbeat of the same version carries the list again: %s", m.Data)
+	}
+
+	// Too long a list is left to the fetch.
+	for i := range maxBeatList {
+		list = append(list, api.ProcessSummary{ID: fmt.Sprintf("q%d", i), Name: "x", Node: "b"})
+	}
+	b.ProcessesChanged()
+	b.heartbeat()
+	m = next()
+	if carries(m) {
+		t.Errorf("a heartbeat carries a list of %d processes", len(list))
+	}
+	a.seeHeartbeat(m)
+	if len(a.fetches) != 1 {
+		t.Errorf("a list left out of the heartbeat is not fetched")
+	}
+
+	// A fetch answered with an older list than the one held.
+	old, _ := json.Marshal(api.NodeProcesses{Node: "b", Version: 0})
+	if _, err := nc.Subscribe(bus.NodeSubject("b", bus.VerbProcs), func(m *nats.Msg) { _ = m.Respond(old) }); err != nil {
+		t.Fatal(err)
+	}
+	a.nc, a.ctx = nc, t.Context()
+	a.fetchProcs("b")
+	if p := a.peers.peers["b"]; p.procsVersion != 1 || len(p.procs) != 1 {
+		t.Errorf("after a fetch of an older list: version %d, procs %v; want 1, [p1]", p.procsVersion, p.procs)
 	}
 }
