@@ -369,6 +369,34 @@ func (s *Supervisor) GetAll() []api.ManagedProcess {
 	return s.filter(func(*process) bool { return true })
 }
 
+// Summary counts the processes the node lists (GetAll) and describes
+// those that have not finished, oldest first: what the node's heartbeat
+// says of them, without a whole ManagedProcess for each.
+func (s *Supervisor) Summary() (total int, unfinished []api.ProcessSummary) {
+	s.mu.RLock()
+	ps := make([]*process, 0, len(s.procs))
+	for _, p := range s.procs {
+		ps = append(ps, p)
+	}
+	s.mu.RUnlock()
+	unfinished = make([]api.ProcessSummary, 0, len(ps))
+	for _, p := range ps {
+		p.mu.Lock()
+		if status := p.st.status(); !status.Finished() {
+			unfinished = append(unfinished, api.ProcessSummary{ID: p.id, Name: p.def.Name, Node: s.cfg.NodeID, Status: status,
+				PID: p.pid, StartedAt: p.startedAt, Instance: p.opts.Instance, Service: p.opts.Service})
+		}
+		p.mu.Unlock()
+	}
+	slices.SortFunc(unfinished, func(a, b api.ProcessSummary) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return compareStrings(a.ID, b.ID)
+	})
+	return len(ps), unfinished
+}
+
 // GetByName returns the processes of one definition, oldest first.
 func (s *Supervisor) GetByName(name string) []api.ManagedProcess {
 	return s.filter(func(p *process) bool { return p.def.Name == name })

@@ -330,6 +330,12 @@ func TestGetAllAndGetByName(t *testing.T) {
 	if got, _ := h.sup.Get(b1.ID); got.Status != api.StatusRunning {
 		t.Errorf("b stopped by StopAll(a): %s", got.Status)
 	}
+	// Summary: what GetAll lists, counted, and the unfinished described.
+	total, unfinished := h.sup.Summary()
+	want := api.ProcessSummary{ID: b1.ID, Name: "b", Node: "n1", Status: api.StatusRunning, PID: b1.PID, StartedAt: b1.StartedAt}
+	if total != 3 || len(unfinished) != 1 || unfinished[0] != want {
+		t.Errorf("Summary = %d, %+v; want 3, [%+v]", total, unfinished, want)
+	}
 }
 
 func TestRestartKeepsMetadataWithNewID(t *testing.T) {

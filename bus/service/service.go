@@ -34,6 +34,7 @@ type Supervisor interface {
 	Spawn(ctx context.Context, name string, opts node.SpawnOptions) (api.ManagedProcess, error)
 	Get(id string) (api.ManagedProcess, bool)
 	GetAll() []api.ManagedProcess
+	Summary() (total int, unfinished []api.ProcessSummary)
 	Stop(ctx context.Context, id string, sig syscall.Signal) (api.ManagedProcess, error)
 	StopAll(ctx context.Context, sig syscall.Signal, name string) ([]api.ManagedProcess, error)
 	Restart(ctx context.Context, id string) (api.ManagedProcess, error)
@@ -600,14 +601,8 @@ func (s *Service) snapshot() (api.NodeInfo, []api.ProcessSummary) {
 	if sup == nil {
 		return info, procs
 	}
-	for _, p := range sup.GetAll() {
-		info.Processes++
-		if !p.Status.Finished() {
-			info.Running++
-			procs = append(procs, api.ProcessSummary{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt,
-				Instance: p.Instance, Service: p.Service})
-		}
-	}
+	info.Processes, procs = sup.Summary()
+	info.Running = len(procs)
 	for _, d := range sup.Definitions() {
 		info.Definitions = append(info.Definitions, d.Name)
 	}

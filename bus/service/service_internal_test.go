@@ -38,6 +38,7 @@ func (f *fakeSupervisor) Spawn(context.Context, string, node.SpawnOptions) (api.
 }
 func (f *fakeSupervisor) Get(id string) (api.ManagedProcess, bool) { return f.get(id) }
 func (f *fakeSupervisor) GetAll() []api.ManagedProcess             { return nil }
+func (f *fakeSupervisor) Summary() (int, []api.ProcessSummary)     { return 0, []api.ProcessSummary{} }
 func (f *fakeSupervisor) Stop(context.Context, string, syscall.Signal) (api.ManagedProcess, error) {
 	return api.ManagedProcess{}, f.unexpected("Stop")
 }
