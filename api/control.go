@@ -179,9 +179,11 @@ type NodeInfo struct {
 	// record clears it.
 	Lost bool `json:"lost,omitempty"`
 	// ProcsVersion changes whenever the node's process list changes
-	// (corral.node.<node>.procs returns the list): a node that sees it
-	// change in a heartbeat fetches the list, so every node knows every
-	// other node's processes without the registry.
+	// (corral.node.<node>.procs returns the list), and counts from zero
+	// again in each life of the node: a node that sees a version it has
+	// no list of in a heartbeat takes the list the heartbeat carries
+	// (NodeHeartbeat) or fetches it, so every node knows every other
+	// node's processes without the registry.
 	ProcsVersion uint64 `json:"procsVersion,omitempty"`
 	// Isolated is set by a node that sees fewer than half of the nodes it
 	// knows (a network partition cut it off): it declares no node lost.
@@ -222,6 +224,10 @@ type NodeProcesses struct {
 	Processes []ProcessSummary `json:"processes"`
 	// Version is the node's ProcsVersion when the list was taken.
 	Version uint64 `json:"version,omitempty"`
+	// StartedAt is the StartedAt of the node's life that took the list
+	// (versions count from zero again in each life); zero from nodes of
+	// earlier versions.
+	StartedAt time.Time `json:"startedAt,omitzero"`
 }
 
 // ProcessSummary is what the registry keeps of a process: enough to list

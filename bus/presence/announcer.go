@@ -79,7 +79,7 @@ type Announcer struct {
 // required.
 type Config struct {
 	NodeID string
-	// Interval is how often the node publishes its NodeInfo on
+	// Interval is how often the node publishes its heartbeat on
 	// corral.node.<node>.heartbeat (and refreshes its registry record). A
 	// node that misses registry.MissedHeartbeats of them is gone.
 	Interval time.Duration
@@ -148,7 +148,12 @@ func (a *Announcer) snapshot() (api.NodeInfo, []api.ProcessSummary) {
 // for corral.node.<node>.procs.
 func (a *Announcer) Processes() api.NodeProcesses {
 	info, procs := a.snapshot()
-	return api.NodeProcesses{Node: info.ID, Processes: procs, Version: info.ProcsVersion}
+	return listOf(info, procs)
+}
+
+// listOf is the node's process list as a snapshot took it.
+func listOf(info api.NodeInfo, procs []api.ProcessSummary) api.NodeProcesses {
+	return api.NodeProcesses{Node: info.ID, Processes: procs, Version: info.ProcsVersion, StartedAt: info.StartedAt}
 }
 
 // encodedProcs is the encoded process list of one version.
@@ -274,9 +279,14 @@ func (a *Announcer) heartbeatLoop() {
 	}
 }
 
-// maxBeatList is the most processes a heartbeat's list holds
-// (api.NodeHeartbeat).
-const maxBeatList = 256
+// A heartbeat carries a process list (api.NodeHeartbeat) of at most
+// maxBeatList processes, and only while it stays within maxBeatBytes and
+// the server's max_payload: a heartbeat too big to send would leave the
+// node silent, and lost.
+const (
+	maxBeatList  = 256
+	maxBeatBytes = 64 << 10
+)
 
 // heartbeat samples the host and publishes the node's heartbeat.
 func (a *Announcer) heartbeat() {
@@ -284,9 +294,14 @@ func (a *Announcer) heartbeat() {
 	info, procs := a.snapshot()
 	b := api.NodeHeartbeat{NodeInfo: info}
 	if info.ProcsVersion != a.beatVersion && len(procs) <= maxBeatList {
-		b.ProcessList = &api.NodeProcesses{Node: info.ID, Processes: procs, Version: info.ProcsVersion}
+		list := listOf(info, procs)
+		b.ProcessList = &list
 	}
 	data, err := json.Marshal(b)
+	if err == nil && b.ProcessList != nil && (len(data) > maxBeatBytes || int64(len(data)) > a.nc.MaxPayload()) {
+		b.ProcessList = nil // the others ask for it
+		data, err = json.Marshal(b)
+	}
 	if err != nil {
 		a.log.Error("cannot encode heartbeat", "err", err)
 		return
@@ -353,7 +368,7 @@ func (a *Announcer) writeRecord(setUpTimeout time.Duration) {
 		a.putFailed(err)
 		return
 	}
-	a.putList(ctx, info.ID, procs)
+	a.putList(ctx, listOf(info, procs))
 }
 
 // putProcs puts the node's process list, if it changed.
@@ -364,11 +379,12 @@ func (a *Announcer) putProcs() {
 	info, procs := a.snapshot()
 	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, time.Second))
 	defer cancel()
-	a.putList(ctx, info.ID, procs)
+	a.putList(ctx, listOf(info, procs))
 }
 
-func (a *Announcer) putList(ctx context.Context, nodeID string, procs []api.ProcessSummary) {
-	list, err := json.Marshal(api.NodeProcesses{Node: nodeID, Processes: procs, Version: a.procsVersion.Load()})
+func (a *Announcer) putList(ctx context.Context, np api.NodeProcesses) {
+	nodeID := np.Node
+	list, err := json.Marshal(np)
 	if err != nil {
 		a.log.Error("cannot encode process list", "err", err)
 		return
@@ -461,7 +477,7 @@ func (a *Announcer) Leave(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := json.Marshal(api.NodeProcesses{Node: info.ID, Processes: procs})
+	list, err := json.Marshal(listOf(info, procs))
 	if err != nil {
 		return err
 	}

@@ -23,9 +23,11 @@ import (
 //
 // Liveness comes from the heartbeats alone. Every node's heartbeat
 // (corral.node.<node>.heartbeat, core NATS) carries its NodeInfo, with a
-// ProcsVersion that changes with its process list; a watcher that sees
-// the version change asks the node for the list (corral.node.<node>.procs),
-// so it knows every node's processes without JetStream. The registry
+// ProcsVersion that changes with its process list, and the first one of
+// a version carries the list when it is short (api.NodeHeartbeat); a
+// watcher that sees a version it has no list of asks the node for it
+// (corral.node.<node>.procs), so it knows every node's processes without
+// JetStream. The registry
 // (CORRAL_NODES), when there is one, adds what happened before this node
 // started (records and lists of nodes it never heard) and keeps the loss
 // for those that start later; it is never waited for.
@@ -83,7 +85,8 @@ type peer struct {
 	// not.
 	live         bool
 	procs        []api.ProcessSummary
-	procsVersion uint64 // of procs, as fetched
+	procsVersion uint64    // of procs
+	procsLife    time.Time // the node's life procs is of (its StartedAt); zero when unknown
 	fetching     bool
 	markLost     bool // Lost is to be written to its registry record
 	// back: when it was last seen again, in the same life, after it had
@@ -295,7 +298,7 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 		return
 	}
 	if isProcs {
-		c.get(id).procs = np.Processes
+		c.get(id).takeList(np)
 		return
 	}
 	p := c.get(id)
@@ -352,16 +355,14 @@ func (a *Announcer) seeHeartbeat(m *nats.Msg) {
 		}
 	}
 	if !p.info.StartedAt.Equal(info.StartedAt) {
-		// A new life: no grace, and its process list counts its versions
-		// from zero again (what was fetched was the last life's).
-		p.back, p.procsVersion = time.Time{}, 0
+		p.back = time.Time{} // a new life: no grace
 	}
 	now := time.Now()
 	p.info, p.seen, p.heard, p.live, p.markLost = info, now, now, true, false
-	if l := b.ProcessList; l != nil && l.Node == info.ID && l.Version == info.ProcsVersion {
-		p.procs, p.procsVersion = l.Processes, l.Version // it came with the heartbeat
+	if l := b.ProcessList; l != nil && l.Node == info.ID {
+		p.takeList(*l) // it came with the heartbeat
 	}
-	fetch := info.ProcsVersion != p.procsVersion && !p.fetching
+	fetch := p.listBehind(info) && !p.fetching
 	if fetch {
 		p.fetching = true
 	}
@@ -426,10 +427,38 @@ func (a *Announcer) fetchProcs(id string) {
 		a.log.Debug("cannot fetch a node's process list", "node", id, "err", err)
 		return
 	}
-	if np.Version < p.procsVersion {
-		return // a heartbeat brought a newer one meanwhile
+	p.takeList(np)
+}
+
+// takeList takes l, a process list of p from its heartbeat, a fetch or
+// the registry, which may arrive in any order, unless p holds a newer one:
+// of the same life and a later version, or of its current life (the one
+// its heartbeats or record say) when l is of another. Lives are told
+// apart, not ordered: a node's clock may go back across a restart. A
+// list without its life (from a node of an earlier version of Corral)
+// is taken.
+func (p *peer) takeList(l api.NodeProcesses) {
+	switch {
+	case l.StartedAt.IsZero() || p.procsLife.IsZero():
+	case l.StartedAt.Equal(p.procsLife):
+		if l.Version < p.procsVersion {
+			return
+		}
+	case p.procsLife.Equal(p.info.StartedAt):
+		return
 	}
-	p.procs, p.procsVersion = np.Processes, np.Version
+	p.procs, p.procsVersion, p.procsLife = l.Processes, l.Version, l.StartedAt
+}
+
+// listBehind reports whether the process list p holds is older than the
+// one info (its heartbeat) announces: of another life (a node restarted
+// under the same id counts its versions from zero again), or of an
+// earlier version.
+func (p *peer) listBehind(info api.NodeInfo) bool {
+	if p.procsLife.IsZero() { // no list yet, or one without its life
+		return info.ProcsVersion != p.procsVersion
+	}
+	return !p.procsLife.Equal(info.StartedAt) || p.procsVersion < info.ProcsVersion
 }
 
 // suspect is a peer that went quiet.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,9 +87,8 @@ func (e entry) Operation() jetstream.KeyValueOp { return e.op }
 // A registry record of a node whose heartbeats arrive is taken without
 // being decoded: its revision and that the node lives; nothing of what
 // the heartbeats said is replaced. A record marked Lost, any record of a
-// node not heard, and every process list are read whole. A new life of
-// the node forgets the version of the list fetched from the last one.
-func TestEntriesOfAHeardNodeAreNotDecoded(t *testing.T) {
+// node not heard, and every process list are read whole.
+func TestRecordsOfAHeardNodeAreNotDecoded(t *testing.T) {
 	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler)}
 	a.peers.peers = map[string]*peer{}
 	started := time.Now().Add(-time.Hour)
@@ -145,12 +145,6 @@ func TestEntriesOfAHeardNodeAreNotDecoded(t *testing.T) {
 	a.seeEntry(record(api.NodeInfo{Running: 3, Lost: true}, 6), false)
 	if p := peer(); p.info.Running != 3 || p.rev != 6 {
 		t.Errorf("a record of a lost node: running %d rev %d, want 3, 6", p.info.Running, p.rev)
-	}
-
-	started = time.Now()
-	beat(0)
-	if p := peer(); p.procsVersion != 0 {
-		t.Errorf("a new life keeps the version %d of the last life's list", p.procsVersion)
 	}
 }
 
@@ -225,8 +219,11 @@ func TestHeartbeatCarriesAChangedList(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := []api.ProcessSummary{{ID: "p1", Name: "x", Node: "b"}}
+	life := time.Now()
 	b := New(nc, Config{NodeID: "b", Interval: time.Second, Logger: slog.New(slog.DiscardHandler),
-		Describe: func() (api.NodeInfo, []api.ProcessSummary) { return api.NodeInfo{ID: "b", IntervalMs: 1000}, list }})
+		Describe: func() (api.NodeInfo, []api.ProcessSummary) {
+			return api.NodeInfo{ID: "b", IntervalMs: 1000, StartedAt: life}, list
+		}})
 	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), fetches: make(chan string, 1)}
 	a.peers.peers = map[string]*peer{}
 	next := func() *nats.Msg {
@@ -261,15 +258,27 @@ func TestHeartbeatCarriesAChangedList(t *testing.T) {
 		t.Errorf("a second heartbeat of the same version carries the list again: %s", m.Data)
 	}
 
-	// Too long a list is left to the fetch.
-	for i := range maxBeatList {
-		list = append(list, api.ProcessSummary{ID: fmt.Sprintf("q%d", i), Name: "x", Node: "b"})
-	}
-	b.ProcessesChanged()
-	b.heartbeat()
-	m = next()
-	if carries(m) {
-		t.Errorf("a heartbeat carries a list of %d processes", len(list))
+	// A list of maxBeatList processes is carried; a longer one, or one
+	// past maxBeatBytes, is left to the fetch.
+	long := strings.Repeat("s", 400)
+	for _, c := range []struct {
+		n       int
+		service string
+		carried bool
+	}{{maxBeatList, "", true}, {maxBeatList + 1, "", false}, {200, long, false}} {
+		list = list[:0]
+		for i := range c.n {
+			list = append(list, api.ProcessSummary{ID: fmt.Sprintf("q%d", i), Name: "x", Node: "b", Service: c.service})
+		}
+		b.ProcessesChanged()
+		b.heartbeat()
+		m = next()
+		if carries(m) != c.carried {
+			t.Errorf("a heartbeat with a list of %d processes (%d bytes in all): carried %v, want %v", c.n, len(m.Data), !c.carried, c.carried)
+		}
+		if len(m.Data) > maxBeatBytes+4096 {
+			t.Errorf("a heartbeat of %d bytes", len(m.Data))
+		}
 	}
 	a.seeHeartbeat(m)
 	if len(a.fetches) != 1 {
@@ -277,7 +286,7 @@ func TestHeartbeatCarriesAChangedList(t *testing.T) {
 	}
 
 	// A fetch answered with an older list than the one held.
-	old, _ := json.Marshal(api.NodeProcesses{Node: "b", Version: 0})
+	old, _ := json.Marshal(api.NodeProcesses{Node: "b", Version: 0, StartedAt: life})
 	if _, err := nc.Subscribe(bus.NodeSubject("b", bus.VerbProcs), func(m *nats.Msg) { _ = m.Respond(old) }); err != nil {
 		t.Fatal(err)
 	}
@@ -285,5 +294,61 @@ func TestHeartbeatCarriesAChangedList(t *testing.T) {
 	a.fetchProcs("b")
 	if p := a.peers.peers["b"]; p.procsVersion != 1 || len(p.procs) != 1 {
 		t.Errorf("after a fetch of an older list: version %d, procs %v; want 1, [p1]", p.procsVersion, p.procs)
+	}
+}
+
+// Process lists of a node come from its heartbeats, fetches and the
+// registry in any order: a list older than the one held is not taken, and
+// a node whose list is of another life, or behind its heartbeat's
+// version, is asked for it; a restarted node's versions count from zero
+// again and its clock may have gone back.
+func TestProcessListsOfLives(t *testing.T) {
+	t0 := time.Now()
+	old, cur := t0.Add(-time.Hour), t0 // two lives of b; cur.Before(old) below: a clock gone back
+	list := func(life time.Time, version uint64, ids ...string) api.NodeProcesses {
+		l := api.NodeProcesses{Node: "b", Version: version, StartedAt: life}
+		for _, id := range ids {
+			l.Processes = append(l.Processes, api.ProcessSummary{ID: id, Name: "x", Node: "b"})
+		}
+		return l
+	}
+	for _, clockBack := range []bool{false, true} {
+		old, cur := old, cur
+		if clockBack {
+			old, cur = cur, old
+		}
+		p := &peer{info: api.NodeInfo{ID: "b", StartedAt: old, ProcsVersion: 12}}
+		p.takeList(list(old, 12, "o1"))
+		p.takeList(list(old, 11, "o0")) // a late, older answer
+		if p.procsVersion != 12 || p.listBehind(p.info) {
+			t.Errorf("clock back %v: after an older list of the same life: version %d, behind %v", clockBack, p.procsVersion, p.listBehind(p.info))
+		}
+		// b restarts with nothing: version 0 again.
+		p.info = api.NodeInfo{ID: "b", StartedAt: cur}
+		if !p.listBehind(p.info) {
+			t.Errorf("clock back %v: a new life at version 0 is not asked for its list", clockBack)
+		}
+		p.takeList(list(cur, 0))
+		if len(p.procs) != 0 || p.listBehind(p.info) {
+			t.Errorf("clock back %v: the new life's empty list not taken: %v", clockBack, p.procs)
+		}
+		p.takeList(list(old, 12, "o1")) // the last life's list, late (a fetch, the registry)
+		if len(p.procs) != 0 {
+			t.Errorf("clock back %v: the last life's list replaced the current one: %v", clockBack, p.procs)
+		}
+		p.info.ProcsVersion = 1
+		if !p.listBehind(p.info) {
+			t.Errorf("clock back %v: a list behind the heartbeat's version is not asked for", clockBack)
+		}
+		p.takeList(list(cur, 1, "c1"))
+		if len(p.procs) != 1 || p.procs[0].ID != "c1" {
+			t.Errorf("clock back %v: list %v, want [c1]", clockBack, p.procs)
+		}
+	}
+	// A node of an earlier version sends lists without their life.
+	p := &peer{info: api.NodeInfo{ID: "b", StartedAt: old, ProcsVersion: 3}}
+	p.takeList(api.NodeProcesses{Node: "b", Version: 3})
+	if p.listBehind(p.info) {
+		t.Error("a list without its life, of the heartbeat's version, is asked for again")
 	}
 }
