@@ -397,10 +397,18 @@ func (m *Manager) followDesired(kv jetstream.KeyValue) {
 			continue
 		}
 		var current []serviceRecord // the current values, until all are in
-		synced := false
+		synced, remade := false, false
 		m.drainAll(w, func(e jetstream.KeyValueEntry) {
+			if remade {
+				return
+			}
 			if !synced && e != nil {
 				current = append(current, serviceRecordOf(e))
+				return
+			}
+			if e == nil && !at.sameBucket(bucketNow(m.ctx, kv)) {
+				remade = true // the values may be of either bucket: watch again
+				bus.StopWatch(w)
 				return
 			}
 			var changed bool

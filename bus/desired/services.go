@@ -3,6 +3,7 @@ package desired
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -94,16 +95,19 @@ func (v *serviceView) apply(r serviceRecord) bool {
 // view. It reports whether the view changed.
 func (v *serviceView) applySnapshot(records []serviceRecord, at bucketState) bool {
 	asOf := at.rev
-	if !at.created.IsZero() && !at.created.Equal(v.bucket) {
-		if !v.bucket.IsZero() { // another bucket: its revisions count from 1 again
+	changed := v.specs == nil // the first read
+	switch {
+	case at.created.IsZero() || at.created.Equal(v.bucket):
+	case at.created.Before(v.bucket):
+		return false // a read of the bucket before it was made again, merged late
+	default:
+		if !v.bucket.IsZero() { // a bucket made again: its revisions count from 1 again
 			v.revs, v.floor = nil, 0
-			if v.specs != nil {
-				clear(v.specs)
-			}
+			changed = changed || len(v.specs) > 0
+			clear(v.specs)
 		}
 		v.bucket = at.created
 	}
-	changed := v.specs == nil // the first read
 	if v.specs == nil {
 		v.specs = map[string]api.ServiceSpec{}
 	}
@@ -144,6 +148,9 @@ func readServices(ctx context.Context, kv jetstream.KeyValue) (records []service
 				return nil, at, fmt.Errorf("cannot read the services: %w", ctx.Err())
 			}
 			if e == nil {
+				if !at.sameBucket(bucketNow(ctx, kv)) {
+					return nil, at, fmt.Errorf("cannot read the services: %w", errBucketMadeAgain)
+				}
 				return records, at, nil
 			}
 			records = append(records, serviceRecordOf(e))
@@ -152,6 +159,16 @@ func readServices(ctx context.Context, kv jetstream.KeyValue) (records []service
 		}
 	}
 }
+
+// sameBucket reports whether the bucket, as it is after a read that
+// began at st, is the one the read began on: one made again meanwhile may
+// or may not be the one read, and the read is not to be used.
+func (st bucketState) sameBucket(after bucketState) bool {
+	return after.created.IsZero() || after.created.Equal(st.created)
+}
+
+// errBucketMadeAgain: the bucket was deleted and made again during a read.
+var errBucketMadeAgain = errors.New("the bucket was made again during the read")
 
 // bucketNow is the bucket's last revision (its stream's last sequence)
 // and when it was created; zero when they cannot be read.

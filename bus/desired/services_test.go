@@ -204,6 +204,9 @@ func TestServiceViewNeverGoesBack(t *testing.T) {
 		{"a bucket deleted and made again, its revisions from 1 again",
 			[]step{read(50, put("web", 1, 45)), watched(del("old", 48)), readAgain(1, put("api", 2, 1)), watched(put("api", 3, 2))},
 			map[string]int{"api": 3}},
+		{"a read of the bucket before it was made again, merged late",
+			[]step{readAgain(2, put("api", 2, 1)), read(50, put("web", 1, 45))},
+			map[string]int{"api": 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var v serviceView
@@ -221,5 +224,16 @@ func TestServiceViewNeverGoesBack(t *testing.T) {
 				t.Errorf("the view holds %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// The view made empty by a bucket made again empty is a change: the
+// reconciler is poked to stop what no longer is wanted.
+func TestABucketMadeAgainEmptyIsAChange(t *testing.T) {
+	var v serviceView
+	v.applySnapshot([]serviceRecord{{name: "web", rev: 5, spec: api.ServiceSpec{Name: "web", Instances: 1}}},
+		bucketState{rev: 10, created: time.Unix(1000, 0)})
+	if changed := v.applySnapshot(nil, bucketState{rev: 0, created: time.Unix(2000, 0)}); !changed || len(v.specs) != 0 {
+		t.Errorf("an empty bucket made again: changed %v, view %v; want true, empty", changed, v.specs)
 	}
 }
