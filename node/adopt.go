@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -40,16 +41,20 @@ type RecoverResult struct {
 // processes found dead are called once Recover has let go of the lock
 // spawns take, in the order it found them, before it returns: they may
 // spawn. The auto-restart of such a process waits for that lock too, so
-// its replacement may start (and OnRestart run) before its OnCrash. Call it once, after the definitions are in place and before
-// serving.
+// its replacement may start (and OnRestart run) before its OnCrash. Call
+// it once, after the definitions are in place and before serving.
 func (s *Supervisor) Recover() RecoverResult {
 	var res RecoverResult
 	if s.store == nil {
 		return res
 	}
 	recs, errs := s.store.load()
-	res.Corrupt = len(errs)
 	for _, err := range errs {
+		if errors.As(err, new(emptyRecord)) {
+			s.log.Warn("empty process record", "err", err)
+			continue
+		}
+		res.Corrupt++
 		s.log.Error("cannot read process record", "err", err)
 	}
 	// Restarts (the records' pending ones, lost processes' with no delay)

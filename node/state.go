@@ -323,6 +323,14 @@ func (st *store) remove(id string) error {
 	return nil
 }
 
+// emptyRecord is an empty record file load removed: not corrupt, but
+// worth a word in the log.
+type emptyRecord struct{ path string }
+
+func (e emptyRecord) Error() string {
+	return fmt.Sprintf("removed the empty record %s: a spawn the last node did not finish, or a record lost in a host crash", e.path)
+}
+
 // load reads every record. Torn or unreadable ones are returned as errors
 // (one per file) and moved aside, never fatal.
 func (st *store) load() ([]record, []error) {
@@ -347,9 +355,11 @@ func (st *store) load() ([]record, []error) {
 		path := filepath.Join(st.dir, name)
 		b, err := os.ReadFile(path)
 		if err == nil && len(b) == 0 {
-			// A spawn the last node did not finish (reserve, fill): its child,
-			// if it started, is found by its mark (orphans.go).
+			// A spawn the last node did not finish (reserve, fill), or a
+			// record the host lost in a crash before it was synced: its
+			// child, if it runs, is found by its mark (orphans.go).
 			_ = os.Remove(path)
+			errs = append(errs, emptyRecord{path})
 			continue
 		}
 		var r record
