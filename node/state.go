@@ -332,7 +332,8 @@ func (e emptyRecord) Error() string {
 }
 
 // load reads every record. Torn or unreadable ones are returned as errors
-// (one per file) and moved aside, never fatal.
+// (one per file) and moved aside, never fatal; empty ones are removed and
+// returned as emptyRecord.
 func (st *store) load() ([]record, []error) {
 	entries, err := os.ReadDir(st.dir)
 	if err != nil {

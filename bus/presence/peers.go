@@ -27,10 +27,10 @@ import (
 // a version carries the list when it is short (api.NodeHeartbeat); a
 // watcher that sees a version it has no list of asks the node for it
 // (corral.node.<node>.procs), so it knows every node's processes without
-// JetStream. The registry
-// (CORRAL_NODES), when there is one, adds what happened before this node
-// started (records and lists of nodes it never heard) and keeps the loss
-// for those that start later; it is never waited for.
+// JetStream. The registry (CORRAL_NODES), when there is one, adds what
+// happened before this node started (records and lists of nodes it never
+// heard) and keeps the loss for those that start later; it is never
+// waited for.
 //
 // A node is seen, by the watcher's own clock, when its heartbeat arrives or
 // its record changes; one not seen for MissedHeartbeats of its intervals is
