@@ -224,6 +224,7 @@ func TestHeartbeatCarriesAChangedList(t *testing.T) {
 		Describe: func() (api.NodeInfo, []api.ProcessSummary) {
 			return api.NodeInfo{ID: "b", IntervalMs: 1000, StartedAt: life}, list
 		}})
+	t.Cleanup(b.Stop)
 	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), fetches: make(chan string, 1)}
 	a.peers.peers = map[string]*peer{}
 	next := func() *nats.Msg {
