@@ -144,13 +144,6 @@ func (a *Announcer) snapshot() (api.NodeInfo, []api.ProcessSummary) {
 	return info, procs
 }
 
-// Processes returns the node's unfinished processes and their version,
-// for corral.node.<node>.procs.
-func (a *Announcer) Processes() api.NodeProcesses {
-	info, procs := a.snapshot()
-	return listOf(info, procs)
-}
-
 // listOf is the node's process list as a snapshot took it.
 func listOf(info api.NodeInfo, procs []api.ProcessSummary) api.NodeProcesses {
 	return api.NodeProcesses{Node: info.ID, Processes: procs, Version: info.ProcsVersion, StartedAt: info.StartedAt}
@@ -162,15 +155,15 @@ type encodedProcs struct {
 	data    []byte
 }
 
-// ProcessesJSON is Processes encoded, for corral.node.<node>.procs. When
-// the list changes, every other node asks for it at once (it sees the new
-// version in a heartbeat): the list is described and encoded once per
-// version, for the first to ask.
+// ProcessesJSON is the node's unfinished processes and their version,
+// encoded, for corral.node.<node>.procs. A list its heartbeat does not
+// carry (api.NodeHeartbeat) every other node asks for at once: it is
+// described and encoded once per version, for the first to ask.
 func (a *Announcer) ProcessesJSON() ([]byte, error) {
 	if c := a.procsReply.Load(); c != nil && c.version == a.procsVersion.Load() {
 		return c.data, nil
 	}
-	np := a.Processes()
+	np := listOf(a.snapshot())
 	data, err := json.Marshal(np)
 	if err != nil {
 		return nil, err

@@ -265,7 +265,7 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 	if put && !initial {
 		c.mu.Lock()
 		p := c.peers[id]
-		heard := p != nil && a.hears(p, now)
+		heard := p != nil && p.heardWithin(now)
 		if heard && !isProcs && !markedLost(e.Value()) {
 			p.rev = e.Revision()
 			p.seen, p.live = now, true
@@ -323,9 +323,9 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 	}
 }
 
-// hears reports whether p's heartbeats reach this node: its last one came
-// within one of its intervals, and it is not lost.
-func (a *Announcer) hears(p *peer, now time.Time) bool {
+// heardWithin reports whether p's heartbeats reach this node: its last
+// one came within one of its intervals before now, and it is not lost.
+func (p *peer) heardWithin(now time.Time) bool {
 	return p.info.ID != "" && !p.info.Lost && now.Sub(p.heard) < time.Duration(p.info.IntervalMs)*time.Millisecond
 }
 
