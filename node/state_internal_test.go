@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,27 @@ func TestSaveOverwritesInPlace(t *testing.T) {
 	}
 	if recs, errs := st.load(); len(errs) != 0 || len(recs) != 2 {
 		t.Fatalf("load: %d records, %v", len(recs), errs)
+	}
+}
+
+// An empty record (a reserved record a node did not fill) is removed at
+// load and said, not read as a record nor moved aside as corrupt.
+func TestLoadRemovesEmptyRecords(t *testing.T) {
+	st, err := openStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	f, err := st.reserve("proc_eeeeeeeeeeeeeeee")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	recs, errs := st.load()
+	if len(recs) != 0 || len(errs) != 1 || !errors.As(errs[0], new(emptyRecord)) {
+		t.Errorf("load: %v, %v; want no record and one emptyRecord", recs, errs)
+	}
+	if entries, _ := os.ReadDir(st.dir); len(entries) != 0 {
+		t.Errorf("left in the state directory: %v", entries)
 	}
 }
