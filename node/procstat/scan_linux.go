@@ -234,9 +234,11 @@ func openat(dir int, path []byte) (int, error) {
 	}
 }
 
-// readFull reads a /proc file that fits buf. proc(5) files are produced
-// whole by the first read when the buffer is large enough, but keep reading
-// until EOF anyway.
+// readFull reads a /proc file that fits buf. The stat and statm files of
+// proc(5) are made whole when first read (seq_file's single_open), and a
+// read hands out as much of them as fits: a read shorter than asked has
+// reached the end, so it is not followed by one more to see EOF (a
+// quarter of the system calls of a scan).
 func readFull(fd int, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
@@ -251,6 +253,9 @@ func readFull(fd int, buf []byte) (int, error) {
 			break
 		}
 		n += m
+		if n < len(buf) {
+			break // short: the end
+		}
 	}
 	if n == 0 || n == len(buf) {
 		return 0, errStat // gone (a dead process reads empty) or too long
