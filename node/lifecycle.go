@@ -520,6 +520,7 @@ func (p *process) end(st *state, ev *event, eff *effects) {
 func (p *process) transition(ev event) (st state, eff effects) {
 	p.mu.Lock()
 	p.step(&p.st, &ev, &eff)
+	p.over.Store(p.st.status().Finished())
 	p.apply(&eff)
 	st = p.st
 	p.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +52,12 @@ type process struct {
 	// lin: restarts counts every restart of this lineage (what ps shows);
 	// failures counts consecutive crashes, the auto-restart budget.
 	lin lineage
+
+	// over says whether st's status is finished (stopped or crashed): set
+	// with st by every transition, so that counting the running processes
+	// (capacity, at every spawn) and pruning (at every exit) take no
+	// process's lock.
+	over atomic.Bool
 
 	mu sync.Mutex
 	st state // where it is in its life (lifecycle.go)
@@ -597,11 +604,9 @@ func (p *process) finish(st state, eff effects) {
 	s.prune()
 }
 
-func (p *process) finished() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.st.status().Finished()
-}
+// finished reports whether the process has ended (stopped or crashed),
+// as of its last transition. It takes no lock.
+func (p *process) finished() bool { return p.over.Load() }
 
 func (p *process) snapshot() api.ManagedProcess {
 	p.mu.Lock()

@@ -19,6 +19,9 @@ func (s *Supervisor) prune() {
 	var gone []*process
 	s.mu.Lock()
 	for id, p := range s.procs {
+		if !p.finished() { // most are running: no lock for them
+			continue
+		}
 		p.mu.Lock()
 		if p.st.phase == exited {
 			if now.Sub(p.st.endedAt) > s.cfg.Retention {
