@@ -84,9 +84,9 @@ type Config struct {
 	// node that misses registry.MissedHeartbeats of them is gone.
 	Interval time.Duration
 	// Registry, when set, keeps the node's record and process list in the
-	// node registry, has the node follow the others' records and
-	// heartbeats to announce their loss (process.node_lost), and makes
-	// View answer. Without JetStream the announcer retries with a backoff
+	// node registry, has the node follow the others' heartbeats and
+	// process lists (their records read once) to announce their loss
+	// (process.node_lost), and makes View answer. Without JetStream the announcer retries with a backoff
 	// and meanwhile only heartbeats. nil: no registry.
 	Registry *registry.Config
 	// Describe returns the node as it is now (Host is filled in by the

@@ -1,7 +1,6 @@
 package presence
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,14 +29,19 @@ import (
 // JetStream. The registry (CORRAL_NODES), when there is one, adds what
 // happened before this node started (records and lists of nodes it never
 // heard) and keeps the loss for those that start later; it is never
-// waited for.
+// waited for. The watcher reads the records once, when it starts to follow
+// the registry, and follows the process lists only: every node puts its
+// record every interval, and among 100 nodes, each of them delivered to
+// every other was a third of the cluster's work, for what the heartbeats
+// already say.
 //
-// A node is seen, by the watcher's own clock, when its heartbeat arrives or
-// its record changes; one not seen for MissedHeartbeats of its intervals is
-// quiet. The watcher looks every interval/8, and every maxCheckEvery
-// while a node is near its time or its loss is being announced. A quiet node is declared lost by one node: the alive node
-// with the smallest id, as each node sees them (the views agree within a
-// heartbeat), once the quiet node fails a short probe
+// A node is seen, by the watcher's own clock, when its heartbeat arrives
+// (or, before this node heard it, when its record was written); one not
+// seen for MissedHeartbeats of its intervals is quiet. The watcher looks
+// every interval/8, and every maxCheckEvery while a node is near its time
+// or its loss is being announced. A quiet node is declared lost by one
+// node: the alive node with the smallest id, as each node sees them (the
+// views agree within a heartbeat), once the quiet node fails a short probe
 // (corral.node.<node>.info); should the smallest not know the quiet node
 // (it joined after the node's last heartbeat, or died just after it), the
 // next one does a step later (escalation), and so on. The step is longer
@@ -56,9 +60,11 @@ import (
 // plus 0.47 s for the third in line).
 //
 // The announcer publishes process.node_lost {node}, then marks the node
-// Lost in its registry record (a compare-and-set on the revision it saw,
-// retried while the registry does not answer). Every node marks it lost on
-// process.node_lost. The lost node's next heartbeat clears Lost.
+// Lost in its registry record (markInRegistry: a compare-and-set on the
+// revision it reads, unless that record was written after the node was
+// last heard; retried while the registry does not answer). Every node
+// marks it lost on process.node_lost. The lost node's next heartbeat
+// clears Lost.
 //
 // The watcher also answers corral.registry with what it knows (View).
 
@@ -75,14 +81,12 @@ type peerCache struct {
 // peer is another node as the watcher knows it.
 type peer struct {
 	info api.NodeInfo
-	rev  uint64    // its record's revision; 0 while known only from heartbeats
-	seen time.Time // the watcher's clock: its last heartbeat or record change
+	seen time.Time // the watcher's clock: its last heartbeat, or when its record was written
 	// heard: its last heartbeat, by the watcher's clock.
 	heard time.Time
-	// live: seen alive while this node watched (a heartbeat, a record
-	// written meanwhile), so it counts among the nodes a majority is
-	// judged against. A record that was old when this node started does
-	// not.
+	// live: seen alive while this node watched (a heartbeat), so it
+	// counts among the nodes a majority is judged against. A record that
+	// was old when this node started does not.
 	live         bool
 	procs        []api.ProcessSummary
 	procsVersion uint64    // of procs
@@ -197,8 +201,9 @@ func (a *Announcer) watch() {
 	}
 }
 
-// followRegistry follows the registry (every record and process list)
-// until the announcer stops, starting the watch again after a failure.
+// followRegistry follows the registry (the records once, the process
+// lists from then on) until the announcer stops, starting again after a
+// failure.
 func (a *Announcer) followRegistry(kv jetstream.KeyValue) {
 	for {
 		err := a.followOnce(kv)
@@ -216,26 +221,31 @@ func (a *Announcer) followRegistry(kv jetstream.KeyValue) {
 	}
 }
 
+// followOnce reads the records that are in the registry (keys <node>: a
+// node id is one subject token), then follows the process lists (keys
+// <node>.procs) until that watch fails or the announcer stops. Records
+// are read once: the heartbeats say the rest.
 func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
-	w, err := kv.WatchAll(a.ctx)
+	if err := a.readRecords(kv); err != nil {
+		return err
+	}
+	w, err := kv.Watch(a.ctx, registry.ProcsKey("*"))
 	if err != nil {
 		return err
 	}
 	defer bus.StopWatch(w)
-	initial := true // until the watcher says the current values are in
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			switch {
 			case !ok:
 				return errors.New("registry watch ended")
-			case e == nil:
-				initial = false
+			case e == nil: // the current lists are in
 				a.peers.mu.Lock()
 				a.peers.synced = true
 				a.peers.mu.Unlock()
 			default:
-				a.seeEntry(e, initial)
+				a.seeList(e)
 			}
 		case <-a.ctx.Done():
 			return nil
@@ -243,84 +253,84 @@ func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
 	}
 }
 
-// seeEntry records a change in the registry.
-//
-// Every node puts its record every interval and its process list when it
-// changes, and every node watches them all: among many nodes, decoding
-// them is much of a node's work. The heartbeats of a node this node hears
-// already say what its record says, so for such a node only the record's
-// revision (for markInRegistry) and that it lives are taken, without
-// decoding it, unless it is a record marked Lost. Process lists are always
-// read: the last one a node puts (when it leaves, or just before it dies)
-// may never be fetched from it.
-func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
-	key := e.Key()
-	id, isProcs := strings.CutSuffix(key, ".procs")
-	if id == a.nodeID || strings.ContainsRune(id, '.') { // ours, or not a node's (a lease)
+// readRecords takes every record in the registry (seeRecord).
+func (a *Announcer) readRecords(kv jetstream.KeyValue) error {
+	w, err := kv.Watch(a.ctx, registry.NodeKey("*"), jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer bus.StopWatch(w)
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return errors.New("registry watch ended")
+			case e == nil: // all in
+				return nil
+			}
+			a.seeRecord(e)
+		case <-a.ctx.Done():
+			return a.ctx.Err()
+		}
+	}
+}
+
+// seeRecord takes a node's record read from the registry as the watcher
+// starts to follow it: what the node was when it last wrote it (as of the
+// server's time), unless its heartbeats said more since, or the record
+// says it was lost or lives another life.
+func (a *Announcer) seeRecord(e jetstream.KeyValueEntry) {
+	id := e.Key()
+	if id == a.nodeID || strings.ContainsRune(id, '.') || e.Operation() != jetstream.KeyValuePut {
+		return
+	}
+	var info api.NodeInfo
+	if err := json.Unmarshal(e.Value(), &info); err != nil || info.ID != id {
 		return
 	}
 	c := &a.peers
-	put := e.Operation() == jetstream.KeyValuePut
-	now := time.Now()
-	if put && !initial {
-		c.mu.Lock()
-		p := c.peers[id]
-		heard := p != nil && p.heardWithin(now)
-		if heard && !isProcs && !markedLost(e.Value()) {
-			p.rev = e.Revision()
-			p.seen, p.live = now, true
-			c.mu.Unlock()
-			return
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.get(id)
+	switch {
+	case p.heardWithin(time.Now()) && !info.Lost:
+		return // its heartbeats say more, and later
+	case p.info.ID == "" || info.Lost || !p.info.Lost || p.info.StartedAt != info.StartedAt:
+		p.info = info // unless the node is lost and this is not news of a loss or of a new life
+	}
+	if at := e.Created(); p.seen.Before(at) {
+		p.seen = at
+		if now := time.Now(); p.seen.After(now) {
+			p.seen = now
 		}
-		c.mu.Unlock()
+	}
+}
+
+// seeList takes a process list put in the registry, or forgets the node
+// when its list is deleted: a node deletes its record, then its list,
+// when it leaves with no process (Leave), and nothing else deletes a
+// list. Lists are always read, not only at the start: the last one a
+// node puts (when it leaves processes running, or just before it dies)
+// may never be fetched from it.
+func (a *Announcer) seeList(e jetstream.KeyValueEntry) {
+	id, ok := strings.CutSuffix(e.Key(), ".procs")
+	if !ok || id == a.nodeID || strings.ContainsRune(id, '.') {
+		return
 	}
 	var np api.NodeProcesses
-	var info api.NodeInfo
-	switch {
-	case !put:
-	case isProcs:
-		if json.Unmarshal(e.Value(), &np) != nil {
-			return
-		}
-	default:
-		if err := json.Unmarshal(e.Value(), &info); err != nil || info.ID != id {
-			return
-		}
+	put := e.Operation() == jetstream.KeyValuePut
+	if put && json.Unmarshal(e.Value(), &np) != nil {
+		return
 	}
+	c := &a.peers
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !put {
-		if !isProcs {
-			delete(c.peers, id) // the node left
-		} else if p := c.peers[id]; p != nil {
-			p.procs = nil
-		}
+		delete(c.peers, id) // the node left
 		return
 	}
-	if isProcs {
-		c.get(id).takeList(np)
-		return
-	}
-	p := c.get(id)
-	if p.info.ID == "" || info.Lost || !p.info.Lost || p.info.StartedAt != info.StartedAt {
-		p.info = info // a heartbeat knows better, unless this is news of a loss or a new life
-	}
-	p.rev = e.Revision()
-	if info.Lost {
-		p.markLost = false // someone marked it
-	}
-	switch {
-	case initial:
-		// Written before this node watched: its age is the server's.
-		if at := e.Created(); p.seen.Before(at) {
-			p.seen = at
-			if now := time.Now(); p.seen.After(now) {
-				p.seen = now
-			}
-		}
-	case !info.Lost: // a lost record says nothing of the node's life
-		p.seen, p.live = time.Now(), true
-	}
+	c.get(id).takeList(np)
 }
 
 // heardWithin reports whether p's heartbeats reach this node: its last
@@ -328,13 +338,6 @@ func (a *Announcer) seeEntry(e jetstream.KeyValueEntry, initial bool) {
 func (p *peer) heardWithin(now time.Time) bool {
 	return p.info.ID != "" && !p.info.Lost && now.Sub(p.heard) < time.Duration(p.info.IntervalMs)*time.Millisecond
 }
-
-// lostField is how an encoded NodeInfo marked Lost says so. It cannot
-// appear inside a string of the record (encoding/json escapes the quotes
-// there), so a record without it is not marked Lost.
-var lostField = []byte(`"lost":true`)
-
-func markedLost(record []byte) bool { return bytes.Contains(record, lostField) }
 
 // seeHeartbeat records another node's heartbeat, and takes the process
 // list it carries (api.NodeHeartbeat), or has the list fetched when its
@@ -465,7 +468,6 @@ func (p *peer) listBehind(info api.NodeInfo) bool {
 type suspect struct {
 	id   string
 	info api.NodeInfo
-	rev  uint64
 	seen time.Time
 }
 
@@ -497,7 +499,7 @@ func (a *Announcer) checkPeers() (near bool) {
 			continue
 		case p.info.Lost:
 			if p.markLost {
-				marks = append(marks, suspect{id: id, info: p.info, rev: p.rev})
+				marks = append(marks, suspect{id: id, info: p.info, seen: p.seen})
 			}
 			continue
 		}
@@ -517,7 +519,7 @@ func (a *Announcer) checkPeers() (near bool) {
 		if !p.back.IsZero() && now.Sub(p.back) < a.rejoinGrace() {
 			continue // back from a loss a moment ago: its routes are settling
 		}
-		quiet = append(quiet, suspect{id: id, info: p.info, rev: p.rev, seen: p.seen})
+		quiet = append(quiet, suspect{id: id, info: p.info, seen: p.seen})
 	}
 	isolated := known > 2 && 2*alive <= known
 	if isolated != c.isolated {
@@ -607,7 +609,6 @@ func (a *Announcer) declareLost(s suspect) {
 		return
 	}
 	p.info.Lost, p.markLost = true, true
-	rev := p.rev
 	c.mu.Unlock()
 
 	payload, _ := json.Marshal(api.NodeLost{Node: s.id})
@@ -619,53 +620,68 @@ func (a *Announcer) declareLost(s suspect) {
 		a.log.Error("cannot announce node loss", "lost", s.id, "err", err)
 	}
 	a.log.Warn("node lost: no heartbeat and no answer", "lost", s.id, "lastSeen", s.info.LastSeen)
-	a.markInRegistry(suspect{id: s.id, info: s.info, rev: rev})
+	a.markInRegistry(s)
 }
 
 // markInRegistry writes Lost into a lost node's registry record, so that
-// nodes and clients that read the registry later know it. It is retried
-// every restEvery until it is done, the record moved on (the node came
-// back, or another node wrote it), or there is no record.
+// nodes and clients that read the registry later know it: a
+// compare-and-set on the revision it reads. A record of another life, one
+// marked already, or one written after the node was last heard (by more
+// than one of its intervals: the record and the heartbeat are written
+// apart, and the server's clock is the record's, the watcher's the
+// heartbeat's) is left as it is: the node lived on. It is retried every
+// restEvery until it is done, the record moved on (the node came back, or
+// another node wrote it), or there is no record.
 func (a *Announcer) markInRegistry(s suspect) {
+	if a.registry == nil {
+		a.markDone(s.id) // no registry: nothing to mark
+		return
+	}
 	kv := a.registryKV()
-	done := func() {
-		a.peers.mu.Lock()
-		if p := a.peers.peers[s.id]; p != nil {
-			p.markLost = false
-		}
-		a.peers.mu.Unlock()
-	}
-	if s.rev == 0 {
-		if kv != nil || a.registry == nil {
-			done() // a node known from its heartbeats only: it has no record to mark
-		}
-		return
-	}
 	if kv == nil {
-		return
-	}
-	rec := s.info
-	rec.Lost = true
-	data, err := json.Marshal(rec)
-	if err != nil {
-		done()
-		return
+		return // not set up yet
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, time.Second))
 	defer cancel()
-	rev, err := kv.Update(ctx, registry.NodeKey(s.id), data, s.rev)
+	e, err := kv.Get(ctx, registry.NodeKey(s.id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		a.markDone(s.id) // known from its heartbeats only, or it left
+		return
+	}
+	if err != nil {
+		a.log.Debug("cannot mark the lost node in the registry yet", "lost", s.id, "err", err)
+		return
+	}
+	var rec api.NodeInfo
+	interval := time.Duration(s.info.IntervalMs) * time.Millisecond
+	if json.Unmarshal(e.Value(), &rec) != nil || rec.Lost || !rec.StartedAt.Equal(s.info.StartedAt) ||
+		e.Created().After(s.seen.Add(interval)) {
+		a.markDone(s.id)
+		return
+	}
+	rec = s.info
+	rec.Lost = true
+	data, err := json.Marshal(rec)
+	if err != nil {
+		a.markDone(s.id)
+		return
+	}
+	_, err = kv.Update(ctx, registry.NodeKey(s.id), data, e.Revision())
 	switch {
-	case err == nil:
-		a.peers.mu.Lock()
-		if p := a.peers.peers[s.id]; p != nil && p.rev == s.rev {
-			p.rev, p.markLost = rev, false
-		}
-		a.peers.mu.Unlock()
-	case errors.Is(err, jetstream.ErrKeyExists):
-		done() // the record moved on
+	case err == nil, errors.Is(err, jetstream.ErrKeyExists): // marked, or the record moved on
+		a.markDone(s.id)
 	default:
 		a.log.Debug("cannot mark the lost node in the registry yet", "lost", s.id, "err", err)
 	}
+}
+
+// markDone says the loss of id needs no more writing to the registry.
+func (a *Announcer) markDone(id string) {
+	a.peers.mu.Lock()
+	if p := a.peers.peers[id]; p != nil {
+		p.markLost = false
+	}
+	a.peers.mu.Unlock()
 }
 
 // View is what the watcher knows of every node, this one included (with

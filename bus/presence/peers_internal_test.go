@@ -12,6 +12,7 @@ import (
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/registry"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -84,88 +85,72 @@ func (e entry) Created() time.Time              { return time.Now() }
 func (e entry) Delta() uint64                   { return 0 }
 func (e entry) Operation() jetstream.KeyValueOp { return e.op }
 
-// A registry record of a node whose heartbeats arrive is taken without
-// being decoded: its revision and that the node lives; nothing of what
-// the heartbeats said is replaced. A record marked Lost, any record of a
-// node not heard, and every process list are read whole.
-func TestRecordsOfAHeardNodeAreNotDecoded(t *testing.T) {
+// created is an entry written at a given time.
+type created struct {
+	entry
+	at time.Time
+}
+
+func (e created) Created() time.Time { return e.at }
+
+// A record read as the watcher starts says what a node was when it wrote
+// it, and when (the server's time), unless the node's heartbeats come: they
+// say more. A record marked Lost is taken all the same. A process list is
+// always taken, and the deletion of a node's list is the node leaving.
+func TestRecordsAndListsOfTheRegistry(t *testing.T) {
 	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler)}
 	a.peers.peers = map[string]*peer{}
 	started := time.Now().Add(-time.Hour)
-	beat := func(procsVersion uint64) {
-		data, _ := json.Marshal(api.NodeInfo{ID: "b", StartedAt: started, IntervalMs: 1000, Running: 1, ProcsVersion: procsVersion})
+	beat := func() {
+		data, _ := json.Marshal(api.NodeInfo{ID: "b", StartedAt: started, IntervalMs: 1000, Running: 1})
 		a.seeHeartbeat(&nats.Msg{Data: data})
 	}
-	record := func(info api.NodeInfo, rev uint64) entry {
+	record := func(info api.NodeInfo, at time.Time) created {
 		info.ID, info.StartedAt, info.IntervalMs = "b", started, 1000
 		data, _ := json.Marshal(info)
-		return entry{key: registry.NodeKey("b"), value: data, rev: rev, op: jetstream.KeyValuePut}
+		return created{entry{key: registry.NodeKey("b"), value: data, rev: 1, op: jetstream.KeyValuePut}, at}
 	}
-	procs := func(names ...string) entry {
+	list := func(op jetstream.KeyValueOp, names ...string) entry {
 		var np api.NodeProcesses
 		np.Node = "b"
 		for _, n := range names {
 			np.Processes = append(np.Processes, api.ProcessSummary{Name: n})
 		}
 		data, _ := json.Marshal(np)
-		return entry{key: registry.ProcsKey("b"), value: data, rev: 1, op: jetstream.KeyValuePut}
+		return entry{key: registry.ProcsKey("b"), value: data, rev: 1, op: op}
 	}
-	peer := func() peer {
+	peer := func() *peer {
 		a.peers.mu.Lock()
 		defer a.peers.mu.Unlock()
-		return *a.peers.peers["b"]
-	}
-
-	// Not heard yet: read whole.
-	a.seeEntry(record(api.NodeInfo{Running: 7}, 3), false)
-	a.seeEntry(procs("x"), false)
-	if p := peer(); p.info.Running != 7 || p.rev != 3 || len(p.procs) != 1 {
-		t.Fatalf("entries of a node not heard: running %d rev %d procs %v, want 7, 3, [x]", p.info.Running, p.rev, p.procs)
-	}
-
-	beat(0)
-	a.peers.mu.Lock()
-	a.peers.peers["b"].procsVersion = 9 // fetched
-	a.peers.mu.Unlock()
-	a.seeEntry(record(api.NodeInfo{Running: 5}, 4), false)
-	a.seeEntry(procs("y", "z"), false)
-	if p := peer(); p.info.Running != 1 || p.rev != 4 || !p.live || len(p.procs) != 2 {
-		t.Errorf("entries of a heard node: running %d rev %d live %v procs %v, want 1 (the heartbeat's), 4, true, [y z]",
-			p.info.Running, p.rev, p.live, p.procs)
-	}
-
-	a.peers.mu.Lock()
-	a.peers.peers["b"].markLost = true
-	a.peers.mu.Unlock()
-	a.seeEntry(record(api.NodeInfo{Lost: true}, 5), false)
-	if p := peer(); !p.info.Lost || p.markLost || p.rev != 5 {
-		t.Errorf("a record marked Lost: lost %v markLost %v rev %d, want true, false, 5", p.info.Lost, p.markLost, p.rev)
-	}
-	// Lost now: its records are read whole again.
-	a.seeEntry(record(api.NodeInfo{Running: 3, Lost: true}, 6), false)
-	if p := peer(); p.info.Running != 3 || p.rev != 6 {
-		t.Errorf("a record of a lost node: running %d rev %d, want 3, 6", p.info.Running, p.rev)
-	}
-}
-
-// markedLost finds the mark of a record marked Lost, and only that: a
-// label or a version that spells it out is quoted, so it is not the mark.
-func TestMarkedLost(t *testing.T) {
-	for _, c := range []struct {
-		info api.NodeInfo
-		want bool
-	}{
-		{api.NodeInfo{ID: "b"}, false},
-		{api.NodeInfo{ID: "b", Lost: true}, true},
-		{api.NodeInfo{ID: "b", Labels: map[string]string{"lost": "true", `"lost":true`: `"lost":true`}, Version: `x"lost":true`}, false},
-	} {
-		data, err := json.Marshal(c.info)
-		if err != nil {
-			t.Fatal(err)
+		if p := a.peers.peers["b"]; p != nil {
+			c := *p
+			return &c
 		}
-		if got := markedLost(data); got != c.want {
-			t.Errorf("markedLost(%s) = %v, want %v", data, got, c.want)
-		}
+		return nil
+	}
+
+	// Not heard: the record says what it was, and when.
+	written := time.Now().Add(-5 * time.Second)
+	a.seeRecord(record(api.NodeInfo{Running: 7}, written))
+	a.seeList(list(jetstream.KeyValuePut, "x"))
+	if p := peer(); p.info.Running != 7 || !p.seen.Equal(written) || p.live || len(p.procs) != 1 {
+		t.Fatalf("a node not heard: running %d, seen %v, live %v, procs %v; want 7, %v, false, [x]", p.info.Running, p.seen, p.live, p.procs, written)
+	}
+
+	beat()
+	a.seeRecord(record(api.NodeInfo{Running: 5}, time.Now()))
+	a.seeList(list(jetstream.KeyValuePut, "y", "z"))
+	if p := peer(); p.info.Running != 1 || !p.live || len(p.procs) != 2 {
+		t.Errorf("a heard node: running %d, live %v, procs %v; want 1 (the heartbeat's), true, [y z]", p.info.Running, p.live, p.procs)
+	}
+	a.seeRecord(record(api.NodeInfo{Lost: true}, time.Now()))
+	if p := peer(); !p.info.Lost {
+		t.Error("a record marked Lost was not taken")
+	}
+
+	a.seeList(list(jetstream.KeyValueDelete))
+	if p := peer(); p != nil {
+		t.Errorf("the node's list deleted (it left): still known as %+v", p.info)
 	}
 }
 
@@ -352,4 +337,131 @@ func TestProcessListsOfLives(t *testing.T) {
 	if p.listBehind(p.info) {
 		t.Error("a list without its life, of the heartbeat's version, is asked for again")
 	}
+}
+
+// The node that declares a loss marks the record in the registry Lost: a
+// record the node wrote before it was last heard (within one of its
+// intervals), of the same life. A record written later (the node lived
+// on, unheard), of another life, or none at all is left as it is, and
+// the mark is not tried again.
+func TestMarkInRegistry(t *testing.T) {
+	_, kv := registryServer(t)
+	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{}, sharedKV: kv,
+		ctx: t.Context()}
+	a.peers.peers = map[string]*peer{}
+	life := time.Now().Add(-time.Hour)
+	put := func(id string, startedAt time.Time) {
+		data, _ := json.Marshal(api.NodeInfo{ID: id, StartedAt: startedAt, IntervalMs: 1000})
+		if _, err := kv.Put(t.Context(), registry.NodeKey(id), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := func(id string) bool {
+		e, err := kv.Get(t.Context(), registry.NodeKey(id))
+		if err != nil {
+			return false
+		}
+		var info api.NodeInfo
+		return json.Unmarshal(e.Value(), &info) == nil && info.Lost
+	}
+	for _, c := range []struct {
+		name      string
+		startedAt time.Time     // of the record; zero: no record
+		seen      time.Duration // how long before the record was written the node was last heard
+		want      bool
+	}{
+		{"written before it was last heard", life, -time.Second, true},
+		{"written within an interval after", life, 500 * time.Millisecond, true},
+		{"written well after: it lived on", life, 3 * time.Second, false},
+		{"of another life", life.Add(time.Minute), -time.Second, false},
+		{"no record", time.Time{}, 0, false},
+	} {
+		id := fmt.Sprintf("n%d", len(a.peers.peers))
+		if !c.startedAt.IsZero() {
+			put(id, c.startedAt)
+		}
+		p := a.peers.get(id)
+		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000, Lost: true}
+		p.markLost = true
+		a.markInRegistry(suspect{id: id, info: p.info, seen: time.Now().Add(-c.seen)})
+		if got := lost(id); got != c.want {
+			t.Errorf("%s: marked %v, want %v", c.name, got, c.want)
+		}
+		if p.markLost {
+			t.Errorf("%s: the mark is to be tried again", c.name)
+		}
+	}
+}
+
+// A node reads the records in the registry when it starts to follow it,
+// and from then on follows the process lists, not the records: a record
+// written later says nothing the heartbeats do not, and among many nodes,
+// delivering each to every node costs much.
+func TestRecordsAreReadOnceListsFollowed(t *testing.T) {
+	nc, kv := registryServer(t)
+	put := func(key string, v any) {
+		data, _ := json.Marshal(v)
+		if _, err := kv.Put(t.Context(), key, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	life := time.Now().Add(-time.Hour)
+	put(registry.NodeKey("b"), api.NodeInfo{ID: "b", StartedAt: life, IntervalMs: 1000})
+	put(registry.ProcsKey("b"), api.NodeProcesses{Node: "b", StartedAt: life, Processes: []api.ProcessSummary{{ID: "p1", Name: "x", Node: "b"}}})
+
+	a := New(nc, Config{NodeID: "a", Interval: time.Second, Registry: &registry.Config{}, Logger: slog.New(slog.DiscardHandler),
+		Describe: func() (api.NodeInfo, []api.ProcessSummary) {
+			return api.NodeInfo{ID: "a", IntervalMs: 1000, StartedAt: time.Now()}, nil
+		}})
+	a.Start()
+	t.Cleanup(a.Stop)
+	view := func() map[string]api.RegistryEntry {
+		v, ok := a.View(api.RegistryRequest{Processes: api.ProcessesAll})
+		if !ok {
+			return nil
+		}
+		out := map[string]api.RegistryEntry{}
+		for _, e := range v.Nodes {
+			out[e.Info.ID] = e
+		}
+		return out
+	}
+	await.Until(t, 10*time.Second, "b's record and list in a's view", func() bool {
+		b, ok := view()["b"]
+		return ok && len(b.Processes) == 1
+	})
+
+	put(registry.NodeKey("c"), api.NodeInfo{ID: "c", StartedAt: life, IntervalMs: 1000})
+	put(registry.ProcsKey("b"), api.NodeProcesses{Node: "b", StartedAt: life, Version: 1,
+		Processes: []api.ProcessSummary{{ID: "p1", Name: "x", Node: "b"}, {ID: "p2", Name: "x", Node: "b"}}})
+	await.Until(t, 10*time.Second, "b's new list in a's view", func() bool {
+		return len(view()["b"].Processes) == 2
+	})
+	if _, ok := view()["c"]; ok {
+		t.Error("a record written after a followed the registry is in its view: records are read once")
+	}
+}
+
+// registryServer starts a server with JetStream and the node registry,
+// and returns a connection to it and the registry's bucket.
+func registryServer(t *testing.T) (*nats.Conn, jetstream.KeyValue) {
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", JetStream: true, StoreDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := registry.Ensure(t.Context(), js, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, kv
 }

@@ -16,9 +16,11 @@ import (
 // puts its NodeInfo at the key <node> each heartbeat interval, and its
 // unfinished processes (NodeProcesses) at <node>.procs when they change.
 // A record the node stopped refreshing tells a client at once that the
-// node is gone and what ran there, and lets the surviving nodes agree,
-// with a compare-and-set on the record, on which of them announces the
-// loss (process.node_lost). Without JetStream there is no registry:
+// node is gone and what ran there; the surviving node that announces the
+// loss (process.node_lost) marks the record Lost, with a compare-and-set.
+// Nodes read the records once, when they start to follow the registry,
+// and then follow the heartbeats and the process lists (package
+// bus/presence). Without JetStream there is no registry:
 // discovery is live only (the nodes that answer now), and gone nodes are
 // not shown.
 
