@@ -195,7 +195,7 @@ func BenchmarkRelay(b *testing.B) {
 				p.Send(fmt.Sprintf("flood %d progress %d", n, window))
 			}
 			for _, p := range peers {
-				if answer := p.ReadLine(); answer != "done" {
+				if answer := p.ReadLineWithin(2 * time.Minute); answer != "done" {
 					b.Fatalf("emitter: %s", answer)
 				}
 			}

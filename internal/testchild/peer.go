@@ -95,7 +95,14 @@ func (p *Peer) Send(line string) {
 // ReadLine returns the next line from the node, failing after 10 s.
 func (p *Peer) ReadLine() string {
 	p.t.Helper()
-	_ = p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return p.ReadLineWithin(10 * time.Second)
+}
+
+// ReadLineWithin is ReadLine waiting up to d: for a command that takes
+// long (a benchmark's flood of a million events).
+func (p *Peer) ReadLineWithin(d time.Duration) string {
+	p.t.Helper()
+	_ = p.nc.SetReadDeadline(time.Now().Add(d))
 	line, err := p.r.ReadString('\n')
 	if err != nil {
 		p.t.Fatalf("no line from proxy child: %v", err)
