@@ -18,9 +18,9 @@
 //     once when its holder is declared lost (process.node_lost). Every
 //     change is a compare-and-set on the revision, so at most one node
 //     holds it; a holder acts only while its last renewal is younger than
-//     half the lease. The lease lives in the registry because the loss of
-//     a node is decided by a compare-and-set in the same bucket: once a
-//     loss is announced, the lease can be taken over at once;
+//     half the lease. The lease lives in the registry, beside the records
+//     that the node announcing a loss marks Lost: once a loss is
+//     announced, the lease can be taken over at once;
 //   - the holder reconciles (reconcile.go): it places missing instances on
 //     matching nodes with the fewest processes, stops those beyond a
 //     service's count or of deleted services, and of an instance that runs

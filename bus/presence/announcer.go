@@ -463,8 +463,12 @@ func (a *Announcer) Leave(ctx context.Context) error {
 	}
 	info, procs := a.snapshot()
 	if len(procs) == 0 {
-		err := a.kv.Delete(ctx, registry.NodeKey(info.ID))
-		return errors.Join(err, a.kv.Delete(ctx, registry.ProcsKey(info.ID)))
+		// The list first: the other nodes take its deletion as the node
+		// leaving (they do not follow the records).
+		if err := a.kv.Delete(ctx, registry.ProcsKey(info.ID)); err != nil {
+			return err
+		}
+		return a.kv.Delete(ctx, registry.NodeKey(info.ID))
 	}
 	record, err := json.Marshal(info)
 	if err != nil {

@@ -299,16 +299,16 @@ func (a *Announcer) seeRecord(e jetstream.KeyValueEntry) {
 	case p.info.ID == "" || info.Lost || !p.info.Lost || p.info.StartedAt != info.StartedAt:
 		p.info = info // unless the node is lost and this is not news of a loss or of a new life
 	}
-	if at := e.Created(); p.seen.Before(at) {
+	if p.info.Lost {
+		return // a lost node's record says nothing of its life
+	}
+	if at := notLater(e.Created()); p.seen.Before(at) {
 		p.seen = at
-		if now := time.Now(); p.seen.After(now) {
-			p.seen = now
-		}
 	}
 }
 
 // seeList takes a process list put in the registry, or forgets the node
-// when its list is deleted: a node deletes its record, then its list,
+// when its list is deleted: a node deletes its list, then its record,
 // when it leaves with no process (Leave), and nothing else deletes a
 // list. Lists are always read, not only at the start: the last one a
 // node puts (when it leaves processes running, or just before it dies)
@@ -587,12 +587,20 @@ func (a *Announcer) rejoinGrace() time.Duration { return max(20*a.interval, 10*t
 func (a *Announcer) warmUp() time.Duration { return a.interval * 3 / 2 }
 
 // declareLost announces the loss of a quiet node, unless it answers a
-// probe or came back meanwhile.
+// probe, came back meanwhile, or its registry record, read alongside the
+// probe, says another node announced the loss already (this one missed
+// process.node_lost: it was cut off, or reconnecting) or that the node
+// lived on since it was last heard (its heartbeats do not reach this node,
+// its records do). A record that cannot be read in the probe's time is
+// no reason to wait.
 func (a *Announcer) declareLost(s suspect) {
 	// A node whose heartbeats are late may still answer: then it is
 	// alive (a slow or paused node), and seen now.
 	actx, cancel := context.WithTimeout(a.ctx, a.probeTimeout())
+	records := make(chan nodeRecord, 1)
+	go func() { records <- a.readRecord(actx, s.id) }() // waited for below
 	_, err := a.nc.RequestWithContext(actx, bus.NodeSubject(s.id, bus.VerbInfo), nil)
+	rec := <-records
 	cancel()
 	c := &a.peers
 	c.mu.Lock()
@@ -605,6 +613,18 @@ func (a *Announcer) declareLost(s suspect) {
 		if err == nil {
 			p.seen = time.Now()
 		}
+		c.mu.Unlock()
+		return
+	case rec.err == nil && rec.info.StartedAt.Equal(s.info.StartedAt) && rec.info.Lost:
+		p.info.Lost, p.markLost = true, false
+		c.mu.Unlock()
+		a.log.Info("node lost, as another node announced", "lost", s.id)
+		return
+	case rec.err == nil && rec.info.StartedAt.Equal(s.info.StartedAt) && rec.livedOn(s, a.interval*3/2):
+		if at := notLater(rec.created); p.seen.Before(at) {
+			p.seen = at
+		}
+		p.info.LastSeen, p.live = rec.info.LastSeen, true
 		c.mu.Unlock()
 		return
 	}
@@ -623,50 +643,94 @@ func (a *Announcer) declareLost(s suspect) {
 	a.markInRegistry(s)
 }
 
-// markInRegistry writes Lost into a lost node's registry record, so that
-// nodes and clients that read the registry later know it: a
-// compare-and-set on the revision it reads. A record of another life, one
-// marked already, or one written after the node was last heard (by more
-// than one of its intervals: the record and the heartbeat are written
-// apart, and the server's clock is the record's, the watcher's the
-// heartbeat's) is left as it is: the node lived on. It is retried every
-// restEvery until it is done, the record moved on (the node came back, or
-// another node wrote it), or there is no record.
-func (a *Announcer) markInRegistry(s suspect) {
+// notLater is t, or now if t is later (the server's clock is ahead).
+func notLater(t time.Time) time.Time {
+	if now := time.Now(); t.After(now) {
+		return now
+	}
+	return t
+}
+
+// nodeRecord is a node's record as read from the registry.
+type nodeRecord struct {
+	info     api.NodeInfo
+	revision uint64
+	created  time.Time // by the server's clock
+	err      error     // errNoRecord: none; errNoRegistry: none to read
+}
+
+var (
+	errNoRecord   = errors.New("no record")
+	errNoRegistry = errors.New("no registry")
+)
+
+// readRecord reads node id's record.
+func (a *Announcer) readRecord(ctx context.Context, id string) nodeRecord {
 	if a.registry == nil {
-		a.markDone(s.id) // no registry: nothing to mark
-		return
+		return nodeRecord{err: errNoRegistry}
 	}
 	kv := a.registryKV()
 	if kv == nil {
-		return // not set up yet
+		return nodeRecord{err: errors.New("the registry is not set up yet")}
 	}
+	e, err := kv.Get(ctx, registry.NodeKey(id))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		return nodeRecord{err: errNoRecord}
+	case err != nil:
+		return nodeRecord{err: err}
+	}
+	r := nodeRecord{revision: e.Revision(), created: e.Created()}
+	if err := json.Unmarshal(e.Value(), &r.info); err != nil || r.info.ID != id {
+		return nodeRecord{err: fmt.Errorf("record of %s: not a record of it", id)}
+	}
+	return r
+}
+
+// livedOn reports whether the node wrote the record more than slack after
+// the heartbeat of its that was last heard (s): by the node's own clock,
+// which stamps both (LastSeen), else (a node of an earlier version) by
+// the server's clock against the watcher's. Records and heartbeats are
+// written apart, each every interval.
+func (r nodeRecord) livedOn(s suspect, slack time.Duration) bool {
+	if !r.info.LastSeen.IsZero() && !s.info.LastSeen.IsZero() {
+		return r.info.LastSeen.After(s.info.LastSeen.Add(slack))
+	}
+	return r.created.After(s.seen.Add(slack))
+}
+
+// markInRegistry writes Lost into a lost node's registry record, so that
+// nodes and clients that read the registry later know it: a
+// compare-and-set on the revision it reads. A record of another life, one
+// marked already, or one the node wrote more than two intervals after it
+// was last heard (livedOn; wider than declareLost's bound, so that a node
+// declared lost is marked: a wrong mark is undone by the node's next
+// record, a missed one is not) is left as it is. It is retried every
+// restEvery until it is done, the record moved on (the node came back, or
+// another node wrote it), or there is no record.
+func (a *Announcer) markInRegistry(s suspect) {
 	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, time.Second))
 	defer cancel()
-	e, err := kv.Get(ctx, registry.NodeKey(s.id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		a.markDone(s.id) // known from its heartbeats only, or it left
+	r := a.readRecord(ctx, s.id)
+	switch {
+	case errors.Is(r.err, errNoRecord) || errors.Is(r.err, errNoRegistry):
+		a.markDone(s.id) // known from its heartbeats only, it left, or there is no registry
 		return
-	}
-	if err != nil {
-		a.log.Debug("cannot mark the lost node in the registry yet", "lost", s.id, "err", err)
+	case r.err != nil:
+		a.log.Debug("cannot mark the lost node in the registry yet", "lost", s.id, "err", r.err)
 		return
-	}
-	var rec api.NodeInfo
-	interval := time.Duration(s.info.IntervalMs) * time.Millisecond
-	if json.Unmarshal(e.Value(), &rec) != nil || rec.Lost || !rec.StartedAt.Equal(s.info.StartedAt) ||
-		e.Created().After(s.seen.Add(interval)) {
+	case r.info.Lost || !r.info.StartedAt.Equal(s.info.StartedAt) || r.livedOn(s, 2*time.Duration(s.info.IntervalMs)*time.Millisecond):
 		a.markDone(s.id)
 		return
 	}
-	rec = s.info
+	rec := s.info
 	rec.Lost = true
 	data, err := json.Marshal(rec)
 	if err != nil {
 		a.markDone(s.id)
 		return
 	}
-	_, err = kv.Update(ctx, registry.NodeKey(s.id), data, e.Revision())
+	_, err = a.registryKV().Update(ctx, registry.NodeKey(s.id), data, r.revision)
 	switch {
 	case err == nil, errors.Is(err, jetstream.ErrKeyExists): // marked, or the record moved on
 		a.markDone(s.id)

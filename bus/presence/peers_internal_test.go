@@ -147,6 +147,13 @@ func TestRecordsAndListsOfTheRegistry(t *testing.T) {
 	if p := peer(); !p.info.Lost {
 		t.Error("a record marked Lost was not taken")
 	}
+	// Read again (the watch started over): a record says nothing of a lost
+	// node's life.
+	before := peer().seen
+	a.seeRecord(record(api.NodeInfo{Running: 2}, time.Now().Add(time.Second)))
+	if p := peer(); !p.info.Lost || !p.seen.Equal(before) {
+		t.Errorf("a lost node's record read again: lost %v, seen moved %v", p.info.Lost, p.seen.Sub(before))
+	}
 
 	a.seeList(list(jetstream.KeyValueDelete))
 	if p := peer(); p != nil {
@@ -464,4 +471,67 @@ func registryServer(t *testing.T) (*nats.Conn, jetstream.KeyValue) {
 		t.Fatal(err)
 	}
 	return nc, kv
+}
+
+// Before it announces a loss, a node reads the record alongside its probe:
+// a record another node marked Lost means the loss was announced (this
+// node missed the message), and a record the node wrote well after its
+// last heartbeat heard means it lives on, unheard. Otherwise the loss is
+// announced, and the record marked.
+func TestDeclareLostReadsTheRecord(t *testing.T) {
+	nc, kv := registryServer(t)
+	var announced []string
+	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{}, sharedKV: kv,
+		ctx: t.Context(), nc: nc, announce: func(m *nats.Msg) error {
+			var nl api.NodeLost
+			_ = json.Unmarshal(m.Data, &nl)
+			announced = append(announced, nl.Node)
+			return nil
+		}}
+	a.peers.peers = map[string]*peer{}
+	life := time.Now().Add(-time.Hour)
+	lastBeat := time.Now().Add(-4 * time.Second)
+	marked := func(id string) bool {
+		e, err := kv.Get(t.Context(), registry.NodeKey(id))
+		var info api.NodeInfo
+		return err == nil && json.Unmarshal(e.Value(), &info) == nil && info.Lost
+	}
+	for _, c := range []struct {
+		name     string
+		record   *api.NodeInfo // nil: none
+		announce bool
+		lost     bool
+	}{
+		{"marked Lost by another node", &api.NodeInfo{LastSeen: lastBeat, Lost: true}, false, true},
+		{"written 3 s after its last heartbeat heard", &api.NodeInfo{LastSeen: lastBeat.Add(3 * time.Second)}, false, false},
+		{"written with its last heartbeat", &api.NodeInfo{LastSeen: lastBeat.Add(500 * time.Millisecond)}, true, true},
+		{"no record", nil, true, true},
+	} {
+		id := fmt.Sprintf("d%d", len(a.peers.peers))
+		if c.record != nil {
+			rec := *c.record
+			rec.ID, rec.StartedAt, rec.IntervalMs = id, life, 1000
+			data, _ := json.Marshal(rec)
+			if _, err := kv.Put(t.Context(), registry.NodeKey(id), data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := a.peers.get(id)
+		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000, LastSeen: lastBeat}
+		p.seen, p.live = lastBeat, true
+		announced = nil
+		a.declareLost(suspect{id: id, info: p.info, seen: p.seen})
+		if got := len(announced) == 1 && announced[0] == id; got != c.announce || len(announced) > 1 {
+			t.Errorf("%s: announced %v, want the loss of %s announced: %v", c.name, announced, id, c.announce)
+		}
+		if p.info.Lost != c.lost || p.markLost {
+			t.Errorf("%s: lost %v (mark to write %v), want %v (nothing to write)", c.name, p.info.Lost, p.markLost, c.lost)
+		}
+		if c.announce && c.record != nil && !marked(id) {
+			t.Errorf("%s: the record is not marked Lost", c.name)
+		}
+		if !c.lost && !p.seen.After(lastBeat) {
+			t.Errorf("%s: seen %v, not after its record", c.name, p.seen)
+		}
+	}
 }

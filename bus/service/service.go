@@ -76,8 +76,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Registry, when set, keeps the node's record and process list in the
 	// node registry (the JetStream KV bucket CORRAL_NODES), has the node
-	// follow the others' records and heartbeats to announce their loss
-	// (process.node_lost), and answer corral.registry with what it knows
+	// follow the others' heartbeats and process lists (their records read
+	// once) to announce their loss (process.node_lost), and answer corral.registry with what it knows
 	// of them. Without JetStream the node retries with a backoff and
 	// meanwhile only heartbeats. nil: no registry.
 	Registry *registry.Config
