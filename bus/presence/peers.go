@@ -596,6 +596,7 @@ func (a *Announcer) warmUp() time.Duration { return a.interval * 3 / 2 }
 func (a *Announcer) declareLost(s suspect) {
 	// A node whose heartbeats are late may still answer: then it is
 	// alive (a slow or paused node), and seen now.
+	slack := time.Duration(s.info.IntervalMs) * time.Millisecond * 3 / 2 // the lost node's interval
 	actx, cancel := context.WithTimeout(a.ctx, a.probeTimeout())
 	records := make(chan nodeRecord, 1)
 	go func() { records <- a.readRecord(actx, s.id) }() // waited for below
@@ -615,16 +616,19 @@ func (a *Announcer) declareLost(s suspect) {
 		}
 		c.mu.Unlock()
 		return
-	case rec.err == nil && rec.info.StartedAt.Equal(s.info.StartedAt) && rec.info.Lost:
+	case rec.err == nil && rec.info.StartedAt.Equal(s.info.StartedAt) && rec.info.Lost && !rec.livedOnAfter(s, slack):
+		// Marked by the node that announced this silence (it wrote the
+		// last heartbeat it heard), not by one that announced an earlier
+		// loss of this life.
 		p.info.Lost, p.markLost = true, false
 		c.mu.Unlock()
 		a.log.Info("node lost, as another node announced", "lost", s.id)
 		return
-	case rec.err == nil && rec.info.StartedAt.Equal(s.info.StartedAt) && rec.livedOn(s, a.interval*3/2):
-		if at := notLater(rec.created); p.seen.Before(at) {
+	case rec.err == nil && rec.info.StartedAt.Equal(s.info.StartedAt) && !rec.info.Lost && rec.livedOn(s, slack):
+		if at := notLater(rec.seenAt(s)); p.seen.Before(at) {
 			p.seen = at
 		}
-		p.info.LastSeen, p.live = rec.info.LastSeen, true
+		p.info.LastSeen, p.live = rec.info.LastSeen, true // the next check goes from this record
 		c.mu.Unlock()
 		return
 	}
@@ -697,6 +701,24 @@ func (r nodeRecord) livedOn(s suspect, slack time.Duration) bool {
 		return r.info.LastSeen.After(s.info.LastSeen.Add(slack))
 	}
 	return r.created.After(s.seen.Add(slack))
+}
+
+// livedOnAfter reports whether the node's heartbeat last heard (s) is
+// more than slack later than the one r says (a record marked Lost holds
+// the heartbeat its marker heard last): the mark is of an earlier silence.
+func (r nodeRecord) livedOnAfter(s suspect, slack time.Duration) bool {
+	return !r.info.LastSeen.IsZero() && !s.info.LastSeen.IsZero() && s.info.LastSeen.After(r.info.LastSeen.Add(slack))
+}
+
+// seenAt is when, by the watcher's clock, the record shows the node alive:
+// its last heartbeat heard moved on by what the node's clock counted
+// between that heartbeat and the record, else (without LastSeen) when the
+// server stored the record.
+func (r nodeRecord) seenAt(s suspect) time.Time {
+	if !r.info.LastSeen.IsZero() && !s.info.LastSeen.IsZero() {
+		return s.seen.Add(r.info.LastSeen.Sub(s.info.LastSeen))
+	}
+	return r.created
 }
 
 // markInRegistry writes Lost into a lost node's registry record, so that

@@ -481,7 +481,9 @@ func registryServer(t *testing.T) (*nats.Conn, jetstream.KeyValue) {
 func TestDeclareLostReadsTheRecord(t *testing.T) {
 	nc, kv := registryServer(t)
 	var announced []string
-	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{}, sharedKV: kv,
+	// The watcher beats every 2 s, the lost nodes every 1 s: the slack is
+	// the lost node's.
+	a := &Announcer{interval: 2 * time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{}, sharedKV: kv,
 		ctx: t.Context(), nc: nc, announce: func(m *nats.Msg) error {
 			var nl api.NodeLost
 			_ = json.Unmarshal(m.Data, &nl)
@@ -503,7 +505,8 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 		lost     bool
 	}{
 		{"marked Lost by another node", &api.NodeInfo{LastSeen: lastBeat, Lost: true}, false, true},
-		{"written 3 s after its last heartbeat heard", &api.NodeInfo{LastSeen: lastBeat.Add(3 * time.Second)}, false, false},
+		{"marked Lost for an earlier silence", &api.NodeInfo{LastSeen: lastBeat.Add(-time.Minute), Lost: true}, true, true},
+		{"written 2 s after its last heartbeat heard", &api.NodeInfo{LastSeen: lastBeat.Add(2 * time.Second)}, false, false},
 		{"written with its last heartbeat", &api.NodeInfo{LastSeen: lastBeat.Add(500 * time.Millisecond)}, true, true},
 		{"no record", nil, true, true},
 	} {
@@ -530,8 +533,15 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 		if c.announce && c.record != nil && !marked(id) {
 			t.Errorf("%s: the record is not marked Lost", c.name)
 		}
-		if !c.lost && !p.seen.After(lastBeat) {
-			t.Errorf("%s: seen %v, not after its record", c.name, p.seen)
+		if !c.lost && !p.seen.Equal(lastBeat.Add(2*time.Second)) {
+			t.Errorf("%s: seen %v after its last heartbeat, want 2s (its record, by its clock)", c.name, p.seen.Sub(lastBeat))
+		}
+		if !c.lost {
+			// Nothing since: from that record on, it is quiet, and lost.
+			a.declareLost(suspect{id: id, info: p.info, seen: p.seen})
+			if len(announced) != 1 || !p.info.Lost {
+				t.Errorf("%s, then nothing more: announced %v, lost %v; want it announced", c.name, announced, p.info.Lost)
+			}
 		}
 	}
 }
