@@ -13,9 +13,11 @@
 //     wins a name clash);
 //   - it takes part in the election of the reconciler: a lease, the key
 //     lease.reconciler of the node registry CORRAL_NODES, renewed by its
-//     holder every half interval and taken over by another node once it
-//     is MissedHeartbeats intervals old (by the server's timestamp), or at
-//     once when its holder is declared lost (process.node_lost). Every
+//     holder every fifth of LeaseTTL and taken over by another node once
+//     it is LeaseTTL old (by the server's timestamp), or at once when its
+//     holder is declared lost (process.node_lost); a holder whose renewal
+//     failed while the registry did not answer takes it back at the
+//     holder's pace once the registry answers. Every
 //     change is a compare-and-set on the revision, so at most one node
 //     holds it; a holder acts only while its last renewal is younger than
 //     half the lease. The lease lives in the registry, beside the records

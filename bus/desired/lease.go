@@ -36,6 +36,9 @@ type elector struct {
 	since   time.Time // leader since
 	renewed time.Time // last taken or renewed
 	holder  string    // the holder last seen ("" before a look)
+	// unanswered: the last look at the lease got no answer (the registry
+	// is away: its stream may be electing a leader).
+	unanswered bool
 	// acting: the holder was declared lost and this node is the one to
 	// take over, while the registry does not answer yet (see act).
 	acting      bool
@@ -54,6 +57,21 @@ func (e *elector) isHolder() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.leader
+}
+
+// pace is how often the node campaigns: the holder renews every fifth of
+// the lease, and so does a node whose renewal failed while no other
+// holder is known, or whose last look got no answer (the registry is
+// away: its stream may be electing a leader), so that it takes its own
+// lease back, or a lost holder's over, as soon as the registry answers,
+// rather than when the lease expires; the others look every half.
+func (e *elector) pace(ttl time.Duration) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.leader || e.holder == e.nodeID || e.unanswered {
+		return ttl / 5
+	}
+	return ttl / 2
 }
 
 // holds reports whether this node holds the lease, taken or renewed
@@ -92,7 +110,7 @@ func (e *elector) set(leader bool, rev uint64) {
 	case !leader && e.leader:
 		e.log.Warn("this node no longer holds the reconciler's lease")
 	}
-	e.leader, e.rev = leader, rev
+	e.leader, e.rev = leader, rev // a lost lease keeps its last revision, to take it back on
 	if leader {
 		e.renewed, e.holder, e.acting = time.Now(), e.nodeID, false
 	}
@@ -100,28 +118,37 @@ func (e *elector) set(leader bool, rev uint64) {
 
 // campaign renews the lease when this node holds it, else tries to take
 // it: when nobody holds it, when it is this node's own (from before a
-// failed renewal, or a restart), when its holder is lost (the node the
+// failed renewal: first on the revision it wrote last, without reading;
+// or from before a restart), when its holder is lost (the node the
 // cluster has just declared lost), or when its holder has not renewed it
 // for ttl (judged by the server's timestamp of the record). It reports
 // whether this node has just become the leader.
 func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, isLost func(string) bool) bool {
 	e.mu.Lock()
-	leader, rev, since := e.leader, e.rev, e.since
+	leader, rev, since, mine := e.leader, e.rev, e.since, e.holder == e.nodeID
 	e.mu.Unlock()
 	if since.IsZero() {
 		since = time.Now()
 	}
 	val, _ := json.Marshal(lease{Node: e.nodeID, Since: since})
-	if leader {
+	if (leader || mine) && rev != 0 {
+		// Renew, or take back a lease whose renewal failed, on the
+		// revision this node wrote last: a write goes to the stream's
+		// leader, where a read may wait on a replica the network cut off.
 		if nrev, err := kv.Update(ctx, LeaseKey, val, rev); err == nil {
 			e.set(true, nrev)
-			return false
+			return !leader
 		}
-		e.set(false, 0) // below it may find the lease still its own
+		if leader {
+			e.set(false, rev) // below it may find the lease still its own
+		}
 	}
 	// Look before writing: most looks find a holder alive, and a read
 	// costs the registry less than a refused write.
 	entry, err := kv.Get(ctx, LeaseKey)
+	e.mu.Lock()
+	e.unanswered = err != nil && !errors.Is(err, jetstream.ErrKeyNotFound)
+	e.mu.Unlock()
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		nrev, err := kv.Create(ctx, LeaseKey, val)
 		if err != nil {

@@ -138,10 +138,12 @@ func (m *Manager) Poke() {
 
 // The lease lasts LeaseTTL unless renewed; its holder renews it every
 // LeaseTTL/5 and acts only while its last renewal is younger than half of
-// it. The others look at it every LeaseTTL/2. A lost holder's lease is
-// taken over at once (process.node_lost), so LeaseTTL only bounds how long
-// a holder that stopped without a loss announced (a partition's minority
-// side) keeps the others waiting.
+// it. The others look at it every LeaseTTL/2, but for a holder whose
+// renewal failed while the registry did not answer: it keeps its pace, to
+// take its lease back as soon as the registry answers. A lost holder's
+// lease is taken over at once (process.node_lost), so LeaseTTL only bounds
+// how long a holder that stopped without a loss announced (a partition's
+// minority side) keeps the others waiting.
 const LeaseTTL = 10 * time.Second
 
 func (m *Manager) leaseTTL() time.Duration { return LeaseTTL }
@@ -262,13 +264,7 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 			last = time.Now()
 			m.Poke()
 		case <-tick.C:
-			// The holder renews every fifth of the lease, the others look
-			// every half.
-			every := m.leaseTTL() / 2
-			if m.elect.isHolder() {
-				every = m.leaseTTL() / 5
-			}
-			if time.Since(last) >= every || m.elect.isActing() {
+			if time.Since(last) >= m.elect.pace(m.leaseTTL()) || m.elect.isActing() {
 				m.campaign(leases)
 				last = time.Now()
 			}

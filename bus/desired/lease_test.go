@@ -1,0 +1,56 @@
+package desired
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// A holder whose renewal fails while the registry does not answer keeps
+// the holder's pace, and takes its own lease back at its next look once
+// the registry answers, before the lease expires: the services are not
+// left without a reconciler for a lease's time. Once it sees another
+// holder, it looks at the others' pace, but while the registry does not
+// answer.
+func TestAHolderWhoseRenewalFailedTakesItsLeaseBack(t *testing.T) {
+	_, kv := startBucket(t) // any bucket will do: the lease is one key
+	const ttl = 10 * time.Second
+	never := func(string) bool { return false }
+	a := &elector{nodeID: "a", log: slog.New(slog.DiscardHandler)}
+	ctx := testContext(t)
+	if !a.campaign(ctx, kv, ttl, never) || !a.isHolder() || a.pace(ttl) != ttl/5 {
+		t.Fatalf("a did not take a free lease: holder %v, pace %v", a.isHolder(), a.pace(ttl))
+	}
+
+	away, cancel := context.WithCancel(ctx)
+	cancel() // the registry does not answer
+	if a.campaign(away, kv, ttl, never) || a.isHolder() {
+		t.Fatal("a renewed its lease with no registry to write to")
+	}
+	if got := a.pace(ttl); got != ttl/5 {
+		t.Errorf("after a failed renewal a looks every %v, want %v (the holder's pace)", got, ttl/5)
+	}
+	if !a.campaign(ctx, kv, ttl, never) || !a.isHolder() {
+		t.Fatal("a did not take its own lease back once the registry answered")
+	}
+
+	b := &elector{nodeID: "b", log: slog.New(slog.DiscardHandler)}
+	if !b.campaign(ctx, kv, ttl, func(n string) bool { return n == "a" }) {
+		t.Fatal("b did not take over the lease of a lost holder")
+	}
+	if a.campaign(ctx, kv, ttl, never) || a.isHolder() {
+		t.Fatal("a renewed a lease b holds")
+	}
+	if got := a.pace(ttl); got != ttl/2 {
+		t.Errorf("with b holding the lease a looks every %v, want %v", got, ttl/2)
+	}
+	// While the registry does not answer, a looks at b's pace, to take
+	// the lease over as soon as it answers should b be lost.
+	if a.campaign(away, kv, ttl, never); a.pace(ttl) != ttl/5 {
+		t.Errorf("with no answer from the registry a looks every %v, want %v", a.pace(ttl), ttl/5)
+	}
+	if a.campaign(ctx, kv, ttl, never); a.pace(ttl) != ttl/2 {
+		t.Errorf("once the registry answers again (b holds the lease) a looks every %v, want %v", a.pace(ttl), ttl/2)
+	}
+}
