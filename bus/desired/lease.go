@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -152,6 +153,7 @@ func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		nrev, err := kv.Create(ctx, LeaseKey, val)
 		if err != nil {
+			e.noAnswer(err)
 			return false // another node was first, or the registry is away
 		}
 		e.set(true, nrev)
@@ -164,6 +166,9 @@ func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.
 	_ = json.Unmarshal(entry.Value(), &cur)
 	e.mu.Lock()
 	e.holder = cur.Node
+	if cur.Node == e.nodeID {
+		e.rev = entry.Revision() // its own: the revision to write on
+	}
 	e.mu.Unlock()
 	if cur.Node != e.nodeID && !isLost(cur.Node) {
 		e.mu.Lock()
@@ -181,10 +186,21 @@ func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.
 	}
 	nrev, err := kv.Update(ctx, LeaseKey, val, entry.Revision())
 	if err != nil {
+		e.noAnswer(err)
 		return false
 	}
 	e.set(true, nrev)
 	return true
+}
+
+// noAnswer notes a write of the lease that got no answer (it may have
+// been written): the node looks again at the holder's pace.
+func (e *elector) noAnswer(err error) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		e.mu.Lock()
+		e.unanswered = true
+		e.mu.Unlock()
+	}
 }
 
 // resign gives the lease up (the node is stopping), so that another node

@@ -2,9 +2,12 @@ package desired
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A holder whose renewal fails while the registry does not answer keeps
@@ -52,5 +55,38 @@ func TestAHolderWhoseRenewalFailedTakesItsLeaseBack(t *testing.T) {
 	}
 	if a.campaign(ctx, kv, ttl, never); a.pace(ttl) != ttl/2 {
 		t.Errorf("once the registry answers again (b holds the lease) a looks every %v, want %v", a.pace(ttl), ttl/2)
+	}
+}
+
+// unreadable is a bucket whose reads get no answer (they would go to a
+// replica a partition cut off) while writes, which go to the stream's
+// leader, do.
+type unreadable struct{ jetstream.KeyValue }
+
+func (unreadable) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
+	return nil, context.DeadlineExceeded
+}
+
+// A holder whose renewal failed takes its lease back by writing on the
+// revision it wrote last, even while reads of the lease get no answer.
+func TestALeaseIsTakenBackWithoutAReadThatAnswers(t *testing.T) {
+	_, kv := startBucket(t)
+	const ttl = 10 * time.Second
+	never := func(string) bool { return false }
+	a := &elector{nodeID: "a", log: slog.New(slog.DiscardHandler)}
+	ctx := testContext(t)
+	if !a.campaign(ctx, kv, ttl, never) {
+		t.Fatal("a did not take a free lease")
+	}
+	away, cancel := context.WithCancel(ctx)
+	cancel()
+	if a.campaign(away, kv, ttl, never) || a.isHolder() {
+		t.Fatal("a renewed its lease with no registry to write to")
+	}
+	if !a.campaign(ctx, unreadable{kv}, ttl, never) || !a.isHolder() {
+		t.Fatal("a did not take its own lease back while reads of it got no answer")
+	}
+	if _, err := kv.Get(ctx, LeaseKey); errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatal("no lease in the bucket")
 	}
 }

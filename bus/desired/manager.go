@@ -241,10 +241,10 @@ func (m *Manager) rereadServices(kv jetstream.KeyValue) {
 	m.mu.Unlock()
 }
 
-// campaignLoop renews or seeks the lease every half interval, and at once
-// when a node is declared lost (its lease, if it held it, is taken
-// over). It runs on its own, so a slow reconciliation never delays a
-// renewal.
+// campaignLoop renews or seeks the lease at its pace (elector.pace), and
+// at once when a node is declared lost (its lease, if it held it, is
+// taken over). It runs on its own, so a slow reconciliation never delays
+// a renewal.
 func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 	tick := time.NewTicker(m.leaseTTL() / 10)
 	defer tick.Stop()
