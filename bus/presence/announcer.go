@@ -86,8 +86,9 @@ type Config struct {
 	// Registry, when set, keeps the node's record and process list in the
 	// node registry, has the node follow the others' heartbeats and
 	// process lists (their records read once) to announce their loss
-	// (process.node_lost), and makes View answer. Without JetStream the announcer retries with a backoff
-	// and meanwhile only heartbeats. nil: no registry.
+	// (process.node_lost), and makes View answer. Without JetStream the
+	// announcer retries with a backoff and meanwhile only heartbeats. nil:
+	// no registry.
 	Registry *registry.Config
 	// Describe returns the node as it is now (Host is filled in by the
 	// announcer) and its unfinished processes. It is called from the

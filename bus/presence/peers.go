@@ -226,50 +226,43 @@ func (a *Announcer) followRegistry(kv jetstream.KeyValue) {
 // <node>.procs) until that watch fails or the announcer stops. Records
 // are read once: the heartbeats say the rest.
 func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
-	if err := a.readRecords(kv); err != nil {
-		return err
-	}
-	w, err := kv.Watch(a.ctx, registry.ProcsKey("*"))
+	records, err := kv.Watch(a.ctx, registry.NodeKey("*"), jetstream.IgnoreDeletes())
 	if err != nil {
 		return err
 	}
-	defer bus.StopWatch(w)
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			switch {
-			case !ok:
-				return errors.New("registry watch ended")
-			case e == nil: // the current lists are in
-				a.peers.mu.Lock()
-				a.peers.synced = true
-				a.peers.mu.Unlock()
-			default:
-				a.seeList(e)
-			}
-		case <-a.ctx.Done():
-			return nil
-		}
+	err = a.follow(records, a.seeRecord, func() bool { return true }) // until all are in
+	bus.StopWatch(records)
+	if err != nil {
+		return err
 	}
+	lists, err := kv.Watch(a.ctx, registry.ProcsKey("*"))
+	if err != nil {
+		return err
+	}
+	defer bus.StopWatch(lists)
+	return a.follow(lists, a.seeList, func() bool {
+		a.peers.mu.Lock()
+		a.peers.synced = true // the current lists are in
+		a.peers.mu.Unlock()
+		return false
+	})
 }
 
-// readRecords takes every record in the registry (seeRecord).
-func (a *Announcer) readRecords(kv jetstream.KeyValue) error {
-	w, err := kv.Watch(a.ctx, registry.NodeKey("*"), jetstream.IgnoreDeletes())
-	if err != nil {
-		return err
-	}
-	defer bus.StopWatch(w)
+// follow hands w's entries to see until the watch ends or the announcer
+// stops; at the watch's mark that the current values are in, it calls
+// caughtUp, and returns if that says so.
+func (a *Announcer) follow(w jetstream.KeyWatcher, see func(jetstream.KeyValueEntry), caughtUp func() (done bool)) error {
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			switch {
 			case !ok:
 				return errors.New("registry watch ended")
-			case e == nil: // all in
+			case e != nil:
+				see(e)
+			case caughtUp():
 				return nil
 			}
-			a.seeRecord(e)
 		case <-a.ctx.Done():
 			return a.ctx.Err()
 		}

@@ -196,16 +196,7 @@ func TestProcessesJSONFollowsTheVersion(t *testing.T) {
 // without asking the node; a fetch answered late with an older list does
 // not replace it.
 func TestHeartbeatCarriesAChangedList(t *testing.T) {
-	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testServer(t, false)
 	sub, err := nc.SubscribeSync(bus.NodeHeartbeatSubject("b"))
 	if err != nil {
 		t.Fatal(err)
@@ -452,16 +443,7 @@ func TestRecordsAreReadOnceListsFollowed(t *testing.T) {
 // registryServer starts a server with JetStream and the node registry,
 // and returns a connection to it and the registry's bucket.
 func registryServer(t *testing.T) (*nats.Conn, jetstream.KeyValue) {
-	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", JetStream: true, StoreDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testServer(t, true)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -544,4 +526,24 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 			}
 		}
 	}
+}
+
+// testServer starts a server, with JetStream or not, and returns a
+// connection to it.
+func testServer(t *testing.T, withJetStream bool) *nats.Conn {
+	cfg := embedded.Config{Listen: "127.0.0.1:-1", Logger: slog.New(slog.DiscardHandler)}
+	if withJetStream {
+		cfg.JetStream, cfg.StoreDir = true, t.TempDir()
+	}
+	srv, err := embedded.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }

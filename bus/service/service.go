@@ -77,9 +77,10 @@ type Config struct {
 	// Registry, when set, keeps the node's record and process list in the
 	// node registry (the JetStream KV bucket CORRAL_NODES), has the node
 	// follow the others' heartbeats and process lists (their records read
-	// once) to announce their loss (process.node_lost), and answer corral.registry with what it knows
-	// of them. Without JetStream the node retries with a backoff and
-	// meanwhile only heartbeats. nil: no registry.
+	// once) to announce their loss (process.node_lost), and answer
+	// corral.registry with what it knows of them. Without JetStream the
+	// node retries with a backoff and meanwhile only heartbeats. nil: no
+	// registry.
 	Registry *registry.Config
 	// Follow bounds what following processes' output costs
 	// (corral.proc.<id>.follow, follow.go).
