@@ -46,7 +46,7 @@ type topSession struct {
 	tty    io.ReadWriteCloser
 	out    *screen
 	offset int
-	exited chan error
+	exited chan error // cmd.Wait's error, once top has exited and all it wrote is read
 }
 
 func startTop(t *testing.T, n *testNode, args ...string) *topSession {
@@ -58,8 +58,16 @@ func startTop(t *testing.T, n *testNode, args ...string) *topSession {
 		t.Fatalf("cannot start corralctl top in a pseudo-terminal: %v", err)
 	}
 	s := &topSession{t: t, cmd: cmd, tty: tty, out: &screen{}, exited: make(chan error, 1)}
-	go func() { _, _ = io.Copy(s.out, tty) }()
-	go func() { s.exited <- cmd.Wait() }()
+	// The terminal's last bytes may still be unread when the process is
+	// reaped: exited reports only once the copy has reached the end (the
+	// master reads EIO when the last holder of the other side is gone).
+	drained := make(chan struct{})
+	go func() { _, _ = io.Copy(s.out, tty); close(drained) }()
+	go func() {
+		err := cmd.Wait()
+		<-drained
+		s.exited <- err
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		tty.Close()
