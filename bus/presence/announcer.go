@@ -56,7 +56,7 @@ type Announcer struct {
 	fetches      chan string        // nodes whose process list is to be fetched
 	started      atomic.Int64       // when Start ran (unix ns; 0 before): the node listens from then on
 	sharedKV     jetstream.KeyValue // the registry, for the watcher, once set up (mu)
-	marksTried   time.Time          // when the watcher last retried writing losses (its own)
+	marking      chan struct{}      // cap 1: a loss is to be written into the registry (for markLoop)
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -116,7 +116,8 @@ func New(nc *nats.Conn, cfg Config) *Announcer {
 		nc: nc, js: js, nodeID: cfg.NodeID, interval: cfg.Interval, registry: cfg.Registry,
 		describe: cfg.Describe, announce: cfg.PublishLifecycle, log: cfg.Logger,
 		changed: make(chan struct{}, 1), peers: peerCache{peers: map[string]*peer{}}, fetches: make(chan string, 64), beatSoon: make(chan struct{}, 1),
-		ctx: ctx, cancel: cancel,
+		marking: make(chan struct{}, 1),
+		ctx:     ctx, cancel: cancel,
 	}
 }
 

@@ -62,7 +62,10 @@ import (
 // The announcer publishes process.node_lost {node}, then marks the node
 // Lost in its registry record (markInRegistry: a compare-and-set on the
 // revision it reads, unless that record was written after the node was
-// last heard; retried while the registry does not answer). Every node
+// last heard; retried while the registry does not answer). The marks are
+// written by a goroutine of their own (markLoop), so that a registry slow
+// to answer delays no check, and nodes lost together are probed
+// together. Every node
 // marks it lost on process.node_lost. The lost node's next heartbeat
 // clears Lost.
 //
@@ -185,6 +188,7 @@ func (a *Announcer) watch() {
 		defer sub.Unsubscribe()
 	}
 	a.wg.Go(a.fetchLoop)
+	a.wg.Go(a.markLoop)
 	t := time.NewTimer(a.restEvery())
 	defer t.Stop()
 	for {
@@ -478,7 +482,7 @@ type suspect struct {
 func (a *Announcer) checkPeers() (near bool) {
 	c := &a.peers
 	now := time.Now()
-	var quiet, marks []suspect
+	var quiet []suspect
 	c.mu.Lock()
 	alive, known := 1, 1
 	var aliveIDs []string
@@ -491,9 +495,6 @@ func (a *Announcer) checkPeers() (near bool) {
 		case p.info.ID == "": // only its process list is known
 			continue
 		case p.info.Lost:
-			if p.markLost {
-				marks = append(marks, suspect{id: id, info: p.info, seen: p.seen})
-			}
 			continue
 		}
 		if quietFor <= registry.GoneAfter(p.info.IntervalMs) {
@@ -543,6 +544,9 @@ func (a *Announcer) checkPeers() (near bool) {
 		}
 	}
 	if warm && !isolated {
+		// Each probed at once: nodes lost together are announced within
+		// one probe's time.
+		var declaring sync.WaitGroup
 		for _, s := range quiet {
 			if s.seen.Before(rejoined) && now.Sub(rejoined) < a.rejoinGrace() {
 				continue // not heard from since this node was cut off: its route may not be back yet
@@ -551,15 +555,10 @@ func (a *Announcer) checkPeers() (near bool) {
 			// joined after the node's last heartbeat), the next one does
 			// a step later, and so on.
 			if now.Sub(s.seen) > registry.GoneAfter(s.info.IntervalMs)+time.Duration(rank)*escalation {
-				a.declareLost(s)
+				declaring.Go(func() { a.declareLost(s) })
 			}
 		}
-	}
-	if len(marks) > 0 && now.Sub(a.marksTried) >= a.restEvery() { // retried at the rest pace
-		a.marksTried = now
-		for _, s := range marks {
-			a.markInRegistry(s)
-		}
+		declaring.Wait()
 	}
 	return near
 }
@@ -637,7 +636,10 @@ func (a *Announcer) declareLost(s suspect) {
 		a.log.Error("cannot announce node loss", "lost", s.id, "err", err)
 	}
 	a.log.Warn("node lost: no heartbeat and no answer", "lost", s.id, "lastSeen", s.info.LastSeen)
-	a.markInRegistry(s)
+	select {
+	case a.marking <- struct{}{}: // markLoop writes it into the registry
+	default:
+	}
 }
 
 // notLater is t, or now if t is later (the server's clock is ahead).
@@ -714,13 +716,59 @@ func (r nodeRecord) seenAt(s suspect) time.Time {
 	return r.created
 }
 
+// markLoop writes into the registry the losses this node announced
+// (markInRegistry), apart from the checks, so that a registry slow to
+// answer (its stream electing a leader, say, when the lost node led it)
+// delays no other loss: at once, and again every restEvery while some are
+// left to write.
+func (a *Announcer) markLoop() {
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-a.marking:
+		case <-retry:
+		case <-a.ctx.Done():
+			return
+		}
+		retry = nil
+		if a.writeMarks() {
+			retry = time.After(a.restEvery())
+		}
+	}
+}
+
+// writeMarks tries once to write each loss still to be written into the
+// registry, and reports whether some are left.
+func (a *Announcer) writeMarks() (left bool) {
+	c := &a.peers
+	var marks []suspect
+	c.mu.Lock()
+	for id, p := range c.peers {
+		if p.info.Lost && p.markLost {
+			marks = append(marks, suspect{id: id, info: p.info, seen: p.seen})
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range marks {
+		a.markInRegistry(s)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range marks {
+		if p := c.peers[s.id]; p != nil && p.info.Lost && p.markLost {
+			return true
+		}
+	}
+	return false
+}
+
 // markInRegistry writes Lost into a lost node's registry record, so that
 // nodes and clients that read the registry later know it: a
 // compare-and-set on the revision it reads. A record of another life, one
 // marked already, or one the node wrote more than two intervals after it
 // was last heard (livedOn; wider than declareLost's bound, so that a node
 // declared lost is marked: a wrong mark is undone by the node's next
-// record, a missed one is not) is left as it is. It is retried every
+// record, a missed one is not) is left as it is. markLoop retries it every
 // restEvery until it is done, the record moved on (the node came back, or
 // another node wrote it), or there is no record.
 func (a *Announcer) markInRegistry(s suspect) {

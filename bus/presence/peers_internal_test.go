@@ -1,10 +1,13 @@
 package presence
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -506,6 +509,7 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 		p.seen, p.live = lastBeat, true
 		announced = nil
 		a.declareLost(suspect{id: id, info: p.info, seen: p.seen})
+		a.writeMarks() // what markLoop does
 		if got := len(announced) == 1 && announced[0] == id; got != c.announce || len(announced) > 1 {
 			t.Errorf("%s: announced %v, want the loss of %s announced: %v", c.name, announced, id, c.announce)
 		}
@@ -526,6 +530,115 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 			}
 		}
 	}
+}
+
+// slowRecords is a registry whose reads of one node's record, once it is
+// set, wait until release is closed, whatever their context: an answer
+// that takes long.
+type slowRecords struct {
+	jetstream.KeyValue
+	slow    atomic.Pointer[string] // the node whose record is slow
+	waiting chan struct{}          // cap 1: a slow read waits
+	release chan struct{}
+}
+
+func (k *slowRecords) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if id := k.slow.Load(); id != nil && key == registry.NodeKey(*id) {
+		select {
+		case k.waiting <- struct{}{}:
+		default:
+		}
+		<-k.release
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+// Writing a loss into a registry slow to answer (its stream electing a
+// leader) delays no other loss: nodes lost together are probed together,
+// and the marks are written apart from the checks, once the registry
+// answers.
+func TestASlowRegistryDelaysNoLoss(t *testing.T) {
+	nc, kv := registryServer(t)
+	slow := &slowRecords{KeyValue: kv, waiting: make(chan struct{}, 1), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	announced := map[string]bool{}
+	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{}, sharedKV: slow,
+		ctx: ctx, nc: nc, marking: make(chan struct{}, 1), announce: func(m *nats.Msg) error {
+			var nl api.NodeLost
+			_ = json.Unmarshal(m.Data, &nl)
+			if nl.Node == "x" {
+				slow.slow.Store(&nl.Node) // from now on, x's record is slow to read
+			}
+			mu.Lock()
+			announced[nl.Node] = true
+			mu.Unlock()
+			return nil
+		}}
+	a.peers.peers = map[string]*peer{}
+	a.started.Store(time.Now().Add(-time.Hour).UnixNano())
+	a.wg.Go(a.markLoop)
+	release := sync.OnceFunc(func() { close(slow.release) })
+	t.Cleanup(func() {
+		release()
+		cancel()
+		a.wg.Wait()
+	})
+	life := time.Now().Add(-time.Hour)
+	for _, id := range []string{"b", "c", "d", "x", "y"} {
+		p := a.peers.get(id)
+		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000, LastSeen: time.Now()}
+		p.seen, p.live = time.Now(), true
+		if id == "x" || id == "y" { // lost
+			p.seen = time.Now().Add(-10 * time.Second)
+			p.info.LastSeen = p.seen
+			data, _ := json.Marshal(p.info)
+			if _, err := kv.Put(t.Context(), registry.NodeKey(id), data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Their probes get no answer (a partition, say): each waits its full
+	// time.
+	probed := map[string]time.Time{}
+	for _, id := range []string{"x", "y"} {
+		sub, err := nc.Subscribe(bus.NodeSubject(id, bus.VerbInfo), func(*nats.Msg) {
+			mu.Lock()
+			probed[id] = time.Now()
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	checked := make(chan struct{})
+	go func() { a.checkPeers(); close(checked) }()
+	select {
+	case <-checked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the check waits for the registry")
+	}
+	mu.Lock()
+	if !announced["x"] || !announced["y"] {
+		t.Errorf("announced %v, want x and y", announced)
+	}
+	if apart := probed["x"].Sub(probed["y"]).Abs(); len(probed) != 2 || apart >= a.probeTimeout() {
+		t.Errorf("probes at %v: one after the other (%v apart), want them together", probed, apart)
+	}
+	mu.Unlock()
+	select {
+	case <-slow.waiting: // the mark of x, in the background
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loss of x is not written into the registry")
+	}
+	release()
+	marked := func(id string) bool {
+		e, err := kv.Get(t.Context(), registry.NodeKey(id))
+		var info api.NodeInfo
+		return err == nil && json.Unmarshal(e.Value(), &info) == nil && info.Lost
+	}
+	await.Until(t, 10*time.Second, "both losses written into the registry", func() bool { return marked("x") && marked("y") })
 }
 
 // testServer starts a server, with JetStream or not, and returns a
