@@ -61,6 +61,9 @@ type Control struct {
 	// waits for more answers after the last one.
 	gatherWait time.Duration
 	permits    *permitWatch // the connection's permission refusals
+	// localView, when set, is the view of the node this Control runs in
+	// (WithLocalRegistry).
+	localView func(api.RegistryRequest) (api.RegistryView, bool)
 
 	mu sync.Mutex
 	kv jetstream.KeyValue // the node registry, once found
@@ -72,6 +75,17 @@ type Option func(*Control)
 // WithTimeout sets the timeout of requests whose context has no deadline
 // (default 5 s).
 func WithTimeout(d time.Duration) Option { return func(c *Control) { c.timeout = d } }
+
+// WithLocalRegistry has the Control take the nodes and their processes
+// from view, the watcher of the node it runs in, rather than from whichever
+// node answers corral.registry: a node's reconciler then counts gone only
+// the nodes its own node does not hear, never those that a node just back
+// from a partition has not heard from again yet (its routes come back one
+// at a time). While view reports false (the node has not heard every node
+// yet), the Control asks corral.registry.
+func WithLocalRegistry(view func(api.RegistryRequest) (api.RegistryView, bool)) Option {
+	return func(c *Control) { c.localView = view }
+}
 
 // New returns a Control on nc. It adds itself to nc's error handler (set
 // nc's own handlers before, with nats.ErrorHandler, not after) to learn at

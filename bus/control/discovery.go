@@ -102,26 +102,23 @@ func (c *Control) registry(ctx context.Context) (jetstream.KeyValue, error) {
 // the registry's JetStream stream does not. A registry that cannot be read
 // gives an empty view: discovery is then live only.
 func (c *Control) readRegistry(ctx context.Context, processes string) registryView {
+	req := api.RegistryRequest{Processes: processes}
+	if c.localView != nil {
+		if rv, ok := c.localView(req); ok {
+			return viewOf(rv, processes)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
 	var rv api.RegistryView
-	err := c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv)
+	err := c.request(ctx, bus.SubjectRegistry, req, &rv)
 	for try := 1; try < registryTries && isNotReady(err); try++ {
 		// A node that has just started answers that it has not heard
 		// everyone yet: another node of the queue group may have.
-		err = c.request(ctx, bus.SubjectRegistry, api.RegistryRequest{Processes: processes}, &rv)
+		err = c.request(ctx, bus.SubjectRegistry, req, &rv)
 	}
 	if err == nil {
-		now := time.Now()
-		v := registryView{records: map[string]registry.Record{}, procs: map[string][]api.ProcessSummary{}, allProcs: processes == api.ProcessesAll}
-		for _, e := range rv.Nodes {
-			id := e.Info.ID
-			v.records[id] = registry.Record{Info: e.Info, At: now.Add(-time.Duration(e.AgeMs) * time.Millisecond)}
-			if e.Processes != nil || v.allProcs {
-				v.procs[id] = e.Processes
-			}
-		}
-		return v
+		return viewOf(rv, processes)
 	}
 	kv, err := c.registry(ctx)
 	if err != nil {
@@ -132,6 +129,20 @@ func (c *Control) readRegistry(ctx context.Context, processes string) registryVi
 		return registryView{}
 	}
 	return registryView{records: records, kv: kv}
+}
+
+// viewOf is the registryView of a node's answer to corral.registry.
+func viewOf(rv api.RegistryView, processes string) registryView {
+	now := time.Now()
+	v := registryView{records: map[string]registry.Record{}, procs: map[string][]api.ProcessSummary{}, allProcs: processes == api.ProcessesAll}
+	for _, e := range rv.Nodes {
+		id := e.Info.ID
+		v.records[id] = registry.Record{Info: e.Info, At: now.Add(-time.Duration(e.AgeMs) * time.Millisecond)}
+		if e.Processes != nil || v.allProcs {
+			v.procs[id] = e.Processes
+		}
+	}
+	return v
 }
 
 // startRegistryRead reads the registry in a goroutine of its own; the

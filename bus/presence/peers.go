@@ -814,7 +814,13 @@ func (a *Announcer) markDone(id string) {
 // View is what the watcher knows of every node, this one included (with
 // its processes as they are now), for corral.registry. It reports false
 // until it knows enough: the registry's current values are in, or it has
-// listened for every live node's heartbeat.
+// listened for every live node's heartbeat. It reports false as well
+// while the node is back from a partition (no longer isolated, within
+// rejoinGrace) and has not heard again from every node it knew alive: its
+// routes come back one at a time, and until then it would call gone nodes
+// that the others hear (a reconciler believing it would place their
+// service instances a second time). An isolated node answers with what it
+// sees.
 func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 	self, procs := a.snapshot()
 	out := api.RegistryView{Node: self.ID, Nodes: []api.RegistryEntry{{Info: self}}}
@@ -827,6 +833,13 @@ func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 	defer c.mu.Unlock()
 	if !c.synced && a.listening(now) < a.warmUp() {
 		return api.RegistryView{}, false
+	}
+	if !c.isolated && now.Sub(c.rejoined) < a.rejoinGrace() {
+		for _, p := range c.peers {
+			if p.info.ID != "" && !p.info.Lost && p.seen.Before(c.rejoined) {
+				return api.RegistryView{}, false
+			}
+		}
 	}
 	for _, p := range c.peers {
 		if p.info.ID == "" {

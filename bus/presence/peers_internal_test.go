@@ -532,6 +532,50 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 	}
 }
 
+// A node back from a partition answers no view until it has heard again
+// from every node it knew alive: until then it would call them gone. While
+// it is isolated it answers with what it sees.
+func TestAViewAfterAPartition(t *testing.T) {
+	a := &Announcer{interval: time.Second, nodeID: "a", describe: func() (api.NodeInfo, []api.ProcessSummary) {
+		return api.NodeInfo{ID: "a"}, nil
+	}}
+	a.peers.peers = map[string]*peer{}
+	a.peers.synced = true
+	life := time.Now().Add(-time.Hour)
+	cutAt := time.Now().Add(-5 * time.Second)
+	for _, id := range []string{"b", "c", "d"} {
+		p := a.peers.get(id)
+		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000}
+		p.seen, p.live = cutAt, true
+	}
+	a.peers.peers["d"].info.Lost = true // lost meanwhile, as another node announced
+	view := func() bool {
+		v, ok := a.View(api.RegistryRequest{})
+		return ok && len(v.Nodes) == 4
+	}
+	a.peers.isolated = true
+	if !view() {
+		t.Error("isolated: no view")
+	}
+	a.peers.isolated, a.peers.rejoined = false, time.Now().Add(-time.Second)
+	if view() {
+		t.Error("back from a partition, b and c not heard again: a view")
+	}
+	a.peers.peers["b"].seen = time.Now()
+	if view() {
+		t.Error("back from a partition, c not heard again: a view")
+	}
+	a.peers.peers["c"].seen = time.Now()
+	if !view() {
+		t.Error("back from a partition, every node alive heard again: no view")
+	}
+	a.peers.peers["c"].seen = cutAt
+	a.peers.rejoined = time.Now().Add(-a.rejoinGrace() - time.Second)
+	if !view() {
+		t.Error("back from a partition longer than the grace: no view")
+	}
+}
+
 // slowRecords is a registry whose reads of one node's record, once it is
 // set, wait until release is closed, whatever their context: an answer
 // that takes long.

@@ -150,7 +150,8 @@ func New(nc *nats.Conn, cfg Config) *Service {
 		startedAt: time.Now(), procSubs: make(map[string]*nats.Subscription), spawnFor: make(map[string]bool),
 		follows: make(map[string]*follow), ctx: ctx, cancel: cancel,
 	}
-	s.control = control.New(nc, control.WithTimeout(5*time.Second))
+	s.control = control.New(nc, control.WithTimeout(5*time.Second),
+		control.WithLocalRegistry(func(req api.RegistryRequest) (api.RegistryView, bool) { return s.presence.View(req) }))
 	s.presence = presence.New(nc, presence.Config{
 		NodeID: cfg.NodeID, Interval: cfg.HeartbeatInterval, Registry: cfg.Registry,
 		Describe: s.snapshot, PublishLifecycle: s.relay.PublishLifecycle, Logger: s.log,
@@ -577,7 +578,7 @@ func (s *Service) handleRegistry(r micro.Request) {
 	}
 	view, ok := s.presence.View(req)
 	if !ok {
-		respondError(r, fmt.Errorf("cannot describe the node registry: node %s has not read it yet", s.cfg.NodeID)) // 500: DESIGN's codes
+		respondError(r, fmt.Errorf("cannot describe the node registry: node %s has not heard from every node yet (it has just started, or is back from a partition)", s.cfg.NodeID)) // 500: DESIGN's codes
 		return
 	}
 	_ = r.RespondJSON(view)
