@@ -66,13 +66,15 @@ type Announcer struct {
 
 	// The writer's own state (start and leave use it while the writer
 	// does not run).
-	kv        jetstream.KeyValue // nil until the registry is set up
-	ensured   bool               // the bucket is known to exist
-	nextTry   time.Time          // when to try to set the registry up again
-	backoff   time.Duration
-	warned    bool      // a registry failure was logged
-	lastProcs []byte    // the process list last put
-	procsAt   time.Time // when it was put
+	kv         jetstream.KeyValue // nil until the registry is set up
+	ensured    bool               // the bucket is known to exist
+	nextTry    time.Time          // when to try to set the registry up again
+	backoff    time.Duration
+	warned     bool      // a registry failure was logged
+	lastProcs  []byte    // the process list last put
+	procsAt    time.Time // when it was put
+	putLife    time.Time // the StartedAt and Version of the list last put
+	putVersion uint64
 }
 
 // Config configures an Announcer. NodeID, Interval and Describe are
@@ -378,6 +380,12 @@ func (a *Announcer) putProcs() {
 }
 
 func (a *Announcer) putList(ctx context.Context, np api.NodeProcesses) {
+	if a.lastProcs != nil && np.Version == a.putVersion && np.StartedAt.Equal(a.putLife) && time.Since(a.procsAt) < procsRefresh {
+		// Put already: every change of the list counts a version (among
+		// 1,000 processes, encoding it at every record was a tenth of an
+		// idle node's work).
+		return
+	}
 	nodeID := np.Node
 	list, err := json.Marshal(np)
 	if err != nil {
@@ -391,7 +399,7 @@ func (a *Announcer) putList(ctx context.Context, np api.NodeProcesses) {
 		a.putFailed(err)
 		return
 	}
-	a.lastProcs, a.procsAt = list, time.Now()
+	a.lastProcs, a.procsAt, a.putVersion, a.putLife = list, time.Now(), np.Version, np.StartedAt
 	if a.warned {
 		a.warned = false
 		a.log.Info("node registry is back", "bucket", registry.Bucket)
