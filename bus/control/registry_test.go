@@ -28,7 +28,8 @@ func TestAControlInANodeUsesItsOwnView(t *testing.T) {
 	entry := func(id string, age time.Duration) api.RegistryEntry {
 		return api.RegistryEntry{Info: api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000}, AgeMs: age.Milliseconds(), Processes: []api.ProcessSummary{}}
 	}
-	// Node a answers corral.list a moment after nodes b and c.
+	// Node a answers corral.list a second after nodes b and c (after the
+	// read of corral.registry, however busy the machine).
 	answer := func(m *nats.Msg, node string) {
 		data, _ := json.Marshal(api.ListReply{Node: node, Processes: []api.ManagedProcess{}})
 		_ = m.Respond(data)
@@ -36,7 +37,7 @@ func TestAControlInANodeUsesItsOwnView(t *testing.T) {
 	sub, err := nc.Subscribe(bus.SubjectList, func(m *nats.Msg) {
 		answer(m, "b")
 		answer(m, "c")
-		time.AfterFunc(100*time.Millisecond, func() { answer(m, "a") })
+		time.AfterFunc(time.Second, func() { answer(m, "a") })
 	})
 	if err != nil {
 		t.Fatal(err)

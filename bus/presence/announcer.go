@@ -57,6 +57,7 @@ type Announcer struct {
 	started      atomic.Int64       // when Start ran (unix ns; 0 before): the node listens from then on
 	sharedKV     jetstream.KeyValue // the registry, for the watcher, once set up (mu)
 	marking      chan struct{}      // cap 1: a loss is to be written into the registry (for markLoop)
+	reread       chan struct{}      // cap 1: the node is back from a partition: read the records again (followRegistry)
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -118,8 +119,8 @@ func New(nc *nats.Conn, cfg Config) *Announcer {
 		nc: nc, js: js, nodeID: cfg.NodeID, interval: cfg.Interval, registry: cfg.Registry,
 		describe: cfg.Describe, announce: cfg.PublishLifecycle, log: cfg.Logger,
 		changed: make(chan struct{}, 1), peers: peerCache{peers: map[string]*peer{}}, fetches: make(chan string, 64), beatSoon: make(chan struct{}, 1),
-		marking: make(chan struct{}, 1),
-		ctx:     ctx, cancel: cancel,
+		marking: make(chan struct{}, 1), reread: make(chan struct{}, 1),
+		ctx: ctx, cancel: cancel,
 	}
 }
 

@@ -74,11 +74,12 @@ import (
 // peerCache is the watcher's knowledge, shared with the corral.registry
 // handler.
 type peerCache struct {
-	mu       sync.Mutex
-	synced   bool // the registry's current values are in
-	isolated bool
-	rejoined time.Time // when it last stopped being isolated
-	peers    map[string]*peer
+	mu         sync.Mutex
+	synced     bool // the registry's current values are in
+	isolated   bool
+	isolatedAt time.Time // when it last became isolated
+	rejoined   time.Time // when it last stopped being isolated
+	peers      map[string]*peer
 }
 
 // peer is another node as the watcher knows it.
@@ -214,6 +215,9 @@ func (a *Announcer) followRegistry(kv jetstream.KeyValue) {
 		if a.ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errReread) {
+			continue
+		}
 		a.log.Debug("watching the node registry again", "err", err)
 		t := time.NewTimer(a.interval)
 		select {
@@ -225,10 +229,17 @@ func (a *Announcer) followRegistry(kv jetstream.KeyValue) {
 	}
 }
 
+// errReread ends a follow of the registry so that its records are read
+// again: the node is back from a partition, and the others marked lost
+// (markInRegistry) the nodes that died meanwhile and wrote their records
+// while its routes to them were down.
+var errReread = errors.New("the node is back from a partition")
+
 // followOnce reads the records that are in the registry (keys <node>: a
 // node id is one subject token), then follows the process lists (keys
-// <node>.procs) until that watch fails or the announcer stops. Records
-// are read once: the heartbeats say the rest.
+// <node>.procs) until that watch fails, the node is back from a partition
+// (errReread), or the announcer stops. Records are read once: the
+// heartbeats say the rest.
 func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
 	records, err := kv.Watch(a.ctx, registry.NodeKey("*"), jetstream.IgnoreDeletes())
 	if err != nil {
@@ -267,6 +278,8 @@ func (a *Announcer) follow(w jetstream.KeyWatcher, see func(jetstream.KeyValueEn
 			case caughtUp():
 				return nil
 			}
+		case <-a.reread:
+			return errReread
 		case <-a.ctx.Done():
 			return a.ctx.Err()
 		}
@@ -519,12 +532,17 @@ func (a *Announcer) checkPeers() (near bool) {
 	if isolated != c.isolated {
 		c.isolated = isolated
 		if isolated {
+			c.isolatedAt = now
 			a.log.Warn("isolated: this node sees fewer than half of the nodes it knows; it declares no node lost until it sees them again",
 				"sees", alive, "knows", known)
 		} else {
 			c.rejoined = now
 			a.log.Info("no longer isolated; for a while it declares lost only the nodes it has heard from since, as its routes come back one by one",
 				"sees", alive, "knows", known, "for", a.rejoinGrace())
+			select {
+			case a.reread <- struct{}{}: // what the others wrote meanwhile (followRegistry)
+			default:
+			}
 		}
 	}
 	warm := a.listening(now) >= a.warmUp()
@@ -816,11 +834,12 @@ func (a *Announcer) markDone(id string) {
 // until it knows enough: the registry's current values are in, or it has
 // listened for every live node's heartbeat. It reports false as well
 // while the node is back from a partition (no longer isolated, within
-// rejoinGrace) and has not heard again from every node it knew alive: its
-// routes come back one at a time, and until then it would call gone nodes
-// that the others hear (a reconciler believing it would place their
-// service instances a second time). An isolated node answers with what it
-// sees.
+// rejoinGrace) and has a node it knew alive that it has not heard from
+// since it was cut off, neither its heartbeats nor (read again as it
+// rejoins) a record it wrote, nor learnt that it is lost: its routes come
+// back one at a time, and until then it would call gone nodes that the
+// others hear (a reconciler believing it would place their service
+// instances a second time). An isolated node answers with what it sees.
 func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 	self, procs := a.snapshot()
 	out := api.RegistryView{Node: self.ID, Nodes: []api.RegistryEntry{{Info: self}}}
@@ -836,7 +855,7 @@ func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 	}
 	if !c.isolated && now.Sub(c.rejoined) < a.rejoinGrace() {
 		for _, p := range c.peers {
-			if p.info.ID != "" && !p.info.Lost && p.seen.Before(c.rejoined) {
+			if p.info.ID != "" && !p.info.Lost && p.seen.Before(c.isolatedAt) {
 				return api.RegistryView{}, false
 			}
 		}

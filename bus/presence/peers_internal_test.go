@@ -532,9 +532,10 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 	}
 }
 
-// A node back from a partition answers no view until it has heard again
-// from every node it knew alive: until then it would call them gone. While
-// it is isolated it answers with what it sees.
+// A node back from a partition answers no view until it has heard from
+// every node it knew alive since it was cut off (a heartbeat, or a record
+// written meanwhile), or learnt that they are lost: until then it would
+// call them gone. While it is isolated it answers with what it sees.
 func TestAViewAfterAPartition(t *testing.T) {
 	a := &Announcer{interval: time.Second, nodeID: "a", describe: func() (api.NodeInfo, []api.ProcessSummary) {
 		return api.NodeInfo{ID: "a"}, nil
@@ -553,7 +554,7 @@ func TestAViewAfterAPartition(t *testing.T) {
 		v, ok := a.View(api.RegistryRequest{})
 		return ok && len(v.Nodes) == 4
 	}
-	a.peers.isolated = true
+	a.peers.isolated, a.peers.isolatedAt = true, cutAt.Add(time.Second)
 	if !view() {
 		t.Error("isolated: no view")
 	}
@@ -565,14 +566,80 @@ func TestAViewAfterAPartition(t *testing.T) {
 	if view() {
 		t.Error("back from a partition, c not heard again: a view")
 	}
-	a.peers.peers["c"].seen = time.Now()
+	a.peers.peers["c"].seen = a.peers.isolatedAt.Add(time.Second) // its record, written during the partition
 	if !view() {
-		t.Error("back from a partition, every node alive heard again: no view")
+		t.Error("back from a partition, every node alive heard from since the cut: no view")
 	}
 	a.peers.peers["c"].seen = cutAt
 	a.peers.rejoined = time.Now().Add(-a.rejoinGrace() - time.Second)
 	if !view() {
 		t.Error("back from a partition longer than the grace: no view")
+	}
+}
+
+// A node back from a partition reads the registry's records again: so it
+// learns at once of a node that died meanwhile (the others marked it lost)
+// and answers its view, rather than after rejoinGrace.
+func TestRecordsAreReadAgainAfterAPartition(t *testing.T) {
+	nc, kv := registryServer(t)
+	const interval = 250 * time.Millisecond
+	a := New(nc, Config{NodeID: "a", Interval: interval, Registry: &registry.Config{}, Logger: slog.New(slog.DiscardHandler),
+		Describe: func() (api.NodeInfo, []api.ProcessSummary) {
+			return api.NodeInfo{ID: "a", IntervalMs: interval.Milliseconds(), StartedAt: time.Now()}, nil
+		}})
+	a.Start()
+	t.Cleanup(a.Stop)
+	life := time.Now().Add(-time.Hour)
+	info := func(id string) api.NodeInfo {
+		return api.NodeInfo{ID: id, StartedAt: life, IntervalMs: interval.Milliseconds(), LastSeen: time.Now()}
+	}
+	beat := func(id string) {
+		data, _ := json.Marshal(api.NodeHeartbeat{NodeInfo: info(id)})
+		_ = nc.Publish(bus.NodeSubject(id, bus.VerbHeartbeat), data)
+	}
+	ready := func() bool { _, ok := a.View(api.RegistryRequest{}); return ok }
+	await.Until(t, 10*time.Second, "a's view", ready)
+	// b and d beat, then a is cut off from both.
+	for range 3 {
+		beat("b")
+		beat("d")
+		_ = nc.Flush()
+		time.Sleep(interval)
+	}
+	await.Until(t, 10*time.Second, "a isolated", a.Isolated)
+	// Meanwhile d died: the others marked it lost; b lives on.
+	for id, lost := range map[string]bool{"b": false, "d": true} {
+		rec := info(id)
+		rec.Lost = lost
+		data, _ := json.Marshal(rec)
+		if _, err := kv.Put(t.Context(), registry.NodeKey(id), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The partition heals: b's heartbeats are back.
+	healed := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			beat("b")
+			select {
+			case <-tick.C:
+			case <-healed:
+				return
+			}
+		}
+	}()
+	defer func() { close(healed); <-beating }()
+	await.Until(t, 5*time.Second, "a no longer isolated", func() bool { return !a.Isolated() })
+	await.Until(t, 5*time.Second, "a's view once it knows d is lost (well within the rejoin grace)", ready)
+	v, _ := a.View(api.RegistryRequest{})
+	for _, e := range v.Nodes {
+		if e.Info.ID == "d" && !e.Info.Lost {
+			t.Errorf("d in a's view: %+v, want it lost", e)
+		}
 	}
 }
 
@@ -621,7 +688,6 @@ func TestASlowRegistryDelaysNoLoss(t *testing.T) {
 		}}
 	a.peers.peers = map[string]*peer{}
 	a.started.Store(time.Now().Add(-time.Hour).UnixNano())
-	a.wg.Go(a.markLoop)
 	release := sync.OnceFunc(func() { close(slow.release) })
 	t.Cleanup(func() {
 		release()
@@ -663,6 +729,9 @@ func TestASlowRegistryDelaysNoLoss(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the check waits for the registry")
 	}
+	// The marks are written from now on (the check signalled them): x's
+	// record is slow to read by then.
+	a.wg.Go(a.markLoop)
 	mu.Lock()
 	if !announced["x"] || !announced["y"] {
 		t.Errorf("announced %v, want x and y", announced)
