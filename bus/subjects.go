@@ -154,6 +154,19 @@ func ProcSubject(id, verb string) string { return controlPrefix + ".proc." + id 
 // procWildcard is corral.proc.<id>.*, what the owning node subscribes to.
 func ProcSubjects(id string) string { return controlPrefix + ".proc." + id + ".*" }
 
+// ProcOf returns the process id of a subject corral.proc.<id>.<verb>.
+func ProcOf(subject string) (id string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, controlPrefix+".proc.")
+	if !ok {
+		return "", false
+	}
+	id, verb, ok := strings.Cut(rest, ".")
+	if !ok || id == "" || verb == "" || strings.Contains(verb, ".") {
+		return "", false
+	}
+	return id, true
+}
+
 // SpawnSubject is corral.spawn.<name>, a queue group of every node that
 // defines name.
 func SpawnSubject(name string) string { return controlPrefix + ".spawn." + name }

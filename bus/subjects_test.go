@@ -53,3 +53,21 @@ func TestMicroNames(t *testing.T) {
 		t.Errorf("error headers %q and %q, micro's are %q and %q", HeaderServiceError, HeaderServiceErrorCode, micro.ErrorHeader, micro.ErrorCodeHeader)
 	}
 }
+
+func TestProcOf(t *testing.T) {
+	for subject, want := range map[string]string{
+		"corral.proc.proc_abc.get": "proc_abc",
+		"corral.proc.p1.stop":      "p1",
+		"corral.proc.p1":           "",
+		"corral.proc..get":         "",
+		"corral.proc.p1.":          "",
+		"corral.proc.p1.get.more":  "",
+		"corral.node.p1.get":       "",
+		"process.proc.p1.get":      "",
+		ProcSubject("x", "get"):    "x",
+	} {
+		if id, ok := ProcOf(subject); id != want || ok != (want != "") {
+			t.Errorf("ProcOf(%q) = %q, %v; want %q", subject, id, ok, want)
+		}
+	}
+}

@@ -110,6 +110,8 @@ type Service struct {
 	sup      Supervisor
 	svc      micro.Service
 	procSubs map[string]*nats.Subscription
+	procs    *procQueues        // the requests of procSubs, by process; nil until the first
+	procStop chan struct{}      // closed by Close: procs stops sorting
 	spawnFor map[string]bool    // names with a corral.spawn.<name> endpoint
 	follows  map[string]*follow // followed processes, by id (follow.go)
 	closed   bool
@@ -271,19 +273,23 @@ func (s *Service) watchProcess(id string) error {
 	if s.closed || s.procSubs[id] != nil {
 		return nil
 	}
-	sub, err := s.nc.Subscribe(bus.ProcSubjects(id), func(m *nats.Msg) { s.handleProc(id, m) })
+	if s.procs == nil {
+		procs, stop := newProcQueues(s.handleProc, s.log), make(chan struct{})
+		s.procs, s.procStop = procs, stop
+		s.wg.Go(func() { procs.run(stop) })
+	}
+	// Each process has its subscription and queue (procqueue.go): a flood
+	// of requests for one waits, bounded, behind its own, never another's.
+	sub, err := s.nc.ChanSubscribe(bus.ProcSubjects(id), s.procs.in)
 	if err != nil {
 		return err
 	}
-	// Each process has its subscription (and goroutine): a flood of
-	// requests for one waits, bounded, behind its own, never another's.
-	_ = sub.SetPendingLimits(procPendingMsgs, procPendingBytes)
 	s.procSubs[id] = sub
 	return nil
 }
 
 // The most requests for one process that may wait for it: beyond them
-// nats.go drops the new ones (their senders time out).
+// the new ones are dropped (their senders time out).
 const (
 	procPendingMsgs  = 1024
 	procPendingBytes = 16 << 20
@@ -328,6 +334,8 @@ func (s *Service) Close() error {
 	svc := s.svc
 	subs := s.procSubs
 	s.procSubs = map[string]*nats.Subscription{}
+	procs, procStop := s.procs, s.procStop
+	s.procs = nil // a second Close finds nothing to stop
 	s.mu.Unlock()
 	var errs []error
 	if s.desired != nil {
@@ -350,6 +358,11 @@ func (s *Service) Close() error {
 		if err := svc.Stop(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if procs != nil {
+		close(procStop)
+		<-procs.stopped
+		procs.wg.Wait() // the requests sorted already are answered
 	}
 	s.cancel()
 	s.wg.Wait()
