@@ -10,20 +10,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A holder whose renewal fails while the registry does not answer keeps
-// the holder's pace, and takes its own lease back at its next look once
-// the registry answers, before the lease expires: the services are not
-// left without a reconciler for a lease's time. Once it sees another
-// holder, it looks at the others' pace, but while the registry does not
-// answer.
+// A holder whose renewal fails while the registry does not answer tries
+// again as soon as its attempt ends, each attempt waiting a tenth of the
+// lease, and takes its own lease back once the registry answers, before
+// the lease expires: the services are not left without a reconciler for a
+// lease's time. Once it sees another holder, it looks at the others' pace,
+// but while the registry does not answer. A holder renews at a fifth of
+// the lease, each attempt waiting as long.
 func TestAHolderWhoseRenewalFailedTakesItsLeaseBack(t *testing.T) {
 	_, kv := startBucket(t) // any bucket will do: the lease is one key
 	const ttl = 10 * time.Second
 	never := func(string) bool { return false }
 	a := &elector{nodeID: "a", log: slog.New(slog.DiscardHandler)}
 	ctx := testContext(t)
-	if !a.campaign(ctx, kv, ttl, never) || !a.isHolder() || a.pace(ttl) != ttl/5 {
-		t.Fatalf("a did not take a free lease: holder %v, pace %v", a.isHolder(), a.pace(ttl))
+	if !a.campaign(ctx, kv, ttl, never) || !a.isHolder() || a.pace(ttl) != ttl/5 || a.attempt(ttl) != ttl/5 {
+		t.Fatalf("a did not take a free lease: holder %v, pace %v, attempts of %v", a.isHolder(), a.pace(ttl), a.attempt(ttl))
 	}
 
 	away, cancel := context.WithCancel(ctx)
@@ -31,8 +32,8 @@ func TestAHolderWhoseRenewalFailedTakesItsLeaseBack(t *testing.T) {
 	if a.campaign(away, kv, ttl, never) || a.isHolder() {
 		t.Fatal("a renewed its lease with no registry to write to")
 	}
-	if got := a.pace(ttl); got != ttl/5 {
-		t.Errorf("after a failed renewal a looks every %v, want %v (the holder's pace)", got, ttl/5)
+	if pace, attempt := a.pace(ttl), a.attempt(ttl); pace != ttl/10 || attempt != ttl/10 {
+		t.Errorf("after a renewal that got no answer a looks every %v, waiting %v, want %v (at once after each attempt)", pace, attempt, ttl/10)
 	}
 	if !a.campaign(ctx, kv, ttl, never) || !a.isHolder() {
 		t.Fatal("a did not take its own lease back once the registry answered")
@@ -48,10 +49,11 @@ func TestAHolderWhoseRenewalFailedTakesItsLeaseBack(t *testing.T) {
 	if got := a.pace(ttl); got != ttl/2 {
 		t.Errorf("with b holding the lease a looks every %v, want %v", got, ttl/2)
 	}
-	// While the registry does not answer, a looks at b's pace, to take
-	// the lease over as soon as it answers should b be lost.
-	if a.campaign(away, kv, ttl, never); a.pace(ttl) != ttl/5 {
-		t.Errorf("with no answer from the registry a looks every %v, want %v", a.pace(ttl), ttl/5)
+	// While the registry does not answer, a looks again as soon as each
+	// attempt ends, to take the lease over as soon as it answers should b
+	// be lost.
+	if a.campaign(away, kv, ttl, never); a.pace(ttl) != ttl/10 {
+		t.Errorf("with no answer from the registry a looks every %v, want %v", a.pace(ttl), ttl/10)
 	}
 	if a.campaign(ctx, kv, ttl, never); a.pace(ttl) != ttl/2 {
 		t.Errorf("once the registry answers again (b holds the lease) a looks every %v, want %v", a.pace(ttl), ttl/2)

@@ -248,8 +248,8 @@ func (m *Manager) rereadServices(kv jetstream.KeyValue) {
 func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 	tick := time.NewTicker(m.leaseTTL() / 10)
 	defer tick.Stop()
+	last := time.Now() // when the last campaign began
 	m.campaign(leases)
-	last := time.Now()
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -260,13 +260,13 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 			if m.smallestAlive() {
 				m.elect.act(lost)
 			}
-			m.campaign(leases)
 			last = time.Now()
+			m.campaign(leases)
 			m.Poke()
 		case <-tick.C:
 			if time.Since(last) >= m.elect.pace(m.leaseTTL()) || m.elect.isActing() {
-				m.campaign(leases)
 				last = time.Now()
+				m.campaign(leases)
 			}
 		}
 	}
@@ -274,7 +274,7 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 
 // campaign renews or tries to take the lease (a lost node's at once).
 func (m *Manager) campaign(leases jetstream.KeyValue) {
-	ctx, cancel := context.WithTimeout(m.ctx, m.leaseTTL()/5)
+	ctx, cancel := context.WithTimeout(m.ctx, m.elect.attempt(m.leaseTTL()))
 	defer cancel()
 	if m.elect.campaign(ctx, leases, m.leaseTTL(), m.isLost) {
 		m.Poke() // a new leader looks at once
