@@ -602,7 +602,10 @@ func (a *Announcer) warmUp() time.Duration { return a.interval * 3 / 2 }
 // process.node_lost: it was cut off, or reconnecting) or that the node
 // lived on since it was last heard (its heartbeats do not reach this node,
 // its records do). A record that cannot be read in the probe's time is
-// no reason to wait.
+// no reason to wait, but for a node back from a partition (within
+// rejoinGrace): its routes come back one at a time, and one may come and
+// go (once, in the partition test, a node heard again after the heal went
+// quiet to it for a second).
 func (a *Announcer) declareLost(s suspect) {
 	// A node whose heartbeats are late may still answer: then it is
 	// alive (a slow or paused node), and seen now.
@@ -639,6 +642,13 @@ func (a *Announcer) declareLost(s suspect) {
 			p.seen = at
 		}
 		p.info.LastSeen, p.live = rec.info.LastSeen, true // the next check goes from this record
+		c.mu.Unlock()
+		return
+	case rec.err != nil && !errors.Is(rec.err, errNoRecord) && !errors.Is(rec.err, errNoRegistry) &&
+		!c.isolated && time.Since(c.rejoined) < a.rejoinGrace():
+		// Back from a partition, its routes still coming back (one may
+		// come and go): a node it heard since may be quiet only to it.
+		// Without the record's word it waits.
 		c.mu.Unlock()
 		return
 	}

@@ -643,6 +643,53 @@ func TestRecordsAreReadAgainAfterAPartition(t *testing.T) {
 	}
 }
 
+// unreadableRecords is a registry whose reads get no answer.
+type unreadableRecords struct{ jetstream.KeyValue }
+
+func (unreadableRecords) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
+	return nil, context.DeadlineExceeded
+}
+
+// A node whose record cannot be read is announced lost when it does not
+// answer, unless this node is back from a partition: its routes may still
+// come and go, and without the record's word it waits.
+func TestARejoinedNodeWaitsForTheRecord(t *testing.T) {
+	nc, kv := registryServer(t)
+	var announced []string
+	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{},
+		sharedKV: unreadableRecords{kv}, ctx: t.Context(), nc: nc, announce: func(m *nats.Msg) error {
+			var nl api.NodeLost
+			_ = json.Unmarshal(m.Data, &nl)
+			announced = append(announced, nl.Node)
+			return nil
+		}}
+	a.peers.peers = map[string]*peer{}
+	life := time.Now().Add(-time.Hour)
+	for _, c := range []struct {
+		name     string
+		rejoined time.Duration // how long ago this node stopped being isolated; 0: never isolated
+		announce bool
+	}{
+		{"never cut off", 0, true},
+		{"back from a partition a second ago", time.Second, false},
+		{"back from a partition longer than the grace ago", a.rejoinGrace() + time.Second, true},
+	} {
+		id := fmt.Sprintf("r%d", len(a.peers.peers))
+		a.peers.rejoined = time.Time{}
+		if c.rejoined > 0 {
+			a.peers.rejoined = time.Now().Add(-c.rejoined)
+		}
+		p := a.peers.get(id)
+		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000, LastSeen: time.Now().Add(-4 * time.Second)}
+		p.seen, p.live = p.info.LastSeen, true
+		announced = nil
+		a.declareLost(suspect{id: id, info: p.info, seen: p.seen})
+		if got := len(announced) == 1; got != c.announce {
+			t.Errorf("%s: announced %v, want the loss announced: %v", c.name, announced, c.announce)
+		}
+	}
+}
+
 // slowRecords is a registry whose reads of one node's record, once it is
 // set, wait until release is closed, whatever their context: an answer
 // that takes long.
