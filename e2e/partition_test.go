@@ -105,6 +105,14 @@ func TestPartition(t *testing.T) {
 	lossTook := time.Since(cutAt)
 	t.Logf("FIGURE c declared lost %v after the cut (heartbeat interval %v)", lossTook.Round(time.Millisecond), heartbeatInterval)
 
+	// The majority runs web's six instances without c.
+	moved := a.waitPlaced(t, "web", 6, 20*time.Second)
+	if pn := perNode(moved); pn["c"] != 0 || pn["a"]+pn["b"] != 6 {
+		t.Errorf("during the partition a sees web placed %v, want six on a and b", pn)
+	}
+	replacedAt := time.Since(cutAt)
+	t.Logf("FIGURE web's six instances running on the majority %v after the cut", replacedAt.Round(time.Millisecond))
+
 	// c says it is isolated: in its log, and in corralctl nodes asked of it.
 	var out string
 	if !await.Poll(10*time.Second, func() bool {
@@ -152,14 +160,6 @@ func TestPartition(t *testing.T) {
 	}) {
 		t.Errorf("c's /readyz while it is isolated: %d %s, want 503 saying it is isolated", code, body)
 	}
-
-	// The majority runs web's six instances without c.
-	moved := a.waitPlaced(t, "web", 6, 20*time.Second)
-	if pn := perNode(moved); pn["c"] != 0 || pn["a"]+pn["b"] != 6 {
-		t.Errorf("during the partition a sees web placed %v, want six on a and b", pn)
-	}
-	replacedAt := time.Since(cutAt)
-	t.Logf("FIGURE web's six instances running on the majority %v after the cut", replacedAt.Round(time.Millisecond))
 
 	// c keeps its children: its emitters and its instances of web.
 	time.Sleep(2 * time.Second) // hold the partition through a few reconciler passes
