@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -443,6 +444,45 @@ func TestRecordsAreReadOnceListsFollowed(t *testing.T) {
 	}
 }
 
+// announcements records the losses a test's watcher announces.
+type announcements struct {
+	mu    sync.Mutex
+	nodes []string
+	then  func(node string) // called with each, when set
+}
+
+func (r *announcements) announce(m *nats.Msg) error {
+	var nl api.NodeLost
+	_ = json.Unmarshal(m.Data, &nl)
+	if r.then != nil {
+		r.then(nl.Node)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nodes = append(r.nodes, nl.Node)
+	return nil
+}
+
+// take returns the losses announced since the last take.
+func (r *announcements) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.nodes
+	r.nodes = nil
+	return out
+}
+
+// testWatcher is the watcher of node a, beating every interval, with kv
+// as its registry and no other node known yet: its announcements go to
+// the record it returns.
+func testWatcher(t *testing.T, nc *nats.Conn, kv jetstream.KeyValue, interval time.Duration) (*Announcer, *announcements) {
+	r := &announcements{}
+	a := &Announcer{interval: interval, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{}, sharedKV: kv,
+		ctx: t.Context(), nc: nc, marking: make(chan struct{}, 1), announce: r.announce}
+	a.peers.peers = map[string]*peer{}
+	return a, r
+}
+
 // registryServer starts a server with JetStream and the node registry,
 // and returns a connection to it and the registry's bucket.
 func registryServer(t *testing.T) (*nats.Conn, jetstream.KeyValue) {
@@ -465,17 +505,9 @@ func registryServer(t *testing.T) (*nats.Conn, jetstream.KeyValue) {
 // announced, and the record marked.
 func TestDeclareLostReadsTheRecord(t *testing.T) {
 	nc, kv := registryServer(t)
-	var announced []string
 	// The watcher beats every 2 s, the lost nodes every 1 s: the slack is
 	// the lost node's.
-	a := &Announcer{interval: 2 * time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{}, sharedKV: kv,
-		ctx: t.Context(), nc: nc, announce: func(m *nats.Msg) error {
-			var nl api.NodeLost
-			_ = json.Unmarshal(m.Data, &nl)
-			announced = append(announced, nl.Node)
-			return nil
-		}}
-	a.peers.peers = map[string]*peer{}
+	a, rec := testWatcher(t, nc, kv, 2*time.Second)
 	life := time.Now().Add(-time.Hour)
 	lastBeat := time.Now().Add(-4 * time.Second)
 	marked := func(id string) bool {
@@ -507,9 +539,9 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 		p := a.peers.get(id)
 		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000, LastSeen: lastBeat}
 		p.seen, p.live = lastBeat, true
-		announced = nil
 		a.declareLost(suspect{id: id, info: p.info, seen: p.seen})
 		a.writeMarks() // what markLoop does
+		announced := rec.take()
 		if got := len(announced) == 1 && announced[0] == id; got != c.announce || len(announced) > 1 {
 			t.Errorf("%s: announced %v, want the loss of %s announced: %v", c.name, announced, id, c.announce)
 		}
@@ -525,7 +557,7 @@ func TestDeclareLostReadsTheRecord(t *testing.T) {
 		if !c.lost {
 			// Nothing since: from that record on, it is quiet, and lost.
 			a.declareLost(suspect{id: id, info: p.info, seen: p.seen})
-			if len(announced) != 1 || !p.info.Lost {
+			if announced := rec.take(); len(announced) != 1 || !p.info.Lost {
 				t.Errorf("%s, then nothing more: announced %v, lost %v; want it announced", c.name, announced, p.info.Lost)
 			}
 		}
@@ -655,15 +687,7 @@ func (unreadableRecords) Get(context.Context, string) (jetstream.KeyValueEntry, 
 // come and go, and without the record's word it waits.
 func TestARejoinedNodeWaitsForTheRecord(t *testing.T) {
 	nc, kv := registryServer(t)
-	var announced []string
-	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{},
-		sharedKV: unreadableRecords{kv}, ctx: t.Context(), nc: nc, announce: func(m *nats.Msg) error {
-			var nl api.NodeLost
-			_ = json.Unmarshal(m.Data, &nl)
-			announced = append(announced, nl.Node)
-			return nil
-		}}
-	a.peers.peers = map[string]*peer{}
+	a, rec := testWatcher(t, nc, unreadableRecords{kv}, time.Second)
 	life := time.Now().Add(-time.Hour)
 	for _, c := range []struct {
 		name     string
@@ -682,9 +706,8 @@ func TestARejoinedNodeWaitsForTheRecord(t *testing.T) {
 		p := a.peers.get(id)
 		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000, LastSeen: time.Now().Add(-4 * time.Second)}
 		p.seen, p.live = p.info.LastSeen, true
-		announced = nil
 		a.declareLost(suspect{id: id, info: p.info, seen: p.seen})
-		if got := len(announced) == 1; got != c.announce {
+		if announced := rec.take(); (len(announced) == 1) != c.announce {
 			t.Errorf("%s: announced %v, want the loss announced: %v", c.name, announced, c.announce)
 		}
 	}
@@ -719,21 +742,13 @@ func TestASlowRegistryDelaysNoLoss(t *testing.T) {
 	nc, kv := registryServer(t)
 	slow := &slowRecords{KeyValue: kv, waiting: make(chan struct{}, 1), release: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
-	var mu sync.Mutex
-	announced := map[string]bool{}
-	a := &Announcer{interval: time.Second, nodeID: "a", log: slog.New(slog.DiscardHandler), registry: &registry.Config{}, sharedKV: slow,
-		ctx: ctx, nc: nc, marking: make(chan struct{}, 1), announce: func(m *nats.Msg) error {
-			var nl api.NodeLost
-			_ = json.Unmarshal(m.Data, &nl)
-			if nl.Node == "x" {
-				slow.slow.Store(&nl.Node) // from now on, x's record is slow to read
-			}
-			mu.Lock()
-			announced[nl.Node] = true
-			mu.Unlock()
-			return nil
-		}}
-	a.peers.peers = map[string]*peer{}
+	a, rec := testWatcher(t, nc, slow, time.Second)
+	a.ctx = ctx
+	rec.then = func(node string) {
+		if node == "x" {
+			slow.slow.Store(&node) // from now on, x's record is slow to read
+		}
+	}
 	a.started.Store(time.Now().Add(-time.Hour).UnixNano())
 	release := sync.OnceFunc(func() { close(slow.release) })
 	t.Cleanup(func() {
@@ -757,6 +772,7 @@ func TestASlowRegistryDelaysNoLoss(t *testing.T) {
 	}
 	// Their probes get no answer (a partition, say): each waits its full
 	// time.
+	var mu sync.Mutex
 	probed := map[string]time.Time{}
 	for _, id := range []string{"x", "y"} {
 		sub, err := nc.Subscribe(bus.NodeSubject(id, bus.VerbInfo), func(*nats.Msg) {
@@ -779,10 +795,10 @@ func TestASlowRegistryDelaysNoLoss(t *testing.T) {
 	// The marks are written from now on (the check signalled them): x's
 	// record is slow to read by then.
 	a.wg.Go(a.markLoop)
-	mu.Lock()
-	if !announced["x"] || !announced["y"] {
+	if announced := rec.take(); len(announced) != 2 || !slices.Contains(announced, "x") || !slices.Contains(announced, "y") {
 		t.Errorf("announced %v, want x and y", announced)
 	}
+	mu.Lock()
 	if apart := probed["x"].Sub(probed["y"]).Abs(); len(probed) != 2 || apart >= a.probeTimeout() {
 		t.Errorf("probes at %v: one after the other (%v apart), want them together", probed, apart)
 	}
