@@ -132,13 +132,15 @@ func (cr *connReader) wait() error {
 	return rerr
 }
 
-// readFD is read(2) of a socket, retried on EINTR. The socket does not
-// block (the runtime's poller owns it), so this is a raw system call: the
-// runtime's bookkeeping around a call that might block wakes its monitor
-// thread from its sleep in a node at rest, twice per idle line.
+// readFD is a read of a socket that never blocks (recvfrom(2) with
+// MSG_DONTWAIT, whatever the socket's mode), retried on EINTR. So it is a
+// raw system call: the runtime's bookkeeping around a call that might
+// block wakes its monitor thread from its sleep in a node at rest, twice
+// per idle line.
 func readFD(fd int, p []byte) (int, error) {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+			syscall.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			return int(n), nil

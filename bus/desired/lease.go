@@ -38,8 +38,10 @@ type elector struct {
 	renewed time.Time // last taken or renewed
 	holder  string    // the holder last seen ("" before a look)
 	// unanswered: the last look at the lease got no answer (the registry
-	// is away: its stream may be electing a leader).
+	// is away: its stream may be electing a leader); misses: how many
+	// campaigns in a row ended so.
 	unanswered bool
+	misses     int
 	// acting: the holder was declared lost and this node is the one to
 	// take over, while the registry does not answer yet (see act).
 	acting      bool
@@ -81,11 +83,13 @@ func (e *elector) pace(ttl time.Duration) time.Duration {
 }
 
 // attempt is how long one campaign waits for the registry: a fifth of the
-// lease, and a tenth while the registry does not answer (its stream may be
-// electing a leader). A request sent before the election is never
-// answered: the next one, sent at once, finds the new leader (in the
-// partition test, a holder whose renewal failed took its lease back 4 s
-// after the registry's election, two of its 2 s attempts later).
+// lease, and, while the registry does not answer (its stream may be
+// electing a leader), a tenth every other campaign. A request sent before
+// the election is never answered: the next one, sent at once, finds the
+// new leader (in the partition test, a holder whose renewal failed took
+// its lease back 4 s after the registry's election, two of its 2 s
+// attempts later). The long ones in between let a registry that answers,
+// but slowly, answer.
 func (e *elector) attempt(ttl time.Duration) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -93,7 +97,7 @@ func (e *elector) attempt(ttl time.Duration) time.Duration {
 }
 
 func (e *elector) attemptLocked(ttl time.Duration) time.Duration {
-	if e.unanswered {
+	if e.unanswered && e.misses%2 == 1 {
 		return ttl / 10
 	}
 	return ttl / 5
@@ -137,7 +141,7 @@ func (e *elector) set(leader bool, rev uint64) {
 	}
 	e.leader, e.rev = leader, rev // a lost lease keeps its last revision, to take it back on
 	if leader {
-		e.renewed, e.holder, e.acting = time.Now(), e.nodeID, false
+		e.renewed, e.holder, e.acting, e.unanswered = time.Now(), e.nodeID, false, false
 	}
 }
 
@@ -149,6 +153,15 @@ func (e *elector) set(leader bool, rev uint64) {
 // for ttl (judged by the server's timestamp of the record). It reports
 // whether this node has just become the leader.
 func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, isLost func(string) bool) bool {
+	defer func() {
+		e.mu.Lock()
+		if e.unanswered {
+			e.misses++
+		} else {
+			e.misses = 0
+		}
+		e.mu.Unlock()
+	}()
 	e.mu.Lock()
 	leader, rev, since, mine := e.leader, e.rev, e.since, e.holder == e.nodeID
 	e.mu.Unlock()

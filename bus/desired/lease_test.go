@@ -92,3 +92,66 @@ func TestALeaseIsTakenBackWithoutAReadThatAnswers(t *testing.T) {
 		t.Fatal("no lease in the bucket")
 	}
 }
+
+// slowBucket is a bucket that answers, but only after delay.
+type slowBucket struct {
+	jetstream.KeyValue
+	delay time.Duration
+}
+
+func (b slowBucket) wait(ctx context.Context) error {
+	select {
+	case <-time.After(b.delay):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b slowBucket) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if err := b.wait(ctx); err != nil {
+		return nil, err
+	}
+	return b.KeyValue.Get(ctx, key)
+}
+
+func (b slowBucket) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if err := b.wait(ctx); err != nil {
+		return 0, err
+	}
+	return b.KeyValue.Update(ctx, key, value, rev)
+}
+
+// A registry that answers, but more slowly than the short attempts that
+// follow a look with no answer, still gives the lease back to its holder:
+// every other attempt is long enough.
+func TestALeaseIsTakenBackFromASlowRegistry(t *testing.T) {
+	_, kv := startBucket(t)
+	const ttl = time.Second // attempts of 200 ms, and 100 ms every other one while the registry does not answer
+	never := func(string) bool { return false }
+	a := &elector{nodeID: "a", log: slog.New(slog.DiscardHandler)}
+	ctx := testContext(t)
+	if !a.campaign(ctx, kv, ttl, never) {
+		t.Fatal("a did not take a free lease")
+	}
+	away, cancel := context.WithCancel(ctx)
+	cancel()
+	if a.campaign(away, kv, ttl, never) || a.isHolder() {
+		t.Fatal("a renewed its lease with no registry to write to")
+	}
+	slow := slowBucket{kv, 150 * time.Millisecond}
+	for range 4 {
+		actx, cancel := context.WithTimeout(ctx, a.attempt(ttl))
+		a.campaign(actx, slow, ttl, never)
+		cancel()
+		if a.isHolder() {
+			break
+		}
+	}
+	if !a.isHolder() {
+		t.Fatal("a never took its lease back from a registry answering in 150 ms (attempts of 100 ms only)")
+	}
+	if pace, attempt := a.pace(ttl), a.attempt(ttl); pace != ttl/5 || attempt != ttl/5 {
+		t.Errorf("the holder again: pace %v, attempts of %v, want %v", pace, attempt, ttl/5)
+	}
+}

@@ -246,7 +246,8 @@ func (m *Manager) rereadServices(kv jetstream.KeyValue) {
 // taken over). It runs on its own, so a slow reconciliation never delays
 // a renewal.
 func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
-	tick := time.NewTicker(m.leaseTTL() / 10)
+	every := m.leaseTTL() / 10
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	last := time.Now() // when the last campaign began
 	m.campaign(leases)
@@ -264,7 +265,9 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 			m.campaign(leases)
 			m.Poke()
 		case <-tick.C:
-			if time.Since(last) >= m.elect.pace(m.leaseTTL()) || m.elect.isActing() {
+			// Half a tick of slack: a pace of one tick must not miss a
+			// tick that comes a moment early.
+			if time.Since(last)+every/2 >= m.elect.pace(m.leaseTTL()) || m.elect.isActing() {
 				last = time.Now()
 				m.campaign(leases)
 			}

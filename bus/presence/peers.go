@@ -603,9 +603,9 @@ func (a *Announcer) warmUp() time.Duration { return a.interval * 3 / 2 }
 // lived on since it was last heard (its heartbeats do not reach this node,
 // its records do). A record that cannot be read in the probe's time is
 // no reason to wait, but for a node back from a partition (within
-// rejoinGrace): its routes come back one at a time, and one may come and
-// go (once, in the partition test, a node heard again after the heal went
-// quiet to it for a second).
+// rejoinGrace, for rejoinedWait): its routes come back one at a time, and
+// one may come and go (once, in the partition test, a node heard again
+// after the heal went quiet to it for a second).
 func (a *Announcer) declareLost(s suspect) {
 	// A node whose heartbeats are late may still answer: then it is
 	// alive (a slow or paused node), and seen now.
@@ -645,10 +645,10 @@ func (a *Announcer) declareLost(s suspect) {
 		c.mu.Unlock()
 		return
 	case rec.err != nil && !errors.Is(rec.err, errNoRecord) && !errors.Is(rec.err, errNoRegistry) &&
-		!c.isolated && time.Since(c.rejoined) < a.rejoinGrace():
+		!c.isolated && time.Since(c.rejoined) < a.rejoinGrace() && time.Since(s.seen) < rejoinedWait(s.info.IntervalMs):
 		// Back from a partition, its routes still coming back (one may
 		// come and go): a node it heard since may be quiet only to it.
-		// Without the record's word it waits.
+		// Without the record's word it waits, for a while.
 		c.mu.Unlock()
 		return
 	}
@@ -668,6 +668,18 @@ func (a *Announcer) declareLost(s suspect) {
 	case a.marking <- struct{}{}: // markLoop writes it into the registry
 	default:
 	}
+}
+
+// rejoinedWait is how long a node back from a partition waits for the
+// record of a node it heard since, quiet and not answering, before it
+// declares it lost all the same: twice the node's time, and at least 2 s
+// more than it (a route that came back and went again was back within
+// 1.3 s, in the partition test). Should every node have been cut off
+// (an even split), the loss of one that died meanwhile is declared that
+// much late, if its record cannot be read.
+func rejoinedWait(intervalMs int64) time.Duration {
+	gone := registry.GoneAfter(intervalMs)
+	return gone + max(gone, 2*time.Second)
 }
 
 // notLater is t, or now if t is later (the server's clock is ahead).

@@ -684,7 +684,7 @@ func (unreadableRecords) Get(context.Context, string) (jetstream.KeyValueEntry, 
 
 // A node whose record cannot be read is announced lost when it does not
 // answer, unless this node is back from a partition: its routes may still
-// come and go, and without the record's word it waits.
+// come and go, and without the record's word it waits, for a while.
 func TestARejoinedNodeWaitsForTheRecord(t *testing.T) {
 	nc, kv := registryServer(t)
 	a, rec := testWatcher(t, nc, unreadableRecords{kv}, time.Second)
@@ -692,11 +692,13 @@ func TestARejoinedNodeWaitsForTheRecord(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		rejoined time.Duration // how long ago this node stopped being isolated; 0: never isolated
+		quiet    time.Duration // how long ago the node was last heard
 		announce bool
 	}{
-		{"never cut off", 0, true},
-		{"back from a partition a second ago", time.Second, false},
-		{"back from a partition longer than the grace ago", a.rejoinGrace() + time.Second, true},
+		{"never cut off", 0, 4 * time.Second, true},
+		{"back from a partition a second ago", time.Second, 4 * time.Second, false},
+		{"back from a partition a second ago, the node quiet for long", time.Second, rejoinedWait(1000) + time.Second, true},
+		{"back from a partition longer than the grace ago", a.rejoinGrace() + time.Second, 4 * time.Second, true},
 	} {
 		id := fmt.Sprintf("r%d", len(a.peers.peers))
 		a.peers.rejoined = time.Time{}
@@ -704,7 +706,7 @@ func TestARejoinedNodeWaitsForTheRecord(t *testing.T) {
 			a.peers.rejoined = time.Now().Add(-c.rejoined)
 		}
 		p := a.peers.get(id)
-		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000, LastSeen: time.Now().Add(-4 * time.Second)}
+		p.info = api.NodeInfo{ID: id, StartedAt: life, IntervalMs: 1000, LastSeen: time.Now().Add(-c.quiet)}
 		p.seen, p.live = p.info.LastSeen, true
 		a.declareLost(suspect{id: id, info: p.info, seen: p.seen})
 		if announced := rec.take(); (len(announced) == 1) != c.announce {

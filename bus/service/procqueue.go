@@ -84,10 +84,17 @@ func (q *procQueues) add(m *nats.Msg) {
 	pq.bytes += len(m.Data)
 }
 
-// drain serves id's queue until it is empty, then forgets it.
+// drain serves id's queue until it is empty, then forgets it. Once the
+// node stops (run has returned), what is left is dropped, as a
+// subscription's pending messages are when it ends: the senders time out.
 func (q *procQueues) drain(id string, pq *procQueue) {
 	for {
 		q.mu.Lock()
+		select {
+		case <-q.stopped:
+			pq.msgs, pq.bytes = nil, 0
+		default:
+		}
 		if len(pq.msgs) == 0 {
 			delete(q.queues, id)
 			q.mu.Unlock()

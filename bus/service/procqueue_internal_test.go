@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,4 +92,36 @@ func TestProcessQueues(t *testing.T) {
 	q.in <- &nats.Msg{Subject: "corral.proc.x"}
 	send("again", 1)
 	await.Until(t, 10*time.Second, "a request after a malformed subject", func() bool { return count("again") == 1 })
+}
+
+// Once the node stops, the requests still queued are dropped (their
+// senders time out); the one being answered is answered.
+func TestProcessQueuesDropWhatIsLeftOnStop(t *testing.T) {
+	var served atomic.Int32
+	release := make(chan struct{})
+	started := make(chan struct{})
+	q := newProcQueues(func(string, *nats.Msg) {
+		if served.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+	}, slog.New(slog.DiscardHandler))
+	stop := make(chan struct{})
+	go q.run(stop)
+	for range 5 {
+		q.in <- &nats.Msg{Subject: bus.ProcSubject("p", "get")}
+	}
+	<-started
+	await.Until(t, 10*time.Second, "the requests queued", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.queues["p"] != nil && len(q.queues["p"].msgs) == 4
+	})
+	close(stop)
+	<-q.stopped
+	close(release)
+	q.wg.Wait()
+	if n := served.Load(); n != 1 {
+		t.Errorf("%d requests answered after the stop, want 1 (the one in flight)", n)
+	}
 }

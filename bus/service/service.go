@@ -362,7 +362,7 @@ func (s *Service) Close() error {
 	if procs != nil {
 		close(procStop)
 		<-procs.stopped
-		procs.wg.Wait() // the requests sorted already are answered
+		procs.wg.Wait() // the requests being answered are; the others are dropped
 	}
 	s.cancel()
 	s.wg.Wait()
