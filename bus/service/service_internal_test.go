@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/corral-run/corral/bus"
 	"github.com/corral-run/corral/bus/control"
 	"github.com/corral-run/corral/bus/embedded"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/node"
 )
 
@@ -157,5 +159,50 @@ func TestStopAfterCloseIsRefused(t *testing.T) {
 	}
 	if m.Header.Get(micro.ErrorHeader) == "" {
 		t.Errorf("stop after Close answered %q, want an error", m.Data)
+	}
+}
+
+// A node's own control plane (its reconciler, the spawns it hands on)
+// takes the cluster's view from the node's watcher, not from whichever
+// node answers corral.registry: that may be one just back from a
+// partition, which has not heard the others again yet.
+func TestTheNodesControlUsesItsOwnView(t *testing.T) {
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	svc := New(nc, Config{NodeID: "f", HeartbeatInterval: 100 * time.Millisecond})
+	defer svc.Close()
+	if err := svc.Serve(&fakeSupervisor{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, 10*time.Second, "the node's view", func() bool {
+		_, ok := svc.presence.View(api.RegistryRequest{})
+		return ok
+	})
+	var asked atomic.Int32
+	mon, err := nc.Subscribe(bus.SubjectRegistry, func(*nats.Msg) { asked.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := svc.control.Nodes(t.Context())
+	if err != nil || len(nodes) != 1 || nodes[0].ID != "f" {
+		t.Fatalf("nodes = %+v, %v", nodes, err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the node's control asked corral.registry %d times, want its own view", n)
 	}
 }
