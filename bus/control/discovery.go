@@ -110,14 +110,7 @@ func (c *Control) readRegistry(ctx context.Context, processes string) registryVi
 	}
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
-	var rv api.RegistryView
-	err := c.request(ctx, bus.SubjectRegistry, req, &rv)
-	for try := 1; try < registryTries && isNotReady(err); try++ {
-		// A node that has just started answers that it has not heard
-		// everyone yet: another node of the queue group may have.
-		err = c.request(ctx, bus.SubjectRegistry, req, &rv)
-	}
-	if err == nil {
+	if rv, err := c.askRegistry(ctx, req); err == nil {
 		return viewOf(rv, processes)
 	}
 	kv, err := c.registry(ctx)
@@ -129,6 +122,85 @@ func (c *Control) readRegistry(ctx context.Context, processes string) registryVi
 		return registryView{}
 	}
 	return registryView{records: records, kv: kv}
+}
+
+// registryResend is how long askRegistry waits for an answer before it
+// asks again. The queue group picks among every node whose interest the
+// servers hold, and a node cut off by a partition keeps its interest until
+// its server's route to it is closed (10 s): a node answers in
+// milliseconds, so the next one is asked soon.
+const registryResend = 300 * time.Millisecond
+
+// askRegistry asks corral.registry for a node's view: again, to the same
+// inbox, after registryResend without an answer, and at once after an
+// answer that the node has not heard everyone yet (another node of the
+// queue group may have), registryTries times in all; the first view that
+// comes is taken. It gives up after half of ctx's time at most, leaving
+// the rest for a read of the bucket.
+func (c *Control) askRegistry(ctx context.Context, req api.RegistryRequest) (api.RegistryView, error) {
+	data, err := encodeRequest(req)
+	if err != nil {
+		return api.RegistryView{}, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+		defer cancel()
+	}
+	ctx, stopGuard := c.permits.guard(ctx, bus.SubjectRegistry)
+	defer stopGuard()
+	inbox := c.nc.NewRespInbox()
+	answers := make(chan *nats.Msg, registryTries)
+	sub, err := c.nc.ChanSubscribe(inbox, answers)
+	if err != nil {
+		return api.RegistryView{}, err
+	}
+	defer sub.Unsubscribe()
+	asked, refused := 0, 0
+	ask := func() error {
+		asked++
+		return c.nc.PublishRequest(bus.SubjectRegistry, inbox, data)
+	}
+	if err := ask(); err != nil {
+		return api.RegistryView{}, err
+	}
+	resend := time.NewTimer(registryResend)
+	defer resend.Stop()
+	last := api.Errorf(ErrTimeout, "no answer on %s in time", bus.SubjectRegistry)
+	for {
+		select {
+		case m := <-answers:
+			if noResponders(m) {
+				return api.RegistryView{}, nats.ErrNoResponders
+			}
+			var rv api.RegistryView
+			err := decodeReply(m, &rv)
+			if err == nil {
+				return rv, nil
+			}
+			last = err
+			if refused++; !isNotReady(err) || refused >= registryTries {
+				return api.RegistryView{}, err
+			}
+			if asked < registryTries {
+				if err := ask(); err != nil {
+					return api.RegistryView{}, err
+				}
+			}
+		case <-resend.C:
+			if asked < registryTries {
+				if err := ask(); err != nil {
+					return api.RegistryView{}, err
+				}
+				resend.Reset(registryResend)
+			}
+		case <-ctx.Done():
+			if refusedIn(ctx) {
+				return api.RegistryView{}, &refusal{subject: bus.SubjectRegistry}
+			}
+			return api.RegistryView{}, last
+		}
+	}
 }
 
 // viewOf is the registryView of a node's answer to corral.registry.

@@ -3,6 +3,7 @@ package control_test
 import (
 	"encoding/json"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,5 +76,33 @@ func TestAControlInANodeUsesItsOwnView(t *testing.T) {
 		if !slices.Equal(res.Nodes, c.nodes) || !slices.Equal(res.Gone, c.gone) {
 			t.Errorf("%s: nodes %v, gone %v; want %v, gone %v", c.name, res.Nodes, res.Gone, c.nodes, c.gone)
 		}
+	}
+}
+
+// A request on corral.registry that the queue group hands to a node that
+// never answers (cut off by a partition, its interest not yet gone) is
+// sent again: another node's view comes, rather than none.
+func TestTheRegistryIsAskedAgain(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := testnode.Connect(t, srv.URL())
+	var asked atomic.Int32
+	view := api.RegistryView{Node: "z", Nodes: []api.RegistryEntry{{Info: api.NodeInfo{ID: "z"}, Processes: []api.ProcessSummary{}}}}
+	sub, err := nc.QueueSubscribe(bus.SubjectRegistry, "registry", func(m *nats.Msg) {
+		if asked.Add(1) == 1 {
+			return // the first request goes to a node that is gone
+		}
+		data, _ := json.Marshal(view)
+		_ = m.Respond(data)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	nodes, err := control.New(nc).Nodes(testnode.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked.Load() < 2 || len(nodes) != 1 || nodes[0].ID != "z" {
+		t.Errorf("asked %d times, nodes %+v; want a second request, and z from its answer", asked.Load(), nodes)
 	}
 }
