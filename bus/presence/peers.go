@@ -759,7 +759,7 @@ func (r nodeRecord) seenAt(s suspect) time.Time {
 // markLoop writes into the registry the losses this node announced
 // (markInRegistry), apart from the checks, so that a registry slow to
 // answer (its stream electing a leader, say, when the lost node led it)
-// delays no other loss: at once, and again every restEvery while some are
+// delays no other loss: at once, and again every interval while some are
 // left to write.
 func (a *Announcer) markLoop() {
 	var retry <-chan time.Time
@@ -772,7 +772,7 @@ func (a *Announcer) markLoop() {
 		}
 		retry = nil
 		if a.writeMarks() {
-			retry = time.After(a.restEvery())
+			retry = time.After(a.interval)
 		}
 	}
 }
@@ -809,7 +809,7 @@ func (a *Announcer) writeMarks() (left bool) {
 // was last heard (livedOn; wider than declareLost's bound, so that a node
 // declared lost is marked: a wrong mark is undone by the node's next
 // record, a missed one is not) is left as it is. markLoop retries it every
-// restEvery until it is done, the record moved on (the node came back, or
+// interval until it is done, the record moved on (the node came back, or
 // another node wrote it), or there is no record.
 func (a *Announcer) markInRegistry(s suspect) {
 	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, time.Second))
