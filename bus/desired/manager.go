@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -192,7 +191,6 @@ func (m *Manager) run() {
 	tick := time.NewTicker(max(m.cfg.Interval, time.Second))
 	defer tick.Stop()
 	var lastRead time.Time
-	var rereading atomic.Bool
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -201,9 +199,9 @@ func (m *Manager) run() {
 		case <-m.trigger:
 		}
 		if m.Leader() {
-			if time.Since(lastRead) >= servicesReread && !rereading.Load() {
+			if time.Since(lastRead) >= servicesReread {
+				m.rereadServices(kv)
 				lastRead = time.Now()
-				m.rereadBeforePass(kv, &rereading)
 			}
 			ctx, cancel := context.WithCancel(m.ctx)
 			m.mu.Lock()
@@ -224,52 +222,23 @@ func (m *Manager) run() {
 // test) must not leave the reconciler with an old desired count.
 const servicesReread = 3 * time.Second
 
-// rereadWait is how long a pass waits for the reread of the services
-// before it goes on with those followed: the registry may not answer for
-// seconds (its stream electing a leader), and a new leader's first pass
-// waited a second for it in the partition test.
-const rereadWait = 250 * time.Millisecond
-
-// rereadBeforePass rereads the services, waiting for the read up to
-// rereadWait; a read that ends later still merges, and has another pass
-// run if it changed the services. rereading is set while a read runs.
-func (m *Manager) rereadBeforePass(kv jetstream.KeyValue, rereading *atomic.Bool) {
-	rereading.Store(true)
-	done := make(chan struct{})
-	m.wg.Go(func() {
-		defer rereading.Store(false)
-		changed := m.rereadServices(kv)
-		close(done)
-		if changed {
-			m.Poke()
-		}
-	})
-	t := time.NewTimer(rereadWait)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	case <-m.ctx.Done():
-	}
-}
-
 // rereadServices merges what the bucket holds now into the services
-// followDesired keeps (by revision: see serviceView), and reports whether
-// that changed them; on failure they stay as they are.
-func (m *Manager) rereadServices(kv jetstream.KeyValue) bool {
+// followDesired keeps (by revision: see serviceView); on failure they stay
+// as they are.
+func (m *Manager) rereadServices(kv jetstream.KeyValue) {
 	ctx, cancel := context.WithTimeout(m.ctx, max(m.cfg.Interval, time.Second))
 	defer cancel()
 	records, at, err := readServices(ctx, kv)
 	if err != nil {
 		m.log.Debug("cannot read the services again", "err", err)
-		return false
+		return
 	}
 	if m.beforeRereadMerge != nil {
 		m.beforeRereadMerge()
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.services.applySnapshot(records, at)
+	m.services.applySnapshot(records, at)
+	m.mu.Unlock()
 }
 
 // campaignLoop renews or seeks the lease at its pace (elector.pace), and

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"reflect"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus/embedded"
-	"github.com/corral-run/corral/internal/await"
 )
 
 // startBucket starts an embedded NATS server with JetStream on a random
@@ -238,41 +236,4 @@ func TestABucketMadeAgainEmptyIsAChange(t *testing.T) {
 	if changed := v.applySnapshot(nil, bucketState{rev: 0, created: time.Unix(2000, 0)}); !changed || len(v.specs) != 0 {
 		t.Errorf("an empty bucket made again: changed %v, view %v; want true, empty", changed, v.specs)
 	}
-}
-
-// stalledWatch is a bucket whose watches begin only once release is
-// closed, whatever their context: a registry slow to answer.
-type stalledWatch struct {
-	jetstream.KeyValue
-	release chan struct{}
-}
-
-func (k stalledWatch) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	<-k.release
-	return k.KeyValue.Watch(ctx, keys, opts...)
-}
-
-// A pass waits for the reread of the services only a moment: a registry
-// that does not answer (its stream electing a leader) does not hold up a
-// new leader's first pass. The read merges when it ends, and a change it
-// brings has another pass run.
-func TestAPassWaitsForTheRereadOnlyAMoment(t *testing.T) {
-	m, kv := startBucket(t)
-	putService(t, kv, "web", 2)
-	stalled := stalledWatch{kv, make(chan struct{})}
-	var rereading atomic.Bool
-	done := make(chan struct{})
-	go func() { m.rereadBeforePass(stalled, &rereading); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		close(stalled.release)
-		t.Fatal("the pass waited for a read of the services that got no answer")
-	}
-	if !rereading.Load() {
-		t.Error("the read is not marked as running")
-	}
-	close(stalled.release)
-	waitForView(t, m, "web", 2) // merged once it ended, the pass poked
-	await.Until(t, 10*time.Second, "the read to end", func() bool { return !rereading.Load() })
 }
