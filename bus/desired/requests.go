@@ -87,6 +87,7 @@ func (m *Manager) Apply(ctx context.Context, doc []byte) (api.ApplyReply, error)
 		record("service/"+s.Name, outcome)
 	}
 	m.log.Info("desired state applied", "created", reply.Created, "updated", reply.Updated)
+	m.changedHere(kv)
 	return reply, nil
 }
 
@@ -137,6 +138,7 @@ func (m *Manager) Scale(ctx context.Context, req api.ScaleRequest) (api.ServiceS
 		data, _ := json.Marshal(s)
 		if _, err = retry(ctx, func() (uint64, error) { return kv.Update(ctx, e.Key(), data, e.Revision()) }); err == nil {
 			m.log.Info("service scaled", "service", s.Name, "instances", s.Instances)
+			m.changedHere(kv)
 			return s, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) || attempt == 3 {
@@ -175,5 +177,16 @@ func (m *Manager) Delete(ctx context.Context, req api.DeleteRequest) error {
 		return api.Errorf(api.ErrInternal, "cannot delete %s %q: %v", req.Kind, req.Name, err)
 	}
 	m.log.Info("desired state deleted", "kind", req.Kind, "name", req.Name)
+	m.changedHere(kv)
 	return nil
+}
+
+// changedHere takes a change this node wrote into its view of the services
+// at once, without waiting for its watch (one that lags, as after nodes
+// came and went, would have its reconciler act on the old state: once, in
+// the chaos test, it placed the instances of a service deleted a moment
+// before), and has a pass run.
+func (m *Manager) changedHere(kv jetstream.KeyValue) {
+	m.rereadServices(kv)
+	m.Poke()
 }

@@ -237,3 +237,27 @@ func TestABucketMadeAgainEmptyIsAChange(t *testing.T) {
 		t.Errorf("an empty bucket made again: changed %v, view %v; want true, empty", changed, v.specs)
 	}
 }
+
+// A change a node writes is in its own view at once, whatever its watch
+// (here, none runs): its reconciler never acts on the state before it.
+func TestAChangeIsInTheWritersViewAtOnce(t *testing.T) {
+	m, kv := startBucket(t)
+	m.mu.Lock()
+	m.kv = kv
+	m.mu.Unlock()
+	ctx := testContext(t)
+	putService(t, kv, "web", 2)
+	m.rereadServices(kv)
+	if _, err := m.Scale(ctx, api.ScaleRequest{Service: "web", Instances: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if got := instances(m)["web"]; got != 5 {
+		t.Errorf("right after the scale the writer's view holds %d instances, want 5", got)
+	}
+	if err := m.Delete(ctx, api.DeleteRequest{Kind: "service", Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := instances(m)["web"]; ok {
+		t.Errorf("right after the deletion the writer's view holds %v", instances(m))
+	}
+}
