@@ -602,10 +602,9 @@ func (a *Announcer) warmUp() time.Duration { return a.interval * 3 / 2 }
 // process.node_lost: it was cut off, or reconnecting) or that the node
 // lived on since it was last heard (its heartbeats do not reach this node,
 // its records do). A record that cannot be read in the probe's time is
-// no reason to wait, but for a node back from a partition (within
-// rejoinGrace, for rejoinedWait): its routes come back one at a time, and
-// one may come and go (once, in the partition test, a node heard again
-// after the heal went quiet to it for a second).
+// no reason to wait. A node back from a partition (within rejoinGrace)
+// waits rejoinedWait in any case: its routes come back one at a time, one
+// may come and go, and its replica of the registry may be behind.
 func (a *Announcer) declareLost(s suspect) {
 	// A node whose heartbeats are late may still answer: then it is
 	// alive (a slow or paused node), and seen now.
@@ -644,11 +643,11 @@ func (a *Announcer) declareLost(s suspect) {
 		p.info.LastSeen, p.live = rec.info.LastSeen, true // the next check goes from this record
 		c.mu.Unlock()
 		return
-	case rec.err != nil && !errors.Is(rec.err, errNoRecord) && !errors.Is(rec.err, errNoRegistry) &&
-		!c.isolated && time.Since(c.rejoined) < a.rejoinGrace() && time.Since(s.seen) < rejoinedWait(s.info.IntervalMs):
+	case !c.isolated && time.Since(c.rejoined) < a.rejoinGrace() && time.Since(s.seen) < rejoinedWait(s.info.IntervalMs):
 		// Back from a partition, its routes still coming back (one may
-		// come and go): a node it heard since may be quiet only to it.
-		// Without the record's word it waits, for a while.
+		// come and go), and its replica of the registry catching up (the
+		// record it reads may be old): a node it heard since may be quiet
+		// only to it. It waits, for a while.
 		c.mu.Unlock()
 		return
 	}
@@ -670,16 +669,19 @@ func (a *Announcer) declareLost(s suspect) {
 	}
 }
 
-// rejoinedWait is how long a node back from a partition waits for the
-// record of a node it heard since, quiet and not answering, before it
-// declares it lost all the same: twice the node's time, and at least 2 s
-// more than it (a route that came back and went again was back within
-// 1.3 s, in the partition test). Should every node have been cut off
-// (an even split), the loss of one that died meanwhile is declared that
-// much late, if its record cannot be read.
+// rejoinedWait is how long a node back from a partition waits, unless a
+// record marked Lost says another node announced it, before it declares
+// lost a node it heard since and that went quiet and does not answer:
+// twice the node's time, and at least 5 s more than it (in the partition
+// test a route that came back went again for 1.3 s once and 2.3 s
+// another time, and the cut-off node's replica of the registry gave it a
+// record older than the heartbeat it had heard). The nodes that were not
+// cut off announce a loss within the usual bound; should every node have
+// been cut off (an even split), the loss of one that died meanwhile is
+// announced that much late.
 func rejoinedWait(intervalMs int64) time.Duration {
 	gone := registry.GoneAfter(intervalMs)
-	return gone + max(gone, 2*time.Second)
+	return gone + max(gone, 5*time.Second)
 }
 
 // notLater is t, or now if t is later (the server's clock is ahead).

@@ -684,7 +684,8 @@ func (unreadableRecords) Get(context.Context, string) (jetstream.KeyValueEntry, 
 
 // A node whose record cannot be read is announced lost when it does not
 // answer, unless this node is back from a partition: its routes may still
-// come and go, and without the record's word it waits, for a while.
+// come and go, and its replica of the registry be behind, so it waits for
+// a while (rejoinedWait), whatever the record.
 func TestARejoinedNodeWaitsForTheRecord(t *testing.T) {
 	nc, kv := registryServer(t)
 	a, rec := testWatcher(t, nc, unreadableRecords{kv}, time.Second)
@@ -712,6 +713,23 @@ func TestARejoinedNodeWaitsForTheRecord(t *testing.T) {
 		if announced := rec.take(); (len(announced) == 1) != c.announce {
 			t.Errorf("%s: announced %v, want the loss announced: %v", c.name, announced, c.announce)
 		}
+	}
+	// Back from a partition, with a record that reads, but is older than
+	// the heartbeat last heard (its replica is behind): it waits too.
+	a.sharedKV = kv
+	a.peers.rejoined = time.Now().Add(-time.Second)
+	p := a.peers.get("old")
+	p.info = api.NodeInfo{ID: "old", StartedAt: life, IntervalMs: 1000, LastSeen: time.Now().Add(-4 * time.Second)}
+	p.seen, p.live = p.info.LastSeen, true
+	old := p.info
+	old.LastSeen = old.LastSeen.Add(-time.Minute)
+	data, _ := json.Marshal(old)
+	if _, err := kv.Put(t.Context(), registry.NodeKey("old"), data); err != nil {
+		t.Fatal(err)
+	}
+	a.declareLost(suspect{id: "old", info: p.info, seen: p.seen})
+	if announced := rec.take(); len(announced) != 0 {
+		t.Errorf("back from a partition, a record older than the heartbeat: announced %v, want it to wait", announced)
 	}
 }
 
