@@ -20,7 +20,6 @@ import (
 func TestAHolderWhoseRenewalFailedTakesItsLeaseBack(t *testing.T) {
 	_, kv := startBucket(t) // any bucket will do: the lease is one key
 	const ttl = 10 * time.Second
-	never := func(string) bool { return false }
 	a := &elector{nodeID: "a", log: slog.New(slog.DiscardHandler)}
 	ctx := testContext(t)
 	if !a.campaign(ctx, kv, ttl, never) || !a.isHolder() || a.pace(ttl) != ttl/5 || a.attempt(ttl) != ttl/5 {
@@ -74,17 +73,7 @@ func (unreadable) Get(context.Context, string) (jetstream.KeyValueEntry, error) 
 func TestALeaseIsTakenBackWithoutAReadThatAnswers(t *testing.T) {
 	_, kv := startBucket(t)
 	const ttl = 10 * time.Second
-	never := func(string) bool { return false }
-	a := &elector{nodeID: "a", log: slog.New(slog.DiscardHandler)}
-	ctx := testContext(t)
-	if !a.campaign(ctx, kv, ttl, never) {
-		t.Fatal("a did not take a free lease")
-	}
-	away, cancel := context.WithCancel(ctx)
-	cancel()
-	if a.campaign(away, kv, ttl, never) || a.isHolder() {
-		t.Fatal("a renewed its lease with no registry to write to")
-	}
+	a, ctx := holderWhoseRenewalFailed(t, kv, ttl)
 	if !a.campaign(ctx, unreadable{kv}, ttl, never) || !a.isHolder() {
 		t.Fatal("a did not take its own lease back while reads of it got no answer")
 	}
@@ -128,17 +117,7 @@ func (b slowBucket) Update(ctx context.Context, key string, value []byte, rev ui
 func TestALeaseIsTakenBackFromASlowRegistry(t *testing.T) {
 	_, kv := startBucket(t)
 	const ttl = time.Second // attempts of 200 ms, and 100 ms every other one while the registry does not answer
-	never := func(string) bool { return false }
-	a := &elector{nodeID: "a", log: slog.New(slog.DiscardHandler)}
-	ctx := testContext(t)
-	if !a.campaign(ctx, kv, ttl, never) {
-		t.Fatal("a did not take a free lease")
-	}
-	away, cancel := context.WithCancel(ctx)
-	cancel()
-	if a.campaign(away, kv, ttl, never) || a.isHolder() {
-		t.Fatal("a renewed its lease with no registry to write to")
-	}
+	a, ctx := holderWhoseRenewalFailed(t, kv, ttl)
 	slow := slowBucket{kv, 150 * time.Millisecond}
 	for range 4 {
 		actx, cancel := context.WithTimeout(ctx, a.attempt(ttl))
@@ -154,4 +133,24 @@ func TestALeaseIsTakenBackFromASlowRegistry(t *testing.T) {
 	if pace, attempt := a.pace(ttl), a.attempt(ttl); pace != ttl/5 || attempt != ttl/5 {
 		t.Errorf("the holder again: pace %v, attempts of %v, want %v", pace, attempt, ttl/5)
 	}
+}
+
+func never(string) bool { return false }
+
+// holderWhoseRenewalFailed is node a, which took a free lease in kv and
+// then failed to renew it (no registry to write to), and a context for
+// the test.
+func holderWhoseRenewalFailed(t *testing.T, kv jetstream.KeyValue, ttl time.Duration) (*elector, context.Context) {
+	t.Helper()
+	a := &elector{nodeID: "a", log: slog.New(slog.DiscardHandler)}
+	ctx := testContext(t)
+	if !a.campaign(ctx, kv, ttl, never) {
+		t.Fatal("a did not take a free lease")
+	}
+	away, cancel := context.WithCancel(ctx)
+	cancel()
+	if a.campaign(away, kv, ttl, never) || a.isHolder() {
+		t.Fatal("a renewed its lease with no registry to write to")
+	}
+	return a, ctx
 }
