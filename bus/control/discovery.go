@@ -149,25 +149,15 @@ func (c *Control) askRegistry(ctx context.Context, req api.RegistryRequest) (api
 	}
 	ctx, stopGuard := c.permits.guard(ctx, bus.SubjectRegistry)
 	defer stopGuard()
-	inbox := c.nc.NewRespInbox()
-	answers := make(chan *nats.Msg, registryTries)
-	sub, err := c.nc.ChanSubscribe(inbox, answers)
+	answers, again, stop, err := c.scatter(bus.SubjectRegistry, data)
 	if err != nil {
 		return api.RegistryView{}, err
 	}
-	defer sub.Unsubscribe()
-	asked, refused := 0, 0
-	ask := func() error {
-		asked++
-		return c.nc.PublishRequest(bus.SubjectRegistry, inbox, data)
-	}
-	if err := ask(); err != nil {
-		return api.RegistryView{}, err
-	}
+	defer stop()
 	resend := time.NewTimer(registryResend)
 	defer resend.Stop()
 	last := api.Errorf(ErrTimeout, "no answer on %s in time", bus.SubjectRegistry)
-	for {
+	for asked, refused := 1, 0; ; {
 		select {
 		case m := <-answers:
 			if noResponders(m) {
@@ -182,23 +172,21 @@ func (c *Control) askRegistry(ctx context.Context, req api.RegistryRequest) (api
 			if refused++; !isNotReady(err) || refused >= registryTries {
 				return api.RegistryView{}, err
 			}
-			if asked < registryTries {
-				if err := ask(); err != nil {
-					return api.RegistryView{}, err
-				}
-			}
 		case <-resend.C:
-			if asked < registryTries {
-				if err := ask(); err != nil {
-					return api.RegistryView{}, err
-				}
-				resend.Reset(registryResend)
-			}
+			resend.Reset(registryResend)
 		case <-ctx.Done():
 			if refusedIn(ctx) {
 				return api.RegistryView{}, &refusal{subject: bus.SubjectRegistry}
 			}
 			return api.RegistryView{}, last
+		}
+		// No answer in time, or one not ready: ask again (the queue
+		// group may pick another node).
+		if asked < registryTries {
+			asked++
+			if err := again(); err != nil {
+				return api.RegistryView{}, err
+			}
 		}
 	}
 }

@@ -68,14 +68,14 @@ func (c *Control) gather(ctx context.Context, req gatherRequest) (gathered, erro
 	ctx, stopGuard := c.permits.guard(ctx, req.subject)
 	defer stopGuard()
 	regCh := c.startRegistryRead(ctx, req.processes)
-	replies, stopReplies, err := c.scatter(req.subject, req.data)
+	replies, _, stopReplies, err := c.scatter(req.subject, req.data)
 	if err != nil {
 		return g, err
 	}
 	defer stopReplies()
 	var pings <-chan *nats.Msg
 	if req.ping {
-		ch, stopPing, err := c.scatter(bus.SubjectPing, nil)
+		ch, _, stopPing, err := c.scatter(bus.SubjectPing, nil)
 		if err != nil {
 			return g, err
 		}
@@ -174,20 +174,22 @@ func (c *Control) gather(ctx context.Context, req gatherRequest) (gathered, erro
 }
 
 // scatter publishes a request that many nodes answer, and returns the
-// channel their answers arrive on. Call the returned function to stop
-// listening.
-func (c *Control) scatter(subject string, data []byte) (<-chan *nats.Msg, func(), error) {
+// channel their answers arrive on, a function that publishes the request
+// again to the same inbox (its answers come on the same channel), and one
+// to call to stop listening.
+func (c *Control) scatter(subject string, data []byte) (replies <-chan *nats.Msg, again func() error, stop func(), err error) {
 	inbox := c.nc.NewRespInbox()
 	ch := make(chan *nats.Msg, 256)
 	sub, err := c.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if err := c.nc.PublishRequest(subject, inbox, data); err != nil {
+	again = func() error { return c.nc.PublishRequest(subject, inbox, data) }
+	if err := again(); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return ch, func() { _ = sub.Unsubscribe() }, nil
+	return ch, again, func() { _ = sub.Unsubscribe() }, nil
 }
 
 // noResponders reports whether m is the server's "no responders" status.
