@@ -64,10 +64,9 @@ import (
 // revision it reads, unless that record was written after the node was
 // last heard; retried while the registry does not answer). The marks are
 // written by a goroutine of their own (markLoop), so that a registry slow
-// to answer delays no check, and nodes lost together are probed
-// together. Every node
-// marks it lost on process.node_lost. The lost node's next heartbeat
-// clears Lost.
+// to answer delays no check, and nodes lost together are probed together.
+// Every node marks it lost on process.node_lost. The lost node's next
+// heartbeat clears Lost.
 //
 // The watcher also answers corral.registry with what it knows (View).
 
@@ -879,7 +878,11 @@ func (a *Announcer) View(req api.RegistryRequest) (api.RegistryView, bool) {
 	}
 	if !c.isolated && now.Sub(c.rejoined) < a.rejoinGrace() {
 		for _, p := range c.peers {
-			if p.info.ID != "" && !p.info.Lost && p.seen.Before(c.isolatedAt) {
+			// Alive when the node was cut off: heard within twice its
+			// time before the node found itself isolated (which takes
+			// that long), not since.
+			knewAlive := c.isolatedAt.Sub(p.seen) < 2*registry.GoneAfter(p.info.IntervalMs)
+			if p.info.ID != "" && !p.info.Lost && p.seen.Before(c.isolatedAt) && knewAlive {
 				return api.RegistryView{}, false
 			}
 		}

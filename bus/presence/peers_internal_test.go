@@ -582,9 +582,12 @@ func TestAViewAfterAPartition(t *testing.T) {
 		p.seen, p.live = cutAt, true
 	}
 	a.peers.peers["d"].info.Lost = true // lost meanwhile, as another node announced
+	e := a.peers.get("e")               // quiet long before the cut: gone, and the view says so
+	e.info = api.NodeInfo{ID: "e", StartedAt: life, IntervalMs: 1000}
+	e.seen = cutAt.Add(-time.Minute)
 	view := func() bool {
 		v, ok := a.View(api.RegistryRequest{})
-		return ok && len(v.Nodes) == 4
+		return ok && len(v.Nodes) == 5
 	}
 	a.peers.isolated, a.peers.isolatedAt = true, cutAt.Add(time.Second)
 	if !view() {
