@@ -15,12 +15,12 @@
 //     lease.reconciler of the node registry CORRAL_NODES, renewed by its
 //     holder every fifth of LeaseTTL and taken over by another node once
 //     it is LeaseTTL old (by the server's timestamp), or at once when its
-//     holder is declared lost (process.node_lost); a holder whose renewal
-//     failed while the registry did not answer takes it back at the
-//     holder's pace once the registry answers. Every
-//     change is a compare-and-set on the revision, so at most one node
-//     holds it; a holder acts only while its last renewal is younger than
-//     half the lease. The lease lives in the registry, beside the records
+//     holder is declared lost (process.node_lost); while the registry
+//     does not answer, a node tries again as soon as each attempt ends,
+//     so a holder whose renewal failed takes its lease back once the
+//     registry answers. Every change is a compare-and-set on the
+//     revision, so at most one node holds it; a holder acts only while
+//     its last renewal is younger than half the lease. The lease lives in the registry, beside the records
 //     that the node announcing a loss marks Lost: once a loss is
 //     announced, the lease can be taken over at once;
 //   - the holder reconciles (reconcile.go): it places missing instances on

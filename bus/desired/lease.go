@@ -97,7 +97,7 @@ func (e *elector) attempt(ttl time.Duration) time.Duration {
 }
 
 func (e *elector) attemptLocked(ttl time.Duration) time.Duration {
-	if e.unanswered && e.misses%2 == 1 {
+	if e.misses%2 == 1 { // misses counts only campaigns with no answer
 		return ttl / 10
 	}
 	return ttl / 5

@@ -138,9 +138,10 @@ func (m *Manager) Poke() {
 
 // The lease lasts LeaseTTL unless renewed; its holder renews it every
 // LeaseTTL/5 and acts only while its last renewal is younger than half of
-// it. The others look at it every LeaseTTL/2, but for a holder whose
-// renewal failed while the registry did not answer: it keeps its pace, to
-// take its lease back as soon as the registry answers. A lost holder's
+// it. The others look at it every LeaseTTL/2. While the registry does not
+// answer, a node tries again as soon as each attempt ends (elector.pace),
+// so that a holder whose renewal failed takes its lease back as soon as
+// the registry answers. A lost holder's
 // lease is taken over at once (process.node_lost), so LeaseTTL only bounds
 // how long a holder that stopped without a loss announced (a partition's
 // minority side) keeps the others waiting.
