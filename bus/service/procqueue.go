@@ -23,6 +23,7 @@ type procQueues struct {
 	in      chan *nats.Msg
 	serve   func(id string, m *nats.Msg)
 	log     *slog.Logger
+	stop    chan struct{} // closed by close: run returns
 	stopped chan struct{} // closed once run has returned
 
 	mu     sync.Mutex
@@ -42,21 +43,29 @@ type procQueue struct {
 const procInbox = 4096
 
 func newProcQueues(serve func(id string, m *nats.Msg), log *slog.Logger) *procQueues {
-	return &procQueues{in: make(chan *nats.Msg, procInbox), serve: serve, log: log, stopped: make(chan struct{}),
-		queues: map[string]*procQueue{}}
+	return &procQueues{in: make(chan *nats.Msg, procInbox), serve: serve, log: log, stop: make(chan struct{}),
+		stopped: make(chan struct{}), queues: map[string]*procQueue{}}
 }
 
-// run sorts requests into their process's queue until stop is closed.
-func (q *procQueues) run(stop <-chan struct{}) {
+// run sorts requests into their process's queue until close.
+func (q *procQueues) run() {
 	defer close(q.stopped)
 	for {
 		select {
 		case m := <-q.in:
 			q.add(m)
-		case <-stop:
+		case <-q.stop:
 			return
 		}
 	}
+}
+
+// close stops run and waits for the requests being answered; the others
+// are dropped (see drain).
+func (q *procQueues) close() {
+	close(q.stop)
+	<-q.stopped
+	q.wg.Wait()
 }
 
 func (q *procQueues) add(m *nats.Msg) {

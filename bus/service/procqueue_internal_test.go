@@ -36,9 +36,8 @@ func TestProcessQueues(t *testing.T) {
 		served[id] = append(served[id], string(m.Data))
 		mu.Unlock()
 	}, slog.New(slog.DiscardHandler))
-	stop := make(chan struct{})
-	go q.run(stop)
-	defer func() { close(stop); <-q.stopped }()
+	go q.run()
+	defer q.close()
 	send := func(id string, i int) {
 		q.in <- &nats.Msg{Subject: bus.ProcSubject(id, "get"), Data: fmt.Appendf(nil, "%d", i)}
 	}
@@ -106,8 +105,7 @@ func TestProcessQueuesDropWhatIsLeftOnStop(t *testing.T) {
 			<-release
 		}
 	}, slog.New(slog.DiscardHandler))
-	stop := make(chan struct{})
-	go q.run(stop)
+	go q.run()
 	for range 5 {
 		q.in <- &nats.Msg{Subject: bus.ProcSubject("p", "get")}
 	}
@@ -117,7 +115,7 @@ func TestProcessQueuesDropWhatIsLeftOnStop(t *testing.T) {
 		defer q.mu.Unlock()
 		return q.queues["p"] != nil && len(q.queues["p"].msgs) == 4
 	})
-	close(stop)
+	close(q.stop)
 	<-q.stopped
 	close(release)
 	q.wg.Wait()

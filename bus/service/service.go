@@ -111,7 +111,6 @@ type Service struct {
 	svc      micro.Service
 	procSubs map[string]*nats.Subscription
 	procs    *procQueues        // the requests of procSubs, by process; nil until the first
-	procStop chan struct{}      // closed by Close: procs stops sorting
 	spawnFor map[string]bool    // names with a corral.spawn.<name> endpoint
 	follows  map[string]*follow // followed processes, by id (follow.go)
 	closed   bool
@@ -274,9 +273,8 @@ func (s *Service) watchProcess(id string) error {
 		return nil
 	}
 	if s.procs == nil {
-		procs, stop := newProcQueues(s.handleProc, s.log), make(chan struct{})
-		s.procs, s.procStop = procs, stop
-		s.wg.Go(func() { procs.run(stop) })
+		s.procs = newProcQueues(s.handleProc, s.log)
+		go s.procs.run() // until Close
 	}
 	// Each process has its subscription and queue (procqueue.go): a flood
 	// of requests for one waits, bounded, behind its own, never another's.
@@ -334,7 +332,7 @@ func (s *Service) Close() error {
 	svc := s.svc
 	subs := s.procSubs
 	s.procSubs = map[string]*nats.Subscription{}
-	procs, procStop := s.procs, s.procStop
+	procs := s.procs
 	s.procs = nil // a second Close finds nothing to stop
 	s.mu.Unlock()
 	var errs []error
@@ -360,9 +358,7 @@ func (s *Service) Close() error {
 		}
 	}
 	if procs != nil {
-		close(procStop)
-		<-procs.stopped
-		procs.wg.Wait() // the requests being answered are; the others are dropped
+		procs.close()
 	}
 	s.cancel()
 	s.wg.Wait()
