@@ -67,16 +67,7 @@ func (f *fakeSupervisor) UnfollowLogs(string, node.LogSink) {}
 // A request with a field the service does not know is refused with 400,
 // which Control reports as ErrBadRequest, and the supervisor never sees it.
 func TestBadRequestIsErrBadRequest(t *testing.T) {
-	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect("fake")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	srv, nc := embeddedServer(t)
 	svc := New(nc, Config{NodeID: "f"})
 	defer svc.Close()
 	const id = "proc_fake"
@@ -129,16 +120,7 @@ func TestBadRequestIsErrBadRequest(t *testing.T) {
 // subscriptions asynchronously, and a process subscription's callback may
 // be running) is refused: no goroutine of the service outlives Close.
 func TestStopAfterCloseIsRefused(t *testing.T) {
-	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect("fake")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc := embeddedServer(t)
 	svc := New(nc, Config{NodeID: "f"})
 	if err := svc.Serve(&fakeSupervisor{t: t}); err != nil {
 		t.Fatal(err)
@@ -167,16 +149,7 @@ func TestStopAfterCloseIsRefused(t *testing.T) {
 // node answers corral.registry: that may be one just back from a
 // partition, which has not heard the others again yet.
 func TestTheNodesControlUsesItsOwnView(t *testing.T) {
-	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect("node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc := embeddedServer(t)
 	svc := New(nc, Config{NodeID: "f", HeartbeatInterval: 100 * time.Millisecond})
 	defer svc.Close()
 	if err := svc.Serve(&fakeSupervisor{t: t}); err != nil {
@@ -205,4 +178,21 @@ func TestTheNodesControlUsesItsOwnView(t *testing.T) {
 	if n := asked.Load(); n != 0 {
 		t.Errorf("the node's control asked corral.registry %d times, want its own view", n)
 	}
+}
+
+// embeddedServer starts a server without JetStream and returns it with a
+// connection to it, both closed when the test ends.
+func embeddedServer(t *testing.T) (*embedded.Server, *nats.Conn) {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return srv, nc
 }
