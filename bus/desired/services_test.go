@@ -238,8 +238,9 @@ func TestABucketMadeAgainEmptyIsAChange(t *testing.T) {
 	}
 }
 
-// A change a node writes is in its own view at once, whatever its watch
-// (here, none runs): its reconciler never acts on the state before it.
+// A change a node writes (scale, delete, apply) is in its own view at
+// once, whatever its watch (here, none runs): its reconciler never acts on
+// the state before it.
 func TestAChangeIsInTheWritersViewAtOnce(t *testing.T) {
 	m, kv := startBucket(t)
 	m.mu.Lock()
@@ -259,5 +260,11 @@ func TestAChangeIsInTheWritersViewAtOnce(t *testing.T) {
 	}
 	if _, ok := instances(m)["web"]; ok {
 		t.Errorf("right after the deletion the writer's view holds %v", instances(m))
+	}
+	if _, err := m.Apply(ctx, []byte("[services.api]\nprocess = \"sleeper\"\ninstances = 3\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := instances(m)["api"]; got != 3 {
+		t.Errorf("right after the apply the writer's view holds %d instances of api, want 3", got)
 	}
 }
