@@ -74,23 +74,25 @@ func (q *procQueues) add(m *nats.Msg) {
 		return // not one of ours: the subscriptions are corral.proc.<id>.*
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	pq := q.queues[id]
 	if pq == nil {
 		pq = &procQueue{}
 		q.queues[id] = pq
 		q.wg.Go(func() { q.drain(id, pq) })
 	}
-	if len(pq.msgs) >= procPendingMsgs || pq.bytes+len(m.Data) > procPendingBytes {
-		if !pq.full {
-			pq.full = true
-			q.log.Warn("requests for a process arrive faster than the node answers them; the new ones are dropped (their senders time out)",
-				"process", id, "waiting", len(pq.msgs))
-		}
+	if len(pq.msgs) < procPendingMsgs && pq.bytes+len(m.Data) <= procPendingBytes {
+		pq.msgs = append(pq.msgs, m)
+		pq.bytes += len(m.Data)
+		q.mu.Unlock()
 		return
 	}
-	pq.msgs = append(pq.msgs, m)
-	pq.bytes += len(m.Data)
+	first, waiting := !pq.full, len(pq.msgs)
+	pq.full = true
+	q.mu.Unlock()
+	if first { // logged outside the lock
+		q.log.Warn("requests for a process arrive faster than the node answers them; the new ones are dropped (their senders time out)",
+			"process", id, "waiting", waiting)
+	}
 }
 
 // drain serves id's queue until it is empty, then forgets it. Once the
