@@ -28,9 +28,24 @@ func waitPidfd(f *os.File) bool {
 		return false
 	}
 	err = rc.Read(func(fd uintptr) bool {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		return err != nil || n > 0 // done when readable; else wait for the poller
+		return exitedNow(fd, unix.Poll) // else wait for the poller
 	})
 	return err == nil
+}
+
+// exitedNow reports whether the process of the pidfd fd has exited (the
+// pidfd is readable), by a poll that does not wait. A poll that a signal
+// interrupted is made again: the Go runtime's own preemption signals
+// interrupt it now and then (EINTR), and taken for an exit, that had the
+// node report a live re-adopted child ended and kill its group. Any other
+// failure is taken for an exit, as it cannot be waited on.
+func exitedNow(fd uintptr, poll func([]unix.PollFd, int) (int, error)) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err != nil || n > 0
+	}
 }
