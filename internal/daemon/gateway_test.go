@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,8 @@ func TestNodeServesGatewayAndMetrics(t *testing.T) {
 // A node that shuts down says so on /readyz while it stops its children,
 // before its gateway closes.
 func TestReadyzSaysShuttingDown(t *testing.T) {
+	dir := testchild.ShortTempDir(t)
+	trapped := filepath.Join(dir, "trapped")
 	d := startDaemon(t, parseConfig(t, fmt.Sprintf(`
 [node]
 id = "n1"
@@ -164,12 +167,19 @@ jetstream = false
 listen = "127.0.0.1:0"
 [processes.stubborn]
 command = "sh"
-args = ["-c", "trap '' TERM; while :; do sleep 0.1; done"]
+args = ["-c", "trap '' TERM; touch %s; while :; do sleep 0.1; done"]
 stop_timeout = "3s"
-`, testchild.ShortTempDir(t))), slog.LevelWarn)
+`, dir, trapped)), slog.LevelWarn)
 	if _, err := d.Supervisor().Spawn(t.Context(), "stubborn", node.SpawnOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The shell ignores SIGTERM from now on: the stop, and so the
+	// shutdown, lasts its stop timeout. (A SIGTERM before the trap ended
+	// it at once, and the gateway with it.)
+	await.Until(t, 10*time.Second, "the child to ignore SIGTERM", func() bool {
+		_, err := os.Stat(trapped)
+		return err == nil
+	})
 	base := d.HTTPURL()
 	closed := make(chan error, 1)
 	go func() { closed <- d.Close(context.Background()) }()
