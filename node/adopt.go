@@ -192,7 +192,7 @@ func (s *Supervisor) takeBack(p *process, connected bool) error {
 	s.procs[p.id] = p
 	s.live[p.pid] = p // it may connect from now: its connections wait for run
 	s.mu.Unlock()
-	s.sampler.poke() // its limits are enforced from now, not the next idle round
+	s.sampler.dueBy(p.nextSample) // its limits are enforced from now, not the next idle round
 	// The child reconnects on its own; until it does, the heartbeat clock
 	// runs from now, so one that never comes back is still caught. A child
 	// that never connected is supervised by its exit alone, as before.

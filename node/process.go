@@ -172,7 +172,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	p.transition(event{kind: evStarted, at: p.startedAt})
 	s.procs[p.id] = p
 	s.mu.Unlock()
-	s.sampler.poke()
+	s.sampler.dueBy(p.nextSample)
 	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
 	// Reported before the accept loop runs, so process.spawned always comes
 	// before anything the child says.

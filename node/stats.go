@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/corral-run/corral/api"
@@ -16,6 +17,9 @@ type sampler struct {
 	s    *Supervisor
 	ps   *procstat.Sampler
 	wake chan struct{} // a new process may be due sooner
+	// next is when the next round is due (UnixNano); 0 while a round
+	// runs, when a process registered meanwhile may not have been seen.
+	next atomic.Int64
 }
 
 func newSampler(s *Supervisor) *sampler {
@@ -27,6 +31,17 @@ func (sm *sampler) poke() {
 	select {
 	case sm.wake <- struct{}{}:
 	default:
+	}
+}
+
+// dueBy says that a process just registered is first due at t: the loop
+// recomputes only when that is before the round already due (or a round
+// runs, which may not have seen it). A round walks every process, and the
+// processes of one stats interval share their ticks (nextTick), so a
+// spawn among a thousand processes costs no round.
+func (sm *sampler) dueBy(t time.Time) {
+	if next := sm.next.Load(); next == 0 || t.UnixNano() < next {
+		sm.poke()
 	}
 }
 
@@ -43,7 +58,9 @@ func (sm *sampler) run(ctx context.Context) {
 	lastPrune := time.Now()
 	for {
 		now := time.Now()
+		sm.next.Store(0)
 		next := sm.round(now)
+		sm.next.Store(next.UnixNano())
 		if now.Sub(lastPrune) > pruneEvery {
 			sm.s.prune()
 			lastPrune = now
