@@ -148,7 +148,7 @@ func (s *Supervisor) adopt(r record, later *callQueue) (*process, error) {
 	p := s.newProcess(def, r.ID, SpawnOptions{Metadata: r.Metadata, Env: r.Env, Cwd: r.Cwd, Instance: r.Instance, Service: r.Service},
 		lineage{restarts: r.Restarts, failures: r.Failures, replaces: r.Replaces})
 	p.tcpPort = r.TCPPort
-	p.pid, p.startTicks, p.startedAt, p.pipeIno = r.PID, r.StartTicks, r.StartedAt, r.Pipe
+	p.pid, p.startTicks, p.startedAt = r.PID, r.StartTicks, r.StartedAt
 	if s.lookupDef(r.Definition.Name) == nil && r.LogMaxBytes >= MinLogMaxBytes && r.LogMaxFiles > 0 {
 		p.logLimits = logLimits{maxBytes: r.LogMaxBytes, maxFiles: r.LogMaxFiles} // as it was spawned
 	}
@@ -179,7 +179,7 @@ func (s *Supervisor) takeBack(p *process, connected bool) error {
 		return err
 	}
 	if s.cfg.LogDir != "" && !p.legacyLog {
-		if p.logs, err = s.openOutput(p); err != nil {
+		if p.logs, err = s.openFIFO(p); err != nil {
 			// It runs on; its output stays in the pipe and, past 64 KiB,
 			// its writes block.
 			s.log.Error("cannot read the output of a re-adopted process", "process", p.id, "name", def.Name, "pid", p.pid, "err", err)

@@ -84,12 +84,11 @@
 //   - A child is started in process.go (start, command) with ForkExec, in
 //     its own process group; its exit is reaped by the one SIGCHLD loop of
 //     reaper.go and handed to the process's wait, which reports it.
-//   - A child's stdout and stderr go to a pipe the child also reads, which
-//     the node reads (logs.go, logPipe) and writes to <id>.log, rotated by
-//     size at line boundaries; wait reads the pipe to its end before the
-//     exit is reported, so the last lines are in the log. Why such a pipe
-//     and not a plain one or a file, and how the next node finds it: see
-//     logs.go.
+//   - A child's stdout and stderr go to a FIFO the node reads (logs.go,
+//     logPipe) and writes to <id>.log, rotated by size at line
+//     boundaries; wait reads the FIFO to its end before the exit is
+//     reported, so the last lines are in the log. Why a FIFO and not a
+//     pipe or a file: see logs.go.
 //   - Following a process's output (FollowLogs, follow.go): the pipe hands
 //     what it writes to the log to a LogSink, set where the tail the
 //     follower gets ends; reading a tail, and lines written since a time,

@@ -10,7 +10,7 @@ import (
 )
 
 // Following a process's output: the hook where the node has just written
-// what it read from a child's pipe to the log (logPipe.put).
+// what it read from a child's FIFO to the log (logPipe.put).
 //
 // Each pipe has a tap, an atomic pointer that is nil while nobody follows:
 // then put's whole cost of following is that one atomic load, and no

@@ -20,14 +20,14 @@ type countingSink struct{ calls, bytes int }
 
 func (c *countingSink) LogOutput(data []byte, _, _ int64) { c.calls++; c.bytes += len(data) }
 
-// newTestPipe makes a process's output pipe and its logPipe, without running its
+// newTestPipe makes a process's FIFO and pipe in dir, without running its
 // goroutine; the test plays it.
 func newTestPipe(t testing.TB, dir string) *logPipe {
 	t.Helper()
 	s := &Supervisor{cfg: Config{LogDir: dir}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	p := &process{sup: s, id: "proc_f0110wh00kc0st00", def: &definition{Definition: Definition{Name: "w"}},
 		logLimits: logLimits{maxBytes: 1 << 30, maxFiles: 3}}
-	lp, w, err := s.makePipe(p)
+	lp, w, err := s.makeFIFO(p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,44 +26,34 @@ import (
 // writes without losing lines (copytruncate races the writer) or leaving
 // the child writing to a renamed file for ever.
 //
-// So each process gets a pipe that the child also reads: the node makes a
-// pipe, opens its write end again read-write through /proc/self/fd (which
-// opens a pipe as a FIFO is opened, a reader and a writer), and gives that
-// descriptor to the child as stdout and stderr. The child itself always
-// holds a reader, so no write ever raises SIGPIPE, and while no node
-// reads, writes only block once 64 KiB are waiting (the pipe's buffer).
-// The pipe has no name, so it costs the file system nothing (makePipe).
-// The node reads it through the runtime's poller (O_RDONLY|O_NONBLOCK,
-// one goroutine per process, owned by the supervisor and waited for) and
-// writes <id>.log itself, rotating it at a line boundary once it would
-// exceed the process's log_max_bytes: <id>.log becomes <id>.log.1, and so
-// on up to log_max_files files in all. A line is split only when it is
-// longer than the room a whole file has, or was already begun in the file
-// being rotated. A re-adopting node opens the pipe again from the child's
-// descriptors (/proc/<pid>/fd: stdout, stderr, or wherever the child moved
-// it, told by the pipe's inode number in the record; openChildPipe) and
-// appends to <id>.log where the last node stopped (reading a process's
-// descriptors takes what ptrace would: root, or the child's own user while
-// the child is dumpable). A child that kept no end of its pipe, or whose
-// descriptors the node may not read, runs on, supervised, with its output
-// unread, and the node says so. A process
-// spawned by a node before pipes has a FIFO, <LogDir>/<id>.fifo, which the
-// next node reads instead, and removes once the process has ended.
+// So each process gets a FIFO, <LogDir>/<id>.fifo (mode 0600, in the
+// node's own directory, its path derived from the id). The node opens it
+// read-write and gives that descriptor to the child as stdout and stderr:
+// the child itself always holds a reader, so no write ever raises SIGPIPE,
+// and while no node reads, writes only block once 64 KiB are waiting (the
+// pipe's buffer). The node reads the FIFO through the runtime's poller
+// (O_RDONLY|O_NONBLOCK, one goroutine per process, owned by the
+// supervisor and waited for) and writes <id>.log itself, rotating it at a
+// line boundary once it would exceed the process's log_max_bytes:
+// <id>.log becomes <id>.log.1, and so on up to log_max_files files in all.
+// A line is split only when it is longer than the room a whole file has,
+// or was already begun in the file being rotated. A re-adopting node
+// reopens the FIFO and appends to <id>.log where the last node stopped.
 //
 // Cost: the read buffer (64 KiB) is borrowed from a pool while output
 // flows and returned when the pipe is empty, so an idle child costs no
 // memory; the log file is opened at the first output, not at the spawn
 // (a spawn that never started leaves no file), and closed after logIdle
 // without output, so an idle child costs the node one descriptor, its
-// pipe's. Reading and writing allocate nothing per read.
+// FIFO's. Reading and writing allocate nothing per read.
 //
 // What the node writes to the log it also hands to a follower, when the
 // process has one (follow.go); while it has none, that costs one atomic
 // load. The pipe dates its output roughly, for "the lines written since"
 // (logtail.go).
 //
-// The log files stay with the record of an ended process and go when the
-// record is pruned (retention.go).
+// The FIFO goes when the process ends; the log files stay with its record
+// and go when the record is pruned (retention.go).
 
 // Defaults of Config.LogMaxBytes and Config.LogMaxFiles.
 const (
@@ -76,7 +66,7 @@ const (
 // logIdle is how long a log file stays open with nothing to write.
 const logIdle = 2 * time.Second
 
-// logReadSize is the buffer a pipe is read with; a line longer than that
+// logReadSize is the buffer a FIFO is read with; a line longer than that
 // is written in pieces.
 const logReadSize = 64 << 10
 
@@ -114,13 +104,13 @@ func (s *Supervisor) limitsFor(def *definition) logLimits {
 	return l
 }
 
-// logPipe carries one process's output from its pipe to its log files,
+// logPipe carries one process's output from its FIFO to its log files,
 // and to its follower if it has one (follow.go). Everything but stopping,
 // r, done, epoch, tap, asked and the fields under askMu belongs to the
 // reading goroutine (pos and marks too, until done is closed).
 type logPipe struct {
 	p     *process
-	r     *os.File // the pipe (or FIFO), O_RDONLY|O_NONBLOCK, in the poller
+	r     *os.File // the FIFO, O_RDONLY|O_NONBLOCK, in the poller
 	raw   syscall.RawConn
 	out   logFile
 	done  chan struct{} // closed when the goroutine has ended
@@ -146,53 +136,32 @@ type logPipe struct {
 	idleSet  bool // a deadline is armed to close the idle log file
 }
 
-// makePipe makes p's output pipe and opens both its ends: the node's
-// reading end, and a read-write end for the child's stdout and stderr,
-// which the caller closes once the child has its copy. The pipe has no
-// name: the read-write end is the write end opened again through
-// /proc/self/fd, which makes it a reader and a writer of the pipe, as a
-// FIFO opened read-write is. It costs the file system nothing, where a
-// FIFO was a new inode at every spawn: on an ext4 that has freed many
-// lately, making it took a third of a spawn (ext4 steps over recently
-// freed inodes). The pipe's inode number goes in p's record, for the next
-// node to find the pipe again (openChildPipe).
-func (s *Supervisor) makePipe(p *process) (lp *logPipe, childEnd int, err error) {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+// makeFIFO creates p's FIFO and opens both its ends: the node's reading
+// end, and a read-write end for the child's stdout and stderr, which the
+// caller closes once the child has its copy.
+func (s *Supervisor) makeFIFO(p *process) (lp *logPipe, childEnd int, err error) {
+	path := s.fifoPath(p.id)
+	_ = os.Remove(path)
+	if err := unix.Mkfifo(path, 0o600); err != nil {
 		return nil, -1, fmt.Errorf("cannot create the pipe for its output: %w", err)
 	}
-	childEnd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(fds[1]), unix.O_RDWR|unix.O_CLOEXEC, 0)
-	unix.Close(fds[1])
+	lp, err = s.openFIFO(p)
 	if err != nil {
-		unix.Close(fds[0])
-		return nil, -1, fmt.Errorf("cannot open the pipe for its output: %w", err)
-	}
-	r := os.NewFile(uintptr(fds[0]), "pipe")
-	var st unix.Stat_t
-	if err := unix.Fstat(fds[0], &st); err != nil {
-		r.Close()
-		unix.Close(childEnd)
-		return nil, -1, fmt.Errorf("cannot open the pipe for its output: %w", err)
-	}
-	if lp, err = s.newLogPipe(p, r); err != nil {
-		unix.Close(childEnd)
+		_ = os.Remove(path)
 		return nil, -1, err
 	}
-	p.pipeIno = st.Ino
+	childEnd, err = syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		lp.r.Close()
+		_ = os.Remove(path)
+		return nil, -1, fmt.Errorf("cannot open the pipe for its output: %w", err)
+	}
 	return lp, childEnd, nil
 }
 
-// openOutput opens the reading end of the output of p, re-adopted: its
-// pipe, found through the child's descriptors (openChildPipe), or the
-// FIFO <id>.fifo of a process spawned by a node before pipes.
-func (s *Supervisor) openOutput(p *process) (*logPipe, error) {
-	if p.pipeIno != 0 {
-		r, err := openChildPipe(p.pid, p.pipeIno)
-		if err != nil {
-			return nil, err
-		}
-		return s.newLogPipe(p, r)
-	}
+// openFIFO opens the reading end of p's FIFO (made at its spawn, or by the
+// node before this one).
+func (s *Supervisor) openFIFO(p *process) (*logPipe, error) {
 	r, err := os.OpenFile(s.fifoPath(p.id), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the pipe of its output: %w", err)
@@ -201,57 +170,6 @@ func (s *Supervisor) openOutput(p *process) (*logPipe, error) {
 		r.Close()
 		return nil, fmt.Errorf("cannot open the pipe of its output: %s is not a FIFO", s.fifoPath(p.id))
 	}
-	return s.newLogPipe(p, r)
-}
-
-// maxChildFDs bounds the descriptors of a child openChildPipe looks at.
-const maxChildFDs = 1024
-
-// openChildPipe opens, for reading and without blocking, the pipe of inode
-// ino that process pid holds: as its stdout or stderr, where the node put
-// it, or as another of its descriptors (a child may have moved it). It is
-// the pipe whatever pid has become since it was checked: no other process
-// can hold that pipe but the child and what it started.
-func openChildPipe(pid int, ino uint64) (*os.File, error) {
-	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
-	try := func(name string) *os.File {
-		fd, err := unix.Open(dir+name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil
-		}
-		var st unix.Stat_t
-		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO || st.Ino != ino {
-			unix.Close(fd)
-			return nil
-		}
-		return os.NewFile(uintptr(fd), "pipe")
-	}
-	if f := try("1"); f != nil {
-		return f, nil
-	}
-	if f := try("2"); f != nil {
-		return f, nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open the pipe of its output: %w", err)
-	}
-	names, _ := d.Readdirnames(maxChildFDs)
-	d.Close()
-	want := "pipe:[" + strconv.FormatUint(ino, 10) + "]"
-	for _, name := range names {
-		if target, err := os.Readlink(dir + name); err == nil && target == want {
-			if f := try(name); f != nil {
-				return f, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("cannot open the pipe of its output: process %d no longer holds it", pid)
-}
-
-// newLogPipe makes the logPipe of p that reads r, a pipe or a FIFO opened
-// without blocking.
-func (s *Supervisor) newLogPipe(p *process, r *os.File) (*logPipe, error) {
 	raw, err := r.SyscallConn()
 	if err != nil {
 		r.Close()
@@ -266,12 +184,14 @@ func (s *Supervisor) newLogPipe(p *process, r *os.File) (*logPipe, error) {
 	return lp, nil
 }
 
-// closeUnstarted closes a pipe whose goroutine never ran.
+// closeUnstarted closes a pipe whose goroutine never ran, and removes the
+// FIFO.
 func (lp *logPipe) closeUnstarted() {
 	lp.r.Close()
+	_ = os.Remove(lp.p.sup.fifoPath(lp.p.id))
 }
 
-// run copies the pipe to the log files until every writer has closed it
+// run copies the FIFO to the log files until every writer has closed it
 // (the child and what it started are gone) or stop is called.
 func (lp *logPipe) run() {
 	defer lp.end()
@@ -378,7 +298,7 @@ func (lp *logPipe) setDeadline(t time.Time) {
 // writing cannot hold it.
 const maxDrainReads = 16
 
-// drain reads what waits in the pipe, without waiting for more.
+// drain reads what waits in the FIFO, without waiting for more.
 func (lp *logPipe) drain() {
 	_ = lp.raw.Control(func(fd uintptr) {
 		for range maxDrainReads {
@@ -414,8 +334,8 @@ func (lp *logPipe) end() {
 	close(lp.done)
 }
 
-// stop makes the goroutine write what waits in the pipe and end, and
-// waits for it. The pipe stays: the child may still hold it (Detach).
+// stop makes the goroutine write what waits in the FIFO and end, and
+// waits for it. The FIFO stays: the child may still hold it (Detach).
 func (lp *logPipe) stop() {
 	if !lp.stopping.Swap(true) {
 		_ = lp.r.SetReadDeadline(time.Unix(1, 0))
@@ -549,8 +469,8 @@ func (w *logFile) fail(err error) {
 	w.failed = true
 }
 
-// removeLogs deletes a process's log files, and its FIFO if it has one
-// (its record is being pruned).
+// removeLogs deletes a process's log files and FIFO (its record is being
+// pruned).
 func (s *Supervisor) removeLogs(p *process) {
 	if s.cfg.LogDir == "" {
 		return

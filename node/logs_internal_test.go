@@ -13,14 +13,14 @@ import (
 	"github.com/corral-run/corral/internal/await"
 )
 
-// Carrying output from the pipe to the log file allocates nothing per
+// Carrying output from the FIFO to the log file allocates nothing per
 // read: the buffer is pooled, the file kept open while output flows.
 func TestLogPipeDoesNotAllocatePerRead(t *testing.T) {
 	dir := t.TempDir()
 	s := &Supervisor{cfg: Config{LogDir: dir}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	p := &process{sup: s, id: "proc_a110cat10nsper0", def: &definition{Definition: Definition{Name: "w"}},
 		logLimits: logLimits{maxBytes: 1 << 30, maxFiles: 3}}
-	lp, w, err := s.makePipe(p)
+	lp, w, err := s.makeFIFO(p)
 	if err != nil {
 		t.Fatal(err)
 	}

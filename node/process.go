@@ -37,7 +37,6 @@ type process struct {
 	logLimits  logLimits         // log_max_bytes and log_max_files
 	logs       *logPipe          // its output; nil when the node keeps no logs, or lost it
 	legacyLog  bool              // spawned by a node before FIFOs: it writes <name>-<id>.log itself
-	pipeIno    uint64            // the inode of its output pipe (logs.go makePipe); 0: a FIFO of a node before pipes
 	child      bool              // the node started it (else re-adopted: not its child)
 	exited     <-chan exitStatus // a child's exit, from the reaper
 	pidfd      *os.File          // a re-adopted process's: readable once it exits
@@ -126,7 +125,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 		return nil, fmt.Errorf("cannot spawn %q: %w", def.Name, err)
 	}
 	if s.cfg.LogDir != "" {
-		lp, out, err := s.makePipe(p)
+		lp, out, err := s.makeFIFO(p)
 		if err != nil {
 			s.discardRecord(reserved)
 			p.unlisten()
@@ -141,7 +140,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 		s.discardRecord(reserved)
 		p.unlisten()
 		if p.logs != nil {
-			p.logs.closeUnstarted() // no log file: it never started
+			p.logs.closeUnstarted() // no FIFO, no log file: it never started
 		}
 		return nil, fmt.Errorf("cannot spawn %q: cannot start %s: %w", def.Name, def.Command, err)
 	}
@@ -193,8 +192,8 @@ func (s *Supervisor) forgetPID(p *process) {
 }
 
 // abandonStart takes down a child start cannot go on with, and what was
-// made for it: the child is killed and reaped, its socket removed and its
-// pipe closed. Nothing is reported: nobody heard of it.
+// made for it: the child is killed and reaped, its socket and FIFO
+// removed. Nothing is reported: nobody heard of it.
 func (p *process) abandonStart() {
 	p.sup.forgetPID(p)
 	p.killStarted()
@@ -260,7 +259,7 @@ func (p *process) record() record {
 		LogMaxBytes: p.logLimits.maxBytes, LogMaxFiles: p.logLimits.maxFiles,
 		Env: p.opts.Env, Cwd: p.opts.Cwd, Instance: p.opts.Instance, Service: p.opts.Service,
 		Restarts: p.lin.restarts, Failures: p.lin.failures,
-		Connected: !p.st.lastHeartbeat.IsZero(), LegacyLog: p.legacyLog, Pipe: p.pipeIno,
+		Connected: !p.st.lastHeartbeat.IsZero(), LegacyLog: p.legacyLog,
 	}
 	if p.st.phase == backoff || p.st.phase == exited {
 		r.Status, r.ExitCode, r.Error, r.EndedAt = p.st.ended, p.st.exitCode, p.st.errText, p.st.endedAt
@@ -339,7 +338,7 @@ func (p *process) unlisten() {
 // command (looked up in the node's PATH when it has no slash, as os/exec
 // does), its argv, and its attributes: own process group, the
 // definition's user and group, stdin, stdout and stderr from and to
-// /dev/null (start points stdout and stderr at the log pipe), and the
+// /dev/null (start points stdout and stderr at the log FIFO), and the
 // environment: the node's without CORRAL_* and NATS_* (none with
 // inherit_env = false), then the definition's, then the spawn's, then
 // DONKEYLABS_*, EnvProcessName and EnvNodeMark, the last value of a name
@@ -546,7 +545,7 @@ func (p *process) perform(st state, eff effects) error {
 			p.pidfd.Close() // its reaper returns: the exit is the next node's
 		}
 		if p.logs != nil {
-			p.logs.stop() // the pipe stays with the child: the next node reads on
+			p.logs.stop() // the FIFO stays: the next node reads on
 		}
 	}
 	if eff.unpromise {
@@ -576,8 +575,8 @@ func (p *process) finish(st state, eff effects) {
 	for _, c := range eff.conns {
 		c.close()
 	}
-	if s.cfg.LogDir != "" && p.pipeIno == 0 {
-		_ = os.Remove(s.fifoPath(p.id)) // a FIFO of a node before pipes, read to the end by now (wait); the log files stay
+	if s.cfg.LogDir != "" {
+		_ = os.Remove(s.fifoPath(p.id)) // read to the end by now (wait); the log files stay
 	}
 	_ = s.persist(p) // ended: it stays listed, and its logs readable, after a node restart
 	if st.ended == api.StatusStopped {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,9 +105,9 @@ func withEnv(t *testing.T, kv string) []int {
 }
 
 // A child's output is not lost across a node restart: while no node
-// reads, it waits in its pipe (the child is not killed by SIGPIPE, it goes
-// on writing), and the next node, which finds the pipe among the child's
-// descriptors, appends it to the same log, every line once and whole.
+// reads, it waits in the FIFO (the child is not killed by SIGPIPE, it goes
+// on writing), and the next node appends it to the same log, every line
+// once and whole.
 func TestLogsCarryOnAcrossANodeRestart(t *testing.T) {
 	dirs := newNodeDirs(t)
 	ticker := func(d *node.Definition) { d.Env = map[string]string{testchild.EnvRole: roleTicker} }
@@ -125,20 +124,16 @@ func TestLogsCarryOnAcrossANodeRestart(t *testing.T) {
 	await.Until(t, 10*time.Second, "the child's output in its log", func() bool { return countLines() >= 20 })
 	detach(t, a)
 
-	// No node reads: the output piles up in the pipe, and the child lives.
-	// (The node leaves no file for it: the pipe has no name.)
-	if _, err := os.Lstat(filepath.Join(dirs.logs, p.ID+".fifo")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("a FIFO in the log directory: %v", err)
-	}
-	pipe, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/1", p.PID), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// No node reads: the output piles up in the FIFO, and the child lives.
+	fifo, err := os.OpenFile(filepath.Join(dirs.logs, p.ID+".fifo"), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	await.Until(t, 10*time.Second, "output waiting in the pipe", func() bool {
-		n, err := unix.IoctlGetInt(int(pipe.Fd()), unix.TIOCINQ) // FIONREAD
+	await.Until(t, 10*time.Second, "output waiting in the FIFO", func() bool {
+		n, err := unix.IoctlGetInt(int(fifo.Fd()), unix.TIOCINQ) // FIONREAD
 		return err == nil && n >= 1024
 	})
-	pipe.Close()
+	fifo.Close()
 	if !alive(p.PID) || zombie(p.PID) {
 		t.Fatal("the child died while no node read its output")
 	}
@@ -222,122 +217,5 @@ func TestUpgradeFromVersion1Records(t *testing.T) {
 	<-exited
 	if tail, err := b.LogTail(id, 1); err != nil || !strings.HasPrefix(tail, "tick ") {
 		t.Errorf("logs of the upgraded child once stopped: %q %v", tail, err)
-	}
-}
-
-// The next node finds a child's output pipe wherever the child keeps it:
-// here the child moved it off stdout and stderr (to descriptor 5) and
-// writes there. A child that kept no end of it is still re-adopted and
-// supervised; only its output cannot be read (the node says so).
-func TestAMovedPipeIsFoundAgain(t *testing.T) {
-	dirs := newNodeDirs(t)
-	shell := func(script string) func(*node.Definition) {
-		return func(d *node.Definition) {
-			d.Command, d.Args, d.Env, d.HeartbeatTimeout = "/bin/sh", []string{"-c", script}, nil, 0
-		}
-	}
-	const moved = `exec 5>&1 >/dev/null 2>&1; i=0; while :; do i=$((i+1)); echo "tick $i" >&5; sleep 0.02; done`
-	a, _ := startSupervisor(t, dirs, shell(moved))
-	if err := a.Define(node.Definition{Name: "quiet", Command: "/bin/sh", Args: []string{"-c", "exec >/dev/null 2>&1; exec sleep 600"},
-		StopTimeout: time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	p, err := a.Spawn(context.Background(), "w", node.SpawnOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := a.Spawn(context.Background(), "quiet", node.SpawnOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-p.PID, syscall.SIGKILL); syscall.Kill(-q.PID, syscall.SIGKILL) })
-	logPath := filepath.Join(dirs.logs, p.ID+".log")
-	countLines := func() int {
-		b, _ := os.ReadFile(logPath)
-		return bytes.Count(b, []byte{'\n'})
-	}
-	await.Until(t, 10*time.Second, "the child's output in its log", func() bool { return countLines() >= 5 })
-	// The quiet child has let go of its pipe before the node restarts.
-	await.Until(t, 10*time.Second, "the quiet child to close its output", func() bool {
-		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", q.PID))
-		return target == "/dev/null"
-	})
-	detach(t, a)
-	atDetach := countLines()
-
-	b, _ := startSupervisor(t, dirs, shell(moved))
-	closeOnCleanup(t, b)
-	if err := b.Define(node.Definition{Name: "quiet", Command: "/bin/sh", Args: []string{"-c", "sleep 600"}, StopTimeout: time.Second}); err != nil {
-		t.Fatal(err)
-	}
-	if res := b.Recover(); len(res.Adopted) != 2 {
-		t.Fatalf("recover: %+v", res)
-	}
-	await.Until(t, 10*time.Second, "the next node to read the moved pipe", func() bool { return countLines() >= atDetach+20 })
-	if got, ok := b.Get(q.ID); !ok || got.Status != api.StatusRunning {
-		t.Fatalf("the child without its pipe: %+v %v", got, ok)
-	}
-	if got, err := b.Stop(context.Background(), q.ID, 0); err != nil || got.Status != api.StatusStopped {
-		t.Fatalf("stop of the child without its pipe: %+v %v", got, err)
-	}
-}
-
-// A child spawned by a node before pipes (its record has no pipe; its
-// output goes through the FIFO <id>.fifo) is re-adopted across the
-// upgrade: the next node reads the FIFO, and removes it once the child
-// has ended.
-func TestUpgradeFromFIFORecords(t *testing.T) {
-	dirs := newNodeDirs(t)
-	for _, d := range []string{dirs.logs, dirs.state} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	const id = "proc_f1f0n0debef0rep1"
-	fifo := filepath.Join(dirs.logs, id+".fifo")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.OpenFile(fifo, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe, _ := os.Executable()
-	child := exec.Command(exe)
-	child.Env = append(os.Environ(), testchild.EnvRole+"="+roleTicker, "DONKEYLABS_PROCESS_ID="+id)
-	child.Stdout, child.Stderr, child.SysProcAttr = out, out, &syscall.SysProcAttr{Setpgid: true}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out.Close()
-	exited := make(chan struct{})
-	go func() { _ = child.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = syscall.Kill(-child.Process.Pid, syscall.SIGKILL); <-exited })
-	ticks, err := procstat.StartTime(child.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exeDef := node.Definition{Name: "w", Command: exe}
-	rec, _ := json.Marshal(map[string]any{"version": 2, "id": id, "definition": exeDef.Info(), "pid": child.Process.Pid,
-		"startTicks": ticks, "startedAt": time.Now(), "metadata": json.RawMessage("{}"), "restarts": 0, "failures": 0})
-	if err := os.WriteFile(filepath.Join(dirs.state, id+".json"), rec, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	b, _ := startSupervisor(t, dirs, func(d *node.Definition) { d.Env = map[string]string{testchild.EnvRole: roleTicker} })
-	closeOnCleanup(t, b)
-	if res := b.Recover(); !slices.Equal(res.Adopted, []string{id}) {
-		t.Fatalf("recover: %+v", res)
-	}
-	await.Until(t, 10*time.Second, "the FIFO's output in the log", func() bool {
-		b, _ := os.ReadFile(filepath.Join(dirs.logs, id+".log"))
-		return bytes.Count(b, []byte{'\n'}) >= 5
-	})
-	if got, err := b.Stop(context.Background(), id, 0); err != nil || got.Status != api.StatusStopped {
-		t.Fatalf("stop: %+v %v", got, err)
-	}
-	<-exited
-	if _, err := os.Lstat(fifo); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the FIFO of the ended child: %v", err)
 	}
 }

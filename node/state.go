@@ -25,11 +25,8 @@ import (
 // (retention).
 //
 // Nothing in a record says where a file is: the socket, the log files and
-// the FIFO of a process of an older node are derived from the id and the
-// node's configuration, so an edited record cannot make the node create,
-// read or delete anything else. (The output pipe is found among the
-// descriptors of the record's pid, once its start time matched, by its
-// inode number.)
+// the FIFO are derived from the id and the node's configuration, so an
+// edited record cannot make the node create, read or delete anything else.
 type record struct {
 	Version    int                `json:"version"`
 	ID         string             `json:"id"`
@@ -69,11 +66,6 @@ type record struct {
 	// LegacyLog: spawned by a node before FIFOs (whose records were of
 	// version 1), the child writes <name>-<id>.log itself.
 	LegacyLog bool `json:"legacyLog,omitempty"`
-	// Pipe is the inode number of the pipe its output goes to (logs.go
-	// makePipe), for the next node to find among its descriptors; zero for
-	// a process spawned by a node before pipes, whose output goes through
-	// the FIFO <id>.fifo.
-	Pipe uint64 `json:"pipe,omitempty"`
 }
 
 // recordedRestart is a pending auto-restart: when it is due, and the

@@ -30,8 +30,8 @@ type Config struct {
 	// Transport is "unix" (default) or "tcp" (127.0.0.1, a port per process).
 	Transport string
 	// LogDir receives each child's stdout and stderr as <id>.log, rotated
-	// to <id>.log.1 and so on (logs.go), through a pipe the node reads.
-	// Empty discards them.
+	// to <id>.log.1 and so on (logs.go), through the FIFO <id>.fifo. Empty
+	// discards them.
 	LogDir string
 	// LogMaxBytes is the size at which a log file is rotated (default 10
 	// MiB, at least 1 KiB); LogMaxFiles how many files a process's log
