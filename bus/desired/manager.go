@@ -224,15 +224,15 @@ func (m *Manager) run() {
 const servicesReread = 3 * time.Second
 
 // rereadServices merges what the bucket holds now into the services
-// followDesired keeps (by revision: see serviceView); on failure they stay
-// as they are.
-func (m *Manager) rereadServices(kv jetstream.KeyValue) {
+// followDesired keeps (by revision: see serviceView), and reports whether
+// it did; on failure they stay as they are.
+func (m *Manager) rereadServices(kv jetstream.KeyValue) bool {
 	ctx, cancel := context.WithTimeout(m.ctx, max(m.cfg.Interval, time.Second))
 	defer cancel()
 	records, at, err := readServices(ctx, kv)
 	if err != nil {
 		m.log.Debug("cannot read the services again", "err", err)
-		return
+		return false
 	}
 	if m.beforeRereadMerge != nil {
 		m.beforeRereadMerge()
@@ -240,6 +240,40 @@ func (m *Manager) rereadServices(kv jetstream.KeyValue) {
 	m.mu.Lock()
 	m.services.applySnapshot(records, at)
 	m.mu.Unlock()
+	return true
+}
+
+// freshWait bounds how long a pass waits to learn the bucket's last
+// revision before it acts (viewBehind).
+const freshWait = 500 * time.Millisecond
+
+// catchUp makes sure, before a pass acts, that the view of the services
+// is not behind the bucket: a watch that lags (its consumer lost across a
+// stream leader's change) would have the pass place the instances of a
+// service deleted a moment ago, or stop those of one just applied, until
+// the next reread. When the bucket holds a revision the view has not
+// taken in (a change of services.>, or of anything else in the bucket:
+// the view cannot tell), the services are read again, and catchUp
+// reports true: the pass is to be made again on the view read. When the
+// bucket's revision cannot be learnt within freshWait, or the read fails
+// (JetStream electing a leader, as right after a node loss, when acting
+// matters most), the pass acts on the view it has.
+func (m *Manager) catchUp(ctx context.Context) bool {
+	m.mu.Lock()
+	kv, seen, bucket := m.kv, m.services.seen, m.services.bucket
+	m.mu.Unlock()
+	if kv == nil {
+		return false
+	}
+	wait, cancel := context.WithTimeout(ctx, freshWait)
+	at := bucketNow(wait, kv)
+	cancel()
+	behind := at.rev > seen || !at.created.IsZero() && !bucket.IsZero() && !at.created.Equal(bucket)
+	if at.rev == 0 || !behind {
+		return false
+	}
+	m.log.Debug("reconcile: the services' view is behind the bucket; reading them again", "view", seen, "bucket", at.rev)
+	return m.rereadServices(kv)
 }
 
 // campaignLoop renews or seeks the lease at its pace (elector.pace), and

@@ -111,6 +111,23 @@ func (r *reconciler) pass(ctx context.Context) {
 			sl.held = true
 		}
 	}
+	// Before the first action, the view must not be behind the bucket
+	// (catchUp): if the services were read again, the pass starts over on
+	// what was read.
+	checked := false
+	mayAct := func() bool {
+		if !checked {
+			checked = true
+			if m.catchUp(ctx) {
+				m.Poke()
+				return false
+			}
+		}
+		return true
+	}
+	if len(stray) > 0 && !mayAct() {
+		return
+	}
 	for _, p := range stray {
 		r.stop(p, "it is beyond its service's count, or its service was deleted")
 	}
@@ -123,8 +140,14 @@ func (r *reconciler) pass(ctx context.Context) {
 			sl := slots[svc.Name][k]
 			switch {
 			case sl == nil || len(sl.live) == 0 && !sl.held:
+				if !mayAct() {
+					return
+				}
 				r.place(ctx, svc, k, nodes, answered, load, slots)
 			case len(sl.live) > 1:
+				if !mayAct() {
+					return
+				}
 				// Twice: a lost node came back with its instance still
 				// running. The newest stays.
 				sort.Slice(sl.live, func(i, j int) bool { return sl.live[i].StartedAt.After(sl.live[j].StartedAt) })

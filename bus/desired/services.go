@@ -34,6 +34,10 @@ type serviceView struct {
 	// bucket deleted and made again counts from 1 again, so a read of
 	// another bucket starts the view afresh.
 	bucket time.Time
+	// seen is the bucket's last revision the view is known to be current
+	// as of: the latest revision of services.> it took in, or where its
+	// last read of the whole bucket began (Manager.viewBehind).
+	seen uint64
 }
 
 // bucketState is where a read of the whole bucket began: the bucket's
@@ -63,6 +67,7 @@ func serviceRecordOf(e jetstream.KeyValueEntry) serviceRecord {
 // apply takes r if it is newer than what the view holds of its name, and
 // reports whether it did.
 func (v *serviceView) apply(r serviceRecord) bool {
+	v.seen = max(v.seen, r.rev)
 	held, ok := v.revs[r.name]
 	if !ok {
 		held = v.floor
@@ -102,7 +107,7 @@ func (v *serviceView) applySnapshot(records []serviceRecord, at bucketState) boo
 		return false // a read of the bucket before it was made again, merged late
 	default:
 		if !v.bucket.IsZero() { // a bucket made again: its revisions count from 1 again
-			v.revs, v.floor = nil, 0
+			v.revs, v.floor, v.seen = nil, 0, 0
 			changed = changed || len(v.specs) > 0
 			clear(v.specs)
 		}
@@ -129,6 +134,7 @@ func (v *serviceView) applySnapshot(records []serviceRecord, at bucketState) boo
 		delete(v.revs, name)
 	}
 	v.floor = max(v.floor, asOf)
+	v.seen = max(v.seen, asOf)
 	return changed
 }
 

@@ -268,3 +268,48 @@ func TestAChangeIsInTheWritersViewAtOnce(t *testing.T) {
 		t.Errorf("right after the apply the writer's view holds %d instances of api, want 3", got)
 	}
 }
+
+// A pass acts only on a view that is not behind the bucket: when its
+// watch lags (here none runs), catchUp reads the services again before
+// the pass places or stops anything, so a service deleted a moment ago is
+// not placed again. A view that is current costs no read; a bucket that
+// cannot be asked leaves the view as it is (the pass acts on it).
+func TestAPassCatchesUpWithALaggingWatch(t *testing.T) {
+	m, kv := startBucket(t)
+	m.mu.Lock()
+	m.kv = kv
+	m.mu.Unlock()
+	ctx := testContext(t)
+	putService(t, kv, "web", 2)
+	m.rereadServices(kv)
+	if m.catchUp(ctx) {
+		t.Fatal("a view just read was taken for behind")
+	}
+
+	if err := kv.Delete(ctx, servicePrefix+"web"); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if m.catchUp(gone) || instances(m)["web"] != 2 {
+		t.Fatalf("with the bucket out of reach, catchUp read the services again: view %v", instances(m))
+	}
+	if !m.catchUp(ctx) {
+		t.Fatal("a view behind the bucket (web deleted) was not read again")
+	}
+	if _, ok := instances(m)["web"]; ok {
+		t.Fatalf("after catching up, the view still holds web: %v", instances(m))
+	}
+	if m.catchUp(ctx) {
+		t.Fatal("a view that caught up was read again")
+	}
+
+	// Anything else written to the bucket (an applied definition) moves its
+	// revision too: the view is read once more, then is current.
+	if _, err := kv.Put(ctx, definitionPrefix+"enc", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !m.catchUp(ctx) || m.catchUp(ctx) {
+		t.Fatal("after a definition's change, catchUp did not read the services exactly once")
+	}
+}
