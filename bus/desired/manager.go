@@ -251,29 +251,39 @@ const freshWait = 500 * time.Millisecond
 // is not behind the bucket: a watch that lags (its consumer lost across a
 // stream leader's change) would have the pass place the instances of a
 // service deleted a moment ago, or stop those of one just applied, until
-// the next reread. When the bucket holds a revision the view has not
+// the next reread. It asks the bucket's last revision at once, on a
+// goroutine of its own (the pass gathers the nodes' processes meanwhile),
+// and returns the check, which the pass calls before it first acts. When
+// the bucket holds a revision that the view the pass read (view) had not
 // taken in (a change of services.>, or of anything else in the bucket:
-// the view cannot tell), the services are read again, and catchUp
-// reports true: the pass is to be made again on the view read. When the
-// bucket's revision cannot be learnt within freshWait, or the read fails
+// the view cannot tell), the check reads the services again and reports
+// true: the pass is to be made again on the view read. When the bucket's
+// revision cannot be learnt within freshWait, or the read fails
 // (JetStream electing a leader, as right after a node loss, when acting
 // matters most), the pass acts on the view it has.
-func (m *Manager) catchUp(ctx context.Context) bool {
+func (m *Manager) catchUp(ctx context.Context, view viewAsOf) (behind func() bool) {
 	m.mu.Lock()
-	kv, seen, bucket := m.kv, m.services.seen, m.services.bucket
+	kv := m.kv
 	m.mu.Unlock()
+	seen, bucket := view.seen, view.bucket
 	if kv == nil {
-		return false
+		return func() bool { return false }
 	}
+	asked := make(chan bucketState, 1)
 	wait, cancel := context.WithTimeout(ctx, freshWait)
-	at := bucketNow(wait, kv)
-	cancel()
-	behind := at.rev > seen || !at.created.IsZero() && !bucket.IsZero() && !at.created.Equal(bucket)
-	if at.rev == 0 || !behind {
-		return false
+	m.wg.Go(func() {
+		defer cancel()
+		asked <- bucketNow(wait, kv)
+	})
+	return func() bool {
+		at := <-asked
+		stale := at.rev > seen || !at.created.IsZero() && !bucket.IsZero() && !at.created.Equal(bucket)
+		if at.rev == 0 || !stale {
+			return false
+		}
+		m.log.Debug("reconcile: the services' view is behind the bucket; reading them again", "view", seen, "bucket", at.rev)
+		return m.rereadServices(kv)
 	}
-	m.log.Debug("reconcile: the services' view is behind the bucket; reading them again", "view", seen, "bucket", at.rev)
-	return m.rereadServices(kv)
 }
 
 // campaignLoop renews or seeks the lease at its pace (elector.pace), and
@@ -463,17 +473,31 @@ func (m *Manager) followDesired(kv jetstream.KeyValue) {
 
 // wanted returns the services, sorted, once they have been read.
 func (m *Manager) wanted() ([]api.ServiceSpec, bool) {
+	specs, _, ok := m.wantedAsOf()
+	return specs, ok
+}
+
+// viewAsOf is where a view of the services stands: the bucket's revision
+// it is current as of, and the bucket's creation (serviceView).
+type viewAsOf struct {
+	seen   uint64
+	bucket time.Time
+}
+
+// wantedAsOf is wanted, and where the view it was taken from stands.
+func (m *Manager) wantedAsOf() ([]api.ServiceSpec, viewAsOf, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	at := viewAsOf{m.services.seen, m.services.bucket}
 	if m.services.specs == nil {
-		return nil, false
+		return nil, at, false
 	}
 	out := make([]api.ServiceSpec, 0, len(m.services.specs))
 	for _, s := range m.services.specs {
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b api.ServiceSpec) int { return strings.Compare(a.Name, b.Name) })
-	return out, true
+	return out, at, true
 }
 
 // watch calls fn with every entry of filter, deletes included, from the

@@ -42,10 +42,11 @@ type slot struct {
 // answer could run what would otherwise be placed again).
 func (r *reconciler) pass(ctx context.Context) {
 	m := r.m
-	wanted, ok := m.wanted()
+	wanted, asOf, ok := m.wantedAsOf()
 	if !ok || len(wanted) == 0 && r.idle {
 		return
 	}
+	behind := m.catchUp(ctx, asOf) // asked now, checked before the first action
 	view, cancel := context.WithTimeout(ctx, max(2*time.Second, 2*m.cfg.Interval))
 	defer cancel()
 	t0 := time.Now()
@@ -118,7 +119,7 @@ func (r *reconciler) pass(ctx context.Context) {
 	mayAct := func() bool {
 		if !checked {
 			checked = true
-			if m.catchUp(ctx) {
+			if behind() {
 				m.Poke()
 				return false
 			}
