@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,16 @@ type Definer interface {
 	Unapply(name string) bool
 }
 
+// Cluster is what the reconciler asks of the nodes (control.Control).
+type Cluster interface {
+	Nodes(ctx context.Context) ([]api.NodeInfo, error)
+	List(ctx context.Context, req api.ListRequest) (control.ListResult, error)
+	Spawn(ctx context.Context, nodeID, name string, req api.SpawnRequest) (api.ManagedProcess, error)
+	Stop(ctx context.Context, id, signal string) (api.ManagedProcess, error)
+}
+
+var _ Cluster = (*control.Control)(nil)
+
 // Config configures a node's Manager.
 type Config struct {
 	NodeID string
@@ -40,8 +51,9 @@ type Config struct {
 	// each change.
 	Definer Definer
 	Changed func()
-	// Control reaches the other nodes (placement, stops, listings).
-	Control *control.Control
+	// Control reaches the other nodes (placement, stops, listings): a
+	// control.Control.
+	Control Cluster
 	// Ready is called once the buckets are set up: the node may answer
 	// corral.desired.* from then on.
 	Ready func()
@@ -227,7 +239,12 @@ const servicesReread = 3 * time.Second
 // followDesired keeps (by revision: see serviceView), and reports whether
 // it did; on failure they stay as they are.
 func (m *Manager) rereadServices(kv jetstream.KeyValue) bool {
-	ctx, cancel := context.WithTimeout(m.ctx, max(m.cfg.Interval, time.Second))
+	return m.rereadServicesWithin(m.ctx, kv)
+}
+
+// rereadServicesWithin is rereadServices, given up when ctx ends.
+func (m *Manager) rereadServicesWithin(ctx context.Context, kv jetstream.KeyValue) bool {
+	ctx, cancel := context.WithTimeout(ctx, max(m.cfg.Interval, time.Second))
 	defer cancel()
 	records, at, err := readServices(ctx, kv)
 	if err != nil {
@@ -244,7 +261,7 @@ func (m *Manager) rereadServices(kv jetstream.KeyValue) bool {
 }
 
 // freshWait bounds how long a pass waits to learn the bucket's last
-// revision before it acts (viewBehind).
+// revision before it acts (catchUp).
 const freshWait = 500 * time.Millisecond
 
 // catchUp makes sure, before a pass acts, that the view of the services
@@ -254,14 +271,17 @@ const freshWait = 500 * time.Millisecond
 // the next reread. It asks the bucket's last revision at once, on a
 // goroutine of its own (the pass gathers the nodes' processes meanwhile),
 // and returns the check, which the pass calls before it first acts. When
-// the bucket holds a revision that the view the pass read (view) had not
-// taken in (a change of services.>, or of anything else in the bucket:
-// the view cannot tell), the check reads the services again and reports
-// true: the pass is to be made again on the view read. When the bucket's
-// revision cannot be learnt within freshWait, or the read fails
-// (JetStream electing a leader, as right after a node loss, when acting
-// matters most), the pass acts on the view it has.
-func (m *Manager) catchUp(ctx context.Context, view viewAsOf) (behind func() bool) {
+// the bucket holds a revision that the view the pass read (wanted, as of
+// view) had not taken in (a change of services.>, or of anything else in
+// the bucket: the view cannot tell), the check reads the services again,
+// and reports true when they are not what the pass read: the pass is to
+// be made again on the view read. When the bucket's revision cannot be
+// learnt within freshWait, or the read fails (JetStream electing a
+// leader, as right after a node loss, when acting matters most), the
+// pass acts on the view it has; so it does when the read finds the
+// services as the pass read them (a definition changed), so that writes
+// elsewhere in the bucket never hold a pass back.
+func (m *Manager) catchUp(ctx context.Context, wanted []api.ServiceSpec, view viewAsOf) (behind func() bool) {
 	m.mu.Lock()
 	kv := m.kv
 	m.mu.Unlock()
@@ -282,7 +302,11 @@ func (m *Manager) catchUp(ctx context.Context, view viewAsOf) (behind func() boo
 			return false
 		}
 		m.log.Debug("reconcile: the services' view is behind the bucket; reading them again", "view", seen, "bucket", at.rev)
-		return m.rereadServices(kv)
+		if !m.rereadServicesWithin(ctx, kv) {
+			return false
+		}
+		now, _ := m.wanted()
+		return !reflect.DeepEqual(now, wanted)
 	}
 }
 

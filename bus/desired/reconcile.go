@@ -46,7 +46,7 @@ func (r *reconciler) pass(ctx context.Context) {
 	if !ok || len(wanted) == 0 && r.idle {
 		return
 	}
-	behind := m.catchUp(ctx, asOf) // asked now, checked before the first action
+	behind := m.catchUp(ctx, wanted, asOf) // asked now, checked before the first action
 	view, cancel := context.WithTimeout(ctx, max(2*time.Second, 2*m.cfg.Interval))
 	defer cancel()
 	t0 := time.Now()
