@@ -261,8 +261,12 @@ func (m *Manager) rereadServicesWithin(ctx context.Context, kv jetstream.KeyValu
 }
 
 // freshWait bounds how long a pass waits to learn the bucket's last
-// revision before it acts (catchUp).
-const freshWait = 500 * time.Millisecond
+// revision before it acts (catchUp). A server answers in a few
+// milliseconds; one that does not answer within this is electing a leader
+// (right after a node loss, in the partition test), and the pass then
+// acts on its view: the wait delays the placement of a lost node's
+// instances by at most this.
+const freshWait = 200 * time.Millisecond
 
 // catchUp makes sure, before a pass acts, that the view of the services
 // is not behind the bucket: a watch that lags (its consumer lost across a
