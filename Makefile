@@ -53,6 +53,11 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
 # Benchmarks: throughput, latency, spawn time (figures go in issue notes).
+# The nodes' data directories are temporary directories (TMPDIR): a spawn
+# makes a file for its record and a FIFO for its output, and on an ext4
+# without a journal that freed many inodes lately (a test machine) making
+# them costs more than the rest of the spawn; TMPDIR=/dev/shm measures
+# Corral without that.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
 
