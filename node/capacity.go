@@ -37,30 +37,38 @@ func DefaultMaxProcesses() int {
 // Spawns hold s.spawnMu from this check until the process is registered,
 // so that a burst cannot overshoot.
 func (s *Supervisor) checkCapacity(d *definition) error {
-	live, ofDef := s.running(d.Name)
-	switch {
-	case live >= s.cfg.MaxProcesses:
+	if live := s.running(); live >= s.cfg.MaxProcesses {
 		return api.Errorf(api.ErrNoCapacity, "cannot spawn %q: node %s runs %d processes, its limit (node.max_processes)", d.Name, s.cfg.NodeID, live)
-	case d.MaxInstances > 0 && ofDef >= d.MaxInstances:
-		return api.Errorf(api.ErrNoCapacity, "cannot spawn %q: node %s runs %d of it, the definition's limit (max_instances)", d.Name, s.cfg.NodeID, ofDef)
+	}
+	if d.MaxInstances > 0 {
+		if ofDef := s.runningOf(d.Name); ofDef >= d.MaxInstances {
+			return api.Errorf(api.ErrNoCapacity, "cannot spawn %q: node %s runs %d of it, the definition's limit (max_instances)", d.Name, s.cfg.NodeID, ofDef)
+		}
 	}
 	return nil
 }
 
-// running counts the processes that have not finished, and those of one
-// definition.
-func (s *Supervisor) running(name string) (all, ofName int) {
+// running counts the processes whose child runs: those that may connect
+// (s.live), registered as their child starts (or is re-adopted) and
+// dropped once it is reaped. It costs nothing per process, where walking
+// every process cost a spawn among thousands a walk of them all.
+func (s *Supervisor) running() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return len(s.live)
+}
+
+// runningOf counts the processes of one definition that have not finished.
+func (s *Supervisor) runningOf(name string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
 	for _, p := range s.procs {
-		if !p.finished() {
-			all++
-			if p.def.Name == name {
-				ofName++
-			}
+		if !p.finished() && p.def.Name == name {
+			n++
 		}
 	}
-	return all, ofName
+	return n
 }
 
 // Room reports whether the node could spawn one more of name now (it
