@@ -57,9 +57,6 @@ func TestAPassDoesNotPlaceADeletedService(t *testing.T) {
 	m, kv := startBucket(t)
 	cluster := &fakeCluster{}
 	m.cfg.Control = cluster
-	m.mu.Lock()
-	m.kv = kv
-	m.mu.Unlock()
 	m.elect.set(true, 1) // the lease holder
 	ctx := testContext(t)
 

@@ -15,9 +15,9 @@ import (
 )
 
 // startBucket starts an embedded NATS server with JetStream on a random
-// loopback port and returns a Manager on it, not started, and the
-// desired-state bucket. (internal/testnode has this and more, but it
-// links this package: a test here cannot import it.)
+// loopback port and returns a Manager on it, not started but with its
+// bucket set, and the desired-state bucket. (internal/testnode has this
+// and more, but it links this package: a test here cannot import it.)
 func startBucket(t *testing.T) (*Manager, jetstream.KeyValue) {
 	t.Helper()
 	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", JetStream: true, StoreDir: t.TempDir(),
@@ -37,6 +37,9 @@ func startBucket(t *testing.T) (*Manager, jetstream.KeyValue) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.mu.Lock()
+	m.kv = kv // as setUp leaves it
+	m.mu.Unlock()
 	return m, kv
 }
 
@@ -243,9 +246,6 @@ func TestABucketMadeAgainEmptyIsAChange(t *testing.T) {
 // the state before it.
 func TestAChangeIsInTheWritersViewAtOnce(t *testing.T) {
 	m, kv := startBucket(t)
-	m.mu.Lock()
-	m.kv = kv
-	m.mu.Unlock()
 	ctx := testContext(t)
 	putService(t, kv, "web", 2)
 	m.rereadServices(kv)
@@ -278,9 +278,6 @@ func TestAChangeIsInTheWritersViewAtOnce(t *testing.T) {
 // pass goes on.
 func TestAPassCatchesUpWithALaggingWatch(t *testing.T) {
 	m, kv := startBucket(t)
-	m.mu.Lock()
-	m.kv = kv
-	m.mu.Unlock()
 	ctx := testContext(t)
 	reads := 0
 	m.beforeRereadMerge = func() { reads++ }
