@@ -50,8 +50,9 @@ func (s *Supervisor) checkCapacity(d *definition) error {
 
 // running counts the processes whose child runs: those that may connect
 // (s.live), registered as their child starts (or is re-adopted) and
-// dropped once it is reaped. It costs nothing per process, where walking
-// every process cost a spawn among thousands a walk of them all.
+// dropped once it is reaped, a moment before the process is marked ended.
+// It costs nothing per process, where walking every process cost a spawn
+// among thousands a walk of them all.
 func (s *Supervisor) running() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
