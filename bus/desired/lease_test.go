@@ -154,3 +154,22 @@ func holderWhoseRenewalFailed(t *testing.T, kv jetstream.KeyValue, ttl time.Dura
 	}
 	return a, ctx
 }
+
+// When the lease's holder is lost, the smallest node alive acts for it at
+// once: the pass it asks for is made as the acting reconciler, not
+// skipped for want of the lease until its campaign returns (the registry
+// may take seconds to answer after a loss; here it never does).
+func TestTheNodeActingForALostHolderReconcilesAtOnce(t *testing.T) {
+	m, kv := startBucket(t)
+	m.cfg.Alive = func() []string { return []string{"n1", "n2"} } // n1 is the smallest
+	m.elect.holder = "n9"                                           // the lease's last seen holder
+	var leaderAtPokes []bool
+	m.poked = func() { leaderAtPokes = append(leaderAtPokes, m.Leader()) }
+	away, cancel := context.WithCancel(testContext(t))
+	cancel() // the campaign gets no answer
+	m.ctx = away
+	m.nodeLost(kv, "n9")
+	if len(leaderAtPokes) == 0 || !leaderAtPokes[0] {
+		t.Fatalf("the passes asked for on the holder's loss, reconciler or not at each: %v; want the first as the acting reconciler", leaderAtPokes)
+	}
+}

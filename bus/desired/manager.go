@@ -84,6 +84,8 @@ type Manager struct {
 	// beforeRereadMerge, when set (by tests), runs between the reread's
 	// read of the bucket and its merge (rereadServices).
 	beforeRereadMerge func()
+	// poked, when set (by tests), runs at every Poke.
+	poked func()
 
 	trigger chan struct{} // cap 1: reconcile soon
 	lostCh  chan string   // nodes declared lost
@@ -142,6 +144,9 @@ func (m *Manager) Leader() bool {
 
 // Poke asks for a reconciliation soon (a service's process ended).
 func (m *Manager) Poke() {
+	if m.poked != nil {
+		m.poked()
+	}
 	select {
 	case m.trigger <- struct{}{}:
 	default:
@@ -329,14 +334,8 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 		case <-m.ctx.Done():
 			return
 		case lost := <-m.lostCh:
-			m.markLost(lost)
-			m.restartPass()
-			if m.smallestAlive() {
-				m.elect.act(lost)
-			}
 			last = time.Now()
-			m.campaign(leases)
-			m.Poke()
+			m.nodeLost(leases, lost)
 		case <-tick.C:
 			// Half a tick of slack: a pace of one tick must not miss a
 			// tick that comes a moment early.
@@ -346,6 +345,22 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 			}
 		}
 	}
+}
+
+// nodeLost is a node declared lost: the smallest node alive acts for it
+// if it held the lease, a pass is made at once, and the lease is sought
+// (taken over if it was the lost node's).
+func (m *Manager) nodeLost(leases jetstream.KeyValue, lost string) {
+	m.markLost(lost)
+	if m.smallestAlive() {
+		m.elect.act(lost)
+	}
+	// After act: the pass made at once is the acting node's, where it was
+	// skipped for want of the lease until the campaign below returned
+	// (which waits for the registry, electing a leader after a loss).
+	m.restartPass()
+	m.campaign(leases)
+	m.Poke()
 }
 
 // campaign renews or tries to take the lease (a lost node's at once).
