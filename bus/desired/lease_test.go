@@ -162,7 +162,7 @@ func holderWhoseRenewalFailed(t *testing.T, kv jetstream.KeyValue, ttl time.Dura
 func TestTheNodeActingForALostHolderReconcilesAtOnce(t *testing.T) {
 	m, kv := startBucket(t)
 	m.cfg.Alive = func() []string { return []string{"n1", "n2"} } // n1 is the smallest
-	m.elect.holder = "n9"                                           // the lease's last seen holder
+	m.elect.holder = "n9"                                         // the lease's last seen holder
 	var leaderAtPokes []bool
 	m.poked = func() { leaderAtPokes = append(leaderAtPokes, m.Leader()) }
 	away, cancel := context.WithCancel(testContext(t))
@@ -171,5 +171,34 @@ func TestTheNodeActingForALostHolderReconcilesAtOnce(t *testing.T) {
 	m.nodeLost(kv, "n9")
 	if len(leaderAtPokes) == 0 || !leaderAtPokes[0] {
 		t.Fatalf("the passes asked for on the holder's loss, reconciler or not at each: %v; want the first as the acting reconciler", leaderAtPokes)
+	}
+}
+
+// When the lease's holder is lost, only the node that acts for it (the
+// smallest alive) takes the lease over at once: another that did too
+// would reconcile beside the acting node, and both would place the lost
+// node's instances (seen in the partition test).
+func TestOnlyTheActingNodeTakesALostHoldersLeaseOver(t *testing.T) {
+	m1, kv := startBucket(t)
+	ctx := testContext(t)
+	const ttl = LeaseTTL
+	lost := &elector{nodeID: "n9", log: slog.New(slog.DiscardHandler)}
+	if !lost.campaign(ctx, kv, ttl, never) {
+		t.Fatal("n9 did not take the free lease")
+	}
+	alive := func() []string { return []string{"n1", "n2"} }
+	m1.cfg.Alive = alive
+	m2 := New(m1.nc, Config{NodeID: "n2", Interval: m1.cfg.Interval, Alive: alive, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(m2.Stop)
+	m1.markLost("n9")
+	m2.markLost("n9")
+
+	m2.campaign(kv)
+	if m2.elect.isHolder() {
+		t.Fatal("n2, not the smallest node alive, took the lost holder's lease over at once")
+	}
+	m1.campaign(kv)
+	if !m1.elect.isHolder() {
+		t.Fatal("n1, the smallest node alive, did not take the lost holder's lease over")
 	}
 }

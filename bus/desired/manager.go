@@ -367,7 +367,7 @@ func (m *Manager) nodeLost(leases jetstream.KeyValue, lost string) {
 func (m *Manager) campaign(leases jetstream.KeyValue) {
 	ctx, cancel := context.WithTimeout(m.ctx, m.elect.attempt(m.leaseTTL()))
 	defer cancel()
-	if m.elect.campaign(ctx, leases, m.leaseTTL(), m.isLost) {
+	if m.elect.campaign(ctx, leases, m.leaseTTL(), m.takesOver) {
 		m.Poke() // a new leader looks at once
 	}
 }
@@ -404,6 +404,16 @@ func (m *Manager) isLost(id string) bool {
 	defer m.mu.Unlock()
 	at, ok := m.lost[id]
 	return ok && time.Since(at) <= m.leaseTTL()
+}
+
+// takesOver reports whether this node takes the lease of holder over at
+// once: holder is lost, and this node is the one that acts for it (the
+// smallest alive, nodeLost). Another node that took it over at the same
+// time would reconcile beside the acting node, and both would place the
+// lost node's instances; the others take the lease over once it expires
+// (as they would from an acting node that died too).
+func (m *Manager) takesOver(holder string) bool {
+	return m.isLost(holder) && (m.cfg.Alive == nil || m.smallestAlive())
 }
 
 // smallestAlive reports whether this node is the smallest it sees alive.
