@@ -31,6 +31,10 @@ type reconciler struct {
 	stopping map[string]bool // processes a stop was sent to, until it answers
 }
 
+// missingRetry is how soon a pass that waited for nodes that did not
+// answer is made again.
+const missingRetry = 100 * time.Millisecond
+
 // slot is what runs of one instance of a service.
 type slot struct {
 	live []api.ManagedProcess // running, stopping, or about to restart
@@ -62,7 +66,11 @@ func (r *reconciler) pass(ctx context.Context) {
 		return
 	}
 	if missing := slices.DeleteFunc(slices.Clone(list.Missing), func(n string) bool { return slices.Contains(list.Gone, n) }); len(missing) > 0 {
+		// Soon lost, most likely (the pass was asked for on another node's
+		// announcement of the loss, before this node's view counts the node
+		// gone), or slow: look again well before the next tick.
 		m.log.Debug("reconcile: waiting for nodes that did not answer", "nodes", missing)
+		time.AfterFunc(missingRetry, m.Poke)
 		return
 	}
 	answered := map[string]bool{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus/control"
@@ -17,6 +18,7 @@ type fakeCluster struct {
 	mu      sync.Mutex
 	running []api.ManagedProcess
 	spawns  int
+	missing []string // known nodes that do not answer
 }
 
 func (c *fakeCluster) Nodes(context.Context) ([]api.NodeInfo, error) {
@@ -26,7 +28,8 @@ func (c *fakeCluster) Nodes(context.Context) ([]api.NodeInfo, error) {
 func (c *fakeCluster) List(context.Context, api.ListRequest) (control.ListResult, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return control.ListResult{Nodes: []string{"n1"}, Processes: append([]api.ManagedProcess(nil), c.running...)}, nil
+	return control.ListResult{Nodes: []string{"n1"}, Processes: append([]api.ManagedProcess(nil), c.running...),
+		Missing: c.missing}, nil
 }
 
 func (c *fakeCluster) Spawn(_ context.Context, nodeID, name string, req api.SpawnRequest) (api.ManagedProcess, error) {
@@ -89,5 +92,31 @@ func TestAPassDoesNotPlaceADeletedService(t *testing.T) {
 		if _, k, err := node.ParseInstance(p.Instance); err != nil || p.Service != "api" || k > 1 {
 			t.Errorf("placed %+v", p)
 		}
+	}
+}
+
+// A pass that finds a known node not answering, and not yet counted gone,
+// places nothing and is made again soon, not at the next tick: the node
+// is most likely being declared lost (another node announced it first),
+// and its instances are to move at once.
+func TestAPassWaitingForAMissingNodeIsMadeAgainSoon(t *testing.T) {
+	m, kv := startBucket(t)
+	cluster := &fakeCluster{missing: []string{"n2"}}
+	m.cfg.Control = cluster
+	m.elect.set(true, 1)
+	putService(t, kv, "web", 1)
+	m.rereadServices(kv)
+	start := time.Now()
+	m.rec.pass(testContext(t))
+	if n := cluster.spawned(); n != 0 {
+		t.Fatalf("a pass placed %d instances while a node did not answer", n)
+	}
+	select {
+	case <-m.trigger:
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("the pass was asked for again after %v, want well before the next tick", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a pass that waited for a missing node was not made again")
 	}
 }
