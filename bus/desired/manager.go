@@ -202,13 +202,13 @@ func (m *Manager) run() {
 		m.wg.Go(func() { m.followDefinitions(kv) })
 	}
 	m.wg.Go(func() { m.followDesired(kv) })
+	m.wg.Go(func() { m.rereadLoop(kv) })
 	m.wg.Go(func() { m.campaignLoop(leases) })
 
 	// Reconcile on every trigger, and every interval in case one was
 	// missed (a spawn refused for room, a node that came back).
 	tick := time.NewTicker(max(m.cfg.Interval, time.Second))
 	defer tick.Stop()
-	var lastRead time.Time
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -217,10 +217,6 @@ func (m *Manager) run() {
 		case <-m.trigger:
 		}
 		if m.Leader() {
-			if time.Since(lastRead) >= servicesReread {
-				m.rereadServices(kv)
-				lastRead = time.Now()
-			}
 			ctx, cancel := context.WithCancel(m.ctx)
 			m.mu.Lock()
 			m.passCancel = cancel
@@ -240,29 +236,54 @@ func (m *Manager) run() {
 // test) must not leave the reconciler with an old desired count.
 const servicesReread = 3 * time.Second
 
+// rereadLoop reads the services again every servicesReread while this
+// node reconciles, and asks for a pass when that changed them. It runs on
+// its own: a read waits for JetStream, which may not answer for a second
+// or more after a node loss, and a pass must not wait with it (the lost
+// node's instances are to move at once; a pass about to act asks the
+// bucket itself, catchUp).
+func (m *Manager) rereadLoop(kv jetstream.KeyValue) {
+	tick := time.NewTicker(servicesReread)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if m.Leader() {
+			if changed, err := m.rereadServicesWithin(m.ctx, kv); err == nil && changed {
+				m.Poke()
+			}
+		}
+	}
+}
+
 // rereadServices merges what the bucket holds now into the services
 // followDesired keeps (by revision: see serviceView), and reports whether
 // it did; on failure they stay as they are.
 func (m *Manager) rereadServices(kv jetstream.KeyValue) bool {
-	return m.rereadServicesWithin(m.ctx, kv)
+	_, err := m.rereadServicesWithin(m.ctx, kv)
+	return err == nil
 }
 
-// rereadServicesWithin is rereadServices, given up when ctx ends.
-func (m *Manager) rereadServicesWithin(ctx context.Context, kv jetstream.KeyValue) bool {
+// rereadServicesWithin is rereadServices, given up when ctx ends; it
+// reports whether the services changed.
+func (m *Manager) rereadServicesWithin(ctx context.Context, kv jetstream.KeyValue) (changed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, max(m.cfg.Interval, time.Second))
 	defer cancel()
 	records, at, err := readServices(ctx, kv)
 	if err != nil {
 		m.log.Debug("cannot read the services again", "err", err)
-		return false
+		return false, err
 	}
 	if m.beforeRereadMerge != nil {
 		m.beforeRereadMerge()
 	}
 	m.mu.Lock()
-	m.services.applySnapshot(records, at)
+	changed = m.services.applySnapshot(records, at)
 	m.mu.Unlock()
-	return true
+	return changed, nil
 }
 
 // freshWait bounds how long a pass waits to learn the bucket's last
@@ -311,7 +332,7 @@ func (m *Manager) catchUp(ctx context.Context, wanted []api.ServiceSpec, view vi
 			return false
 		}
 		m.log.Debug("reconcile: the services' view is behind the bucket; reading them again", "view", seen, "bucket", at.rev)
-		if !m.rereadServicesWithin(ctx, kv) {
+		if _, err := m.rereadServicesWithin(ctx, kv); err != nil {
 			return false
 		}
 		now, _ := m.wanted()
