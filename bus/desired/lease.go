@@ -104,11 +104,19 @@ func (e *elector) attemptLocked(ttl time.Duration) time.Duration {
 }
 
 // holds reports whether this node holds the lease, taken or renewed
-// within fresh, or acts for a lost holder since less than fresh.
+// within fresh, or acts for a lost holder since less than fresh (after
+// which another node may take the lease over: Manager.takesOver).
 func (e *elector) holds(fresh time.Duration) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.leader && time.Since(e.renewed) < fresh || e.acting && time.Since(e.actingSince) < 2*fresh
+	return e.leader && time.Since(e.renewed) < fresh || e.acting && time.Since(e.actingSince) < fresh
+}
+
+// lastHolder is the holder of the lease as this node last saw it.
+func (e *elector) lastHolder() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.holder
 }
 
 // act makes this node the acting reconciler when the lease's last seen

@@ -168,7 +168,7 @@ func TestTheNodeActingForALostHolderReconcilesAtOnce(t *testing.T) {
 	away, cancel := context.WithCancel(testContext(t))
 	cancel() // the campaign gets no answer
 	m.ctx = away
-	m.nodeLost(kv, "n9")
+	m.nodesLost(kv, []string{"n9"})
 	if len(leaderAtPokes) == 0 || !leaderAtPokes[0] {
 		t.Fatalf("the passes asked for on the holder's loss, reconciler or not at each: %v; want the first as the acting reconciler", leaderAtPokes)
 	}
@@ -200,5 +200,40 @@ func TestOnlyTheActingNodeTakesALostHoldersLeaseOver(t *testing.T) {
 	m1.campaign(kv)
 	if !m1.elect.isHolder() {
 		t.Fatal("n1, the smallest node alive, did not take the lost holder's lease over")
+	}
+
+	// n1 is lost in turn, and says nothing of it (it cannot: no reconciler,
+	// or cut off): once an acting node would have stopped acting, half a
+	// lease after the loss, the lease is anyone's.
+	m2.markLost("n1")
+	m2.campaign(kv)
+	if m2.elect.isHolder() {
+		t.Fatal("n2 took the lease of n1, lost a moment ago, over at once")
+	}
+	m2.mu.Lock()
+	m2.lost["n1"] = time.Now().Add(-ttl / 2)
+	m2.mu.Unlock()
+	if !m2.holderLost() {
+		t.Error("n2 does not see that the holder it last saw is lost (it would look only every half lease)")
+	}
+	m2.campaign(kv)
+	if !m2.elect.isHolder() {
+		t.Fatal("half a lease after the holder's loss, n2 did not take the lease over")
+	}
+}
+
+// A node acts for a lost holder for at most half a lease: past that,
+// another node may hold the lease (takesOver), and two reconcilers would
+// place the same instances.
+func TestActingLastsHalfALease(t *testing.T) {
+	e := &elector{nodeID: "n1", holder: "n9", log: slog.New(slog.DiscardHandler)}
+	if !e.act("n9") || !e.holds(LeaseTTL/2) {
+		t.Fatal("n1 does not act for the lost holder n9")
+	}
+	e.mu.Lock()
+	e.actingSince = time.Now().Add(-LeaseTTL / 2)
+	e.mu.Unlock()
+	if e.holds(LeaseTTL / 2) {
+		t.Error("n1 still acts half a lease after the loss")
 	}
 }

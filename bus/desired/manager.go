@@ -158,10 +158,12 @@ func (m *Manager) Poke() {
 // it. The others look at it every LeaseTTL/2. While the registry does not
 // answer, a node tries again as soon as each attempt ends (elector.pace),
 // so that a holder whose renewal failed takes its lease back as soon as
-// the registry answers. A lost holder's
-// lease is taken over at once (process.node_lost), so LeaseTTL only bounds
-// how long a holder that stopped without a loss announced (a partition's
-// minority side) keeps the others waiting.
+// the registry answers. A lost holder's lease (process.node_lost) is
+// taken over at once by the smallest node alive, which acts for the lost
+// holder meanwhile, for at most half the lease; past that, by any node
+// (takesOver). So LeaseTTL only bounds how long a holder that stopped
+// without a loss announced (a partition's minority side) keeps the others
+// waiting.
 const LeaseTTL = 10 * time.Second
 
 func (m *Manager) leaseTTL() time.Duration { return LeaseTTL }
@@ -356,11 +358,24 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 			return
 		case lost := <-m.lostCh:
 			last = time.Now()
-			m.nodeLost(leases, lost)
+			// Losses announced together are handled together: each
+			// campaign may wait for the registry, and the holder's loss
+			// must not wait behind the others'.
+			losses := []string{lost}
+			for more := true; more; {
+				select {
+				case l := <-m.lostCh:
+					losses = append(losses, l)
+				default:
+					more = false
+				}
+			}
+			m.nodesLost(leases, losses)
 		case <-tick.C:
 			// Half a tick of slack: a pace of one tick must not miss a
-			// tick that comes a moment early.
-			if time.Since(last)+every/2 >= m.elect.pace(m.leaseTTL()) || m.elect.isActing() {
+			// tick that comes a moment early. While the holder last seen
+			// is lost, every tick: its lease is to be taken over.
+			if time.Since(last)+every/2 >= m.elect.pace(m.leaseTTL()) || m.elect.isActing() || m.holderLost() {
 				last = time.Now()
 				m.campaign(leases)
 			}
@@ -368,13 +383,17 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 	}
 }
 
-// nodeLost is a node declared lost: the smallest node alive acts for it
-// if it held the lease, a pass is made at once, and the lease is sought
-// (taken over if it was the lost node's).
-func (m *Manager) nodeLost(leases jetstream.KeyValue, lost string) {
-	m.markLost(lost)
+// nodesLost is nodes declared lost: the smallest node alive acts for the
+// one that held the lease, a pass is made at once, and the lease is sought
+// (taken over if it was a lost node's).
+func (m *Manager) nodesLost(leases jetstream.KeyValue, lost []string) {
+	for _, n := range lost {
+		m.markLost(n)
+	}
 	if m.smallestAlive() {
-		m.elect.act(lost)
+		for _, n := range lost {
+			m.elect.act(n)
+		}
 	}
 	// After act: the pass made at once is the acting node's, where it was
 	// skipped for want of the lease until the campaign below returned
@@ -427,14 +446,29 @@ func (m *Manager) isLost(id string) bool {
 	return ok && time.Since(at) <= m.leaseTTL()
 }
 
-// takesOver reports whether this node takes the lease of holder over at
-// once: holder is lost, and this node is the one that acts for it (the
-// smallest alive, nodeLost). Another node that took it over at the same
-// time would reconcile beside the acting node, and both would place the
-// lost node's instances; the others take the lease over once it expires
-// (as they would from an acting node that died too).
+// takesOver reports whether this node takes the lease of holder over:
+// holder is lost, and this node is the one that acts for it (the smallest
+// alive, nodesLost), or the loss is older than the most an acting node
+// acts (half the lease: elector.holds). Another node that took the lease
+// over at once would reconcile beside the acting node, and both would
+// place the lost node's instances; past that time, the lease is anyone's,
+// for the smallest node may have no reconciler (not set up yet), have
+// missed the announcement, or be cut off from the registry.
 func (m *Manager) takesOver(holder string) bool {
-	return m.isLost(holder) && (m.cfg.Alive == nil || m.smallestAlive())
+	m.mu.Lock()
+	at, lost := m.lost[holder]
+	m.mu.Unlock()
+	if !lost || !m.isLost(holder) {
+		return false
+	}
+	return m.cfg.Alive == nil || m.smallestAlive() || time.Since(at) >= m.leaseTTL()/2
+}
+
+// holderLost reports whether the lease's holder, as this node last saw
+// it, is another node declared lost.
+func (m *Manager) holderLost() bool {
+	h := m.elect.lastHolder()
+	return h != "" && h != m.cfg.NodeID && m.isLost(h)
 }
 
 // smallestAlive reports whether this node is the smallest it sees alive.

@@ -120,3 +120,18 @@ func TestAPassWaitingForAMissingNodeIsMadeAgainSoon(t *testing.T) {
 		t.Fatal("a pass that waited for a missing node was not made again")
 	}
 }
+
+// A new reconciler whose view of the services was never read (its watch
+// has not caught up yet) reads them before its first pass, and acts on
+// them, rather than waiting for the next reread.
+func TestAFirstPassReadsTheServices(t *testing.T) {
+	m, kv := startBucket(t)
+	cluster := &fakeCluster{}
+	m.cfg.Control = cluster
+	m.elect.set(true, 1)
+	putService(t, kv, "web", 1)
+	m.rec.pass(testContext(t))
+	if n := cluster.spawned(); n != 1 {
+		t.Fatalf("a first pass, with a view never read, placed %d instances of web, want 1", n)
+	}
+}
