@@ -209,26 +209,35 @@ func (m *Manager) run() {
 
 	// Reconcile on every trigger, and every interval in case one was
 	// missed (a spawn refused for room, a node that came back).
-	tick := time.NewTicker(max(m.cfg.Interval, time.Second))
+	m.loop(max(m.cfg.Interval, time.Second), m.trigger, func() {
+		if !m.Leader() {
+			return
+		}
+		ctx, cancel := context.WithCancel(m.ctx)
+		m.mu.Lock()
+		m.passCancel = cancel
+		m.mu.Unlock()
+		m.rec.pass(ctx)
+		m.mu.Lock()
+		m.passCancel = nil
+		m.mu.Unlock()
+		cancel()
+	})
+}
+
+// loop calls fn every interval, and at each trigger (nil: none), until
+// the Manager stops.
+func (m *Manager) loop(every time.Duration, trigger <-chan struct{}, fn func()) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-tick.C:
-		case <-m.trigger:
+		case <-trigger:
 		}
-		if m.Leader() {
-			ctx, cancel := context.WithCancel(m.ctx)
-			m.mu.Lock()
-			m.passCancel = cancel
-			m.mu.Unlock()
-			m.rec.pass(ctx)
-			m.mu.Lock()
-			m.passCancel = nil
-			m.mu.Unlock()
-			cancel()
-		}
+		fn()
 	}
 }
 
@@ -245,20 +254,14 @@ const servicesReread = 3 * time.Second
 // node's instances are to move at once; a pass about to act asks the
 // bucket itself, catchUp).
 func (m *Manager) rereadLoop(kv jetstream.KeyValue) {
-	tick := time.NewTicker(servicesReread)
-	defer tick.Stop()
-	for {
-		select {
-		case <-m.ctx.Done():
+	m.loop(servicesReread, nil, func() {
+		if !m.Leader() {
 			return
-		case <-tick.C:
 		}
-		if m.Leader() {
-			if changed, err := m.rereadServicesWithin(m.ctx, kv); err == nil && changed {
-				m.Poke()
-			}
+		if changed, err := m.rereadServicesWithin(m.ctx, kv); err == nil && changed {
+			m.Poke()
 		}
-	}
+	})
 }
 
 // rereadServices merges what the bucket holds now into the services
