@@ -490,7 +490,7 @@ func (m *Manager) smallestAlive() bool {
 // setUp creates or opens the buckets, retrying with a backoff until it
 // works or the Manager stops.
 func (m *Manager) setUp() (kv, leases jetstream.KeyValue, ok bool) {
-	backoff, warned := m.cfg.Interval, false
+	backoff, warned, start := m.cfg.Interval, false, time.Now()
 	for {
 		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
 		kv, leases, err := ensure(ctx, m.js)
@@ -504,7 +504,11 @@ func (m *Manager) setUp() (kv, leases jetstream.KeyValue, ok bool) {
 			}
 			return kv, leases, true
 		}
-		if !warned && m.ctx.Err() == nil {
+		// The node registry is made by the nodes' presence, which starts
+		// with this Manager: at a cluster's first start it is missing for a
+		// moment, which is nothing to warn of.
+		early := errors.Is(err, registry.ErrNoRegistry) && time.Since(start) < registryWait
+		if !warned && !early && m.ctx.Err() == nil {
 			warned = true
 			if errors.Is(err, bus.ErrNoJetStream) {
 				m.log.Info("no JetStream: no services or applied definitions (corralctl apply)", "err", err)
@@ -522,6 +526,10 @@ func (m *Manager) setUp() (kv, leases jetstream.KeyValue, ok bool) {
 		backoff = min(2*backoff, time.Minute)
 	}
 }
+
+// registryWait is how long setUp waits for the node registry before it
+// warns that it cannot set up.
+const registryWait = 10 * time.Second
 
 // bucket is the desired-state bucket, or an error saying it is not there.
 func (m *Manager) bucket() (jetstream.KeyValue, error) {
