@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/corral-run/corral/bus/embedded"
 	"github.com/corral-run/corral/bus/registry"
 )
 
@@ -36,17 +35,7 @@ func (w *warnings) WithGroup(string) slog.Handler      { return w }
 // makes, is missing for a moment: the Manager waits for it without a
 // warning (one came at every first start of `make run`).
 func TestAManagerWaitsForTheRegistryQuietly(t *testing.T) {
-	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", JetStream: true, StoreDir: t.TempDir(),
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := srv.Connect("n1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := startServer(t)
 	logged := &warnings{}
 	ready := make(chan struct{})
 	m := New(nc, Config{NodeID: "n1", Interval: 100 * time.Millisecond, Logger: slog.New(logged),

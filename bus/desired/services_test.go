@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/corral-run/corral/api"
@@ -20,6 +21,22 @@ import (
 // and more, but it links this package: a test here cannot import it.)
 func startBucket(t *testing.T) (*Manager, jetstream.KeyValue) {
 	t.Helper()
+	m := New(startServer(t), Config{NodeID: "n1", Interval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(m.Stop)
+	kv, err := ensureBucket(testContext(t), m.js, jetstream.KeyValueConfig{Bucket: Bucket, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.kv = kv // as setUp leaves it
+	m.mu.Unlock()
+	return m, kv
+}
+
+// startServer starts an embedded NATS server with JetStream on a random
+// loopback port and returns a connection to it.
+func startServer(t *testing.T) *nats.Conn {
+	t.Helper()
 	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:-1", JetStream: true, StoreDir: t.TempDir(),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -31,16 +48,7 @@ func startBucket(t *testing.T) (*Manager, jetstream.KeyValue) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	m := New(nc, Config{NodeID: "n1", Interval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(m.Stop)
-	kv, err := ensureBucket(testContext(t), m.js, jetstream.KeyValueConfig{Bucket: Bucket, History: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.mu.Lock()
-	m.kv = kv // as setUp leaves it
-	m.mu.Unlock()
-	return m, kv
+	return nc
 }
 
 // testContext ends with the test, or after 10 s.
