@@ -317,13 +317,11 @@ const freshWait = 200 * time.Millisecond
 // services as the pass read them (a definition changed), so that writes
 // elsewhere in the bucket never hold a pass back.
 func (m *Manager) catchUp(ctx context.Context, wanted []api.ServiceSpec, view viewAsOf) (behind func() bool) {
-	m.mu.Lock()
-	kv := m.kv
-	m.mu.Unlock()
-	seen, bucket := view.seen, view.bucket
-	if kv == nil {
+	kv, err := m.bucket()
+	if err != nil {
 		return func() bool { return false }
 	}
+	seen, bucket := view.seen, view.bucket
 	asked := make(chan bucketState, 1)
 	wait, cancel := context.WithTimeout(ctx, freshWait)
 	m.wg.Go(func() {
@@ -461,10 +459,11 @@ func (m *Manager) takesOver(holder string) bool {
 	m.mu.Lock()
 	at, lost := m.lost[holder]
 	m.mu.Unlock()
-	if !lost || !m.isLost(holder) {
+	since := time.Since(at)
+	if !lost || since > m.leaseTTL() { // not lost, or no longer (isLost)
 		return false
 	}
-	return m.cfg.Alive == nil || m.smallestAlive() || time.Since(at) >= m.leaseTTL()/2
+	return m.cfg.Alive == nil || m.smallestAlive() || since >= m.leaseTTL()/2
 }
 
 // holderLost reports whether the lease's holder, as this node last saw

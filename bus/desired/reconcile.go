@@ -48,10 +48,7 @@ func (r *reconciler) pass(ctx context.Context) {
 	m := r.m
 	wanted, asOf, ok := m.wantedAsOf()
 	if !ok { // never read yet (its watch has not caught up): read them now
-		m.mu.Lock()
-		kv := m.kv
-		m.mu.Unlock()
-		if kv != nil {
+		if kv, err := m.bucket(); err == nil {
 			_, _ = m.rereadServicesWithin(ctx, kv)
 		}
 		wanted, asOf, ok = m.wantedAsOf()
