@@ -156,11 +156,11 @@ func (e *elector) set(leader bool, rev uint64) {
 // campaign renews the lease when this node holds it, else tries to take
 // it: when nobody holds it, when it is this node's own (from before a
 // failed renewal: first on the revision it wrote last, without reading;
-// or from before a restart), when its holder is lost (the node the
-// cluster has just declared lost), or when its holder has not renewed it
-// for ttl (judged by the server's timestamp of the record). It reports
-// whether this node has just become the leader.
-func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, isLost func(string) bool) bool {
+// or from before a restart), when takeOver says so of its holder (one the
+// cluster has just declared lost: Manager.takesOver), or when its holder
+// has not renewed it for ttl (judged by the server's timestamp of the
+// record). It reports whether this node has just become the leader.
+func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, takeOver func(string) bool) bool {
 	defer func() {
 		e.mu.Lock()
 		if e.unanswered {
@@ -215,14 +215,14 @@ func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.
 		e.rev = entry.Revision() // its own: the revision to write on
 	}
 	e.mu.Unlock()
-	if cur.Node != e.nodeID && !isLost(cur.Node) {
+	if cur.Node != e.nodeID && !takeOver(cur.Node) {
 		e.mu.Lock()
 		e.acting = false // another holder is alive
 		e.mu.Unlock()
 	}
 	switch {
 	case cur.Node == e.nodeID:
-	case isLost(cur.Node):
+	case takeOver(cur.Node):
 		e.log.Info("the reconciler's node is lost; taking its lease over", "lost", cur.Node)
 	case time.Since(entry.Created()) > ttl:
 		e.log.Info("the reconciler's lease expired; taking it over", "holder", cur.Node)
