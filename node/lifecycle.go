@@ -519,8 +519,16 @@ func (p *process) end(st *state, ev *event, eff *effects) {
 // the timers.
 func (p *process) transition(ev event) (st state, eff effects) {
 	p.mu.Lock()
+	was := p.st.phase
 	p.step(&p.st, &ev, &eff)
 	p.over.Store(p.st.status().Finished())
+	if p.st.phase == exited && was != exited && p.sup != nil { // tests step bare processes
+		at := p.st.endedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		p.sup.retained.add(p, at) // prune forgets it in its time
+	}
 	p.apply(&eff)
 	st = p.st
 	p.mu.Unlock()

@@ -55,8 +55,7 @@ type process struct {
 
 	// over says whether st's status is finished (stopped or crashed): set
 	// with st by every transition, so that counting the running processes
-	// (capacity, at every spawn) and pruning (at every exit) take no
-	// process's lock.
+	// of a definition (capacity, at every spawn) takes no process's lock.
 	over atomic.Bool
 
 	mu sync.Mutex

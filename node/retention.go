@@ -1,45 +1,80 @@
 package node
 
 import (
-	"slices"
+	"container/heap"
+	"sync"
 	"time"
 )
+
+// retention holds the processes that have ended for good (phase exited),
+// oldest end first, so that prune finds what to forget without looking
+// at the running ones: it runs at every exit, and a walk over every
+// process there made a mass stop of n processes cost n² steps, all under
+// the supervisor's lock.
+//
+// Its lock is the innermost of all: add is called under a process's lock
+// (transition), and no other lock is taken under it.
+type retention struct {
+	mu    sync.Mutex
+	ended endedHeap
+}
+
+// add keeps p, which has just ended for good at at.
+func (r *retention) add(p *process, at time.Time) {
+	r.mu.Lock()
+	heap.Push(&r.ended, endedProc{p: p, at: at})
+	r.mu.Unlock()
+}
+
+// take removes and returns the processes that ended before cutoff, and the
+// oldest beyond the max most recent.
+func (r *retention) take(cutoff time.Time, max int) []*process {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var gone []*process
+	for len(r.ended) > 0 && (len(r.ended) > max || r.ended[0].at.Before(cutoff)) {
+		gone = append(gone, heap.Pop(&r.ended).(endedProc).p)
+	}
+	return gone
+}
+
+// endedProc is a process that has ended for good, and when.
+type endedProc struct {
+	p  *process
+	at time.Time
+}
+
+// endedHeap is a container/heap of ended processes, the oldest end at the
+// top.
+type endedHeap []endedProc
+
+func (h endedHeap) Len() int           { return len(h) }
+func (h endedHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h endedHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *endedHeap) Push(x any)        { *h = append(*h, x.(endedProc)) }
+func (h *endedHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = endedProc{}
+	*h = old[:len(old)-1]
+	return e
+}
 
 // prune forgets finished processes past the retention time, and the oldest
 // finished ones beyond the retention count, so records do not grow without
 // end: each goes from the list, and its record, log files and FIFO from
-// the disk. A process waiting for an auto-restart is kept.
+// the disk. A process waiting for an auto-restart is kept: only those that
+// ended for good are in s.retained.
 func (s *Supervisor) prune() {
-	now := time.Now()
-	type ended struct {
-		id string
-		at time.Time
+	gone := s.retained.take(time.Now().Add(-s.cfg.Retention), s.cfg.RetentionMax)
+	if len(gone) == 0 {
+		return
 	}
-	var finished []ended
-	var gone []*process
 	s.mu.Lock()
-	for id, p := range s.procs {
-		if !p.finished() { // most are running: no lock for them
-			continue
-		}
-		p.mu.Lock()
-		if p.st.phase == exited {
-			if now.Sub(p.st.endedAt) > s.cfg.Retention {
-				gone = append(gone, p)
-			} else {
-				finished = append(finished, ended{id, p.st.endedAt})
-			}
-		}
-		p.mu.Unlock()
-	}
-	if extra := len(finished) - s.cfg.RetentionMax; extra > 0 {
-		slices.SortFunc(finished, func(a, b ended) int { return a.at.Compare(b.at) })
-		for _, e := range finished[:extra] {
-			gone = append(gone, s.procs[e.id])
-		}
-	}
 	for _, p := range gone {
-		delete(s.procs, p.id)
+		if s.procs[p.id] == p {
+			delete(s.procs, p.id)
+		}
 		// Marked before its record is removed: a persist that writes the
 		// record back after the removal sees the mark and removes it again
 		// (persist says why no order escapes both).

@@ -107,6 +107,7 @@ type Supervisor struct {
 	shared     map[int]*sharedSocket // the listening unix sockets, by uid of the children they serve
 	sockClosed bool
 
+	retained retention // the processes that ended for good, for prune
 	sampler  *sampler
 	children *reaper            // reaps the children the node started
 	store    *store             // nil without a StateDir
