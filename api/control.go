@@ -52,12 +52,30 @@ type StopAllRequest struct {
 type ListRequest struct {
 	Name string `json:"name,omitempty"`
 	All  bool   `json:"all,omitempty"`
+	// After continues a listing a reply cut short (ListReply.Next): only
+	// the processes whose id sorts after it.
+	After string `json:"after,omitempty"`
+	// IDs, when set, lists only these processes (those a stop-all's reply
+	// could not hold: ListReply.Rest), whatever their status.
+	IDs []string `json:"ids,omitempty"`
 }
 
-// ListReply is one node's answer to a list.
+// ListReply is one node's answer to a list, and to a stop-all. Its
+// processes are in the order of their ids. A reply holds at most the
+// server's max_payload: a node with more to list than that sends what
+// fits, and says where the rest is.
 type ListReply struct {
 	Node      string           `json:"node"`
 	Processes []ManagedProcess `json:"processes"`
+	// Next is the last id listed when more processes follow: ask the node
+	// (corral.node.<node>.list) again, the same request with After = Next.
+	Next string `json:"next,omitempty"`
+	// Rest, in the reply to a stop-all, are the ids of the stopped
+	// processes the reply could not hold: list them by IDs.
+	Rest []string `json:"rest,omitempty"`
+	// More counts the stopped processes a stop-all's reply could not even
+	// name (beyond tens of thousands).
+	More int `json:"more,omitempty"`
 }
 
 // DefinitionsReply is one node's definitions.

@@ -457,6 +457,7 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	res := ListResult{Processes: []api.ManagedProcess{}, Nodes: []string{}}
+	next := map[string]string{} // node -> where the rest of its list starts
 	g, err := c.gather(ctx, gatherRequest{subject: bus.SubjectList, data: data, processes: api.ProcessesGone,
 		ping: true, waitForKnown: true, answer: func(m *nats.Msg) (string, error) {
 			var lr api.ListReply
@@ -466,11 +467,24 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 			if !slices.Contains(res.Nodes, lr.Node) {
 				res.Nodes = append(res.Nodes, lr.Node)
 				res.Processes = append(res.Processes, lr.Processes...)
+				if lr.Next != "" {
+					next[lr.Node] = lr.Next
+				}
 			}
 			return lr.Node, nil
 		}})
 	if err != nil {
 		return ListResult{}, explain(err, "cannot list processes")
+	}
+	res.Missing = g.waiting
+	for _, node := range sortedKeys(next) {
+		rest := req
+		rest.After = next[node]
+		procs, err := c.listPages(ctx, node, rest)
+		res.Processes = append(res.Processes, procs...)
+		if err != nil {
+			res.Missing = append(res.Missing, node) // listed in part
+		}
 	}
 	reg := g.reg
 	alive := maps.Clone(g.answered)
@@ -478,7 +492,7 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 		alive[id] = true
 	}
 	res.Gone = reg.gone(alive, time.Now())
-	res.Missing = append(g.waiting, res.Gone...)
+	res.Missing = append(res.Missing, res.Gone...)
 	sort.Strings(res.Missing)
 	if len(res.Gone) > 0 {
 		// What is left of ctx may be nothing: reading a few keys is quick.
@@ -521,7 +535,6 @@ func (c *Control) ownerGone(ctx context.Context, id string) (string, bool) {
 	return "", false
 }
 
-// hasLabels reports whether labels include every one of want.
 // HasLabels reports whether labels include every label of want.
 func HasLabels(labels, want map[string]string) bool {
 	for k, v := range want {

@@ -497,14 +497,39 @@ func (s *Service) handleList(r micro.Request) {
 		respondError(r, err)
 		return
 	}
+	var ids map[string]bool
+	if len(req.IDs) > 0 {
+		ids = make(map[string]bool, len(req.IDs))
+		for _, id := range req.IDs {
+			ids[id] = true
+		}
+	}
 	all := s.supervisor().GetAll()
 	out := make([]api.ManagedProcess, 0, len(all))
 	for _, p := range all {
-		if (req.Name == "" || p.Name == req.Name) && (req.All || !p.Status.Finished()) {
+		switch {
+		case ids != nil && !ids[p.ID]:
+		case ids == nil && !req.All && p.Status.Finished():
+		case req.Name != "" && p.Name != req.Name:
+		case req.After != "" && p.ID <= req.After:
+		default:
 			out = append(out, p)
 		}
 	}
-	_ = r.RespondJSON(api.ListReply{Node: s.cfg.NodeID, Processes: out})
+	s.respondList(r, "cannot list processes", out, false)
+}
+
+// respondList answers with procs, as many as a reply holds
+// (encodeListReply). what starts the error's sentence.
+func (s *Service) respondList(r replier, what string, procs []api.ManagedProcess, stopped bool) {
+	data, err := encodeListReply(s.cfg.NodeID, procs, s.listRoom(), stopped)
+	if err != nil {
+		respondError(r, fmt.Errorf("%s: %w", what, err))
+		return
+	}
+	if err := r.Respond(data); err != nil {
+		s.log.Error("cannot answer a list", "err", err)
+	}
 }
 
 func (s *Service) handleDefine(r micro.Request) {
@@ -555,7 +580,11 @@ func (s *Service) handleStopAll(r micro.Request) {
 	}
 	s.async(r, "cannot stop processes", func(ctx context.Context, r replier) {
 		ps, err := s.supervisor().StopAll(ctx, sig, req.Name)
-		respond(r, api.ListReply{Node: s.cfg.NodeID, Processes: ps}, err)
+		if err != nil {
+			respondError(r, err)
+			return
+		}
+		s.respondList(r, "cannot stop processes", ps, true)
 	})
 }
 
