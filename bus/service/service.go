@@ -596,7 +596,9 @@ func (s *Service) handleProcs(r micro.Request) {
 		respondError(r, fmt.Errorf("cannot list the node's processes: %w", err))
 		return
 	}
-	_ = r.Respond(data)
+	if err := r.Respond(data); err != nil { // beyond max_payload: some 8,000 processes
+		respondError(r, fmt.Errorf("cannot list the node's processes: %d bytes: %w", len(data), err))
+	}
 }
 
 // Isolated reports whether the node sees fewer than half of the nodes it
