@@ -282,7 +282,7 @@ const maxFastBrackets = 1000
 // validJSON reports whether line is one valid JSON value (as json.Valid),
 // about four times as fast as json.Valid for a typical line.
 func validJSON(line []byte) bool {
-	if bytes.Count(line, []byte{'{'})+bytes.Count(line, []byte{'['}) > maxFastBrackets {
+	if len(line) > maxFastBrackets && bytes.Count(line, []byte{'{'})+bytes.Count(line, []byte{'['}) > maxFastBrackets {
 		return json.Valid(line)
 	}
 	return gjson.ValidBytes(line)
