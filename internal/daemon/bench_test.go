@@ -48,6 +48,7 @@ func benchNodeOpts(b *testing.B, jetstream, secure bool) (*daemon.Daemon, *nats.
 	if err != nil {
 		b.Fatal(err)
 	}
+	dir := testchild.ShortTempDir(b)
 	toml := fmt.Sprintf(`
 [node]
 id = "bench"
@@ -67,7 +68,15 @@ stop_timeout = "1s"
 [processes.relay.env]
 %s = %q
 %s = %q
-`, testchild.ShortTempDir(b), jetstream, exe, testchild.EnvRole, testchild.RoleEmitter, testchild.EnvCtrl, benchCtrl(b).Env()[testchild.EnvCtrl])
+`, dir, jetstream, exe, testchild.EnvRole, testchild.RoleEmitter, testchild.EnvCtrl, benchCtrl(b).Env()[testchild.EnvCtrl])
+	if minimal, err := testchild.WriteMinimalChild(dir); err == nil {
+		toml += fmt.Sprintf(`
+[processes.minimal]
+command = %q
+heartbeat_timeout = "0s"
+stop_timeout = "1s"
+`, minimal)
+	}
 	var opts, rawOpts []nats.Option
 	if secure {
 		ca := testcert.New(b)
@@ -406,13 +415,16 @@ func pct(sorted []time.Duration, p float64) float64 {
 // started), one at a time; the children are stopped outside the timer.
 // cpu-µs/spawn is the CPU time of this process (the node, its NATS server
 // and the requester; not the children) per spawn: steadier than the
-// latency on a shared machine.
+// latency on a shared machine. The children are sleep(1), but in
+// minimal-child (amd64): testchild.WriteMinimalChild, whose start-up
+// takes next to nothing of the CPU the node shares with it.
 func BenchmarkSpawn(b *testing.B) {
-	b.Run("plain", func(b *testing.B) { benchSpawn(b, false) })
-	b.Run("tls-users", func(b *testing.B) { benchSpawn(b, true) })
+	b.Run("plain", func(b *testing.B) { benchSpawn(b, "sleeper", false) })
+	b.Run("tls-users", func(b *testing.B) { benchSpawn(b, "sleeper", true) })
+	b.Run("minimal-child", func(b *testing.B) { benchSpawn(b, "minimal", false) })
 }
 
-func benchSpawn(b *testing.B, secure bool) {
+func benchSpawn(b *testing.B, name string, secure bool) {
 	_, nc := benchNodeWith(b, false, secure)
 	ctl := control.New(nc)
 	ctx := context.Background()
@@ -421,7 +433,7 @@ func benchSpawn(b *testing.B, secure bool) {
 	start, cpu0 := time.Now(), cpuTime()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if _, err := ctl.Spawn(ctx, "", "sleeper", api.SpawnRequest{}); err != nil {
+		if _, err := ctl.Spawn(ctx, "", name, api.SpawnRequest{}); err != nil {
 			b.Fatal(err)
 		}
 		durs = append(durs, time.Since(t0))
@@ -433,7 +445,7 @@ func benchSpawn(b *testing.B, secure bool) {
 	b.ReportMetric(float64(durs[len(durs)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(durs[len(durs)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(total.Seconds()/float64(b.N)*100, "s/100-spawns")
-	if _, err := ctl.StopAll(ctx, "sleeper", "SIGKILL"); err != nil {
+	if _, err := ctl.StopAll(ctx, name, "SIGKILL"); err != nil {
 		b.Fatal(err)
 	}
 }
