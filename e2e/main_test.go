@@ -270,17 +270,19 @@ func programEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// waitReady polls corralctl nodes until the node lists itself.
+// waitReady polls corralctl ps until the node answers it.
 func (n *node) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(waitReady)
 	for {
-		out, err := n.runCtl("--timeout", "2s", "nodes", "--json")
+		// Ready once the node itself answers a list: after a restart, nodes
+		// lists the node from the record of its last life at once.
+		out, err := n.runCtl("--timeout", "2s", "ps", "--json")
 		if err == nil {
-			var nodes []struct {
-				ID string `json:"id"`
+			var res struct {
+				Nodes []string `json:"nodes"`
 			}
-			if json.Unmarshal([]byte(out), &nodes) == nil && len(nodes) == 1 && nodes[0].ID == n.id {
+			if json.Unmarshal([]byte(out), &res) == nil && slices.Equal(res.Nodes, []string{n.id}) {
 				return
 			}
 		}
