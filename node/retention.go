@@ -28,12 +28,12 @@ func (r *retention) add(p *process, at time.Time) {
 
 // take removes and returns the processes that ended before cutoff, and the
 // oldest beyond the max most recent.
-func (r *retention) take(cutoff time.Time, max int) []*process {
+func (r *retention) take(cutoff time.Time, max int) []endedProc {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var gone []*process
+	var gone []endedProc
 	for len(r.ended) > 0 && (len(r.ended) > max || r.ended[0].at.Before(cutoff)) {
-		gone = append(gone, heap.Pop(&r.ended).(endedProc).p)
+		gone = append(gone, heap.Pop(&r.ended).(endedProc))
 	}
 	return gone
 }
@@ -66,21 +66,28 @@ func (h *endedHeap) Pop() any {
 // the disk. A process waiting for an auto-restart is kept: only those that
 // ended for good are in s.retained.
 func (s *Supervisor) prune() {
-	gone := s.retained.take(time.Now().Add(-s.cfg.Retention), s.cfg.RetentionMax)
-	if len(gone) == 0 {
+	taken := s.retained.take(time.Now().Add(-s.cfg.Retention), s.cfg.RetentionMax)
+	if len(taken) == 0 {
 		return
 	}
+	gone := make([]*process, 0, len(taken))
 	s.mu.Lock()
-	for _, p := range gone {
-		if s.procs[p.id] == p {
-			delete(s.procs, p.id)
+	for _, e := range taken {
+		p := e.p
+		if s.procs[p.id] != p {
+			// Not listed yet: Recover (and a lost child) end a process
+			// before they list it. It is forgotten at the next prune.
+			s.retained.add(p, e.at)
+			continue
 		}
+		delete(s.procs, p.id)
 		// Marked before its record is removed: a persist that writes the
 		// record back after the removal sees the mark and removes it again
 		// (persist says why no order escapes both).
 		p.mu.Lock()
 		p.pruned = true
 		p.mu.Unlock()
+		gone = append(gone, p)
 	}
 	s.mu.Unlock()
 	f, forget := s.rep.(interface{ Forget(id string) })

@@ -106,3 +106,31 @@ func TestPersistAfterPruneLeavesNoRecord(t *testing.T) {
 		t.Errorf("the next node lists the pruned process: %+v", got)
 	}
 }
+
+// A process that ends before it is listed (Recover builds an ended one
+// from its record, then lists it) and that prune takes in between is
+// kept for a later prune, not forgotten half-way: marked pruned and its
+// record gone, yet listed for good once it is listed.
+func TestAProcessEndedBeforeItIsListedIsPrunedOnceListed(t *testing.T) {
+	rep := forgetful{forgot: make(chan string, 4)}
+	s, err := New(Config{NodeID: "n1", SocketDir: filepath.Join(testchild.ShortTempDir(t), "sock"),
+		Reporter: rep, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	p := &process{sup: s, id: "proc_endedbeforelisted"}
+	s.retained.add(p, time.Now().Add(-2*s.cfg.Retention)) // long past its retention
+
+	s.prune() // before it is listed
+	if p.pruned || len(rep.forgot) > 0 {
+		t.Fatal("prune forgot a process that is not listed yet")
+	}
+	s.mu.Lock()
+	s.procs[p.id] = p
+	s.mu.Unlock()
+	s.prune()
+	if _, listed := s.Get(p.id); listed || !p.pruned || len(rep.forgot) != 1 {
+		t.Fatalf("once listed: listed %v, pruned %v, forgotten %d times", listed, p.pruned, len(rep.forgot))
+	}
+}
