@@ -55,9 +55,6 @@ type ListRequest struct {
 	// After continues a listing a reply cut short (ListReply.Next): only
 	// the processes whose id sorts after it.
 	After string `json:"after,omitempty"`
-	// IDs, when set, lists only these processes (those a stop-all's reply
-	// could not hold: ListReply.Rest), whatever their status.
-	IDs []string `json:"ids,omitempty"`
 }
 
 // ListReply is one node's answer to a list, and to a stop-all. Its
@@ -70,11 +67,13 @@ type ListReply struct {
 	// Next is the last id listed when more processes follow: ask the node
 	// (corral.node.<node>.list) again, the same request with After = Next.
 	Next string `json:"next,omitempty"`
-	// Rest, in the reply to a stop-all, are the ids of the stopped
-	// processes the reply could not hold: list them by IDs.
-	Rest []string `json:"rest,omitempty"`
+	// Rest, in the reply to a stop-all, are the stopped processes the
+	// reply could not hold in full, in summary. (They cannot be listed
+	// afterwards: beyond the node's retention_max, the first ended are
+	// forgotten at once.)
+	Rest []ProcessSummary `json:"rest,omitempty"`
 	// More counts the stopped processes a stop-all's reply could not even
-	// name (beyond tens of thousands).
+	// sum up (beyond some 7,000).
 	More int `json:"more,omitempty"`
 }
 

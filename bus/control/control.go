@@ -200,10 +200,8 @@ func (c *Control) StopAll(ctx context.Context, name, signal string) ([]api.Manag
 			if errors.Is(err, nats.ErrNoResponders) {
 				err = api.Errorf(ErrUnreachable, "node %q is unreachable", n.ID)
 			}
-			if err == nil && len(lr.Rest) > 0 { // more than its reply holds
-				var rest []api.ManagedProcess
-				rest, err = c.listPages(ctx, n.ID, api.ListRequest{IDs: lr.Rest})
-				lr.Processes = append(lr.Processes, rest...)
+			for _, p := range lr.Rest { // more than its reply holds in full
+				lr.Processes = append(lr.Processes, summaryProcess(p))
 			}
 			if err == nil && lr.More > 0 {
 				err = fmt.Errorf("%d more processes were stopped than its reply could name", lr.More)

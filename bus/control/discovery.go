@@ -457,7 +457,14 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	res := ListResult{Processes: []api.ManagedProcess{}, Nodes: []string{}}
-	next := map[string]string{} // node -> where the rest of its list starts
+	// The rest of a list longer than a reply is asked of its node at
+	// once: the gather may wait for a silent node until ctx ends.
+	var (
+		pages   sync.WaitGroup
+		pagesMu sync.Mutex
+		rest    []api.ManagedProcess
+		partial []string // nodes listed in part
+	)
 	g, err := c.gather(ctx, gatherRequest{subject: bus.SubjectList, data: data, processes: api.ProcessesGone,
 		ping: true, waitForKnown: true, answer: func(m *nats.Msg) (string, error) {
 			var lr api.ListReply
@@ -468,24 +475,27 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 				res.Nodes = append(res.Nodes, lr.Node)
 				res.Processes = append(res.Processes, lr.Processes...)
 				if lr.Next != "" {
-					next[lr.Node] = lr.Next
+					next := req
+					next.After = lr.Next
+					pages.Go(func() {
+						procs, err := c.listPages(ctx, lr.Node, next)
+						pagesMu.Lock()
+						defer pagesMu.Unlock()
+						rest = append(rest, procs...)
+						if err != nil {
+							partial = append(partial, lr.Node)
+						}
+					})
 				}
 			}
 			return lr.Node, nil
 		}})
+	pages.Wait()
 	if err != nil {
 		return ListResult{}, explain(err, "cannot list processes")
 	}
-	res.Missing = g.waiting
-	for _, node := range sortedKeys(next) {
-		rest := req
-		rest.After = next[node]
-		procs, err := c.listPages(ctx, node, rest)
-		res.Processes = append(res.Processes, procs...)
-		if err != nil {
-			res.Missing = append(res.Missing, node) // listed in part
-		}
-	}
+	res.Processes = append(res.Processes, rest...)
+	res.Missing = append(g.waiting, partial...)
 	reg := g.reg
 	alive := maps.Clone(g.answered)
 	for id := range g.pinged {
@@ -558,6 +568,13 @@ func sortedKeys[V any](m map[string]V) []string {
 // unknownProcess is the summary as a ManagedProcess of unknown status:
 // what is known of a process whose node is gone.
 func unknownProcess(p api.ProcessSummary) api.ManagedProcess {
-	return api.ManagedProcess{ID: p.ID, Name: p.Name, Node: p.Node, Status: api.StatusUnknown, PID: p.PID, StartedAt: p.StartedAt,
+	mp := summaryProcess(p)
+	mp.Status = api.StatusUnknown
+	return mp
+}
+
+// summaryProcess is the summary as a ManagedProcess.
+func summaryProcess(p api.ProcessSummary) api.ManagedProcess {
+	return api.ManagedProcess{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt,
 		Instance: p.Instance, Service: p.Service}
 }

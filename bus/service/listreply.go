@@ -28,23 +28,32 @@ func (s *Service) listRoom() int {
 
 // encodeListReply encodes procs, sorted here by id, as node's
 // api.ListReply of at most room bytes. A listing (stopped false) that does
-// not fit ends at Next; a stop-all's reply (stopped true) names the rest
-// in Rest, and counts in More those it cannot even name.
+// not fit ends at Next; a stop-all's reply (stopped true) sums the rest up
+// in Rest, and counts in More those it cannot even sum up.
 func encodeListReply(node string, procs []api.ManagedProcess, room int, stopped bool) ([]byte, error) {
 	slices.SortFunc(procs, func(a, b api.ManagedProcess) int { return strings.Compare(a.ID, b.ID) })
 	nodeJSON, err := json.Marshal(node)
 	if err != nil {
 		return nil, err
 	}
-	// restFrom[i] is what naming procs[i:] in Rest takes.
+	// A stop-all's summaries, and restFrom[i]: what summing up procs[i:]
+	// in Rest takes.
+	var sums [][]byte
 	restFrom := make([]int, len(procs)+1)
-	for i := len(procs) - 1; i >= 0; i-- {
-		restFrom[i] = restFrom[i+1] + len(procs[i].ID) + 3 // quotes and a comma
+	if stopped {
+		sums = make([][]byte, len(procs))
+		for i := len(procs) - 1; i >= 0; i-- {
+			if sums[i], err = json.Marshal(summaryOf(&procs[i])); err != nil {
+				return nil, fmt.Errorf("cannot encode process %s: %w", procs[i].ID, err)
+			}
+			restFrom[i] = restFrom[i+1] + len(sums[i]) + 1 // and a comma
+		}
 	}
 	const (
 		nextTail = `],"next":"`
 		restTail = `],"rest":[`
 		moreTail = `],"more":`
+		moreMax  = len(moreTail) + 20 + 1 // the count and the closing brace
 	)
 	buf := make([]byte, 0, min(room, 64<<10))
 	buf = append(buf, `{"node":`...)
@@ -58,7 +67,7 @@ func encodeListReply(node string, procs []api.ManagedProcess, room int, stopped 
 		}
 		need := len(buf) + 1 + len(b)
 		if stopped {
-			need += len(restTail) + restFrom[i+1] + len(moreTail) + 20 + 2
+			need += len(restTail) + restFrom[i+1] + moreMax
 		} else {
 			need += len(nextTail) + len(procs[i].ID) + 2
 		}
@@ -83,18 +92,23 @@ func encodeListReply(node string, procs []api.ManagedProcess, room int, stopped 
 	}
 	buf = append(buf, restTail...)
 	for j := i; j < len(procs); j++ {
-		if len(buf)+len(procs[j].ID)+3+len(moreTail)+20+2 > room {
+		if len(buf)+len(sums[j])+1+moreMax > room {
 			if buf[len(buf)-1] == ',' {
-				buf = buf[:len(buf)-1] // after the last id named
+				buf = buf[:len(buf)-1] // after the last summary
 			}
 			buf = append(buf, moreTail...)
-			buf = fmt.Appendf(buf, "%d}", len(procs)-j)
-			return buf, nil
+			return fmt.Appendf(buf, "%d}", len(procs)-j), nil
 		}
-		buf = append(buf, '"')
-		buf = append(buf, procs[j].ID...)
-		buf = append(buf, '"', ',')
+		buf = append(buf, sums[j]...)
+		buf = append(buf, ',')
 	}
 	buf[len(buf)-1] = ']'
 	return append(buf, '}'), nil
+}
+
+// summaryOf is what a stop-all's reply keeps of p when it cannot hold it
+// in full.
+func summaryOf(p *api.ManagedProcess) api.ProcessSummary {
+	return api.ProcessSummary{ID: p.ID, Name: p.Name, Node: p.Node, Status: p.Status, PID: p.PID, StartedAt: p.StartedAt,
+		Instance: p.Instance, Service: p.Service}
 }

@@ -497,19 +497,11 @@ func (s *Service) handleList(r micro.Request) {
 		respondError(r, err)
 		return
 	}
-	var ids map[string]bool
-	if len(req.IDs) > 0 {
-		ids = make(map[string]bool, len(req.IDs))
-		for _, id := range req.IDs {
-			ids[id] = true
-		}
-	}
 	all := s.supervisor().GetAll()
 	out := make([]api.ManagedProcess, 0, len(all))
 	for _, p := range all {
 		switch {
-		case ids != nil && !ids[p.ID]:
-		case ids == nil && !req.All && p.Status.Finished():
+		case !req.All && p.Status.Finished():
 		case req.Name != "" && p.Name != req.Name:
 		case req.After != "" && p.ID <= req.After:
 		default:

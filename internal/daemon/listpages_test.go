@@ -5,22 +5,27 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus/control"
+	"github.com/corral-run/corral/internal/await"
 	"github.com/corral-run/corral/internal/testchild"
 )
 
 // A node with more processes than one reply holds (max_payload, here its
 // least: 64 KiB, about 150 processes) lists them all, over several
-// replies: ps, ps --all and stop --all see every one. A reply too big to
-// send used to be dropped, and the node counted as silent.
+// replies: ps and ps --all see every one, stop --all returns every one
+// it stopped, though the node keeps only the last 250 ended
+// (retention_max). A reply too big to send used to be dropped, and the
+// node counted as silent.
 func TestAListLongerThanAReplyComesInPages(t *testing.T) {
-	const n = 400
+	const n, kept = 400, 250
 	d := startDaemon(t, parseConfig(t, fmt.Sprintf(`
 [node]
 id = "big"
 data_dir = %q
+retention_max = 250
 [nats]
 listen = "127.0.0.1:0"
 jetstream = false
@@ -36,7 +41,7 @@ max_payload = 65536
 		}
 		spawned[mp.ID] = true
 	}
-	check := func(what string, procs []api.ManagedProcess, status api.Status) {
+	check := func(what string, procs []api.ManagedProcess, status api.Status, want int) {
 		t.Helper()
 		seen := map[string]bool{}
 		for _, p := range procs {
@@ -45,25 +50,25 @@ max_payload = 65536
 			}
 			seen[p.ID] = true
 		}
-		if len(seen) != n {
-			t.Fatalf("%s: %d processes, want %d", what, len(seen), n)
+		if len(seen) != want {
+			t.Fatalf("%s: %d processes, want %d", what, len(seen), want)
 		}
 	}
 	res, err := ctl.List(ctx, api.ListRequest{})
 	if err != nil || len(res.Missing) > 0 {
 		t.Fatalf("list: %v, missing %v", err, res.Missing)
 	}
-	check("ps", res.Processes, api.StatusRunning)
+	check("ps", res.Processes, api.StatusRunning, n)
 
 	stopped, err := ctl.StopAll(ctx, "sleeper", "SIGKILL")
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("stop --all", stopped, api.StatusStopped)
+	check("stop --all", stopped, api.StatusStopped, n)
 
-	res, err = ctl.List(ctx, api.ListRequest{All: true, Name: "sleeper"})
-	if err != nil || len(res.Missing) > 0 {
-		t.Fatalf("list --all: %v, missing %v", err, res.Missing)
-	}
-	check("ps --all", res.Processes, api.StatusStopped)
+	await.Until(t, 10*time.Second, "the node to keep the last 250 ended", func() bool {
+		res, err = ctl.List(ctx, api.ListRequest{All: true, Name: "sleeper"})
+		return err == nil && len(res.Missing) == 0 && len(res.Processes) == kept
+	})
+	check("ps --all", res.Processes, api.StatusStopped, kept)
 }
