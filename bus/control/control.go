@@ -204,7 +204,7 @@ func (c *Control) StopAll(ctx context.Context, name, signal string) ([]api.Manag
 				lr.Processes = append(lr.Processes, summaryProcess(p))
 			}
 			if err == nil && lr.More > 0 {
-				err = fmt.Errorf("%d more processes were stopped than its reply could name", lr.More)
+				err = fmt.Errorf("%d more processes were stopped than its reply could sum up", lr.More)
 			}
 			mu.Lock()
 			defer mu.Unlock()

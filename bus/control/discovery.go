@@ -465,6 +465,8 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 		rest    []api.ManagedProcess
 		partial []string // nodes listed in part
 	)
+	pagesCtx, stopPages := context.WithCancel(ctx) // no more pages once the list failed
+	defer stopPages()
 	g, err := c.gather(ctx, gatherRequest{subject: bus.SubjectList, data: data, processes: api.ProcessesGone,
 		ping: true, waitForKnown: true, answer: func(m *nats.Msg) (string, error) {
 			var lr api.ListReply
@@ -478,7 +480,7 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 					next := req
 					next.After = lr.Next
 					pages.Go(func() {
-						procs, err := c.listPages(ctx, lr.Node, next)
+						procs, err := c.listPages(pagesCtx, lr.Node, next)
 						pagesMu.Lock()
 						defer pagesMu.Unlock()
 						rest = append(rest, procs...)
@@ -490,10 +492,12 @@ func (c *Control) List(ctx context.Context, req api.ListRequest) (ListResult, er
 			}
 			return lr.Node, nil
 		}})
-	pages.Wait()
 	if err != nil {
+		stopPages()
+		pages.Wait()
 		return ListResult{}, explain(err, "cannot list processes")
 	}
+	pages.Wait()
 	res.Processes = append(res.Processes, rest...)
 	res.Missing = append(g.waiting, partial...)
 	reg := g.reg

@@ -36,6 +36,27 @@ func encodeListReply(node string, procs []api.ManagedProcess, room int, stopped 
 	if err != nil {
 		return nil, err
 	}
+	buf := make([]byte, 0, min(room, 64<<10))
+	buf = append(buf, `{"node":`...)
+	buf = append(buf, nodeJSON...)
+	buf = append(buf, `,"processes":[`...)
+	records := make([][]byte, len(procs))
+	whole := len(buf) + len("]}")
+	for i := range procs {
+		if records[i], err = json.Marshal(&procs[i]); err != nil {
+			return nil, fmt.Errorf("cannot encode process %s: %w", procs[i].ID, err)
+		}
+		whole += len(records[i]) + 1
+	}
+	if whole <= room { // the usual case: everything fits
+		for i, b := range records {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, b...)
+		}
+		return append(buf, "]}"...), nil
+	}
 	// A stop-all's summaries, and restFrom[i]: what summing up procs[i:]
 	// in Rest takes.
 	var sums [][]byte
@@ -55,16 +76,9 @@ func encodeListReply(node string, procs []api.ManagedProcess, room int, stopped 
 		moreTail = `],"more":`
 		moreMax  = len(moreTail) + 20 + 1 // the count and the closing brace
 	)
-	buf := make([]byte, 0, min(room, 64<<10))
-	buf = append(buf, `{"node":`...)
-	buf = append(buf, nodeJSON...)
-	buf = append(buf, `,"processes":[`...)
 	i := 0
 	for ; i < len(procs); i++ {
-		b, err := json.Marshal(&procs[i])
-		if err != nil {
-			return nil, fmt.Errorf("cannot encode process %s: %w", procs[i].ID, err)
-		}
+		b := records[i]
 		need := len(buf) + 1 + len(b)
 		if stopped {
 			need += len(restTail) + restFrom[i+1] + moreMax
@@ -81,9 +95,6 @@ func encodeListReply(node string, procs []api.ManagedProcess, room int, stopped 
 			buf = append(buf, ',')
 		}
 		buf = append(buf, b...)
-	}
-	if i == len(procs) {
-		return append(buf, "]}"...), nil
 	}
 	if !stopped {
 		buf = append(buf, nextTail...)
