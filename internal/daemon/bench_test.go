@@ -70,12 +70,7 @@ stop_timeout = "1s"
 %s = %q
 `, dir, jetstream, exe, testchild.EnvRole, testchild.RoleEmitter, testchild.EnvCtrl, benchCtrl(b).Env()[testchild.EnvCtrl])
 	if minimal, err := testchild.WriteMinimalChild(dir); err == nil {
-		toml += fmt.Sprintf(`
-[processes.minimal]
-command = %q
-heartbeat_timeout = "0s"
-stop_timeout = "1s"
-`, minimal)
+		toml += minimalDefinition(minimal)
 	}
 	var opts, rawOpts []nats.Option
 	if secure {
@@ -104,6 +99,17 @@ key = %q
 	}
 	b.Cleanup(nc.Close)
 	return d, nc, rawOpts
+}
+
+// minimalDefinition defines "minimal", the minimal child at path
+// (testchild.WriteMinimalChild), in a node's configuration.
+func minimalDefinition(path string) string {
+	return fmt.Sprintf(`
+[processes.minimal]
+command = %q
+heartbeat_timeout = "0s"
+stop_timeout = "1s"
+`, path)
 }
 
 // benchCtrls are the control sockets of the bench nodes' children.

@@ -413,12 +413,7 @@ heartbeat_timeout = "0s"
 stop_timeout = "2s"
 `, id, filepath.Join(dir, "data"), beat, labels, strings.Join(urls, ","))
 	if minimal != "" {
-		toml += fmt.Sprintf(`
-[processes.minimal]
-command = %q
-heartbeat_timeout = "0s"
-stop_timeout = "2s"
-`, minimal)
+		toml += minimalDefinition(minimal)
 	}
 	if err := os.WriteFile(config, []byte(toml), 0o600); err != nil {
 		tb.Fatal(err)
