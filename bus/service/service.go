@@ -588,7 +588,7 @@ func (s *Service) handleProcs(r micro.Request) {
 		respondError(r, fmt.Errorf("cannot list the node's processes: %w", err))
 		return
 	}
-	if err := r.Respond(data); err != nil { // beyond max_payload: some 8,000 processes
+	if err := r.Respond(data); err != nil { // beyond max_payload: about 7,400 processes
 		respondError(r, fmt.Errorf("cannot list the node's processes: %d bytes: %w", len(data), err))
 	}
 }
