@@ -245,6 +245,20 @@ type NodeProcesses struct {
 	// (versions count from zero again in each life); zero from nodes of
 	// earlier versions.
 	StartedAt time.Time `json:"startedAt,omitzero"`
+	// Parts: a list longer than one message holds (max_payload: about
+	// 7,400 processes in 1 MiB) comes in parts, each with the list's node,
+	// version and life. Parts is their number, 0 when the list is whole;
+	// Part, from 0, is which this is. In the registry the first part is
+	// <node>.procs and part k <node>.procs.<k>; a node answers part k of
+	// corral.node.<node>.procs to ProcsRequest{Part: k}.
+	Parts int `json:"parts,omitempty"`
+	Part  int `json:"part,omitempty"`
+}
+
+// ProcsRequest asks a node for a part of its process list
+// (corral.node.<node>.procs): the first one when it is empty.
+type ProcsRequest struct {
+	Part int `json:"part,omitempty"`
 }
 
 // ProcessSummary is what the registry keeps of a process: enough to list

@@ -71,6 +71,8 @@ func All() []Named {
 		{bus.NodeSubject(nodeID, bus.VerbStopAll) + request, api.StopAllRequest{}},
 		{bus.NodeSubject(nodeID, bus.VerbStopAll) + reply, api.ListReply{}},
 		{bus.NodeSubject(nodeID, bus.VerbInfo) + reply, api.NodeInfo{}},
+		{bus.NodeSubject(nodeID, bus.VerbProcs) + request, api.ProcsRequest{}},
+		{bus.NodeSubject(nodeID, bus.VerbProcs) + reply, api.NodeProcesses{}},
 		{bus.NodeHeartbeatSubject(nodeID), api.NodeHeartbeat{}},
 		// Any node.
 		{bus.SpawnSubject(name) + request, api.SpawnRequest{}},
@@ -96,6 +98,7 @@ func All() []Named {
 		// The node registry's records (KV bucket CORRAL_NODES).
 		{registry.Subject(registry.NodeKey(nodeID)), api.NodeInfo{}},
 		{registry.Subject(registry.ProcsKey(nodeID)), api.NodeProcesses{}},
+		{registry.Subject(registry.PartKey(nodeID, 1)), api.NodeProcesses{}},
 
 		// The child wire protocol (DESIGN.md "The child wire protocol").
 		{WireMessage, wire.Message{}},

@@ -99,6 +99,11 @@ func TestSchemasCompileAndValidateSamples(t *testing.T) {
 		"$KV.CORRAL_NODES.<node>":              mustJSON(t, lostInfo),
 		"$KV.CORRAL_NODES.<node>.procs": mustJSON(t, api.NodeProcesses{Node: "n1", Processes: []api.ProcessSummary{
 			{ID: mp.ID, Name: "encoder", Node: "n1", Status: api.StatusRunning, PID: 4242, StartedAt: now}}}),
+		"$KV.CORRAL_NODES.<node>.procs.1": mustJSON(t, api.NodeProcesses{Node: "n1", Version: 3, StartedAt: now, Parts: 2, Part: 1,
+			Processes: []api.ProcessSummary{{ID: mp.ID, Name: "encoder", Node: "n1", Status: api.StatusRunning, PID: 4242, StartedAt: now}}}),
+		"corral.node.<node>.procs request": mustJSON(t, api.ProcsRequest{Part: 1}),
+		"corral.node.<node>.procs reply": mustJSON(t, api.NodeProcesses{Node: "n1", Version: 3, StartedAt: now, Processes: []api.ProcessSummary{
+			{ID: mp.ID, Name: "encoder", Node: "n1", Status: api.StatusRunning, PID: 4242, StartedAt: now}}}),
 		"corral.spawn.<name> request": mustJSON(t, api.SpawnRequest{}),
 		"corral.spawn.<name> reply":   mustJSON(t, mp),
 		"corral.list request":         mustJSON(t, api.ListRequest{}),
@@ -191,6 +196,7 @@ func TestSchemasValidateRealMessages(t *testing.T) {
 	request("corral.node.<node>.list reply", bus.NodeSubject("n1", bus.VerbList), `{}`)
 	request("corral.list reply", bus.SubjectList, `{"all":true}`)
 	request("corral.node.<node>.info reply", bus.NodeSubject("n1", bus.VerbInfo), ``)
+	request("corral.node.<node>.procs reply", bus.NodeSubject("n1", bus.VerbProcs), ``)
 	request("corral.node.<node>.definitions reply", bus.NodeSubject("n1", bus.VerbDefinitions), ``)
 	request("corral.node.<node>.define reply", bus.NodeSubject("n1", bus.VerbDefine), `{"name":"echo","command":"echo","autoRestart":false,"maxRestarts":0,"stopSignal":"","stopTimeoutMs":0,"limits":{}}`)
 	request("corral.proc.<id>.logs reply", bus.ProcSubject(mp.ID, bus.VerbLogs), `{"lines":5}`)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -72,7 +73,9 @@ type Announcer struct {
 	nextTry    time.Time          // when to try to set the registry up again
 	backoff    time.Duration
 	warned     bool      // a registry failure was logged
-	lastProcs  []byte    // the process list last put
+	lastProcs  []byte    // the process list last put (its parts, one after the other)
+	putParts   int       // how many parts it was put in (registry.SplitList)
+	listLimit  int       // tests: the most a part holds (0: listRoom's)
 	procsAt    time.Time // when it was put
 	putLife    time.Time // the StartedAt and Version of the list last put
 	putVersion uint64
@@ -154,27 +157,36 @@ func listOf(info api.NodeInfo, procs []api.ProcessSummary) api.NodeProcesses {
 	return api.NodeProcesses{Node: info.ID, Processes: procs, Version: info.ProcsVersion, StartedAt: info.StartedAt}
 }
 
-// encodedProcs is the encoded process list of one version.
+// encodedProcs is the encoded process list of one version, in parts
+// (registry.SplitList).
 type encodedProcs struct {
 	version uint64
-	data    []byte
+	parts   [][]byte
 }
 
-// ProcessesJSON is the node's unfinished processes and their version,
-// encoded, for corral.node.<node>.procs. A list its heartbeat does not
+// ErrNoSuchPart says that the process list has fewer parts than asked.
+var ErrNoSuchPart = errors.New("no such part of the process list")
+
+// ProcessesJSON is part k of the node's unfinished processes and their
+// version, encoded, for corral.node.<node>.procs: the whole list when it
+// fits a message (api.NodeProcesses.Parts). A list its heartbeat does not
 // carry (api.NodeHeartbeat) every other node asks for at once: it is
 // described and encoded once per version, for the first to ask.
-func (a *Announcer) ProcessesJSON() ([]byte, error) {
-	if c := a.procsReply.Load(); c != nil && c.version == a.procsVersion.Load() {
-		return c.data, nil
+func (a *Announcer) ProcessesJSON(k int) ([]byte, error) {
+	c := a.procsReply.Load()
+	if c == nil || c.version != a.procsVersion.Load() {
+		np := listOf(a.snapshot())
+		parts, err := registry.SplitList(np, a.listRoom())
+		if err != nil {
+			return nil, err
+		}
+		c = &encodedProcs{version: np.Version, parts: parts}
+		a.procsReply.Store(c)
 	}
-	np := listOf(a.snapshot())
-	data, err := json.Marshal(np)
-	if err != nil {
-		return nil, err
+	if k < 0 || k >= len(c.parts) {
+		return nil, fmt.Errorf("part %d of %d: %w", k, len(c.parts), ErrNoSuchPart)
 	}
-	a.procsReply.Store(&encodedProcs{version: np.Version, data: data})
-	return data, nil
+	return c.parts[k], nil
 }
 
 // registryKV is the registry bucket once set up, else nil.
@@ -387,16 +399,16 @@ func (a *Announcer) putList(ctx context.Context, np api.NodeProcesses) {
 		// idle node's work).
 		return
 	}
-	nodeID := np.Node
-	list, err := json.Marshal(np)
+	parts, err := registry.SplitList(np, a.listRoom())
 	if err != nil {
 		a.log.Error("cannot encode process list", "err", err)
 		return
 	}
+	list := bytes.Join(parts, nil)
 	if bytes.Equal(list, a.lastProcs) && time.Since(a.procsAt) < procsRefresh {
 		return
 	}
-	if _, err := a.kv.Put(ctx, registry.ProcsKey(nodeID), list); err != nil {
+	if err := a.writeList(ctx, np.Node, parts); err != nil {
 		a.putFailed(err)
 		return
 	}
@@ -404,6 +416,43 @@ func (a *Announcer) putList(ctx context.Context, np api.NodeProcesses) {
 	if a.warned {
 		a.warned = false
 		a.log.Info("node registry is back", "bucket", registry.Bucket)
+	}
+}
+
+// listRoom is the most a part of the process list may hold: the server's
+// max_payload, less room for the headers of a KV put (or listLimit).
+func (a *Announcer) listRoom() int {
+	if a.listLimit > 0 {
+		return a.listLimit
+	}
+	return max(int(a.nc.MaxPayload())-4<<10, 1<<10)
+}
+
+// writeList puts the parts of node's process list (registry.SplitList):
+// the others first, then the first, which readers start from; then it
+// deletes the parts a longer list left.
+func (a *Announcer) writeList(ctx context.Context, node string, parts [][]byte) error {
+	for k := len(parts) - 1; k >= 1; k-- {
+		if _, err := a.kv.Put(ctx, registry.PartKey(node, k), parts[k]); err != nil {
+			return err
+		}
+	}
+	if _, err := a.kv.Put(ctx, registry.ProcsKey(node), parts[0]); err != nil {
+		return err
+	}
+	a.deleteParts(ctx, node, len(parts))
+	a.putParts = len(parts)
+	return nil
+}
+
+// deleteParts deletes the parts from the from-th on that the list last put
+// had. They are of no use to a reader (the first part says how many there
+// are): a failure is only logged.
+func (a *Announcer) deleteParts(ctx context.Context, node string, from int) {
+	for k := max(from, 1); k < a.putParts; k++ {
+		if err := a.kv.Delete(ctx, registry.PartKey(node, k)); err != nil {
+			a.log.Debug("cannot delete a part of the process list", "part", k, "err", err)
+		}
 	}
 }
 
@@ -479,17 +528,18 @@ func (a *Announcer) Leave(ctx context.Context) error {
 		if err := a.kv.Delete(ctx, registry.ProcsKey(info.ID)); err != nil {
 			return err
 		}
+		a.deleteParts(ctx, info.ID, 1)
 		return a.kv.Delete(ctx, registry.NodeKey(info.ID))
 	}
 	record, err := json.Marshal(info)
 	if err != nil {
 		return err
 	}
-	list, err := json.Marshal(listOf(info, procs))
+	parts, err := registry.SplitList(listOf(info, procs), a.listRoom())
 	if err != nil {
 		return err
 	}
-	if _, err := a.kv.Put(ctx, registry.ProcsKey(info.ID), list); err != nil {
+	if err := a.writeList(ctx, info.ID, parts); err != nil {
 		return err
 	}
 	_, err = a.kv.Put(ctx, registry.NodeKey(info.ID), record)

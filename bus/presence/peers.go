@@ -254,7 +254,7 @@ func (a *Announcer) followOnce(kv jetstream.KeyValue) error {
 		return err
 	}
 	defer bus.StopWatch(lists)
-	return a.follow(lists, a.seeList, func() bool {
+	return a.follow(lists, func(e jetstream.KeyValueEntry) { a.seeList(kv, e) }, func() bool {
 		a.peers.mu.Lock()
 		a.peers.synced = true // the current lists are in
 		a.peers.mu.Unlock()
@@ -322,15 +322,25 @@ func (a *Announcer) seeRecord(e jetstream.KeyValueEntry) {
 // list. Lists are always read, not only at the start: the last one a
 // node puts (when it leaves processes running, or just before it dies)
 // may never be fetched from it.
-func (a *Announcer) seeList(e jetstream.KeyValueEntry) {
+func (a *Announcer) seeList(kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
 	id, ok := strings.CutSuffix(e.Key(), ".procs")
 	if !ok || id == a.nodeID || strings.ContainsRune(id, '.') {
 		return
 	}
 	var np api.NodeProcesses
 	put := e.Operation() == jetstream.KeyValuePut
-	if put && json.Unmarshal(e.Value(), &np) != nil {
+	if put && (json.Unmarshal(e.Value(), &np) != nil || np.Node != id) {
 		return
+	}
+	if put && np.Parts > 1 { // a long list: its other parts were put before this one
+		ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, time.Second))
+		joined, err := registry.JoinList(ctx, kv, np)
+		cancel()
+		if err != nil {
+			a.log.Debug("cannot read a node's process list", "node", id, "err", err)
+			return // its heartbeat has the next version fetched
+		}
+		np = joined
 	}
 	c := &a.peers
 	c.mu.Lock()
@@ -422,10 +432,24 @@ func (a *Announcer) fetchLoop() {
 func (a *Announcer) fetchProcs(id string) {
 	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, 500*time.Millisecond))
 	defer cancel()
+	part := func(k int) ([]byte, error) {
+		req, _ := json.Marshal(api.ProcsRequest{Part: k})
+		m, err := a.nc.RequestWithContext(ctx, bus.NodeSubject(id, bus.VerbProcs), req)
+		if err != nil {
+			return nil, err
+		}
+		if e := m.Header.Get(bus.HeaderServiceError); e != "" {
+			return nil, errors.New(e)
+		}
+		return m.Data, nil
+	}
 	var np api.NodeProcesses
-	m, err := a.nc.RequestWithContext(ctx, bus.NodeSubject(id, bus.VerbProcs), nil)
-	if err == nil && m.Header.Get(bus.HeaderServiceError) == "" {
-		err = json.Unmarshal(m.Data, &np)
+	data, err := part(0)
+	if err == nil {
+		err = json.Unmarshal(data, &np)
+	}
+	if err == nil && np.Parts > 1 {
+		np, err = registry.JoinParts(np, part)
 	}
 	c := &a.peers
 	c.mu.Lock()

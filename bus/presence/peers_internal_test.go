@@ -136,14 +136,14 @@ func TestRecordsAndListsOfTheRegistry(t *testing.T) {
 	// Not heard: the record says what it was, and when.
 	written := time.Now().Add(-5 * time.Second)
 	a.seeRecord(record(api.NodeInfo{Running: 7}, written))
-	a.seeList(list(jetstream.KeyValuePut, "x"))
+	a.seeList(nil, list(jetstream.KeyValuePut, "x"))
 	if p := peer(); p.info.Running != 7 || !p.seen.Equal(written) || p.live || len(p.procs) != 1 {
 		t.Fatalf("a node not heard: running %d, seen %v, live %v, procs %v; want 7, %v, false, [x]", p.info.Running, p.seen, p.live, p.procs, written)
 	}
 
 	beat()
 	a.seeRecord(record(api.NodeInfo{Running: 5}, time.Now()))
-	a.seeList(list(jetstream.KeyValuePut, "y", "z"))
+	a.seeList(nil, list(jetstream.KeyValuePut, "y", "z"))
 	if p := peer(); p.info.Running != 1 || !p.live || len(p.procs) != 2 {
 		t.Errorf("a heard node: running %d, live %v, procs %v; want 1 (the heartbeat's), true, [y z]", p.info.Running, p.live, p.procs)
 	}
@@ -159,7 +159,7 @@ func TestRecordsAndListsOfTheRegistry(t *testing.T) {
 		t.Errorf("a lost node's record read again: lost %v, seen moved %v", p.info.Lost, p.seen.Sub(before))
 	}
 
-	a.seeList(list(jetstream.KeyValueDelete))
+	a.seeList(nil, list(jetstream.KeyValueDelete))
 	if p := peer(); p != nil {
 		t.Errorf("the node's list deleted (it left): still known as %+v", p.info)
 	}
@@ -169,12 +169,12 @@ func TestRecordsAndListsOfTheRegistry(t *testing.T) {
 // the list, and a change of the list is in the next answer.
 func TestProcessesJSONFollowsTheVersion(t *testing.T) {
 	list, described := []api.ProcessSummary{{ID: "p1", Name: "x"}}, 0
-	a := &Announcer{describe: func() (api.NodeInfo, []api.ProcessSummary) {
+	a := &Announcer{listLimit: 1 << 20, describe: func() (api.NodeInfo, []api.ProcessSummary) {
 		described++
 		return api.NodeInfo{ID: "a"}, list
 	}}
 	read := func() api.NodeProcesses {
-		data, err := a.ProcessesJSON()
+		data, err := a.ProcessesJSON(0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -166,19 +166,40 @@ func ReadRecords(ctx context.Context, kv jetstream.KeyValue) (map[string]Record,
 func ReadProcs(ctx context.Context, kv jetstream.KeyValue, nodes []string) (map[string][]api.ProcessSummary, error) {
 	out := make(map[string][]api.ProcessSummary, len(nodes))
 	for _, n := range nodes {
-		e, err := kv.Get(ctx, ProcsKey(n))
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
+		np, ok, err := readList(ctx, kv, n)
 		if err != nil {
-			return out, fmt.Errorf("cannot read processes of node %q: %w", n, err)
+			return out, err
 		}
-		var np api.NodeProcesses
-		if err := json.Unmarshal(e.Value(), &np); err == nil {
+		if ok {
 			out[n] = np.Processes
 		}
 	}
 	return out, nil
+}
+
+// readList reads node's process list, all its parts; ok is false when it
+// has none. A list written again as it is read is read again.
+func readList(ctx context.Context, kv jetstream.KeyValue, node string) (np api.NodeProcesses, ok bool, err error) {
+	for range 3 {
+		e, err := kv.Get(ctx, ProcsKey(node))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return np, false, nil
+		}
+		if err != nil {
+			return np, false, fmt.Errorf("cannot read processes of node %q: %w", node, err)
+		}
+		var first api.NodeProcesses
+		if json.Unmarshal(e.Value(), &first) != nil {
+			return np, false, nil
+		}
+		if np, err = JoinList(ctx, kv, first); err == nil {
+			return np, true, nil
+		}
+		if !errors.Is(err, ErrListChanged) && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return np, false, err
+		}
+	}
+	return np, false, fmt.Errorf("cannot read processes of node %q: %w", node, ErrListChanged)
 }
 
 // findOwner looks for the node that last announced process id.
@@ -188,6 +209,9 @@ func FindOwner(ctx context.Context, kv jetstream.KeyValue, id string) (string, b
 		var np api.NodeProcesses
 		if owner != "" || json.Unmarshal(e.Value(), &np) != nil {
 			return
+		}
+		if joined, err := JoinList(ctx, kv, np); err == nil {
+			np = joined
 		}
 		for _, p := range np.Processes {
 			if p.ID == id {

@@ -583,13 +583,21 @@ func (s *Service) handleStopAll(r micro.Request) {
 func (s *Service) handleInfo(r micro.Request) { _ = r.RespondJSON(s.Info()) }
 
 func (s *Service) handleProcs(r micro.Request) {
-	data, err := s.presence.ProcessesJSON()
+	var req api.ProcsRequest
+	if err := decodeRequest("cannot list the node's processes", r.Data(), &req); err != nil {
+		respondError(r, err)
+		return
+	}
+	data, err := s.presence.ProcessesJSON(req.Part)
+	if errors.Is(err, presence.ErrNoSuchPart) {
+		err = api.Errorf(api.ErrNotFound, "%w", err)
+	}
 	if err != nil {
 		respondError(r, fmt.Errorf("cannot list the node's processes: %w", err))
 		return
 	}
-	if err := r.Respond(data); err != nil { // beyond max_payload: about 7,400 processes
-		respondError(r, fmt.Errorf("cannot list the node's processes: %d bytes: %w", len(data), err))
+	if err := r.Respond(data); err != nil {
+		s.log.Error("cannot answer a request for the node's processes", "err", err)
 	}
 }
 

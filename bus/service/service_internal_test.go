@@ -98,6 +98,9 @@ func TestBadRequestIsErrBadRequest(t *testing.T) {
 		{bus.NodeSubject("f", bus.VerbStopAll), `{"signal":"TERM","names":"x"}`},
 		{bus.ProcSubject(id, bus.VerbStop), `{"sig":"TERM"}`},
 		{bus.ProcSubject(id, bus.VerbLogs), `{"lines":"ten"}`},
+		{bus.NodeSubject("f", bus.VerbList), `{"after":5}`},
+		{bus.NodeSubject("f", bus.VerbProcs), `{"part":"one"}`},
+		{bus.NodeSubject("f", bus.VerbProcs), `{"prat":1}`},
 	} {
 		m, err := cc.RequestWithContext(ctx, tt.subject, []byte(tt.body))
 		if err != nil {
