@@ -256,9 +256,13 @@ type NodeProcesses struct {
 }
 
 // ProcsRequest asks a node for a part of its process list
-// (corral.node.<node>.procs): the first one when it is empty.
+// (corral.node.<node>.procs): the first one when it is empty. Version,
+// when set, asks for that version's part (the node keeps the last two it
+// split), so that a list that changes at every spawn can still be read
+// part after part; a version it no longer has gets the current one's.
 type ProcsRequest struct {
-	Part int `json:"part,omitempty"`
+	Part    int     `json:"part,omitempty"`
+	Version *uint64 `json:"version,omitempty"`
 }
 
 // ProcessSummary is what the registry keeps of a process: enough to list

@@ -51,7 +51,7 @@ type Announcer struct {
 	changed      chan struct{}                 // cap 1: the node's processes changed (for the writer)
 	beatSoon     chan struct{}                 // cap 1: the same, for the heartbeat
 	procsVersion atomic.Uint64                 // counts the changes of the node's processes
-	procsReply   atomic.Pointer[encodedProcs]  // ProcessesJSON's last answer
+	procsReply   atomic.Pointer[encodedProcs]  // ProcessesJSON's last list, and the one before (prev)
 	beatVersion  uint64                        // the ProcsVersion of the last heartbeat sent (heartbeatLoop's)
 	peers        peerCache
 	fetches      chan string        // nodes whose process list is to be fetched
@@ -158,10 +158,11 @@ func listOf(info api.NodeInfo, procs []api.ProcessSummary) api.NodeProcesses {
 }
 
 // encodedProcs is the encoded process list of one version, in parts
-// (registry.SplitList).
+// (registry.SplitList), and the version before.
 type encodedProcs struct {
 	version uint64
 	parts   [][]byte
+	prev    *encodedProcs // its own prev is nil
 }
 
 // ErrNoSuchPart says that the process list has fewer parts than asked.
@@ -169,19 +170,28 @@ var ErrNoSuchPart = errors.New("no such part of the process list")
 
 // ProcessesJSON is part k of the node's unfinished processes and their
 // version, encoded, for corral.node.<node>.procs: the whole list when it
-// fits a message (api.NodeProcesses.Parts). A list its heartbeat does not
+// fits a message (api.NodeProcesses.Parts). A version (not nil) asks for
+// that version's part, while it is one of the last two. A list its heartbeat does not
 // carry (api.NodeHeartbeat) every other node asks for at once: it is
 // described and encoded once per version, for the first to ask.
-func (a *Announcer) ProcessesJSON(k int) ([]byte, error) {
+func (a *Announcer) ProcessesJSON(k int, version *uint64) ([]byte, error) {
 	c := a.procsReply.Load()
-	if c == nil || c.version != a.procsVersion.Load() {
+	switch {
+	case c != nil && version != nil && c.version == *version:
+	case c != nil && version != nil && c.prev != nil && c.prev.version == *version:
+		c = c.prev
+	case c == nil || c.version != a.procsVersion.Load():
 		np := listOf(a.snapshot())
 		parts, err := registry.SplitList(np, a.listRoom())
 		if err != nil {
 			return nil, err
 		}
-		c = &encodedProcs{version: np.Version, parts: parts}
-		a.procsReply.Store(c)
+		next := &encodedProcs{version: np.Version, parts: parts}
+		if c != nil {
+			next.prev = &encodedProcs{version: c.version, parts: c.parts}
+		}
+		a.procsReply.Store(next)
+		c = next
 	}
 	if k < 0 || k >= len(c.parts) {
 		return nil, fmt.Errorf("part %d of %d: %w", k, len(c.parts), ErrNoSuchPart)

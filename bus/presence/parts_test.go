@@ -89,8 +89,10 @@ func TestALongProcessListComesInParts(t *testing.T) {
 		t.Fatalf("first part: %v, %d parts", err, first.Parts)
 	}
 	req, _ := json.Marshal(api.ProcsRequest{Part: first.Parts})
-	if m, err := a.Conn.RequestWithContext(ctx, bus.NodeSubject("b", bus.VerbProcs), req); err != nil || m.Header.Get(bus.HeaderServiceErrorCode) != "404" {
-		t.Errorf("the part past the last: %v, %v", err, m.Header)
+	if m, err := a.Conn.RequestWithContext(ctx, bus.NodeSubject("b", bus.VerbProcs), req); err != nil {
+		t.Error(err)
+	} else if m.Header.Get(bus.HeaderServiceErrorCode) != "404" {
+		t.Errorf("the part past the last: %v", m.Header)
 	}
 
 	b.Die(t)

@@ -337,8 +337,12 @@ func (a *Announcer) seeList(kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
 		joined, err := registry.JoinList(ctx, kv, np)
 		cancel()
 		if err != nil {
-			a.log.Debug("cannot read a node's process list", "node", id, "err", err)
-			return // its heartbeat has the next version fetched
+			// Torn: its node died between writing the other parts and
+			// this one, or wrote them again since. Its first part is
+			// better than an older list; a live node's next version
+			// comes with its heartbeat.
+			a.log.Debug("cannot read a node's whole process list", "node", id, "err", err)
+			joined = registry.FirstOnly(np)
 		}
 		np = joined
 	}
@@ -432,8 +436,9 @@ func (a *Announcer) fetchLoop() {
 func (a *Announcer) fetchProcs(id string) {
 	ctx, cancel := context.WithTimeout(a.ctx, max(a.interval, 500*time.Millisecond))
 	defer cancel()
+	var version *uint64 // of the first part: the others of the same version
 	part := func(k int) ([]byte, error) {
-		req, _ := json.Marshal(api.ProcsRequest{Part: k})
+		req, _ := json.Marshal(api.ProcsRequest{Part: k, Version: version})
 		m, err := a.nc.RequestWithContext(ctx, bus.NodeSubject(id, bus.VerbProcs), req)
 		if err != nil {
 			return nil, err
@@ -449,6 +454,8 @@ func (a *Announcer) fetchProcs(id string) {
 		err = json.Unmarshal(data, &np)
 	}
 	if err == nil && np.Parts > 1 {
+		v := np.Version
+		version = &v
 		np, err = registry.JoinParts(np, part)
 	}
 	c := &a.peers

@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -174,7 +175,7 @@ func TestProcessesJSONFollowsTheVersion(t *testing.T) {
 		return api.NodeInfo{ID: "a"}, list
 	}}
 	read := func() api.NodeProcesses {
-		data, err := a.ProcessesJSON(0)
+		data, err := a.ProcessesJSON(0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -858,4 +859,49 @@ func testServer(t *testing.T, withJetStream bool) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// The parts of a list longer than a message are read one request at a
+// time: a node whose list changed between two of them still answers the
+// version asked for, while it is one of its last two.
+func TestThePartsOfAListAreThoseOfTheVersionAskedFor(t *testing.T) {
+	var list []api.ProcessSummary
+	for i := range 60 {
+		list = append(list, api.ProcessSummary{ID: fmt.Sprintf("proc_%016d", i), Name: "x"})
+	}
+	a := &Announcer{listLimit: 2 << 10, describe: func() (api.NodeInfo, []api.ProcessSummary) {
+		return api.NodeInfo{ID: "a"}, list
+	}}
+	part := func(k int, version *uint64) api.NodeProcesses {
+		t.Helper()
+		data, err := a.ProcessesJSON(k, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var np api.NodeProcesses
+		if err := json.Unmarshal(data, &np); err != nil {
+			t.Fatal(err)
+		}
+		return np
+	}
+	first := part(0, nil)
+	if first.Parts < 3 {
+		t.Fatalf("%d parts, want 3 or more", first.Parts)
+	}
+	for range 2 { // the list changes twice while it is read
+		list = list[1:]
+		a.ProcessesChanged()
+		if np := part(0, nil); np.Version == first.Version {
+			t.Fatalf("the first part after a change is still of version %d", np.Version)
+		}
+		if np := part(1, &first.Version); np.Version != first.Version && first.Version+1 == a.procsVersion.Load() {
+			t.Errorf("part 1 of version %d, one change later: version %d", first.Version, np.Version)
+		}
+	}
+	if np := part(1, &first.Version); np.Version == first.Version {
+		t.Errorf("part 1 of version %d, two changes later: still served", first.Version)
+	}
+	if _, err := a.ProcessesJSON(first.Parts+5, nil); !errors.Is(err, ErrNoSuchPart) {
+		t.Errorf("a part past the last: %v", err)
+	}
 }

@@ -92,6 +92,13 @@ func JoinList(ctx context.Context, kv jetstream.KeyValue, first api.NodeProcesse
 	})
 }
 
+// FirstOnly is what a reader keeps of a list whose parts it could not put
+// together: the processes of its first part, rather than nothing.
+func FirstOnly(first api.NodeProcesses) api.NodeProcesses {
+	first.Part, first.Parts = 0, 0
+	return first
+}
+
 // JoinParts completes first, the first part of a node's process list,
 // with the others, part k as read gives it. A part of another node,
 // version or life is ErrListChanged.

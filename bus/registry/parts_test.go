@@ -10,6 +10,8 @@ import (
 
 	"github.com/corral-run/corral/api"
 	"github.com/corral-run/corral/bus/registry"
+	"github.com/corral-run/corral/internal/testnode"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func longList(n int) api.NodeProcesses {
@@ -75,5 +77,54 @@ func TestJoiningAListBeingWrittenOrTooLongFails(t *testing.T) {
 	read := 0
 	if _, err := registry.JoinParts(first, func(int) ([]byte, error) { read++; return nil, nil }); err == nil || read > 0 {
 		t.Errorf("%d parts: %v after %d reads, want an error and none", first.Parts, err, read)
+	}
+}
+
+// A list left torn in the bucket (its node died between writing the other
+// parts and the first) reads as its first part alone, and the lists of
+// the other nodes are read as well. So does FindOwner.
+func TestATornListReadsAsItsFirstPart(t *testing.T) {
+	srv := testnode.StartServer(t, true)
+	nc := testnode.Connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testnode.Context(t)
+	kv, err := registry.Ensure(ctx, js, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string, v []byte) {
+		t.Helper()
+		if _, err := kv.Put(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := longList(500)
+	oldParts, _ := registry.SplitList(old, 16<<10)
+	next := longList(500)
+	next.Version++
+	nextParts, _ := registry.SplitList(next, 16<<10)
+	put(registry.ProcsKey("n1"), oldParts[0]) // the first part of the old list
+	for k := 1; k < len(nextParts); k++ {     // the others of the next one
+		put(registry.PartKey("n1", k), nextParts[k])
+	}
+	other := longList(3)
+	other.Node = "n2"
+	for i := range other.Processes {
+		other.Processes[i].ID = fmt.Sprintf("proc_%016d", 900000+i) // not n1's
+	}
+	whole, _ := json.Marshal(other)
+	put(registry.ProcsKey("n2"), whole)
+
+	procs, err := registry.ReadProcs(ctx, kv, []string{"n1", "n2"})
+	var first api.NodeProcesses
+	_ = json.Unmarshal(oldParts[0], &first)
+	if err != nil || len(procs["n1"]) != len(first.Processes) || len(procs["n2"]) != 3 {
+		t.Fatalf("read n1 %d processes (want its first part's %d), n2 %d (want 3): %v", len(procs["n1"]), len(first.Processes), len(procs["n2"]), err)
+	}
+	if owner, ok, err := registry.FindOwner(ctx, kv, first.Processes[0].ID); !ok || owner != "n1" {
+		t.Errorf("owner of a process of the first part: %q %v %v", owner, ok, err)
 	}
 }

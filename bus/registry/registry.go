@@ -162,25 +162,29 @@ func ReadRecords(ctx context.Context, kv jetstream.KeyValue) (map[string]Record,
 }
 
 // readProcs reads the process lists of the nodes given, skipping those
-// that have none.
+// that have none, or whose list cannot be read (the error says which).
 func ReadProcs(ctx context.Context, kv jetstream.KeyValue, nodes []string) (map[string][]api.ProcessSummary, error) {
 	out := make(map[string][]api.ProcessSummary, len(nodes))
+	var errs []error
 	for _, n := range nodes {
 		np, ok, err := readList(ctx, kv, n)
 		if err != nil {
-			return out, err
+			errs = append(errs, err)
+			continue
 		}
 		if ok {
 			out[n] = np.Processes
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // readList reads node's process list, all its parts; ok is false when it
-// has none. A list written again as it is read is read again.
+// has none. A list written again as it is read is read again; one that
+// stays torn (its node died between writing the other parts and the
+// first) is its first part alone (FirstOnly).
 func readList(ctx context.Context, kv jetstream.KeyValue, node string) (np api.NodeProcesses, ok bool, err error) {
-	for range 3 {
+	for try := 0; ; try++ {
 		e, err := kv.Get(ctx, ProcsKey(node))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return np, false, nil
@@ -189,17 +193,23 @@ func readList(ctx context.Context, kv jetstream.KeyValue, node string) (np api.N
 			return np, false, fmt.Errorf("cannot read processes of node %q: %w", node, err)
 		}
 		var first api.NodeProcesses
-		if json.Unmarshal(e.Value(), &first) != nil {
+		if json.Unmarshal(e.Value(), &first) != nil || first.Node != node {
 			return np, false, nil
 		}
-		if np, err = JoinList(ctx, kv, first); err == nil {
+		np, err = JoinList(ctx, kv, first)
+		switch {
+		case err == nil:
 			return np, true, nil
-		}
-		if !errors.Is(err, ErrListChanged) && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return np, false, err
+		case try < 2 && (errors.Is(err, ErrListChanged) || errors.Is(err, jetstream.ErrKeyNotFound)):
+			select { // the first part of the list being written is on its way
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+				return np, false, fmt.Errorf("cannot read processes of node %q: %w", node, ctx.Err())
+			}
+		default:
+			return FirstOnly(first), true, nil
 		}
 	}
-	return np, false, fmt.Errorf("cannot read processes of node %q: %w", node, ErrListChanged)
 }
 
 // findOwner looks for the node that last announced process id.

@@ -588,7 +588,11 @@ func (s *Service) handleProcs(r micro.Request) {
 		respondError(r, err)
 		return
 	}
-	data, err := s.presence.ProcessesJSON(req.Part)
+	if req.Part < 0 {
+		respondError(r, api.Errorf(api.ErrInvalid, "cannot list the node's processes: part %d (expected 0 or more)", req.Part))
+		return
+	}
+	data, err := s.presence.ProcessesJSON(req.Part, req.Version)
 	if errors.Is(err, presence.ErrNoSuchPart) {
 		err = api.Errorf(api.ErrNotFound, "%w", err)
 	}
