@@ -600,8 +600,8 @@ func (s *Service) handleProcs(r micro.Request) {
 		respondError(r, fmt.Errorf("cannot list the node's processes: %w", err))
 		return
 	}
-	if err := r.Respond(data); err != nil {
-		s.log.Error("cannot answer a request for the node's processes", "err", err)
+	if err := r.Respond(data); err != nil { // a part the connection cannot carry (max_payload went down)
+		respondError(r, fmt.Errorf("cannot list the node's processes: %d bytes: %w", len(data), err))
 	}
 }
 
