@@ -171,9 +171,10 @@ var ErrNoSuchPart = errors.New("no such part of the process list")
 // ProcessesJSON is part k of the node's unfinished processes and their
 // version, encoded, for corral.node.<node>.procs: the whole list when it
 // fits a message (api.NodeProcesses.Parts). A version (not nil) asks for
-// that version's part, while it is one of the last two. A list its heartbeat does not
-// carry (api.NodeHeartbeat) every other node asks for at once: it is
-// described and encoded once per version, for the first to ask.
+// that version's part, while it is one of the last two. A list its
+// heartbeat does not carry (api.NodeHeartbeat) every other node asks for
+// at once: it is described and encoded once per version, for the first
+// to ask.
 func (a *Announcer) ProcessesJSON(k int, version *uint64) ([]byte, error) {
 	c := a.procsReply.Load()
 	switch {

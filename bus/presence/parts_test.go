@@ -38,7 +38,8 @@ func TestALongProcessListComesInParts(t *testing.T) {
 		return testnode.Spec{ID: id, Service: service.Config{Registry: &registry.Config{}}, MaxProcesses: 2 * n}
 	}
 	a, b := testnode.Start(t, srv, spec("a")), testnode.Start(t, srv, spec("b"))
-	ctx := testnode.Context(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // 600 spawns, under -race
+	defer cancel()
 	spawned := map[string]bool{}
 	for range n {
 		mp, err := b.Sup.Spawn(ctx, "sleeper", node.SpawnOptions{})
