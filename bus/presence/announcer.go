@@ -415,7 +415,10 @@ func (a *Announcer) putList(ctx context.Context, np api.NodeProcesses) {
 		a.log.Error("cannot encode process list", "err", err)
 		return
 	}
-	list := bytes.Join(parts, nil)
+	list := parts[0]
+	if len(parts) > 1 {
+		list = bytes.Join(parts, nil)
+	}
 	if bytes.Equal(list, a.lastProcs) && time.Since(a.procsAt) < procsRefresh {
 		return
 	}
