@@ -174,17 +174,7 @@ func TestProcessesJSONFollowsTheVersion(t *testing.T) {
 		described++
 		return api.NodeInfo{ID: "a"}, list
 	}}
-	read := func() api.NodeProcesses {
-		data, err := a.ProcessesJSON(0, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var np api.NodeProcesses
-		if err := json.Unmarshal(data, &np); err != nil {
-			t.Fatal(err)
-		}
-		return np
-	}
+	read := func() api.NodeProcesses { return processesPart(t, a, 0, nil) }
 	read()
 	if np := read(); described != 1 || len(np.Processes) != 1 {
 		t.Fatalf("two answers of one version: described %d times, %d processes; want 1, 1", described, len(np.Processes))
@@ -872,18 +862,7 @@ func TestThePartsOfAListAreThoseOfTheVersionAskedFor(t *testing.T) {
 	a := &Announcer{listLimit: 2 << 10, describe: func() (api.NodeInfo, []api.ProcessSummary) {
 		return api.NodeInfo{ID: "a"}, list
 	}}
-	part := func(k int, version *uint64) api.NodeProcesses {
-		t.Helper()
-		data, err := a.ProcessesJSON(k, version)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var np api.NodeProcesses
-		if err := json.Unmarshal(data, &np); err != nil {
-			t.Fatal(err)
-		}
-		return np
-	}
+	part := func(k int, version *uint64) api.NodeProcesses { return processesPart(t, a, k, version) }
 	first := part(0, nil)
 	if first.Parts < 3 {
 		t.Fatalf("%d parts, want 3 or more", first.Parts)
@@ -904,4 +883,19 @@ func TestThePartsOfAListAreThoseOfTheVersionAskedFor(t *testing.T) {
 	if _, err := a.ProcessesJSON(first.Parts+5, nil); !errors.Is(err, ErrNoSuchPart) {
 		t.Errorf("a part past the last: %v", err)
 	}
+}
+
+// processesPart is a's answer to corral.node.<node>.procs for part k of
+// version (nil: the current one), decoded.
+func processesPart(t *testing.T, a *Announcer, k int, version *uint64) api.NodeProcesses {
+	t.Helper()
+	data, err := a.ProcessesJSON(k, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var np api.NodeProcesses
+	if err := json.Unmarshal(data, &np); err != nil {
+		t.Fatal(err)
+	}
+	return np
 }
