@@ -35,7 +35,7 @@
 //     service's process, and every heartbeat interval. It works from the
 //     services in memory (a watch of services.*, read again in full every
 //     few seconds on the side), and before it acts it makes sure they are
-//     not behind the bucket, when the bucket answers (catchUp).
+//     not behind the bucket, when the bucket answers (Manager.behind).
 //   - it answers corral.desired.* (any one node, a queue group): get for
 //     viewers, apply, scale and delete for operators.
 package desired

@@ -215,14 +215,15 @@ func (e *elector) campaign(ctx context.Context, kv jetstream.KeyValue, ttl time.
 		e.rev = entry.Revision() // its own: the revision to write on
 	}
 	e.mu.Unlock()
-	if cur.Node != e.nodeID && !takeOver(cur.Node) {
+	over := cur.Node != e.nodeID && takeOver(cur.Node)
+	if cur.Node != e.nodeID && !over {
 		e.mu.Lock()
 		e.acting = false // another holder is alive
 		e.mu.Unlock()
 	}
 	switch {
 	case cur.Node == e.nodeID:
-	case takeOver(cur.Node):
+	case over:
 		e.log.Info("the reconciler's node is lost; taking its lease over", "lost", cur.Node)
 	case time.Since(entry.Created()) > ttl:
 		e.log.Info("the reconciler's lease expired; taking it over", "holder", cur.Node)

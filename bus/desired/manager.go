@@ -252,7 +252,7 @@ const servicesReread = 3 * time.Second
 // its own: a read waits for JetStream, which may not answer for a second
 // or more after a node loss, and a pass must not wait with it (the lost
 // node's instances are to move at once; a pass about to act asks the
-// bucket itself, catchUp).
+// bucket itself, Manager.behind).
 func (m *Manager) rereadLoop(kv jetstream.KeyValue) {
 	m.loop(servicesReread, nil, func() {
 		if !m.Leader() {
@@ -265,11 +265,10 @@ func (m *Manager) rereadLoop(kv jetstream.KeyValue) {
 }
 
 // rereadServices merges what the bucket holds now into the services
-// followDesired keeps (by revision: see serviceView), and reports whether
-// it did; on failure they stay as they are.
-func (m *Manager) rereadServices(kv jetstream.KeyValue) bool {
-	_, err := m.rereadServicesWithin(m.ctx, kv)
-	return err == nil
+// followDesired keeps (by revision: see serviceView); on failure they stay
+// as they are.
+func (m *Manager) rereadServices(kv jetstream.KeyValue) {
+	_, _ = m.rereadServicesWithin(m.ctx, kv)
 }
 
 // rereadServicesWithin is rereadServices, given up when ctx ends; it
@@ -292,55 +291,45 @@ func (m *Manager) rereadServicesWithin(ctx context.Context, kv jetstream.KeyValu
 }
 
 // freshWait bounds how long a pass waits to learn the bucket's last
-// revision before it acts (catchUp). A server answers in a few
+// revision before it acts (behind). A server answers in a few
 // milliseconds; one that does not answer within this is electing a leader
 // (right after a node loss, in the partition test), and the pass then
 // acts on its view: the wait delays the placement of a lost node's
 // instances by at most this.
 const freshWait = 200 * time.Millisecond
 
-// catchUp makes sure, before a pass acts, that the view of the services
-// is not behind the bucket: a watch that lags (its consumer lost across a
-// stream leader's change) would have the pass place the instances of a
-// service deleted a moment ago, or stop those of one just applied, until
-// the next reread. It asks the bucket's last revision at once, on a
-// goroutine of its own (the pass gathers the nodes' processes meanwhile),
-// and returns the check, which the pass calls before it first acts. When
-// the bucket holds a revision that the view the pass read (wanted, as of
+// behind makes sure, before a pass first acts, that its view of the
+// services is not behind the bucket: a watch that lags (its consumer lost
+// across a stream leader's change) would have the pass place the
+// instances of a service deleted a moment ago, or stop those of one just
+// applied, until the next reread. It asks the bucket's last revision, and
+// when the bucket holds one that the view the pass read (wanted, as of
 // view) had not taken in (a change of services.>, or of anything else in
-// the bucket: the view cannot tell), the check reads the services again,
-// and reports true when they are not what the pass read: the pass is to
-// be made again on the view read. When the bucket's revision cannot be
-// learnt within freshWait, or the read fails (JetStream electing a
-// leader, as right after a node loss, when acting matters most), the
-// pass acts on the view it has; so it does when the read finds the
-// services as the pass read them (a definition changed), so that writes
-// elsewhere in the bucket never hold a pass back.
-func (m *Manager) catchUp(ctx context.Context, wanted []api.ServiceSpec, view viewAsOf) (behind func() bool) {
+// the bucket: the view cannot tell), reads the services again, and
+// reports true when they are not what the pass read: the pass is to be
+// made again on the view read. When the bucket's revision cannot be learnt
+// within freshWait, or the read fails (JetStream electing a leader, as
+// right after a node loss, when acting matters most), the pass acts on
+// the view it has; so it does when the read finds the services as the
+// pass read them (a definition changed), so that writes elsewhere in the
+// bucket never hold a pass back.
+func (m *Manager) behind(ctx context.Context, wanted []api.ServiceSpec, view bucketState) bool {
 	kv, err := m.bucket()
 	if err != nil {
-		return func() bool { return false }
+		return false
 	}
-	seen, bucket := view.seen, view.bucket
-	asked := make(chan bucketState, 1)
 	wait, cancel := context.WithTimeout(ctx, freshWait)
-	m.wg.Go(func() {
-		defer cancel()
-		asked <- bucketNow(wait, kv)
-	})
-	return func() bool {
-		at := <-asked
-		stale := at.rev > seen || !at.created.IsZero() && !bucket.IsZero() && !at.created.Equal(bucket)
-		if at.rev == 0 || !stale {
-			return false
-		}
-		m.log.Debug("reconcile: the services' view is behind the bucket; reading them again", "view", seen, "bucket", at.rev)
-		if _, err := m.rereadServicesWithin(ctx, kv); err != nil {
-			return false
-		}
-		now, _ := m.wanted()
-		return !reflect.DeepEqual(now, wanted)
+	at := bucketNow(wait, kv)
+	cancel()
+	if at.rev == 0 || at.rev <= view.rev && (view.created.IsZero() || view.sameBucket(at)) {
+		return false
 	}
+	m.log.Debug("reconcile: the services' view is behind the bucket; reading them again", "view", view.rev, "bucket", at.rev)
+	if _, err := m.rereadServicesWithin(ctx, kv); err != nil {
+		return false
+	}
+	now, _ := m.wanted()
+	return !reflect.DeepEqual(now, wanted)
 }
 
 // campaignLoop renews or seeks the lease at its pace (elector.pace), and
@@ -376,7 +365,7 @@ func (m *Manager) campaignLoop(leases jetstream.KeyValue) {
 			// Half a tick of slack: a pace of one tick must not miss a
 			// tick that comes a moment early. While the holder last seen
 			// is lost, every tick: its lease is to be taken over.
-			if time.Since(last)+every/2 >= m.elect.pace(m.leaseTTL()) || m.elect.isActing() || m.holderLost() {
+			if time.Since(last)+every/2 >= m.elect.pace(m.leaseTTL()) || m.elect.isActing() || m.takesOverHolder() {
 				last = time.Now()
 				m.campaign(leases)
 			}
@@ -440,13 +429,6 @@ func (m *Manager) markLost(id string) {
 	m.lost[id] = now
 }
 
-func (m *Manager) isLost(id string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	at, ok := m.lost[id]
-	return ok && time.Since(at) <= m.leaseTTL()
-}
-
 // takesOver reports whether this node takes the lease of holder over:
 // holder is lost, and this node is the one that acts for it (the smallest
 // alive, nodesLost), or the loss is older than the most an acting node
@@ -460,17 +442,18 @@ func (m *Manager) takesOver(holder string) bool {
 	at, lost := m.lost[holder]
 	m.mu.Unlock()
 	since := time.Since(at)
-	if !lost || since > m.leaseTTL() { // not lost, or no longer (isLost)
+	if !lost || since > m.leaseTTL() { // not lost, or no longer
 		return false
 	}
 	return m.cfg.Alive == nil || m.smallestAlive() || since >= m.leaseTTL()/2
 }
 
-// holderLost reports whether the lease's holder, as this node last saw
-// it, is another node declared lost.
-func (m *Manager) holderLost() bool {
+// takesOverHolder reports whether this node takes over the lease of its
+// holder as this node last saw it (takesOver): it then campaigns at every
+// tick, not every half lease.
+func (m *Manager) takesOverHolder() bool {
 	h := m.elect.lastHolder()
-	return h != "" && h != m.cfg.NodeID && m.isLost(h)
+	return h != "" && h != m.cfg.NodeID && m.takesOver(h)
 }
 
 // smallestAlive reports whether this node is the smallest it sees alive.
@@ -595,18 +578,13 @@ func (m *Manager) wanted() ([]api.ServiceSpec, bool) {
 	return specs, ok
 }
 
-// viewAsOf is where a view of the services stands: the bucket's revision
-// it is current as of, and the bucket's creation (serviceView).
-type viewAsOf struct {
-	seen   uint64
-	bucket time.Time
-}
-
-// wantedAsOf is wanted, and where the view it was taken from stands.
-func (m *Manager) wantedAsOf() ([]api.ServiceSpec, viewAsOf, bool) {
+// wantedAsOf is wanted, and where the view it was taken from stands: the
+// bucket's revision it is current as of, and the bucket's creation
+// (serviceView).
+func (m *Manager) wantedAsOf() ([]api.ServiceSpec, bucketState, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	at := viewAsOf{m.services.seen, m.services.bucket}
+	at := bucketState{rev: m.services.seen, created: m.services.bucket}
 	if m.services.specs == nil {
 		return nil, at, false
 	}

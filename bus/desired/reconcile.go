@@ -56,7 +56,6 @@ func (r *reconciler) pass(ctx context.Context) {
 	if !ok || len(wanted) == 0 && r.idle {
 		return
 	}
-	behind := m.catchUp(ctx, wanted, asOf) // asked now, checked before the first action
 	view, cancel := context.WithTimeout(ctx, max(2*time.Second, 2*m.cfg.Interval))
 	defer cancel()
 	t0 := time.Now()
@@ -76,7 +75,15 @@ func (r *reconciler) pass(ctx context.Context) {
 		// announcement of the loss, before this node's view counts the node
 		// gone), or slow: look again well before the next tick.
 		m.log.Debug("reconcile: waiting for nodes that did not answer", "nodes", missing)
-		time.AfterFunc(missingRetry, m.Poke)
+		m.wg.Go(func() { // the Manager's: it ends with it
+			t := time.NewTimer(missingRetry)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				m.Poke()
+			case <-m.ctx.Done():
+			}
+		})
 		return
 	}
 	answered := map[string]bool{}
@@ -127,13 +134,13 @@ func (r *reconciler) pass(ctx context.Context) {
 		}
 	}
 	// Before the first action, the view must not be behind the bucket
-	// (catchUp): if the services were read again, the pass starts over on
-	// what was read.
+	// (Manager.behind): if the services were read again, the pass starts
+	// over on what was read.
 	checked := false
 	mayAct := func() bool {
 		if !checked {
 			checked = true
-			if behind() {
+			if m.behind(ctx, wanted, asOf) {
 				m.Poke()
 				return false
 			}

@@ -36,7 +36,7 @@ type serviceView struct {
 	bucket time.Time
 	// seen is the bucket's last revision the view is known to be current
 	// as of: the latest revision of services.> it took in, or where its
-	// last read of the whole bucket began (Manager.catchUp).
+	// last read of the whole bucket began (Manager.behind).
 	seen uint64
 }
 

@@ -278,7 +278,7 @@ func TestAChangeIsInTheWritersViewAtOnce(t *testing.T) {
 }
 
 // A pass acts only on a view that is not behind the bucket: when its
-// watch lags (here none runs), catchUp reads the services again before
+// watch lags (here none runs), behind reads the services again before
 // the pass places or stops anything, and says so when they differ from
 // what the pass read. A view that is current costs no read; a bucket that
 // cannot be asked leaves the view as it is (the pass acts on it); a
@@ -291,7 +291,7 @@ func TestAPassCatchesUpWithALaggingWatch(t *testing.T) {
 	m.beforeRereadMerge = func() { reads++ }
 	behind := func(ctx context.Context) bool { // as a pass asks it
 		wanted, asOf, _ := m.wantedAsOf()
-		return m.catchUp(ctx, wanted, asOf)()
+		return m.behind(ctx, wanted, asOf)
 	}
 	putService(t, kv, "web", 2)
 	m.rereadServices(kv)
@@ -306,7 +306,7 @@ func TestAPassCatchesUpWithALaggingWatch(t *testing.T) {
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
 	if behind(gone) || instances(m)["web"] != 2 {
-		t.Fatalf("with the bucket out of reach, catchUp read the services again: view %v", instances(m))
+		t.Fatalf("with the bucket out of reach, behind read the services again: view %v", instances(m))
 	}
 	if !behind(ctx) {
 		t.Fatal("a view behind the bucket (web deleted) was not read again, or not said to differ")
