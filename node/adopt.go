@@ -186,13 +186,14 @@ func (s *Supervisor) takeBack(p *process, connected bool) error {
 		}
 	}
 	now := time.Now()
-	p.nextSample = nextTick(now, def.StatsInterval)
+	due := nextTick(now, def.StatsInterval) // p.nextSample is the sampler's once p is listed
+	p.nextSample = due
 	p.transition(event{kind: evStarted, at: now})
 	s.mu.Lock()
 	s.procs[p.id] = p
 	s.live[p.pid] = p // it may connect from now: its connections wait for run
 	s.mu.Unlock()
-	s.sampler.dueBy(p.nextSample) // its limits are enforced from now, not the next idle round
+	s.sampler.dueBy(due) // its limits are enforced from now, not the next idle round
 	// The child reconnects on its own; until it does, the heartbeat clock
 	// runs from now, so one that never comes back is still caught. A child
 	// that never connected is supervised by its exit alone, as before.

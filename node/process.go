@@ -149,7 +149,8 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	s.live[p.pid] = p // it may connect from now: its connections wait for run
 	s.mu.Unlock()
 	p.startTicks, _ = procstat.StartTime(p.pid)
-	p.nextSample = nextTick(p.startedAt, p.def.StatsInterval)
+	due := nextTick(p.startedAt, p.def.StatsInterval) // p.nextSample is the sampler's once p is listed
+	p.nextSample = due
 	// Its record is on disk before anyone hears of it: a child the next
 	// node could not find must not run.
 	if err := s.persistNew(p, reserved); err != nil {
@@ -170,7 +171,7 @@ func (s *Supervisor) start(def *definition, opts SpawnOptions, lin lineage) (*pr
 	p.transition(event{kind: evStarted, at: p.startedAt})
 	s.procs[p.id] = p
 	s.mu.Unlock()
-	s.sampler.dueBy(p.nextSample)
+	s.sampler.dueBy(due)
 	s.log.Info("process spawned", "process", p.id, "name", def.Name, "pid", p.pid)
 	// Reported before the accept loop runs, so process.spawned always comes
 	// before anything the child says.
