@@ -238,7 +238,10 @@ func BenchmarkControlPlane100(b *testing.B) {
 // be announced. The children are sleep(1); on amd64 it then spawns 3,000
 // minimal children too (testchild.WriteMinimalChild: no loader, no libc),
 // whose spawn rate is the supervisor's own: on a small machine a real
-// program's start-up takes a good part of the CPU.
+// program's start-up takes a good part of the CPU. They are spawned on the
+// same nodes once the sleepers are stopped, one node having been killed
+// and started again, and each listing about a thousand ended processes:
+// if anything, harder conditions than the sleepers had.
 func BenchmarkThreeNodes3000(b *testing.B) {
 	const total int64 = 3000
 	urls := startServerCluster(b)

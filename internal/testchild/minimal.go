@@ -17,13 +17,17 @@ import (
 //	       jmp start
 var minimalCode = []byte{0xb8, 34, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7}
 
+// MinimalChildRuns reports whether the minimal child (WriteMinimalChild)
+// runs here: it is a linux/amd64 executable.
+func MinimalChildRuns() bool { return runtime.GOOS == "linux" && runtime.GOARCH == "amd64" }
+
 // WriteMinimalChild writes to dir, and returns the path of, the least a
 // child process can be on linux/amd64: a static executable of 129 bytes
 // that waits in pause(2) until a signal ends it. It has no dynamic loader,
 // no libc and no runtime to start, so spawning it measures what the
 // supervisor itself costs (benchmarks print it next to a real program).
 func WriteMinimalChild(dir string) (string, error) {
-	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+	if !MinimalChildRuns() {
 		return "", errors.New("the minimal child is a linux/amd64 executable")
 	}
 	const base = 0x400000
