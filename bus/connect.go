@@ -276,3 +276,8 @@ func IsLoopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// MessageRoom is the most a message's body may hold on nc: the server's
+// max_payload, less room for its headers and the protocol (4 KiB), and at
+// least 1 KiB.
+func MessageRoom(nc *nats.Conn) int { return max(int(nc.MaxPayload())-4<<10, 1<<10) }

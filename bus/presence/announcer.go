@@ -433,13 +433,13 @@ func (a *Announcer) putList(ctx context.Context, np api.NodeProcesses) {
 	}
 }
 
-// listRoom is the most a part of the process list may hold: the server's
-// max_payload, less room for the headers of a KV put (or listLimit).
+// listRoom is the most a part of the process list may hold
+// (bus.MessageRoom, or listLimit).
 func (a *Announcer) listRoom() int {
 	if a.listLimit > 0 {
 		return a.listLimit
 	}
-	return max(int(a.nc.MaxPayload())-4<<10, 1<<10)
+	return bus.MessageRoom(a.nc)
 }
 
 // writeList puts the parts of node's process list (registry.SplitList):

@@ -17,15 +17,6 @@ import (
 // A reply that did not fit used to be dropped, and the node counted as
 // silent.
 
-// replyHeadroom is what a list's reply leaves of max_payload for the
-// message's headers and the protocol line.
-const replyHeadroom = 4 << 10
-
-// listRoom is the most a list's reply may hold on this connection.
-func (s *Service) listRoom() int {
-	return max(int(s.nc.MaxPayload())-replyHeadroom, 1<<10)
-}
-
 // encodeListReply encodes procs, sorted here by id, as node's
 // api.ListReply of at most room bytes. A listing (stopped false) that does
 // not fit ends at Next; a stop-all's reply (stopped true) sums the rest up

@@ -514,7 +514,7 @@ func (s *Service) handleList(r micro.Request) {
 // respondList answers with procs, as many as a reply holds
 // (encodeListReply). what starts the error's sentence.
 func (s *Service) respondList(r replier, what string, procs []api.ManagedProcess, stopped bool) {
-	data, err := encodeListReply(s.cfg.NodeID, procs, s.listRoom(), stopped)
+	data, err := encodeListReply(s.cfg.NodeID, procs, bus.MessageRoom(s.nc), stopped)
 	if err != nil {
 		respondError(r, fmt.Errorf("%s: %w", what, err))
 		return
